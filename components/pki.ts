@@ -1,0 +1,113 @@
+/** The private CA and the server certificates it signs for each registry. */
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+
+export type KeyAlgorithm = "ECDSA" | "RSA";
+
+/** Key parameters per algorithm: P-256 and 2048-bit RSA are what every Go and OpenSSL client takes. */
+const KEY_PARAMETERS: Record<KeyAlgorithm, { ecdsaCurve?: string; rsaBits?: number }> = {
+    ECDSA: { ecdsaCurve: "P256" },
+    RSA: { rsaBits: 2048 },
+};
+
+export interface CertificateAuthorityArgs {
+    /** Subject common name of the CA. Default: `cluster-registry CA`. */
+    commonName?: string;
+    /** Key algorithm of the CA key. Default: `ECDSA` (P-256). */
+    keyAlgorithm?: KeyAlgorithm;
+    /** Validity of the CA certificate in hours. Default: 87600 (10 years). */
+    validityHours?: number;
+}
+
+/** A self-signed CA that may sign certificates and CRLs and nothing else. */
+export class CertificateAuthority extends pulumi.ComponentResource {
+    /** The CA certificate, PEM: what nodes and clients trust. */
+    public readonly certPem: pulumi.Output<string>;
+    /** The CA key, PEM (secret). */
+    public readonly privateKeyPem: pulumi.Output<string>;
+    /** Key algorithm, for the certificates it signs. */
+    public readonly keyAlgorithm: KeyAlgorithm;
+
+    constructor(name: string, args: CertificateAuthorityArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("cluster-registry:index:CertificateAuthority", name, {}, opts);
+        const commonName = args.commonName ?? "cluster-registry CA";
+        this.keyAlgorithm = args.keyAlgorithm ?? "ECDSA";
+        const validityHours = args.validityHours ?? 87600;
+
+        const key = new tls.PrivateKey(`${name}-key`, { algorithm: this.keyAlgorithm, ...KEY_PARAMETERS[this.keyAlgorithm] }, { parent: this });
+        const cert = new tls.SelfSignedCert(
+            `${name}-cert`,
+            {
+                privateKeyPem: key.privateKeyPem,
+                subject: { commonName, organization: "cluster-registry" },
+                isCaCertificate: true,
+                validityPeriodHours: validityHours,
+                // Re-issue a month before expiry on an ordinary `pulumi up`.
+                earlyRenewalHours: Math.min(720, Math.floor(validityHours / 2)),
+                allowedUses: ["cert_signing", "crl_signing"],
+                setSubjectKeyId: true,
+            },
+            { parent: this },
+        );
+
+        this.certPem = cert.certPem;
+        this.privateKeyPem = pulumi.secret(key.privateKeyPem);
+        this.registerOutputs({ certPem: this.certPem });
+    }
+}
+
+export interface ServerCertificateArgs {
+    /** The CA that signs it. */
+    ca: CertificateAuthority;
+    /** DNS SANs; the first is also the subject common name. */
+    dnsNames: pulumi.Input<pulumi.Input<string>[]>;
+    /** IP SANs (the Service's ClusterIP among them). */
+    ipAddresses: pulumi.Input<pulumi.Input<string>[]>;
+    /** Validity in hours. Default: 8760 (one year). */
+    validityHours?: number;
+    /** Hours before expiry at which `pulumi up` re-issues it. Default: 720. */
+    earlyRenewalHours?: number;
+}
+
+/** A TLS server certificate signed by the CA, with a SAN for every name the server is reached by. */
+export class ServerCertificate extends pulumi.ComponentResource {
+    /** Certificate PEM. */
+    public readonly certPem: pulumi.Output<string>;
+    /** Private key PEM (secret). */
+    public readonly privateKeyPem: pulumi.Output<string>;
+
+    constructor(name: string, args: ServerCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("cluster-registry:index:ServerCertificate", name, {}, opts);
+        const validityHours = args.validityHours ?? 8760;
+        const earlyRenewalHours = args.earlyRenewalHours ?? 720;
+        const algorithm = args.ca.keyAlgorithm;
+
+        const key = new tls.PrivateKey(`${name}-key`, { algorithm, ...KEY_PARAMETERS[algorithm] }, { parent: this });
+        const csr = new tls.CertRequest(
+            `${name}-csr`,
+            {
+                privateKeyPem: key.privateKeyPem,
+                subject: { commonName: pulumi.output(args.dnsNames).apply((names) => names[0]), organization: "cluster-registry" },
+                dnsNames: args.dnsNames,
+                ipAddresses: args.ipAddresses,
+            },
+            { parent: this },
+        );
+        const cert = new tls.LocallySignedCert(
+            `${name}-cert`,
+            {
+                certRequestPem: csr.certRequestPem,
+                caPrivateKeyPem: args.ca.privateKeyPem,
+                caCertPem: args.ca.certPem,
+                validityPeriodHours: validityHours,
+                earlyRenewalHours,
+                allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
+            },
+            { parent: this },
+        );
+
+        this.certPem = cert.certPem;
+        this.privateKeyPem = pulumi.secret(key.privateKeyPem);
+        this.registerOutputs({ certPem: this.certPem });
+    }
+}

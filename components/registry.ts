@@ -1,0 +1,273 @@
+/** One distribution registry in the cluster: hosted (takes pushes) or a pull-through cache of one upstream. */
+import * as net from "node:net";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { CertificateAuthority, ServerCertificate } from "./pki";
+import { contentChecksum } from "./render/checksum";
+import { renderRegistryConfig } from "./render/registry-config";
+
+/** Port the registry listens on inside its pod; the Service maps its own port to this one. */
+export const REGISTRY_CONTAINER_PORT = 5000;
+/** Where the pod finds what it mounts. Tests rebase these onto a temp dir to run the real registry. */
+export const MOUNTS = {
+    config: "/etc/registry/config",
+    tls: "/etc/registry/tls",
+    auth: "/etc/registry/auth",
+    storage: "/var/lib/registry",
+    tmp: "/tmp",
+} as const;
+/** The non-root user the registry runs as; fsGroup makes the volume writable for it. */
+export const REGISTRY_UID = 1000;
+/** Annotation on the pod template carrying a checksum of config, certificate and htpasswd. */
+export const CHECKSUM_ANNOTATION = "cluster-registry/checksum";
+
+/** The restricted pod security profile, shared by every registry pod. */
+export const RESTRICTED_CONTAINER_SECURITY: k8s.types.input.core.v1.SecurityContext = {
+    runAsNonRoot: true,
+    runAsUser: REGISTRY_UID,
+    runAsGroup: REGISTRY_UID,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ["ALL"] },
+    seccompProfile: { type: "RuntimeDefault" },
+};
+
+export interface RegistryProxyArgs {
+    /** Upstream URL, e.g. `https://registry-1.docker.io`. */
+    remoteUrl: string;
+    /** How long cached content is kept, e.g. `168h`. */
+    ttl: string;
+    /** Upstream user name and password, for upstreams that limit anonymous pulls (secret). */
+    credentials?: { username: pulumi.Input<string>; password: pulumi.Input<string> };
+}
+
+export interface RegistryArgs {
+    /** Namespace to run in. */
+    namespace: pulumi.Input<string>;
+    /** The Service's name: part of the registry's DNS name, so it is set, not generated. */
+    serviceName: string;
+    /** Service port. Default: 5000. */
+    port?: number;
+    /** NodePort to also expose it on. Default: none (ClusterIP only). */
+    nodePort?: number;
+    /** Cluster DNS domain. Default: `cluster.local`. */
+    clusterDomain?: string;
+    /** Extra DNS names and IP addresses for the certificate. Default: none. */
+    extraDnsNames?: string[];
+    /** Extra IP addresses for the certificate. Default: none. */
+    extraIpAddresses?: string[];
+    /** The CA that signs the registry's certificate. */
+    ca: CertificateAuthority;
+    /** Certificate validity in hours. Default: 8760. */
+    certValidityHours?: number;
+    /** Hours before expiry at which `pulumi up` renews the certificate. Default: 720. */
+    certEarlyRenewalHours?: number;
+    /** Registry image. */
+    image: string;
+    /** StorageClass of the volume. Default: the cluster's default class. */
+    storageClass?: string;
+    /** Size of the volume, e.g. `10Gi`. */
+    storageSize: string;
+    /** htpasswd authentication: the Secret's name and its content (for the rollout checksum). Default: anonymous. */
+    htpasswd?: { secretName: pulumi.Input<string>; content: pulumi.Input<string> };
+    /** Pull-through cache of one upstream. Default: a hosted registry. */
+    proxy?: RegistryProxyArgs;
+}
+
+/** Every DNS name a registry Service answers to from inside the cluster, shortest first. */
+export function serviceDnsNames(service: string, namespace: string, clusterDomain: string): string[] {
+    return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.${clusterDomain}`];
+}
+
+/** A registry Deployment with its Service, volume, configuration and certificate. */
+export class Registry extends pulumi.ComponentResource {
+    /** The Service's ClusterIP, which nodes use instead of cluster DNS. */
+    public readonly clusterIP: pulumi.Output<string>;
+    /** `<svc>.<ns>.svc.<domain>:<port>`: the name in image references. */
+    public readonly host: pulumi.Output<string>;
+    /** `https://<clusterIP>:<port>`: where containerd on a node reaches it. */
+    public readonly endpoint: pulumi.Output<string>;
+    /** The registry's server certificate, PEM. */
+    public readonly certPem: pulumi.Output<string>;
+    /** The Service's name. */
+    public readonly serviceName: string;
+    /** Service port. */
+    public readonly port: number;
+
+    constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("cluster-registry:index:Registry", name, {}, opts);
+        const port = args.port ?? 5000;
+        const clusterDomain = args.clusterDomain ?? "cluster.local";
+        const labels = { "app.kubernetes.io/name": "registry", "app.kubernetes.io/instance": name };
+        const metaLabels = { ...labels, "app.kubernetes.io/component": args.proxy ? "cache" : "hosted", "app.kubernetes.io/part-of": "cluster-registry" };
+        this.serviceName = args.serviceName;
+        this.port = port;
+
+        const service = new k8s.core.v1.Service(
+            `${name}-service`,
+            {
+                metadata: {
+                    name: args.serviceName,
+                    namespace: args.namespace,
+                    labels: metaLabels,
+                    // The certificate needs this Service's ClusterIP, and the Deployment needs the
+                    // certificate: waiting here for endpoints (the provider's default) would deadlock.
+                    annotations: { "pulumi.com/skipAwait": "true" },
+                },
+                spec: {
+                    type: args.nodePort ? "NodePort" : "ClusterIP",
+                    selector: labels,
+                    ports: [{ name: "registry", port, targetPort: "registry", protocol: "TCP", ...(args.nodePort ? { nodePort: args.nodePort } : {}) }],
+                },
+            },
+            { parent: this },
+        );
+        this.clusterIP = service.spec.clusterIP;
+
+        const namespace = pulumi.output(args.namespace);
+        const cert = new ServerCertificate(
+            `${name}-tls`,
+            {
+                ca: args.ca,
+                dnsNames: namespace.apply((ns) => [...serviceDnsNames(args.serviceName, ns, clusterDomain), "localhost", ...(args.extraDnsNames ?? [])]),
+                ipAddresses: this.clusterIP.apply((ip) => [ip, "127.0.0.1", ...(args.extraIpAddresses ?? [])]),
+                validityHours: args.certValidityHours,
+                earlyRenewalHours: args.certEarlyRenewalHours,
+            },
+            { parent: this },
+        );
+        this.certPem = cert.certPem;
+
+        const tlsSecret = new k8s.core.v1.Secret(
+            `${name}-tls`,
+            {
+                metadata: { namespace: args.namespace, labels: metaLabels },
+                type: "kubernetes.io/tls",
+                stringData: { "tls.crt": cert.certPem, "tls.key": cert.privateKeyPem },
+            },
+            { parent: this },
+        );
+
+        const configYaml = renderRegistryConfig({
+            port: REGISTRY_CONTAINER_PORT,
+            storageRoot: MOUNTS.storage,
+            tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
+            htpasswd: args.htpasswd ? { realm: "cluster-registry", path: `${MOUNTS.auth}/htpasswd` } : undefined,
+            proxy: args.proxy ? { remoteUrl: args.proxy.remoteUrl, ttl: args.proxy.ttl } : undefined,
+        });
+        const configMap = new k8s.core.v1.ConfigMap(
+            `${name}-config`,
+            { metadata: { namespace: args.namespace, labels: metaLabels }, data: { "config.yml": configYaml } },
+            { parent: this },
+        );
+
+        const env: k8s.types.input.core.v1.EnvVar[] = [];
+        let proxyCredentials: pulumi.Output<string> = pulumi.output("");
+        if (args.proxy?.credentials) {
+            const creds = args.proxy.credentials;
+            const upstreamSecret = new k8s.core.v1.Secret(
+                `${name}-upstream`,
+                { metadata: { namespace: args.namespace, labels: metaLabels }, type: "Opaque", stringData: { username: creds.username, password: creds.password } },
+                { parent: this },
+            );
+            // From a Secret, not config.yml: the ConfigMap is readable by anyone who can list pods' config.
+            env.push(
+                { name: "REGISTRY_PROXY_USERNAME", valueFrom: { secretKeyRef: { name: upstreamSecret.metadata.name, key: "username" } } },
+                { name: "REGISTRY_PROXY_PASSWORD", valueFrom: { secretKeyRef: { name: upstreamSecret.metadata.name, key: "password" } } },
+            );
+            proxyCredentials = pulumi.all([creds.username, creds.password]).apply(([u, p]) => contentChecksum([u, p]));
+        }
+
+        const pvc = new k8s.core.v1.PersistentVolumeClaim(
+            `${name}-storage`,
+            {
+                metadata: { namespace: args.namespace, labels: metaLabels },
+                spec: {
+                    accessModes: ["ReadWriteOnce"],
+                    ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
+                    resources: { requests: { storage: args.storageSize } },
+                },
+            },
+            { parent: this },
+        );
+
+        const volumes: k8s.types.input.core.v1.Volume[] = [
+            { name: "config", configMap: { name: configMap.metadata.name } },
+            { name: "tls", secret: { secretName: tlsSecret.metadata.name, defaultMode: 0o440 } },
+            { name: "storage", persistentVolumeClaim: { claimName: pvc.metadata.name } },
+            { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
+        ];
+        const mounts: k8s.types.input.core.v1.VolumeMount[] = [
+            { name: "config", mountPath: MOUNTS.config, readOnly: true },
+            { name: "tls", mountPath: MOUNTS.tls, readOnly: true },
+            { name: "storage", mountPath: MOUNTS.storage },
+            { name: "tmp", mountPath: MOUNTS.tmp },
+        ];
+        if (args.htpasswd) {
+            volumes.push({ name: "auth", secret: { secretName: args.htpasswd.secretName, defaultMode: 0o440 } });
+            mounts.push({ name: "auth", mountPath: MOUNTS.auth, readOnly: true });
+        }
+
+
+        const probe = (initialDelaySeconds: number, periodSeconds: number): k8s.types.input.core.v1.Probe => ({
+            // `/` answers 200 without credentials even with htpasswd on; kubelet does not verify
+            // the certificate of an HTTPS probe.
+            httpGet: { path: "/", port: "registry", scheme: "HTTPS" },
+            initialDelaySeconds,
+            periodSeconds,
+            timeoutSeconds: 3,
+            failureThreshold: 3,
+        });
+
+        const checksum = pulumi
+            .all([cert.certPem, args.htpasswd?.content ?? "", proxyCredentials])
+            .apply(([certPem, htpasswd, upstream]) => contentChecksum([configYaml, certPem, htpasswd, upstream]));
+
+        new k8s.apps.v1.Deployment(
+            `${name}`,
+            {
+                metadata: { namespace: args.namespace, labels: metaLabels },
+                spec: {
+                    replicas: 1,
+                    // One ReadWriteOnce volume: the old pod must let go before the new one mounts it.
+                    strategy: { type: "Recreate" },
+                    selector: { matchLabels: labels },
+                    template: {
+                        metadata: { labels: metaLabels, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
+                        spec: {
+                            automountServiceAccountToken: false,
+                            enableServiceLinks: false,
+                            securityContext: {
+                                runAsNonRoot: true,
+                                runAsUser: REGISTRY_UID,
+                                runAsGroup: REGISTRY_UID,
+                                fsGroup: REGISTRY_UID,
+                                seccompProfile: { type: "RuntimeDefault" },
+                            },
+                            containers: [
+                                {
+                                    name: "registry",
+                                    image: args.image,
+                                    command: ["registry", "serve", `${MOUNTS.config}/config.yml`],
+                                    ports: [{ name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" }],
+                                    env,
+                                    volumeMounts: mounts,
+                                    readinessProbe: probe(2, 5),
+                                    livenessProbe: probe(10, 20),
+                                    resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
+                                    securityContext: RESTRICTED_CONTAINER_SECURITY,
+                                },
+                            ],
+                            volumes,
+                        },
+                    },
+                },
+            },
+            { parent: this },
+        );
+
+        this.host = namespace.apply((ns) => `${serviceDnsNames(args.serviceName, ns, clusterDomain)[3]}:${port}`);
+        this.endpoint = this.clusterIP.apply((ip) => `https://${net.isIPv6(ip) ? `[${ip}]` : ip}:${port}`);
+        this.registerOutputs({ clusterIP: this.clusterIP, host: this.host, endpoint: this.endpoint, certPem: this.certPem });
+    }
+}

@@ -1,0 +1,29 @@
+/** containerd's `certs.d/<host>/hosts.toml`. */
+import * as TOML from "smol-toml";
+
+export type HostCapability = "pull" | "resolve" | "push";
+
+export interface HostsTomlInput {
+    /** Who wrote the file; goes into a comment so a person on the node knows where it came from. */
+    owner: string;
+    /** The registry's own URL; containerd falls back to it after the `host` entries. */
+    server: string;
+    /** The endpoint containerd tries first (a ClusterIP URL, so nodes need no cluster DNS). */
+    endpoint: string;
+    capabilities: readonly HostCapability[];
+    /** CA file, relative to the hosts.toml's directory. */
+    ca: string;
+}
+
+/**
+ * containerd 1.6 ignores a hosts.toml without a `[host]` table, so there is always one, and the CA
+ * is given both at the top level (for `server`) and in the table.
+ */
+export function renderHostsToml(input: HostsTomlInput): string {
+    const body = TOML.stringify({
+        server: input.server,
+        ca: input.ca,
+        host: { [input.endpoint]: { capabilities: [...input.capabilities], ca: input.ca } },
+    });
+    return `# Written by ${input.owner}. Removed, and any earlier file restored, when it is uninstalled.\n${body.trimEnd()}\n`;
+}
