@@ -60,7 +60,11 @@ export class ClusterRegistry extends pulumi.ComponentResource {
 
         const credentials = new RegistryCredentials(
             `${name}-credentials`,
-            { namespace, users: s.users.map((u) => ({ name: u.name, password: u.password === undefined ? undefined : pulumi.secret(u.password) })), bcryptCost: s.bcryptCost },
+            {
+                namespace,
+                users: s.users.map((u) => ({ name: u.name, password: u.password === undefined ? undefined : pulumi.secret(u.password) })),
+                bcryptCost: s.bcryptCost,
+            },
             { parent: this },
         );
 

@@ -203,9 +203,7 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
     const passwords = new Map<string, string>();
     const given = list("userPasswords", []);
     if (raw.userPasswords !== undefined && !secretKeys.has(key("userPasswords"))) {
-        problems.push(
-            `${key("userPasswords")}: is stored in plain text; set it with \`pulumi config set --secret --path 'userPasswords[0]' NAME:PASSWORD\``,
-        );
+        problems.push(`${key("userPasswords")}: is stored in plain text; set it with \`pulumi config set --secret --path 'userPasswords[0]' NAME:PASSWORD\``);
     }
     for (const entry of given) {
         const i = entry.indexOf(":");
@@ -213,7 +211,9 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
         const password = i > 0 ? entry.slice(i + 1) : "";
         // Never echo the entry: it holds a password.
         if (!name || !userNames.includes(name)) {
-            problems.push(`${key("userPasswords")}: an entry names user ${JSON.stringify(name)}, which is not in ${key("users")}; entries are NAME:PASSWORD for a listed user`);
+            problems.push(
+                `${key("userPasswords")}: an entry names user ${JSON.stringify(name)}, which is not in ${key("users")}; entries are NAME:PASSWORD for a listed user`,
+            );
         } else if (password.length < 12) {
             problems.push(`${key("userPasswords")}: the password for ${JSON.stringify(name)} has ${password.length} characters; give at least 12`);
         } else if (passwords.has(name)) {
@@ -227,13 +227,20 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
     const image = str("image", DEFAULT_REGISTRY_IMAGE, (v) => /^[^\s]+$/.test(v) && v.length > 0, "an image reference such as " + DEFAULT_REGISTRY_IMAGE);
     const storageClass = raw.storageClass === undefined ? base.storageClass : str("storageClass", "", isDnsName, "a StorageClass name");
     const storageSize = str("storageSize", base.storageSize, isStorageQuantity, "a storage quantity such as 10Gi or 500Mi");
-    const certsDir = str("certsDir", base.certsDir, (v) => /^\/[^\s:]*[^/\s:]$/.test(v) && !v.includes(".."), "an absolute directory path on the node, such as /etc/containerd/certs.d");
+    const certsDir = str(
+        "certsDir",
+        base.certsDir,
+        (v) => /^\/[^\s:]*[^/\s:]$/.test(v) && !v.includes(".."),
+        "an absolute directory path on the node, such as /etc/containerd/certs.d",
+    );
     const pullSecretName = str("pullSecretName", "registry-pull", isDnsName, "a Kubernetes object name (RFC 1123)");
     const pullSecretNamespaces = list("pullSecretNamespaces", []);
     for (const ns of pullSecretNamespaces) if (!isDnsLabel(ns)) fail("pullSecretNamespaces", ns, "namespace names (DNS labels)");
     noDuplicates("pullSecretNamespaces", pullSecretNamespaces);
     if (pullSecretNamespaces.includes(namespace)) {
-        problems.push(`${key("pullSecretNamespaces")}: ${JSON.stringify(namespace)} is the registry's own namespace, which always gets the pull secret; leave it out`);
+        problems.push(
+            `${key("pullSecretNamespaces")}: ${JSON.stringify(namespace)} is the registry's own namespace, which always gets the pull secret; leave it out`,
+        );
     }
     const keyAlgorithm = str("keyAlgorithm", "ECDSA", (v) => v === "ECDSA" || v === "RSA", "ECDSA (P-256) or RSA (2048 bits)") as "ECDSA" | "RSA";
     const caValidityHours = int("caValidityHours", 87600, 24, 876000) as number;

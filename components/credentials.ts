@@ -60,9 +60,7 @@ export class RegistryCredentials extends pulumi.ComponentResource {
         });
 
         this.userNames = args.users.map((u) => u.name);
-        this.passwords = pulumi.secret(
-            pulumi.all(entries.map((e) => e.password)).apply((ps) => Object.fromEntries(ps.map((p, i) => [this.userNames[i], p]))),
-        );
+        this.passwords = pulumi.secret(pulumi.all(entries.map((e) => e.password)).apply((ps) => Object.fromEntries(ps.map((p, i) => [this.userNames[i], p]))));
         this.htpasswd = pulumi.secret(
             pulumi.all(entries.map((e) => e.hash)).apply((hashes) => renderHtpasswd(hashes.map((hash, i) => ({ user: this.userNames[i], hash })))),
         );

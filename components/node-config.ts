@@ -28,9 +28,22 @@ export interface NodeRegistry {
 }
 
 /** The files a node needs for the given registries, all trusting one CA. Pure, for tests. */
-export function nodeFiles(owner: string, caPem: string, registries: ReadonlyArray<{ host: string; server: string; endpoint: string; capabilities: readonly HostCapability[] }>): NodeFile[] {
+export function nodeFiles(
+    owner: string,
+    caPem: string,
+    registries: ReadonlyArray<{ host: string; server: string; endpoint: string; capabilities: readonly HostCapability[] }>,
+): NodeFile[] {
     return registries.flatMap((r) => [
-        { path: `${r.host}/hosts.toml`, content: renderHostsToml({ owner: `cluster-registry (${owner})`, server: r.server, endpoint: r.endpoint, capabilities: r.capabilities, ca: NODE_CA_FILE }) },
+        {
+            path: `${r.host}/hosts.toml`,
+            content: renderHostsToml({
+                owner: `cluster-registry (${owner})`,
+                server: r.server,
+                endpoint: r.endpoint,
+                capabilities: r.capabilities,
+                ca: NODE_CA_FILE,
+            }),
+        },
         { path: `${r.host}/${NODE_CA_FILE}`, content: caPem },
     ]);
 }
@@ -64,7 +77,9 @@ export class NodeConfig extends pulumi.ComponentResource {
         const metaLabels = { ...labels, "app.kubernetes.io/part-of": "cluster-registry" };
 
         const registries = pulumi.all(
-            args.registries.map((r) => pulumi.all([r.host, r.server, r.endpoint]).apply(([host, server, endpoint]) => ({ host, server, endpoint, capabilities: r.capabilities }))),
+            args.registries.map((r) =>
+                pulumi.all([r.host, r.server, r.endpoint]).apply(([host, server, endpoint]) => ({ host, server, endpoint, capabilities: r.capabilities })),
+            ),
         );
         this.script = pulumi.all([args.caPem, registries]).apply(([caPem, regs]) => renderNodeScript(args.owner, nodeFiles(args.owner, caPem, regs)));
 

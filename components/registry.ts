@@ -130,7 +130,7 @@ export class Registry extends pulumi.ComponentResource {
             {
                 ca: args.ca,
                 dnsNames: namespace.apply((ns) => [...serviceDnsNames(args.serviceName, ns, clusterDomain), "localhost", ...(args.extraDnsNames ?? [])]),
-                ipAddresses: this.clusterIP.apply((ip) => [ip, "127.0.0.1", ...(args.extraIpAddresses ?? [])]),
+                ipAddresses: this.clusterIP.apply((ip) => [...new Set([ip, "127.0.0.1", ...(args.extraIpAddresses ?? [])])]),
                 validityHours: args.certValidityHours,
                 earlyRenewalHours: args.certEarlyRenewalHours,
             },
@@ -167,7 +167,11 @@ export class Registry extends pulumi.ComponentResource {
             const creds = args.proxy.credentials;
             const upstreamSecret = new k8s.core.v1.Secret(
                 `${name}-upstream`,
-                { metadata: { namespace: args.namespace, labels: metaLabels }, type: "Opaque", stringData: { username: creds.username, password: creds.password } },
+                {
+                    metadata: { namespace: args.namespace, labels: metaLabels },
+                    type: "Opaque",
+                    stringData: { username: creds.username, password: creds.password },
+                },
                 { parent: this },
             );
             // From a Secret, not config.yml: the ConfigMap is readable by anyone who can list pods' config.
@@ -207,7 +211,6 @@ export class Registry extends pulumi.ComponentResource {
             volumes.push({ name: "auth", secret: { secretName: args.htpasswd.secretName, defaultMode: 0o440 } });
             mounts.push({ name: "auth", mountPath: MOUNTS.auth, readOnly: true });
         }
-
 
         const probe = (initialDelaySeconds: number, periodSeconds: number): k8s.types.input.core.v1.Probe => ({
             // `/` answers 200 without credentials even with htpasswd on; kubelet does not verify

@@ -49,7 +49,10 @@ describe("defaults", () => {
 
     test("given passwords are matched to their users", () => {
         const s = parseSettings({ users: '["admin","ci"]', userPasswords: '["ci:a-long-password:with-colon"]' }, SECRET);
-        expect(s.users).toEqual([{ name: "admin", password: undefined }, { name: "ci", password: "a-long-password:with-colon" }]);
+        expect(s.users).toEqual([
+            { name: "admin", password: undefined },
+            { name: "ci", password: "a-long-password:with-colon" },
+        ]);
     });
 });
 
@@ -58,7 +61,11 @@ describe("bad config fails with the key, the value and what is accepted", () => 
         ["unknown environment", { environment: "minikube" }, /cluster-registry:environment: "minikube" is not valid; expected one of kind, k3d, eks/],
         ["port out of range", { port: "70000" }, /cluster-registry:port: "70000" is not valid; expected an integer from 1 to 65535/],
         ["port not a number", { port: "http" }, /cluster-registry:port: "http" is not valid/],
-        ["nodePort outside the NodePort range", { nodePort: "8080" }, /cluster-registry:nodePort: "8080" is not valid; expected 0 \(no NodePort\) or a port from 30000 to 32767/],
+        [
+            "nodePort outside the NodePort range",
+            { nodePort: "8080" },
+            /cluster-registry:nodePort: "8080" is not valid; expected 0 \(no NodePort\) or a port from 30000 to 32767/,
+        ],
         ["invalid DNS name", { extraNames: '["Bad_Name.example"]' }, /cluster-registry:extraNames: "Bad_Name.example" is not valid; expected DNS names/],
         ["namespace not a DNS label", { namespace: "My.Registry" }, /cluster-registry:namespace: "My.Registry" is not valid; expected a DNS label/],
         ["empty user name", { users: '[""]' }, /cluster-registry:users: "" is not valid; expected names of 1-64 characters/],
@@ -69,9 +76,17 @@ describe("bad config fails with the key, the value and what is accepted", () => 
         ["duplicate namespaces", { pullSecretNamespaces: '["apps","apps"]' }, /cluster-registry:pullSecretNamespaces: "apps" is listed twice/],
         ["users not a list", { users: "admin" }, /cluster-registry:users: "admin" is not valid; expected a list of strings/],
         ["bcrypt cost too low", { bcryptCost: "3" }, /cluster-registry:bcryptCost: "3" is not valid; expected an integer from 4 to 14/],
-        ["relative certs.d", { certsDir: "etc/containerd/certs.d" }, /cluster-registry:certsDir: "etc\/containerd\/certs.d" is not valid; expected an absolute directory path/],
+        [
+            "relative certs.d",
+            { certsDir: "etc/containerd/certs.d" },
+            /cluster-registry:certsDir: "etc\/containerd\/certs.d" is not valid; expected an absolute directory path/,
+        ],
         ["unknown key", { prot: "5000" }, /cluster-registry:prot: unknown key; accepted keys are environment, namespace/],
-        ["renewal window longer than validity", { certValidityHours: "100", certEarlyRenewalHours: "200" }, /cluster-registry:certEarlyRenewalHours: "200" is not valid; expected fewer hours than certValidityHours \(100\)/],
+        [
+            "renewal window longer than validity",
+            { certValidityHours: "100", certEarlyRenewalHours: "200" },
+            /cluster-registry:certEarlyRenewalHours: "200" is not valid; expected fewer hours than certValidityHours \(100\)/,
+        ],
         ["key algorithm", { keyAlgorithm: "DSA" }, /cluster-registry:keyAlgorithm: "DSA" is not valid; expected ECDSA \(P-256\) or RSA/],
         ["boolean", { createNamespace: "yes" }, /cluster-registry:createNamespace: "yes" is not valid; expected true or false/],
     ])("%s", (_, raw, message) => {

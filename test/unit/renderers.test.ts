@@ -33,7 +33,12 @@ describe("htpasswd", () => {
     });
 
     test("renders one user:hash line per user", () => {
-        expect(renderHtpasswd([{ user: "admin", hash: "$2b$05$abc" }, { user: "ci", hash: "$2b$05$def" }])).toBe("admin:$2b$05$abc\nci:$2b$05$def\n");
+        expect(
+            renderHtpasswd([
+                { user: "admin", hash: "$2b$05$abc" },
+                { user: "ci", hash: "$2b$05$def" },
+            ]),
+        ).toBe("admin:$2b$05$abc\nci:$2b$05$def\n");
     });
 });
 

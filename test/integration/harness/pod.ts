@@ -1,0 +1,107 @@
+/**
+ * Turns a pod spec the program generated into a local process: every mounted ConfigMap, Secret and
+ * volume is written under a root directory at its mount path, env comes from the container spec
+ * (secretKeyRef included), and absolute paths in the generated config are rebased onto that root.
+ * Nothing is hand-copied: change the Deployment or DaemonSet and these tests see the change.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import YAML from "yaml";
+import type { FakeCloud, RecordedResource } from "../../support/fake-cloud";
+
+
+export interface LocalContainer {
+    /** The container spec as the program asked for it. */
+    container: any;
+    /** The pod spec. */
+    pod: any;
+    /** Environment with secretKeyRef values resolved and mount paths rebased. */
+    env: Record<string, string>;
+    /** Maps an absolute path inside the container to its place under root. */
+    rebase(p: string): string;
+    /** Each mount path, rebased. */
+    mounts: Record<string, string>;
+}
+
+function byName(cloud: FakeCloud, type: string, name: string): RecordedResource {
+    const found = cloud.byType(type).filter((r) => r.outputs.metadata?.name === name);
+    if (found.length !== 1) throw new Error(`expected one ${type} named ${name}, found ${found.length}`);
+    return found[0];
+}
+
+function dataOf(r: RecordedResource): Record<string, string> {
+    const out: Record<string, string> = { ...(r.inputs.data ?? {}) };
+    if (r.type === "kubernetes:core/v1:Secret") {
+        for (const [k, v] of Object.entries<string>(r.inputs.data ?? {})) out[k] = Buffer.from(v, "base64").toString();
+    }
+    return { ...out, ...(r.inputs.stringData ?? {}) };
+}
+
+/**
+ * Materialises `containerName` of a workload (Deployment or DaemonSet) under `root`. `hostPaths`
+ * maps a hostPath volume's node path to a local directory standing for it.
+ */
+export function materialize(
+    cloud: FakeCloud,
+    workload: RecordedResource,
+    root: string,
+    hostPaths: Record<string, string> = {},
+    containerName?: string,
+): LocalContainer {
+    const pod = workload.inputs.spec.template.spec;
+    const container = containerName ? pod.containers.find((c: any) => c.name === containerName) : pod.containers[0];
+    const volumes: Record<string, any> = Object.fromEntries(pod.volumes.map((v: any) => [v.name, v]));
+    const mounts: Record<string, string> = {};
+
+    for (const m of container.volumeMounts) {
+        const v = volumes[m.name];
+        if (!v) throw new Error(`mount ${m.name} has no volume`);
+        let dir = path.join(root, m.mountPath);
+        if (v.hostPath) {
+            dir = hostPaths[v.hostPath.path];
+            if (!dir) throw new Error(`no local directory given for hostPath ${v.hostPath.path}`);
+        } else {
+            fs.mkdirSync(dir, { recursive: true });
+            const source = v.configMap
+                ? byName(cloud, "kubernetes:core/v1:ConfigMap", v.configMap.name)
+                : v.secret
+                  ? byName(cloud, "kubernetes:core/v1:Secret", v.secret.secretName)
+                  : undefined;
+            if (source) {
+                const mode = (v.configMap ?? v.secret).defaultMode ?? 0o644;
+                for (const [key, content] of Object.entries(dataOf(source))) fs.writeFileSync(path.join(dir, key), content, { mode });
+            } else if (!v.persistentVolumeClaim && !v.emptyDir) {
+                throw new Error(`volume ${m.name} has a kind this harness does not know: ${JSON.stringify(v)}`);
+            }
+        }
+        mounts[m.mountPath] = dir;
+    }
+
+    // Longest mount path first, so /a/b wins over /a.
+    const order = Object.keys(mounts).sort((a, b) => b.length - a.length);
+    const rebase = (p: string): string => {
+        for (const mp of order) if (p === mp || p.startsWith(mp + "/")) return mounts[mp] + p.slice(mp.length);
+        return p;
+    };
+
+    const env: Record<string, string> = {};
+    for (const e of container.env ?? []) {
+        if (e.value !== undefined) env[e.name] = rebase(e.value);
+        else if (e.valueFrom?.secretKeyRef) {
+            const ref = e.valueFrom.secretKeyRef;
+            env[e.name] = dataOf(byName(cloud, "kubernetes:core/v1:Secret", ref.name))[ref.key];
+        } else throw new Error(`env ${e.name} has a source this harness does not know`);
+    }
+    return { container, pod, env, rebase, mounts };
+}
+
+/** Rebases every absolute path in a YAML document (the registry's config.yml) onto the local root. */
+export function rebaseYamlPaths(yamlText: string, rebase: (p: string) => string): string {
+    const walk = (v: unknown): unknown => {
+        if (typeof v === "string") return v.startsWith("/") ? rebase(v) : v;
+        if (Array.isArray(v)) return v.map(walk);
+        if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+        return v;
+    };
+    return YAML.stringify(walk(YAML.parse(yamlText)));
+}

@@ -1,0 +1,40 @@
+// Which real programs the integration tests need, and a one-line hint when any is missing.
+
+import { baseEnv, which } from "./procs";
+
+/** Binaries the integration tests start, with the Debian 12 package that ships each. */
+export const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
+    { bin: "docker-registry", pkg: "docker-registry" },
+    { bin: "containerd", pkg: "containerd" },
+    { bin: "runc", pkg: "runc" },
+    { bin: "skopeo", pkg: "skopeo" },
+    { bin: "openssl", pkg: "openssl" },
+    { bin: "busybox", pkg: "busybox" },
+    // used by the harness itself; part of every Debian install, checked for clarity
+    { bin: "tar", pkg: "tar" },
+    { bin: "gzip", pkg: "gzip" },
+    { bin: "unshare", pkg: "util-linux" },
+];
+
+const INSTALL_HINT = "sudo apt-get install -y --no-install-recommends docker-registry containerd runc skopeo openssl busybox";
+
+/** Null when the integration tests can run here (root + all binaries), else one line saying what is missing and how to get it. */
+export function missingForIntegration(): string | null {
+    const problems: string[] = [];
+    const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+    if (!isRoot) problems.push("not root");
+    const searchPath = baseEnv().PATH;
+    const missing = REQUIRED_BINARIES.filter((r) => which(r.bin, searchPath) === null);
+    if (missing.length > 0) problems.push(`missing ${missing.map((m) => m.bin).join(", ")}`);
+    if (problems.length === 0) return null;
+    const pkgs = [...new Set(missing.map((m) => m.pkg))];
+    const install = missing.length > 0 ? `sudo apt-get install -y --no-install-recommends ${pkgs.join(" ")}` : INSTALL_HINT;
+    const rootHint = isRoot ? "" : " and run the tests as root,";
+    return `integration tests skipped: ${problems.join(" / ")} — run \`${install}\`${rootHint} or \`bash .ci/run\``;
+}
+
+/** True when running in CI (env CI=true or CI=1), where integration tests must fail rather than skip. */
+export function isCI(): boolean {
+    const ci = (process.env.CI ?? "").toLowerCase();
+    return ci === "true" || ci === "1";
+}

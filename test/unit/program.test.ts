@@ -1,0 +1,288 @@
+/**
+ * Runs index.ts under Pulumi mocks whose tls and random resources make real keys, certificates and
+ * passwords from the program's own inputs, and checks what a cluster would be asked to create.
+ */
+import * as bcrypt from "bcryptjs";
+import { describe, expect, test } from "vitest";
+import { ENVIRONMENTS, EnvironmentName } from "../../components/environments";
+import { MOUNTS } from "../../components/registry";
+import { FakeCloud, RecordedResource, runProgram } from "../support/fake-cloud";
+import { ENTRY, shippedStacks, stackConfig } from "../support/stacks";
+import { certFacts } from "../support/x509";
+
+const CLUSTER_IP = "10.96.44.55";
+const T = {
+    ns: "kubernetes:core/v1:Namespace",
+    svc: "kubernetes:core/v1:Service",
+    secret: "kubernetes:core/v1:Secret",
+    cm: "kubernetes:core/v1:ConfigMap",
+    pvc: "kubernetes:core/v1:PersistentVolumeClaim",
+    deploy: "kubernetes:apps/v1:Deployment",
+    ds: "kubernetes:apps/v1:DaemonSet",
+    key: "tls:index/privateKey:PrivateKey",
+    selfSigned: "tls:index/selfSignedCert:SelfSignedCert",
+    csr: "tls:index/certRequest:CertRequest",
+    signed: "tls:index/locallySignedCert:LocallySignedCert",
+    password: "random:index/randomPassword:RandomPassword",
+    bytes: "random:index/randomBytes:RandomBytes",
+};
+
+function newCloud(preview = false): FakeCloud {
+    return new FakeCloud({ preview, clusterIP: () => CLUSTER_IP });
+}
+
+async function run(config: Record<string, string>, cloud = newCloud(), secretKeys: string[] = []) {
+    const result = await runProgram(cloud, { config, secretKeys, entry: ENTRY });
+    return { cloud, ...result };
+}
+
+function counts(resources: RecordedResource[]): Record<string, number> {
+    const c: Record<string, number> = {};
+    for (const r of resources) if (!r.type.startsWith("cluster-registry:") && r.type !== "pulumi:pulumi:Stack") c[r.type] = (c[r.type] ?? 0) + 1;
+    return c;
+}
+
+function secretsByType(cloud: FakeCloud, type: string) {
+    return cloud.byType(T.secret).filter((s) => s.inputs.type === type);
+}
+
+describe.each(shippedStacks())("stack %s", (stack) => {
+    const config = stackConfig(stack);
+
+    test("creates the expected resources", async () => {
+        const { cloud } = await run(config);
+        expect(counts(cloud.resources)).toEqual({
+            [T.ns]: 1,
+            [T.svc]: 1,
+            // htpasswd, tls, and one pull secret per namespace
+            [T.secret]: 2 + 1 + JSON.parse(config["cluster-registry:pullSecretNamespaces"] ?? "[]").length,
+            [T.cm]: 2,
+            [T.pvc]: 1,
+            [T.deploy]: 1,
+            [T.ds]: 1,
+            [T.key]: 2,
+            [T.selfSigned]: 1,
+            [T.csr]: 1,
+            [T.signed]: 1,
+            [T.password]: 1,
+            [T.bytes]: 1,
+        });
+    });
+
+    test("the server certificate is signed by the CA and names every way to the registry, the ClusterIP included", async () => {
+        const { cloud, outputs } = await run(config);
+        const server = certFacts(cloud.one(T.signed).outputs.certPem);
+        const ca = certFacts(outputs.caCertPem as string);
+        expect(ca.isCa).toBe(true);
+        expect(server.isCa).toBe(false);
+        expect(server.issuer).toBe(ca.subject);
+        expect(server.dnsNames).toEqual(["registry", "registry.registry", "registry.registry.svc", "registry.registry.svc.cluster.local", "localhost"]);
+        expect(server.ipAddresses).toEqual([CLUSTER_IP, "127.0.0.1"]);
+        expect(server.extendedKeyUsages).toContain("1.3.6.1.5.5.7.3.1"); // serverAuth
+        expect(outputs.host).toBe("registry.registry.svc.cluster.local:5000");
+        expect(outputs.clusterIP).toBe(CLUSTER_IP);
+    });
+
+    test("the CA key is ECDSA P-256 and may only sign", async () => {
+        const { cloud } = await run(config);
+        const caCert = cloud.one(T.selfSigned);
+        expect(caCert.inputs.isCaCertificate).toBe(true);
+        expect(caCert.inputs.allowedUses).toEqual(["cert_signing", "crl_signing"]);
+        for (const key of cloud.byType(T.key)) expect(key.inputs).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
+    });
+
+    test("secrets have the right types, the htpasswd verifies and the pull secret decodes to the same credentials", async () => {
+        const { cloud, outputs } = await run(config);
+        const passwords = outputs.passwords as Record<string, string>;
+        expect(Object.keys(passwords)).toEqual(["admin"]);
+        expect(passwords.admin).toMatch(/^[A-Za-z0-9]{32}$/);
+
+        const [htpasswdSecret] = cloud.byType(T.secret).filter((s) => s.inputs.stringData?.htpasswd !== undefined);
+        const [user, hash] = htpasswdSecret.inputs.stringData.htpasswd.trim().split(":");
+        expect(user).toBe("admin");
+        expect(bcrypt.compareSync(passwords.admin, hash)).toBe(true);
+        expect(bcrypt.compareSync(passwords.admin + "x", hash)).toBe(false);
+
+        const [tlsSecret] = secretsByType(cloud, "kubernetes.io/tls");
+        expect(tlsSecret.inputs.stringData["tls.crt"]).toBe(cloud.one(T.signed).outputs.certPem);
+        expect(tlsSecret.inputs.stringData["tls.key"]).toMatch(/-----BEGIN EC PRIVATE KEY-----/);
+
+        const pulls = secretsByType(cloud, "kubernetes.io/dockerconfigjson");
+        const namespaces = ["registry", ...JSON.parse(config["cluster-registry:pullSecretNamespaces"] ?? "[]")];
+        expect(pulls.map((p) => p.inputs.metadata.namespace).sort()).toEqual(namespaces.sort());
+        for (const p of pulls) {
+            expect(p.inputs.metadata.name).toBe("registry-pull");
+            const auths = JSON.parse(p.inputs.stringData[".dockerconfigjson"]).auths;
+            const entry = auths["registry.registry.svc.cluster.local:5000"];
+            expect(entry).toEqual({ username: "admin", password: passwords.admin, auth: Buffer.from(`admin:${passwords.admin}`).toString("base64") });
+        }
+    });
+
+    test("the Deployment mounts what the config names, probes over HTTPS, runs restricted and rolls on change", async () => {
+        const { cloud } = await run(config);
+        const spec = cloud.one(T.deploy).inputs.spec;
+        expect(spec.replicas).toBe(1);
+        expect(spec.strategy).toEqual({ type: "Recreate" });
+        const pod = spec.template.spec;
+        const [c] = pod.containers;
+        expect(c.command).toEqual(["registry", "serve", `${MOUNTS.config}/config.yml`]);
+        const mounts = Object.fromEntries(c.volumeMounts.map((m: { name: string; mountPath: string }) => [m.name, m.mountPath]));
+        expect(mounts).toEqual({ config: MOUNTS.config, tls: MOUNTS.tls, auth: MOUNTS.auth, storage: MOUNTS.storage, tmp: MOUNTS.tmp });
+        const volumes = Object.fromEntries(pod.volumes.map((v: Record<string, unknown>) => [v.name, v]));
+        expect(volumes.storage.persistentVolumeClaim.claimName).toBe(cloud.one(T.pvc).outputs.metadata.name);
+        expect(volumes.tls.secret.secretName).toBe(secretsByType(cloud, "kubernetes.io/tls")[0].outputs.metadata.name);
+
+        const configYaml: string = cloud.byType(T.cm).find((m) => m.inputs.data?.["config.yml"])!.inputs.data["config.yml"];
+        expect(configYaml).toContain(`certificate: ${MOUNTS.tls}/tls.crt`);
+        expect(configYaml).toContain(`path: ${MOUNTS.auth}/htpasswd`);
+        expect(configYaml).toContain(`rootdirectory: ${MOUNTS.storage}`);
+
+        for (const probe of [c.readinessProbe, c.livenessProbe]) expect(probe.httpGet).toEqual({ path: "/", port: "registry", scheme: "HTTPS" });
+        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
+        expect(c.securityContext).toMatchObject({
+            runAsNonRoot: true,
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ["ALL"] },
+            seccompProfile: { type: "RuntimeDefault" },
+        });
+        expect(c.resources.requests).toBeDefined();
+        expect(spec.template.metadata.annotations["cluster-registry/checksum"]).toMatch(/^[0-9a-f]{64}$/);
+    });
+
+    test("the Service answers on the configured port without waiting for endpoints", async () => {
+        const { cloud } = await run(config);
+        const svc = cloud.one(T.svc).inputs;
+        expect(svc.metadata.name).toBe("registry");
+        expect(svc.metadata.annotations["pulumi.com/skipAwait"]).toBe("true");
+        expect(svc.spec.type).toBe("ClusterIP");
+        expect(svc.spec.ports).toEqual([{ name: "registry", port: 5000, targetPort: "registry", protocol: "TCP" }]);
+        expect(svc.spec.selector).toEqual(cloud.one(T.deploy).inputs.spec.selector.matchLabels);
+    });
+
+    test("the DaemonSet mounts only the environment's certs.d, tolerates every taint and writes hosts.toml for the ClusterIP", async () => {
+        const { cloud, outputs } = await run(config);
+        const env = (config["cluster-registry:environment"] ?? "kind") as EnvironmentName;
+        const pod = cloud.one(T.ds).inputs.spec.template.spec;
+        const hostPaths = pod.volumes.filter((v: Record<string, unknown>) => v.hostPath);
+        expect(hostPaths).toEqual([{ name: "certs-d", hostPath: { path: ENVIRONMENTS[env].certsDir, type: "DirectoryOrCreate" } }]);
+        expect(outputs.certsDir).toBe(ENVIRONMENTS[env].certsDir);
+        expect(pod.tolerations).toEqual([{ operator: "Exists" }]);
+        const [c] = pod.containers;
+        expect(c.image).toBe(cloud.one(T.deploy).inputs.spec.template.spec.containers[0].image);
+        expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+        const script: string = cloud.byType(T.cm).find((m) => m.inputs.data?.["node-config.sh"])!.inputs.data["node-config.sh"];
+        expect(script).toContain(`    cat > 'registry.registry.svc.cluster.local:5000/hosts.toml' <<'CLUSTER_REGISTRY_EOF'`);
+        expect(script).toContain(`[host."https://${CLUSTER_IP}:5000"]`);
+        expect(script).toContain(outputs.caCertPem as string);
+    });
+
+    test("a second run with the same config and state asks for exactly the same inputs", async () => {
+        const cloud = newCloud();
+        await run(config, cloud);
+        const first = cloud.resources.map((r) => [r.urn, r.inputs]);
+        await run(config, cloud);
+        const second = cloud.resources.map((r) => [r.urn, r.inputs]);
+        expect(second).toEqual(first);
+    });
+
+    test("passwords, the CA key and the docker config are secret outputs; the CA certificate is not", async () => {
+        const { secretOutputs, outputs } = await run(config);
+        expect(secretOutputs.has("passwords")).toBe(true);
+        expect(secretOutputs.has("dockerConfigJson")).toBe(true);
+        expect(secretOutputs.has("caCertPem")).toBe(false);
+        expect(Object.keys(outputs).some((k) => /key/i.test(k))).toBe(false);
+    });
+
+    test("preview, with every computed value unknown, runs without error", async () => {
+        const { cloud } = await run(config, newCloud(true));
+        expect(cloud.byType(T.deploy)).toHaveLength(1);
+        expect(cloud.byType(T.ds)).toHaveLength(1);
+    });
+});
+
+describe("config choices reach the resources", () => {
+    test("a given password is used as given, hashed at cost 10, and is never in a plain input", async () => {
+        const password = "a-password-a-person-chose";
+        const { cloud, outputs } = await run(
+            { "cluster-registry:users": '["admin","ci"]', "cluster-registry:userPasswords": JSON.stringify([`ci:${password}`]) },
+            newCloud(),
+            ["cluster-registry:userPasswords"],
+        );
+        const passwords = outputs.passwords as Record<string, string>;
+        expect(passwords.ci).toBe(password);
+        expect(cloud.byType(T.password)).toHaveLength(1); // only admin's is generated
+        const lines: string[] = cloud
+            .byType(T.secret)
+            .find((s) => s.inputs.stringData?.htpasswd)!
+            .inputs.stringData.htpasswd.trim()
+            .split("\n");
+        const ci = lines.find((l) => l.startsWith("ci:"))!.slice(3);
+        expect(bcrypt.getRounds(ci)).toBe(10);
+        expect(bcrypt.compareSync(password, ci)).toBe(true);
+        const admin = lines.find((l) => l.startsWith("admin:"))!.slice(6);
+        expect(bcrypt.getRounds(admin)).toBe(5);
+        for (const r of cloud.resources) {
+            if (r.type === T.secret) continue;
+            expect(JSON.stringify(r.inputs)).not.toContain(password);
+        }
+    });
+
+    test("a changed password changes the htpasswd and the pod checksum; nothing else about the pod", async () => {
+        const cloud = newCloud();
+        const base = { "cluster-registry:userPasswords": '["admin:first-password-123"]' };
+        await run(base, cloud, ["cluster-registry:userPasswords"]);
+        const before = cloud.one(T.deploy).inputs.spec.template;
+        await run({ "cluster-registry:userPasswords": '["admin:second-password-456"]' }, cloud, ["cluster-registry:userPasswords"]);
+        const after = cloud.one(T.deploy).inputs.spec.template;
+        expect(after.metadata.annotations["cluster-registry/checksum"]).not.toBe(before.metadata.annotations["cluster-registry/checksum"]);
+        expect(after.spec).toEqual(before.spec);
+    });
+
+    test("extra names, a NodePort and pull-secret namespaces", async () => {
+        const { cloud, outputs } = await run({
+            "cluster-registry:extraNames": '["registry.example.com","192.168.5.5"]',
+            "cluster-registry:nodePort": "30500",
+            "cluster-registry:pullSecretNamespaces": '["apps","ci"]',
+        });
+        const server = certFacts(cloud.one(T.signed).outputs.certPem);
+        expect(server.dnsNames).toContain("registry.example.com");
+        expect(server.ipAddresses).toEqual([CLUSTER_IP, "127.0.0.1", "192.168.5.5"]);
+        const svc = cloud.one(T.svc).inputs.spec;
+        expect(svc.type).toBe("NodePort");
+        expect(svc.ports[0].nodePort).toBe(30500);
+        expect(outputs.pushEndpoint).toBe("<node address>:30500");
+        expect(secretsByType(cloud, "kubernetes.io/dockerconfigjson").map((s) => s.inputs.metadata.namespace)).toEqual(["registry", "apps", "ci"]);
+    });
+
+    test("createNamespace=false uses the existing namespace and creates none", async () => {
+        const { cloud } = await run({ "cluster-registry:createNamespace": "false", "cluster-registry:namespace": "tools" });
+        expect(cloud.byType(T.ns)).toHaveLength(0);
+        expect(cloud.one(T.deploy).inputs.metadata.namespace).toBe("tools");
+    });
+
+    test("RSA keys when asked", async () => {
+        const { cloud } = await run({ "cluster-registry:keyAlgorithm": "RSA" });
+        for (const key of cloud.byType(T.key)) expect(key.inputs).toMatchObject({ algorithm: "RSA", rsaBits: 2048 });
+    });
+});
+
+describe("bad config registers no resource", () => {
+    test.each<[string, Record<string, string>, RegExp]>([
+        [
+            "unknown environment",
+            { "cluster-registry:environment": "minikube" },
+            /cluster-registry:environment: "minikube" is not valid; expected one of kind, k3d, eks/,
+        ],
+        ["bad port", { "cluster-registry:port": "99999" }, /cluster-registry:port: "99999" is not valid/],
+        ["invalid DNS name", { "cluster-registry:extraNames": '["under_score.example"]' }, /cluster-registry:extraNames: "under_score.example" is not valid/],
+        ["empty user name", { "cluster-registry:users": '[""]' }, /cluster-registry:users: "" is not valid/],
+        ["bad size", { "cluster-registry:storageSize": "10 GB" }, /cluster-registry:storageSize: "10 GB" is not valid/],
+        ["duplicate namespaces", { "cluster-registry:pullSecretNamespaces": '["a","a"]' }, /cluster-registry:pullSecretNamespaces: "a" is listed twice/],
+        ["plain-text password", { "cluster-registry:userPasswords": '["admin:0123456789abc"]' }, /userPasswords: is stored in plain text/],
+    ])("%s", async (_, config, message) => {
+        const cloud = newCloud();
+        await expect(run(config, cloud)).rejects.toThrow(message);
+        expect(cloud.resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+    });
+});
