@@ -20,7 +20,7 @@ export interface NodeScript {
     start(logFile: string): ProcHandle;
 }
 
-/** A PATH of busybox applets only, so cp, mv, cmp and grep behave as in the image. */
+/** A directory of busybox applets, so cp, mv, cmp and grep behave as in the image. */
 function busyboxPath(workDir: string): string {
     const dir = path.join(workDir, "busybox-bin");
     if (!fs.existsSync(dir)) {
@@ -41,8 +41,10 @@ export function nodeScript(cloud: FakeCloud, workDir: string, nodeCertsDir: stri
     const local = materialize(cloud, ds, path.join(workDir, "pod"), { [hostPath]: nodeCertsDir });
     const [shell, script, mode] = local.container.command as string[];
     if (shell !== "/bin/sh") throw new Error(`the DaemonSet runs ${shell}, not /bin/sh`);
-    const env = { ...local.env, PATH: busyboxPath(workDir) };
-    const argv = [path.join(env.PATH, "sh"), local.rebase(script)];
+    const bin = busyboxPath(workDir);
+    // busybox applets first; the rest of PATH only so the harness finds setpriv.
+    const env = { ...local.env, PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` };
+    const argv = [path.join(bin, "sh"), local.rebase(script)];
     return {
         argv,
         mode,

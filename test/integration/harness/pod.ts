@@ -9,7 +9,6 @@ import * as path from "node:path";
 import YAML from "yaml";
 import type { FakeCloud, RecordedResource } from "../../support/fake-cloud";
 
-
 export interface LocalContainer {
     /** The container spec as the program asked for it. */
     container: any;

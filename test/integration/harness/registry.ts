@@ -103,8 +103,9 @@ export function minimalRegistryConfig(rootDir: string): string {
 
 /** Writes the config into workDir, runs `docker-registry serve CONFIG` and waits until GET / answers. */
 export async function startRegistry(opts: StartRegistryOptions): Promise<RegistryHandle> {
-    const m = /^127\.0\.0\.1:(\d+)$/.exec(opts.addr);
-    if (m === null) throw new Error(`startRegistry: addr must be 127.0.0.1:PORT, got ${opts.addr}`);
+    // Loopback only: 127.0.0.0/8 stands for ClusterIPs in the tests.
+    const m = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}:(\d+)$/.exec(opts.addr);
+    if (m === null) throw new Error(`startRegistry: addr must be a loopback 127.x.y.z:PORT, got ${opts.addr}`);
     const port = m[1];
     fs.mkdirSync(opts.workDir, { recursive: true });
     const configFile = path.join(opts.workDir, `registry-${port}.yml`);
