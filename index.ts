@@ -18,3 +18,7 @@ export const passwords = registry.passwords;
 export const dockerConfigJson = registry.dockerConfigJson;
 export const pullSecretName = registry.pullSecretName;
 export const certsDir = registry.certsDir;
+export const caches = registry.caches;
+export const kindClusterConfig = registry.kindClusterConfig;
+export const k3sRegistriesYaml = registry.k3sRegistriesYaml;
+export const bottlerocketSettings = registry.bottlerocketSettings;

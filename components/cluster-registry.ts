@@ -1,14 +1,22 @@
-/** The whole product: CA, credentials, hosted registry, pull secrets and node configuration. */
+/** The whole product: CA, credentials, hosted registry, caches, pull secrets and node configuration. */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Settings } from "./config";
 import { RegistryCredentials } from "./credentials";
-import { NodeConfig } from "./node-config";
+import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
 import { PullSecret } from "./pull-secret";
 import { Registry } from "./registry";
+import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindContainerdPatch, renderLocalRegistryHosting } from "./render/discovery";
 
-/** A private registry that every node trusts, built from validated settings. */
+/** KEP-1755's well-known place, read by Tilt, Skaffold, ctlptl and others. */
+export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-registry-hosting", key: "localRegistryHosting.v1" } as const;
+/** Where the k3s registries.yaml snippet expects the CA on each node. */
+export const K3S_CA_FILE = "/etc/rancher/k3s/cluster-registry-ca.crt";
+/** The `help` field of the discovery ConfigMap: the KEP that defines it and what its fields mean. */
+export const HELP_URL = "https://github.com/kubernetes/enhancements/tree/master/keps/sig-cluster-lifecycle/generic/1755-communicating-a-local-registry";
+
+/** A private registry, and caches of public ones, that every node trusts. */
 export class ClusterRegistry extends pulumi.ComponentResource {
     /** `<svc>.<ns>.svc.<domain>:<port>`: use it in image references. */
     public readonly host: pulumi.Output<string>;
@@ -30,6 +38,14 @@ export class ClusterRegistry extends pulumi.ComponentResource {
     public readonly pullSecretName: pulumi.Output<string>;
     /** The node directory the DaemonSet writes hosts.toml files to. */
     public readonly certsDir: pulumi.Output<string>;
+    /** Each cache: upstream host to the endpoint nodes use for it. */
+    public readonly caches: pulumi.Output<Record<string, string>>;
+    /** kind cluster config with the containerdConfigPatches kind before v0.31 needs. */
+    public readonly kindClusterConfig: pulumi.Output<string>;
+    /** /etc/rancher/k3s/registries.yaml for k3s/k3d nodes, so mirrors survive k3s restarts. */
+    public readonly k3sRegistriesYaml: pulumi.Output<string>;
+    /** Bottlerocket user-data settings (mirrors and the CA) for EKS Bottlerocket node groups. */
+    public readonly bottlerocketSettings: pulumi.Output<string>;
 
     constructor(name: string, settings: Settings, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:ClusterRegistry", name, {}, opts);
@@ -68,26 +84,49 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        const common = {
+            namespace,
+            port: s.port,
+            clusterDomain: s.clusterDomain,
+            ca,
+            certValidityHours: s.certValidityHours,
+            certEarlyRenewalHours: s.certEarlyRenewalHours,
+            image: s.image,
+            storageClass: s.profile.storageClass,
+        };
         const registry = new Registry(
             `${name}-hosted`,
             {
-                namespace,
+                ...common,
                 serviceName: s.serviceName,
-                port: s.port,
                 nodePort: s.nodePort,
-                clusterDomain: s.clusterDomain,
                 extraDnsNames: s.extraDnsNames,
                 extraIpAddresses: s.extraIpAddresses,
-                ca,
-                certValidityHours: s.certValidityHours,
-                certEarlyRenewalHours: s.certEarlyRenewalHours,
-                image: s.image,
-                storageClass: s.profile.storageClass,
                 storageSize: s.profile.storageSize,
                 htpasswd: { secretName: credentials.secretName, content: credentials.htpasswd },
             },
             inNamespace,
         );
+
+        // One cache per upstream: distribution's proxy mode serves one upstream and takes no pushes.
+        const caches = s.caches.map((c) => ({
+            host: c.host,
+            remoteUrl: c.remoteUrl,
+            registry: new Registry(
+                `${name}-${c.serviceName}`,
+                {
+                    ...common,
+                    serviceName: c.serviceName,
+                    storageSize: s.profile.cacheStorageSize,
+                    proxy: {
+                        remoteUrl: c.remoteUrl,
+                        ttl: s.cacheTtl,
+                        credentials: c.credentials && { username: pulumi.secret(c.credentials.username), password: pulumi.secret(c.credentials.password) },
+                    },
+                },
+                inNamespace,
+            ),
+        }));
 
         const pushEndpoint = s.nodePort ? `<node address>:${s.nodePort}` : `localhost:${s.port}`;
         const firstUser = s.users[0].name;
@@ -104,6 +143,36 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             inNamespace,
         );
 
+        if (s.patchDefaultServiceAccounts) {
+            for (const ns of s.pullSecretNamespaces) {
+                // Server-side apply owns just this list entry (merge key `name`): other pull
+                // secrets stay, and destroy removes only ours.
+                new k8s.core.v1.ServiceAccountPatch(
+                    `${name}-default-sa-${ns}`,
+                    { metadata: { name: "default", namespace: ns }, imagePullSecrets: [{ name: s.pullSecretName }] },
+                    { parent: this, dependsOn: pullSecret.secrets },
+                );
+            }
+        }
+
+        const nodeRegistries: NodeRegistry[] = [
+            {
+                host: registry.host,
+                server: pulumi.interpolate`https://${registry.host}`,
+                endpoint: registry.endpoint,
+                // Nodes only pull; pushes come from people and CI with credentials.
+                capabilities: ["pull", "resolve"],
+                serverIsOurs: true,
+            },
+            ...caches.map((c): NodeRegistry => ({
+                host: c.host,
+                // Fail closed: the cache is also the fallback, so a pull never leaves the cluster.
+                server: s.mirrorFallback === "upstream" ? c.remoteUrl : c.registry.endpoint,
+                endpoint: c.registry.endpoint,
+                capabilities: ["pull", "resolve"],
+                serverIsOurs: s.mirrorFallback !== "upstream",
+            })),
+        ];
         const nodeConfig = new NodeConfig(
             `${name}-node-config`,
             {
@@ -112,18 +181,36 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 image: s.image,
                 certsDir: s.profile.certsDir,
                 caPem: ca.certPem,
-                registries: [
-                    {
-                        host: registry.host,
-                        server: pulumi.interpolate`https://${registry.host}`,
-                        endpoint: registry.endpoint,
-                        // Nodes only pull; pushes come from people and CI with credentials.
-                        capabilities: ["pull", "resolve"],
-                    },
-                ],
+                registries: nodeRegistries,
             },
             inNamespace,
         );
+
+        if (s.localRegistryHosting) {
+            new k8s.core.v1.ConfigMap(
+                `${name}-local-registry-hosting`,
+                {
+                    metadata: {
+                        name: LOCAL_REGISTRY_HOSTING.name,
+                        namespace: LOCAL_REGISTRY_HOSTING.namespace,
+                        labels: { "app.kubernetes.io/part-of": "cluster-registry" },
+                    },
+                    data: {
+                        [LOCAL_REGISTRY_HOSTING.key]: registry.host.apply((h) =>
+                            renderLocalRegistryHosting({ host: pushEndpoint, hostFromContainerRuntime: h, hostFromClusterNetwork: h, help: HELP_URL }),
+                        ),
+                    },
+                },
+                { parent: this },
+            );
+        }
+
+        const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
+            nodeRegistries.map((r) => pulumi.all([r.host, r.endpoint]).apply(([host, endpoint]) => ({ host, endpoint }))),
+        );
+        this.kindClusterConfig = pulumi.output(renderKindContainerdPatch(s.profile.certsDir));
+        this.k3sRegistriesYaml = mirrors.apply((m) => renderK3sRegistries(m, K3S_CA_FILE));
+        this.bottlerocketSettings = pulumi.all([mirrors, ca.certPem]).apply(([m, pem]) => renderBottlerocketSettings(m, pem, "cluster-registry"));
 
         this.host = registry.host;
         this.pushEndpoint = pulumi.output(pushEndpoint);
@@ -139,6 +226,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         this.dockerConfigJson = pullSecret.dockerConfigJson;
         this.pullSecretName = pulumi.output(pullSecret.secretName);
         this.certsDir = pulumi.output(nodeConfig.certsDir);
+        this.caches = pulumi.all(caches.map((c) => c.registry.endpoint.apply((e) => [c.host, e] as const))).apply((pairs) => Object.fromEntries(pairs));
         this.registerOutputs({
             host: this.host,
             pushEndpoint: this.pushEndpoint,
@@ -149,6 +237,10 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             dockerConfigJson: this.dockerConfigJson,
             pullSecretName: this.pullSecretName,
             certsDir: this.certsDir,
+            caches: this.caches,
+            kindClusterConfig: this.kindClusterConfig,
+            k3sRegistriesYaml: this.k3sRegistriesYaml,
+            bottlerocketSettings: this.bottlerocketSettings,
         });
     }
 }

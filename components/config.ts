@@ -5,6 +5,7 @@
 import * as net from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 import { ENVIRONMENTS, ENVIRONMENT_NAMES, EnvironmentName, EnvironmentProfile } from "./environments";
+import { cacheServiceName, DEFAULT_CACHE_TTL, UPSTREAM_PRESETS } from "./upstreams";
 
 /** Config namespace: the project name in Pulumi.yaml. */
 export const PROJECT = "cluster-registry";
@@ -21,6 +22,21 @@ export interface UserSetting {
     /** Plain text only while config is parsed; components wrap it with `pulumi.secret` at once. */
     password?: string;
 }
+
+/** A pull-through cache of one upstream registry. */
+export interface CacheSetting {
+    /** The name in image references, e.g. `docker.io`: the certs.d directory containerd looks up. */
+    host: string;
+    /** The upstream's registry API, e.g. `https://registry-1.docker.io`. */
+    remoteUrl: string;
+    /** The cache's Service name. */
+    serviceName: string;
+    /** Upstream credentials; plain text only while config is parsed. */
+    credentials?: { username: string; password: string };
+}
+
+/** What a node does when a cache is down: go to the upstream itself, or fail the pull. */
+export type MirrorFallback = "upstream" | "none";
 
 /** Validated settings, with the environment's defaults and the user's overrides applied. */
 export interface Settings {
@@ -43,6 +59,11 @@ export interface Settings {
     caValidityHours: number;
     certValidityHours: number;
     certEarlyRenewalHours: number;
+    caches: CacheSetting[];
+    mirrorFallback: MirrorFallback;
+    cacheTtl: string;
+    patchDefaultServiceAccounts: boolean;
+    localRegistryHosting: boolean;
 }
 
 /** Raised for bad configuration; lists every problem found, one per line. */
@@ -79,16 +100,51 @@ export const CONFIG_KEYS = [
     "caValidityHours",
     "certValidityHours",
     "certEarlyRenewalHours",
+    "caches",
+    "cacheCredentials",
+    "mirrorFallback",
+    "cacheTtl",
+    "cacheStorageSize",
+    "patchDefaultServiceAccounts",
+    "localRegistryHosting",
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
 /** Keys whose values are credentials and must be stored encrypted (`pulumi config set --secret`). */
-export const SECRET_KEYS: readonly ConfigKey[] = ["userPasswords"];
+export const SECRET_KEYS: readonly ConfigKey[] = ["userPasswords", "cacheCredentials"];
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const QUANTITY = /^[1-9][0-9]*(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
 // htpasswd separates user and hash with ':'; the registry also rejects names with control chars.
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+// Go durations as distribution parses proxy.ttl: 168h, 72h30m, 90m.
+const DURATION = /^(?=\d)(\d+h)?(\d+m)?(\d+s)?$/;
+
+/** True for a registry host as it appears in image references: a DNS name with an optional port. */
+export function isRegistryHost(value: string): boolean {
+    const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(value);
+    return m !== null && isDnsName(m[1]) && m[1].includes(".") && (m[2] === undefined || (Number(m[2]) > 0 && Number(m[2]) < 65536));
+}
+
+/** True for an upstream URL distribution can proxy: http(s), a host, no path, query or credentials. */
+export function isUpstreamUrl(value: string): boolean {
+    let u: URL;
+    try {
+        u = new URL(value);
+    } catch {
+        return false;
+    }
+    return (
+        (u.protocol === "https:" || u.protocol === "http:") &&
+        u.hostname !== "" &&
+        u.username === "" &&
+        u.password === "" &&
+        (u.pathname === "/" || u.pathname === "") &&
+        u.search === "" &&
+        u.hash === "" &&
+        !value.endsWith("/")
+    );
+}
 
 /** True for an RFC 1123 DNS name (lower case labels of at most 63 characters, 253 in all). */
 export function isDnsName(value: string): boolean {
@@ -255,11 +311,80 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
 
     const createNamespace = bool("createNamespace", true);
 
+    const caches: CacheSetting[] = [];
+    for (const entry of list("caches", [])) {
+        const eq = entry.indexOf("=");
+        const host = eq < 0 ? entry : entry.slice(0, eq);
+        const remoteUrl = eq < 0 ? UPSTREAM_PRESETS[entry] : entry.slice(eq + 1);
+        if (eq < 0 && remoteUrl === undefined) {
+            fail(
+                "caches",
+                entry,
+                `a preset (${Object.keys(UPSTREAM_PRESETS).join(", ")}) or HOST=URL such as registry.example.com=https://registry.example.com`,
+            );
+        } else if (!isRegistryHost(host)) {
+            fail("caches", entry, "HOST=URL where HOST is a registry host name as in image references, such as docker.io or registry.example.com:5000");
+        } else if (!isUpstreamUrl(remoteUrl)) {
+            fail("caches", entry, "HOST=URL where URL is an http(s) URL with no path, such as https://registry-1.docker.io");
+        } else if (caches.some((c) => c.host === host)) {
+            problems.push(`${key("caches")}: ${JSON.stringify(host)} is listed twice; one cache serves one upstream, list each once`);
+        } else if (cacheServiceName(host) === serviceName || caches.some((c) => c.serviceName === cacheServiceName(host))) {
+            problems.push(
+                `${key("caches")}: ${JSON.stringify(host)} would need the Service name ${cacheServiceName(host)}, which is taken; rename ${key("serviceName")}`,
+            );
+        } else {
+            caches.push({ host, remoteUrl, serviceName: cacheServiceName(host) });
+        }
+    }
+    const cacheCredentials = list("cacheCredentials", []);
+    if (raw.cacheCredentials !== undefined && !secretKeys.has(key("cacheCredentials"))) {
+        problems.push(
+            `${key("cacheCredentials")}: is stored in plain text; set it with \`pulumi config set --secret --path 'cacheCredentials[0]' HOST=USER:PASSWORD\``,
+        );
+    }
+    for (const entry of cacheCredentials) {
+        // Never echo the entry: it holds a password.
+        const eq = entry.indexOf("=");
+        const host = eq > 0 ? entry.slice(0, eq) : "";
+        const colon = entry.indexOf(":", eq + 1);
+        const username = eq > 0 && colon > eq ? entry.slice(eq + 1, colon) : "";
+        const password = colon > eq ? entry.slice(colon + 1) : "";
+        const cache = caches.find((c) => c.host === host);
+        if (!cache) {
+            problems.push(
+                `${key("cacheCredentials")}: an entry names ${JSON.stringify(host)}, which is not in ${key("caches")}; entries are HOST=USER:PASSWORD for a listed cache`,
+            );
+        } else if (!username) {
+            problems.push(`${key("cacheCredentials")}: the entry for ${JSON.stringify(host)} has no user; entries are HOST=USER:PASSWORD`);
+        } else if (!password) {
+            problems.push(`${key("cacheCredentials")}: the entry for ${JSON.stringify(host)} has no password; entries are HOST=USER:PASSWORD`);
+        } else if (cache.credentials) {
+            problems.push(`${key("cacheCredentials")}: ${JSON.stringify(host)} has two entries; give one`);
+        } else {
+            cache.credentials = { username, password };
+        }
+    }
+    const mirrorFallback = str(
+        "mirrorFallback",
+        "upstream",
+        (v) => v === "upstream" || v === "none",
+        "upstream (pull from the upstream when its cache is down) or none (fail the pull: air-gapped clusters)",
+    ) as MirrorFallback;
+    const cacheTtl = str("cacheTtl", DEFAULT_CACHE_TTL, (v) => DURATION.test(v), "a duration such as 168h or 72h30m");
+    const cacheStorageSize = str("cacheStorageSize", base.cacheStorageSize, isStorageQuantity, "a storage quantity such as 10Gi or 500Mi");
+    const patchDefaultServiceAccounts = bool("patchDefaultServiceAccounts", false);
+    if (patchDefaultServiceAccounts && pullSecretNamespaces.length === 0) {
+        problems.push(
+            `${key("patchDefaultServiceAccounts")}: is true but ${key("pullSecretNamespaces")} is empty; list the namespaces whose default ServiceAccount should get the pull secret`,
+        );
+    }
+    const localRegistryHosting = bool("localRegistryHosting", true);
+
     if (problems.length > 0) throw new ConfigError(problems);
 
     return {
         environment,
-        profile: { ...base, certsDir, storageClass, storageSize },
+        profile: { ...base, certsDir, storageClass, storageSize, cacheStorageSize },
         namespace,
         createNamespace,
         serviceName,
@@ -277,6 +402,11 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
         caValidityHours,
         certValidityHours,
         certEarlyRenewalHours,
+        caches,
+        mirrorFallback,
+        cacheTtl,
+        patchDefaultServiceAccounts,
+        localRegistryHosting,
     };
 }
 

@@ -25,13 +25,15 @@ export interface NodeRegistry {
     endpoint: pulumi.Input<string>;
     /** What containerd may do there. */
     capabilities: HostCapability[];
+    /** `server` is one of ours (signed by our CA), not a public upstream. */
+    serverIsOurs: boolean;
 }
 
 /** The files a node needs for the given registries, all trusting one CA. Pure, for tests. */
 export function nodeFiles(
     owner: string,
     caPem: string,
-    registries: ReadonlyArray<{ host: string; server: string; endpoint: string; capabilities: readonly HostCapability[] }>,
+    registries: ReadonlyArray<{ host: string; server: string; endpoint: string; capabilities: readonly HostCapability[]; serverIsOurs: boolean }>,
 ): NodeFile[] {
     return registries.flatMap((r) => [
         {
@@ -42,6 +44,7 @@ export function nodeFiles(
                 endpoint: r.endpoint,
                 capabilities: r.capabilities,
                 ca: NODE_CA_FILE,
+                serverIsOurs: r.serverIsOurs,
             }),
         },
         { path: `${r.host}/${NODE_CA_FILE}`, content: caPem },
@@ -76,11 +79,7 @@ export class NodeConfig extends pulumi.ComponentResource {
         const labels = { "app.kubernetes.io/name": "node-config", "app.kubernetes.io/instance": name };
         const metaLabels = { ...labels, "app.kubernetes.io/part-of": "cluster-registry" };
 
-        const registries = pulumi.all(
-            args.registries.map((r) =>
-                pulumi.all([r.host, r.server, r.endpoint]).apply(([host, server, endpoint]) => ({ host, server, endpoint, capabilities: r.capabilities })),
-            ),
-        );
+        const registries = pulumi.all(args.registries.map((r) => pulumi.output(r)));
         this.script = pulumi.all([args.caPem, registries]).apply(([caPem, regs]) => renderNodeScript(args.owner, nodeFiles(args.owner, caPem, regs)));
 
         const configMap = new k8s.core.v1.ConfigMap(

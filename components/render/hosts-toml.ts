@@ -11,18 +11,20 @@ export interface HostsTomlInput {
     /** The endpoint containerd tries first (a ClusterIP URL, so nodes need no cluster DNS). */
     endpoint: string;
     capabilities: readonly HostCapability[];
-    /** CA file, relative to the hosts.toml's directory. */
+    /** CA file for the endpoint, relative to the hosts.toml's directory. */
     ca: string;
+    /** Whether `server` is ours too (and so needs our CA); false when it is a public upstream. */
+    serverIsOurs: boolean;
 }
 
 /**
- * containerd 1.6 ignores a hosts.toml without a `[host]` table, so there is always one, and the CA
- * is given both at the top level (for `server`) and in the table.
+ * containerd 1.6 ignores a hosts.toml without a `[host]` table, so there is always one. Our CA goes
+ * at the top level only when `server` is ours: a public upstream keeps the system roots alone.
  */
 export function renderHostsToml(input: HostsTomlInput): string {
     const body = TOML.stringify({
         server: input.server,
-        ca: input.ca,
+        ...(input.serverIsOurs ? { ca: input.ca } : {}),
         host: { [input.endpoint]: { capabilities: [...input.capabilities], ca: input.ca } },
     });
     return `# Written by ${input.owner}. Removed, and any earlier file restored, when it is uninstalled.\n${body.trimEnd()}\n`;

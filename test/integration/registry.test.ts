@@ -152,7 +152,7 @@ describeIntegration("the generated registry, consumed by the real registry, skop
         forwards.push(await portForward({ host: MOVED_IP, port }, { host: CLUSTER_IP, port }));
         const host = `moved.example:${port}`;
         for (const f of nodeFiles("test", dep.outputs.caCertPem, [
-            { host, server: `https://${host}`, endpoint: `https://${MOVED_IP}:${port}`, capabilities: ["pull", "resolve"] },
+            { host, server: `https://${host}`, endpoint: `https://${MOVED_IP}:${port}`, capabilities: ["pull", "resolve"], serverIsOurs: true },
         ])) {
             fs.mkdirSync(path.join(nodeCerts, path.dirname(f.path)), { recursive: true });
             fs.writeFileSync(path.join(nodeCerts, f.path), f.content);

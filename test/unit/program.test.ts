@@ -19,6 +19,7 @@ const T = {
     pvc: "kubernetes:core/v1:PersistentVolumeClaim",
     deploy: "kubernetes:apps/v1:Deployment",
     ds: "kubernetes:apps/v1:DaemonSet",
+    saPatch: "kubernetes:core/v1:ServiceAccountPatch",
     key: "tls:index/privateKey:PrivateKey",
     selfSigned: "tls:index/selfSignedCert:SelfSignedCert",
     csr: "tls:index/certRequest:CertRequest",
@@ -51,27 +52,32 @@ describe.each(shippedStacks())("stack %s", (stack) => {
 
     test("creates the expected resources", async () => {
         const { cloud } = await run(config);
+        const caches = JSON.parse(config["cluster-registry:caches"] ?? "[]").length;
+        const pullNamespaces = JSON.parse(config["cluster-registry:pullSecretNamespaces"] ?? "[]").length;
+        const patched = config["cluster-registry:patchDefaultServiceAccounts"] === "true" ? pullNamespaces : 0;
         expect(counts(cloud.resources)).toEqual({
             [T.ns]: 1,
-            [T.svc]: 1,
-            // htpasswd, tls, and one pull secret per namespace
-            [T.secret]: 2 + 1 + JSON.parse(config["cluster-registry:pullSecretNamespaces"] ?? "[]").length,
-            [T.cm]: 2,
-            [T.pvc]: 1,
-            [T.deploy]: 1,
+            [T.svc]: 1 + caches,
+            // htpasswd, a tls per registry, one pull secret per namespace
+            [T.secret]: 1 + (1 + caches) + (1 + pullNamespaces),
+            // registry configs, the node script, local-registry-hosting
+            [T.cm]: 1 + caches + 1 + 1,
+            [T.pvc]: 1 + caches,
+            [T.deploy]: 1 + caches,
             [T.ds]: 1,
-            [T.key]: 2,
+            [T.key]: 2 + caches,
             [T.selfSigned]: 1,
-            [T.csr]: 1,
-            [T.signed]: 1,
+            [T.csr]: 1 + caches,
+            [T.signed]: 1 + caches,
             [T.password]: 1,
             [T.bytes]: 1,
+            ...(patched ? { [T.saPatch]: patched } : {}),
         });
     });
 
     test("the server certificate is signed by the CA and names every way to the registry, the ClusterIP included", async () => {
         const { cloud, outputs } = await run(config);
-        const server = certFacts(cloud.one(T.signed).outputs.certPem);
+        const server = certFacts(cloud.one(T.signed, "hosted-tls-cert").outputs.certPem);
         const ca = certFacts(outputs.caCertPem as string);
         expect(ca.isCa).toBe(true);
         expect(server.isCa).toBe(false);
@@ -103,8 +109,8 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         expect(bcrypt.compareSync(passwords.admin, hash)).toBe(true);
         expect(bcrypt.compareSync(passwords.admin + "x", hash)).toBe(false);
 
-        const [tlsSecret] = secretsByType(cloud, "kubernetes.io/tls");
-        expect(tlsSecret.inputs.stringData["tls.crt"]).toBe(cloud.one(T.signed).outputs.certPem);
+        const tlsSecret = cloud.one(T.secret, "hosted-tls");
+        expect(tlsSecret.inputs.stringData["tls.crt"]).toBe(cloud.one(T.signed, "hosted-tls-cert").outputs.certPem);
         expect(tlsSecret.inputs.stringData["tls.key"]).toMatch(/-----BEGIN EC PRIVATE KEY-----/);
 
         const pulls = secretsByType(cloud, "kubernetes.io/dockerconfigjson");
@@ -120,7 +126,7 @@ describe.each(shippedStacks())("stack %s", (stack) => {
 
     test("the Deployment mounts what the config names, probes over HTTPS, runs restricted and rolls on change", async () => {
         const { cloud } = await run(config);
-        const spec = cloud.one(T.deploy).inputs.spec;
+        const spec = cloud.one(T.deploy, "hosted").inputs.spec;
         expect(spec.replicas).toBe(1);
         expect(spec.strategy).toEqual({ type: "Recreate" });
         const pod = spec.template.spec;
@@ -129,10 +135,10 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         const mounts = Object.fromEntries(c.volumeMounts.map((m: { name: string; mountPath: string }) => [m.name, m.mountPath]));
         expect(mounts).toEqual({ config: MOUNTS.config, tls: MOUNTS.tls, auth: MOUNTS.auth, storage: MOUNTS.storage, tmp: MOUNTS.tmp });
         const volumes = Object.fromEntries(pod.volumes.map((v: Record<string, unknown>) => [v.name, v]));
-        expect(volumes.storage.persistentVolumeClaim.claimName).toBe(cloud.one(T.pvc).outputs.metadata.name);
-        expect(volumes.tls.secret.secretName).toBe(secretsByType(cloud, "kubernetes.io/tls")[0].outputs.metadata.name);
+        expect(volumes.storage.persistentVolumeClaim.claimName).toBe(cloud.one(T.pvc, "hosted-storage").outputs.metadata.name);
+        expect(volumes.tls.secret.secretName).toBe(cloud.one(T.secret, "hosted-tls").outputs.metadata.name);
 
-        const configYaml: string = cloud.byType(T.cm).find((m) => m.inputs.data?.["config.yml"])!.inputs.data["config.yml"];
+        const configYaml: string = cloud.one(T.cm, "hosted-config").inputs.data["config.yml"];
         expect(configYaml).toContain(`certificate: ${MOUNTS.tls}/tls.crt`);
         expect(configYaml).toContain(`path: ${MOUNTS.auth}/htpasswd`);
         expect(configYaml).toContain(`rootdirectory: ${MOUNTS.storage}`);
@@ -152,12 +158,12 @@ describe.each(shippedStacks())("stack %s", (stack) => {
 
     test("the Service answers on the configured port without waiting for endpoints", async () => {
         const { cloud } = await run(config);
-        const svc = cloud.one(T.svc).inputs;
+        const svc = cloud.one(T.svc, "hosted-service").inputs;
         expect(svc.metadata.name).toBe("registry");
         expect(svc.metadata.annotations["pulumi.com/skipAwait"]).toBe("true");
         expect(svc.spec.type).toBe("ClusterIP");
         expect(svc.spec.ports).toEqual([{ name: "registry", port: 5000, targetPort: "registry", protocol: "TCP" }]);
-        expect(svc.spec.selector).toEqual(cloud.one(T.deploy).inputs.spec.selector.matchLabels);
+        expect(svc.spec.selector).toEqual(cloud.one(T.deploy, "hosted").inputs.spec.selector.matchLabels);
     });
 
     test("the DaemonSet mounts only the environment's certs.d, tolerates every taint and writes hosts.toml for the ClusterIP", async () => {
@@ -169,7 +175,7 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         expect(outputs.certsDir).toBe(ENVIRONMENTS[env].certsDir);
         expect(pod.tolerations).toEqual([{ operator: "Exists" }]);
         const [c] = pod.containers;
-        expect(c.image).toBe(cloud.one(T.deploy).inputs.spec.template.spec.containers[0].image);
+        expect(c.image).toBe(cloud.one(T.deploy, "hosted").inputs.spec.template.spec.containers[0].image);
         expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
         const script: string = cloud.byType(T.cm).find((m) => m.inputs.data?.["node-config.sh"])!.inputs.data["node-config.sh"];
         expect(script).toContain(`    cat > 'registry.registry.svc.cluster.local:5000/hosts.toml' <<'CLUSTER_REGISTRY_EOF'`);
@@ -196,7 +202,7 @@ describe.each(shippedStacks())("stack %s", (stack) => {
 
     test("preview, with every computed value unknown, runs without error", async () => {
         const { cloud } = await run(config, newCloud(true));
-        expect(cloud.byType(T.deploy)).toHaveLength(1);
+        expect(cloud.byType(T.deploy)).toHaveLength(1 + JSON.parse(config["cluster-registry:caches"] ?? "[]").length);
         expect(cloud.byType(T.ds)).toHaveLength(1);
     });
 });
@@ -232,9 +238,9 @@ describe("config choices reach the resources", () => {
         const cloud = newCloud();
         const base = { "cluster-registry:userPasswords": '["admin:first-password-123"]' };
         await run(base, cloud, ["cluster-registry:userPasswords"]);
-        const before = cloud.one(T.deploy).inputs.spec.template;
+        const before = cloud.one(T.deploy, "hosted").inputs.spec.template;
         await run({ "cluster-registry:userPasswords": '["admin:second-password-456"]' }, cloud, ["cluster-registry:userPasswords"]);
-        const after = cloud.one(T.deploy).inputs.spec.template;
+        const after = cloud.one(T.deploy, "hosted").inputs.spec.template;
         expect(after.metadata.annotations["cluster-registry/checksum"]).not.toBe(before.metadata.annotations["cluster-registry/checksum"]);
         expect(after.spec).toEqual(before.spec);
     });
@@ -245,10 +251,10 @@ describe("config choices reach the resources", () => {
             "cluster-registry:nodePort": "30500",
             "cluster-registry:pullSecretNamespaces": '["apps","ci"]',
         });
-        const server = certFacts(cloud.one(T.signed).outputs.certPem);
+        const server = certFacts(cloud.one(T.signed, "hosted-tls-cert").outputs.certPem);
         expect(server.dnsNames).toContain("registry.example.com");
         expect(server.ipAddresses).toEqual([CLUSTER_IP, "127.0.0.1", "192.168.5.5"]);
-        const svc = cloud.one(T.svc).inputs.spec;
+        const svc = cloud.one(T.svc, "hosted-service").inputs.spec;
         expect(svc.type).toBe("NodePort");
         expect(svc.ports[0].nodePort).toBe(30500);
         expect(outputs.pushEndpoint).toBe("<node address>:30500");
@@ -258,7 +264,7 @@ describe("config choices reach the resources", () => {
     test("createNamespace=false uses the existing namespace and creates none", async () => {
         const { cloud } = await run({ "cluster-registry:createNamespace": "false", "cluster-registry:namespace": "tools" });
         expect(cloud.byType(T.ns)).toHaveLength(0);
-        expect(cloud.one(T.deploy).inputs.metadata.namespace).toBe("tools");
+        expect(cloud.one(T.deploy, "hosted").inputs.metadata.namespace).toBe("tools");
     });
 
     test("RSA keys when asked", async () => {

@@ -60,6 +60,7 @@ describe("hosts.toml", () => {
                 endpoint: "https://10.96.0.10:5000",
                 capabilities: ["pull", "resolve"],
                 ca: "ca.crt",
+                serverIsOurs: true,
             }),
         ).toBe(
             "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +

@@ -1,0 +1,641 @@
+/**
+ * `npm run bench`: what the bcrypt cost of the registry's htpasswd costs the nodes that pull from it.
+ *
+ * For the program's default cost for generated passwords and for cost 10, the program is deployed
+ * under the faithful fakes, the real registry runs from the generated Deployment, the image is pushed
+ * with skopeo through the port-forward, the DaemonSet's own script configures a private containerd,
+ * and then:
+ *  - cold CRI pulls of a ~60 MB, 4-layer image, as kubelet makes them (pull secret's credentials);
+ *  - latency of an authenticated manifest HEAD versus the same request anonymous (401, no bcrypt);
+ *  - requests/s of 8 concurrent clients making authenticated manifest HEADs.
+ *
+ * RATIOS MATTER, ABSOLUTE TIMES DO NOT. The machine has 2 cores, shared by the registry, containerd
+ * and the load generator, over loopback; absolute figures move from run to run. Compare runs by the
+ * ratios, and by the machine info written with every result.
+ *
+ * Each scenario runs in a process of its own (one program run per process, see no-vitest.ts) and
+ * hands back a row; the parent prints a table over the rows and writes bench/results/. To add a
+ * section (e.g. caches): write a scenario function returning a row, register it in RUNNERS, add its
+ * specs to SCENARIOS and print its rows with their own columns.
+ */
+import "./no-vitest"; // first: stands in for "vitest", which the harness imports
+import "reflect-metadata"; // the fake tls provider's @peculiar/x509 needs it loaded first
+
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as https from "node:https";
+import * as os from "node:os";
+import * as path from "node:path";
+import { GENERATED_PASSWORD_BCRYPT_COST } from "../components/credentials";
+import { startContainerd } from "../test/integration/harness/containerd";
+import { criImageStatus, criPull, criRemove } from "../test/integration/harness/cri";
+import { nodeScript, waitApplied } from "../test/integration/harness/node";
+import { buildOciImage, type BuiltOciImage } from "../test/integration/harness/oci";
+import { freePort, runCommand, stopAll, waitFor } from "../test/integration/harness/procs";
+import { basicAuth } from "../test/integration/harness/registry";
+import { skopeoCopy } from "../test/integration/harness/skopeo";
+import { missingForIntegration } from "../test/integration/harness/tools";
+import { deploy, portForward, startRegistryFromDeployment, tempDir, type Deployed } from "../test/integration/support";
+
+// ---------------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------------
+
+/** A loopback address stands for the Service's ClusterIP. */
+const CLUSTER_IP = "127.0.0.2";
+/** The cost compared with the program's default (bcrypt's usual default, and ours for given passwords). */
+const COMPARED_COST = 10;
+/** ~60 MB: 4 layers of 15 MiB of incompressible bytes. */
+const IMAGE = { repo: "bench/app", tag: "v1", layers: 4, layerBytes: 15 << 20 } as const;
+/** Cold pulls per cost (the median is reported). */
+const COLD_PULLS = 7;
+/** Sequential manifest HEADs per kind (authenticated, anonymous), after a warm-up. */
+const HEAD_WARMUP = 20;
+const HEAD_SAMPLES = 200;
+/** Concurrent clients and duration of the throughput run. */
+const CLIENTS = 8;
+const THROUGHPUT_MS = 3_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+/** How long containerd may take to garbage-collect a removed image's content. */
+const GC_WAIT_MS = 15_000;
+/** A scenario process that takes longer is killed. */
+const SCENARIO_TIMEOUT_MS = 240_000;
+const RESULTS_DIR = path.join(__dirname, "results");
+const MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+/** argv[2] of a scenario's own process. */
+const CHILD_FLAG = "--run-scenario";
+
+// ---------------------------------------------------------------------------------------------------
+// Scenarios and rows
+// ---------------------------------------------------------------------------------------------------
+
+interface PullsSpec {
+    kind: "pulls";
+    label: string;
+    /** Passed as `cluster-registry:bcryptCost`; absent: the program's own default is measured. */
+    bcryptCost?: number;
+}
+type ScenarioSpec = PullsSpec;
+
+const SCENARIOS: ScenarioSpec[] = [
+    { kind: "pulls", label: "program default" },
+    { kind: "pulls", label: `cost ${COMPARED_COST}`, bcryptCost: COMPARED_COST },
+];
+
+interface Stats {
+    median: number;
+    min: number;
+    max: number;
+    p90: number;
+}
+
+interface PullsRow {
+    kind: "pulls";
+    label: string;
+    /** The cost asked for (null: none, the program's default). */
+    requestedCost: number | null;
+    /** The cost actually in the generated htpasswd (its hash's rounds). */
+    cost: number;
+    coldPull: {
+        seconds: number[];
+        stats: Stats;
+        /** Per pull, from the registry's log. */
+        requests: number[];
+        authenticated: number[];
+        challenges: number[];
+        blobGets: number[];
+        /** Bytes in containerd's content store before the first pull, after each pull and after each removal. */
+        contentBytesBefore: number;
+        contentBytesAfterPull: number[];
+        contentBytesAfterRemove: number[];
+        /** Every pull fetched every blob and every removal emptied the content store of the image. */
+        allCold: boolean;
+    };
+    head: {
+        samples: number;
+        authMs: Stats;
+        anonMs: Stats;
+        /** Median authenticated minus median anonymous. */
+        addedMs: number;
+    };
+    throughput: {
+        clients: number;
+        seconds: number;
+        authRequests: number;
+        authReqPerSec: number;
+        /** The same load anonymous (401s): the ceiling without bcrypt. */
+        anonReqPerSec: number;
+        errors: number;
+    };
+}
+type Row = PullsRow;
+
+/** Things to undo when a scenario ends, also on failure or a signal. */
+type Cleanup = Array<() => Promise<void> | void>;
+
+const RUNNERS: { [K in ScenarioSpec["kind"]]: (spec: Extract<ScenarioSpec, { kind: K }>, image: BuiltOciImage, cleanup: Cleanup) => Promise<Row> } = {
+    pulls: pullsScenario,
+};
+
+// ---------------------------------------------------------------------------------------------------
+// The pulls scenario
+// ---------------------------------------------------------------------------------------------------
+
+async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cleanup): Promise<PullsRow> {
+    const log = (msg: string) => console.log(`[${spec.label}] ${msg}`);
+    const work = tempDir("bench-");
+    cleanup.push(() => fs.rmSync(work, { recursive: true, force: true }));
+
+    const port = await freePort();
+    const config: Record<string, string> = { "cluster-registry:port": String(port) };
+    if (spec.bcryptCost !== undefined) config["cluster-registry:bcryptCost"] = String(spec.bcryptCost);
+    const dep = await deploy(CLUSTER_IP, config);
+    const cost = htpasswdCost(dep);
+    if (spec.bcryptCost !== undefined && cost !== spec.bcryptCost) throw new Error(`asked for bcrypt cost ${spec.bcryptCost}, the htpasswd has ${cost}`);
+    log(`deployed; htpasswd bcrypt cost ${cost}`);
+
+    const ca = dep.outputs.caCertPem as string;
+    const caFile = path.join(work, "ca.pem");
+    fs.writeFileSync(caFile, ca);
+    const certDir = path.join(work, "skopeo-certs");
+    fs.mkdirSync(certDir);
+    fs.writeFileSync(path.join(certDir, "ca.crt"), ca);
+    const authfile = path.join(work, "auth.json");
+    fs.writeFileSync(authfile, dep.outputs.dockerConfigJson as string, { mode: 0o600 });
+
+    cleanup.push(() => stopAll());
+    const registry = await startRegistryFromDeployment(dep.cloud, dep.cloud.one("kubernetes:apps/v1:Deployment"), path.join(work, "pod"), `${CLUSTER_IP}:${port}`, caFile);
+    const forward = await portForward({ host: "127.0.0.1", port }, { host: CLUSTER_IP, port });
+    cleanup.push(() => forward.close());
+
+    const push = await skopeoCopy({ src: image.ref, dest: `docker://localhost:${port}/${IMAGE.repo}:${IMAGE.tag}`, authfile, certDir });
+    if (push.code !== 0) throw new Error(`skopeo push failed (${String(push.code)}): ${push.stderr}`);
+    log("pushed with skopeo through the port-forward");
+
+    const nodeCerts = path.join(work, "node", "certs.d");
+    fs.mkdirSync(nodeCerts, { recursive: true });
+    const nodeProc = nodeScript(dep.cloud, work, nodeCerts).start(path.join(work, "node-config.log"));
+    await waitApplied(nodeProc);
+    const containerd = await startContainerd({ workDir: path.join(work, "ctd"), certsDir: nodeCerts });
+
+    const ref = `${dep.outputs.host as string}/${IMAGE.repo}:${IMAGE.tag}`;
+    const coldPull = await coldPulls({
+        socket: containerd.socket,
+        ref,
+        auth: dep.pullAuth,
+        contentDir: path.join(containerd.root, "io.containerd.content.v1.content"),
+        digests: [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)],
+        registryLog: registry.proc.logFile,
+        log,
+    });
+
+    const manifestUrl = `https://${CLUSTER_IP}:${port}/v2/${IMAGE.repo}/manifests/${IMAGE.tag}`;
+    const authorization = basicAuth(dep.pullAuth.username, dep.pullAuth.password);
+    const head = await headLatency(manifestUrl, ca, authorization);
+    log(`manifest HEAD median: authenticated ${head.authMs.median.toFixed(1)} ms, anonymous ${head.anonMs.median.toFixed(1)} ms`);
+
+    const auth = await headThroughput(manifestUrl, ca, authorization, 200);
+    const anon = await headThroughput(manifestUrl, ca, undefined, 401);
+    log(`${CLIENTS} clients: ${auth.reqPerSec.toFixed(0)} authenticated req/s, ${anon.reqPerSec.toFixed(0)} anonymous req/s`);
+
+    return {
+        kind: "pulls",
+        label: spec.label,
+        requestedCost: spec.bcryptCost ?? null,
+        cost,
+        coldPull,
+        head,
+        throughput: {
+            clients: CLIENTS,
+            seconds: auth.seconds,
+            authRequests: auth.requests,
+            authReqPerSec: auth.reqPerSec,
+            anonReqPerSec: anon.reqPerSec,
+            errors: auth.errors + anon.errors,
+        },
+    };
+}
+
+/** The bcrypt cost of the generated htpasswd's hashes (all users share it). */
+function htpasswdCost(dep: Deployed): number {
+    const htpasswd = dep.cloud
+        .byType("kubernetes:core/v1:Secret")
+        .map((s) => s.inputs.stringData?.htpasswd as string | undefined)
+        .find((h) => h !== undefined);
+    if (htpasswd === undefined) throw new Error("no Secret with an htpasswd key was generated");
+    const costs = [...htpasswd.matchAll(/:\$2[aby]\$(\d\d)\$/g)].map((m) => Number(m[1]));
+    if (costs.length === 0 || costs.some((c) => c !== costs[0])) throw new Error(`cannot read one bcrypt cost from the htpasswd (${costs.join(", ")})`);
+    return costs[0];
+}
+
+interface ColdPullsInput {
+    socket: string;
+    ref: string;
+    auth: { username: string; password: string };
+    contentDir: string;
+    /** Every blob of the image: none may be in the content store before a pull. */
+    digests: string[];
+    registryLog: string;
+    log(msg: string): void;
+}
+
+/** Pulls, removes and waits until containerd has deleted the image's content, COLD_PULLS times. */
+async function coldPulls(o: ColdPullsInput): Promise<PullsRow["coldPull"]> {
+    const blobFiles = o.digests.map((d) => path.join(o.contentDir, "blobs", ...d.split(":")));
+    const held = () => blobFiles.filter((f) => fs.existsSync(f)).length;
+    const out: PullsRow["coldPull"] = {
+        seconds: [],
+        stats: stats([0]),
+        requests: [],
+        authenticated: [],
+        challenges: [],
+        blobGets: [],
+        contentBytesBefore: dirBytes(o.contentDir),
+        contentBytesAfterPull: [],
+        contentBytesAfterRemove: [],
+        allCold: true,
+    };
+    for (let i = 0; i < COLD_PULLS; i++) {
+        if (held() > 0) throw new Error(`pull ${i + 1} would not be cold: containerd still holds ${held()} of the image's blobs`);
+        const logFrom = fs.statSync(o.registryLog).size;
+        const t0 = performance.now();
+        await criPull(o.socket, o.ref, o.auth);
+        out.seconds.push((performance.now() - t0) / 1000);
+        out.contentBytesAfterPull.push(dirBytes(o.contentDir));
+
+        await criRemove(o.socket, o.ref);
+        if ((await criImageStatus(o.socket, o.ref)) !== null) throw new Error("CRI RemoveImage left the image in place");
+        await waitFor(() => held() === 0, GC_WAIT_MS, "containerd to delete the removed image's content");
+        out.contentBytesAfterRemove.push(dirBytes(o.contentDir));
+
+        // Read after the removal, so the registry has long written the pull's last lines.
+        const r = requestsSince(o.registryLog, logFrom);
+        out.requests.push(r.requests);
+        out.authenticated.push(r.authenticated);
+        out.challenges.push(r.challenges);
+        out.blobGets.push(r.blobGets);
+        out.allCold &&= r.blobGets === o.digests.length - 1 && out.contentBytesAfterRemove[i] <= out.contentBytesBefore;
+        o.log(
+            `cold pull ${i + 1}/${COLD_PULLS}: ${out.seconds[i].toFixed(2)} s, ${r.requests} requests (${r.authenticated} authenticated, ` +
+                `${r.challenges} 401), ${r.blobGets} blob GETs; content store ${mb(out.contentBytesAfterPull[i])} -> ${mb(out.contentBytesAfterRemove[i])}`,
+        );
+    }
+    out.stats = stats(out.seconds);
+    return out;
+}
+
+/** Requests the registry logged from byte `from` of its log on. */
+function requestsSince(logFile: string, from: number): { requests: number; authenticated: number; challenges: number; blobGets: number } {
+    const fd = fs.openSync(logFile, "r");
+    let text: string;
+    try {
+        const size = fs.fstatSync(fd).size;
+        const buf = Buffer.alloc(size - from);
+        fs.readSync(fd, buf, 0, buf.length, from);
+        text = buf.toString("utf8");
+    } finally {
+        fs.closeSync(fd);
+    }
+    // The access log (combined format) has one line per request, whatever its status.
+    const access = [...text.matchAll(/"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3}) /g)].map((m) => ({
+        method: m[1],
+        uri: m[2],
+        status: Number(m[3]),
+    }));
+    return {
+        requests: access.length,
+        // "response completed" is logged for 2xx/3xx only, with the user who was authenticated.
+        authenticated: (text.match(/msg="response completed".*auth\.user\.name=/g) ?? []).length,
+        challenges: access.filter((a) => a.status === 401).length,
+        blobGets: access.filter((a) => a.method === "GET" && /^\/v2\/.+\/blobs\//.test(a.uri) && a.status < 400).length,
+    };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// HTTP load
+// ---------------------------------------------------------------------------------------------------
+
+/** One manifest HEAD; resolves with its status and duration. */
+function head(url: string, agent: https.Agent, authorization?: string): Promise<{ status: number; ms: number }> {
+    return new Promise((resolve, reject) => {
+        const headers: Record<string, string> = { Accept: MANIFEST_ACCEPT };
+        if (authorization !== undefined) headers.Authorization = authorization;
+        const t0 = performance.now();
+        const req = https.request(url, { method: "HEAD", agent, headers, timeout: REQUEST_TIMEOUT_MS }, (res) => {
+            res.resume();
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0 }));
+            res.on("error", reject);
+        });
+        req.on("timeout", () => req.destroy(new Error(`timeout after ${REQUEST_TIMEOUT_MS} ms: HEAD ${url}`)));
+        req.on("error", reject);
+        req.end();
+    });
+}
+
+/** Sequential HEADs over keep-alive connections, authenticated and anonymous interleaved so drift hits both alike. */
+async function headLatency(url: string, ca: string, authorization: string): Promise<PullsRow["head"]> {
+    const authAgent = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
+    const anonAgent = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
+    try {
+        const authMs: number[] = [];
+        const anonMs: number[] = [];
+        for (let i = 0; i < HEAD_WARMUP + HEAD_SAMPLES; i++) {
+            const a = await head(url, authAgent, authorization);
+            const n = await head(url, anonAgent);
+            if (a.status !== 200 || n.status !== 401) throw new Error(`manifest HEAD: authenticated ${a.status} (want 200), anonymous ${n.status} (want 401)`);
+            if (i < HEAD_WARMUP) continue;
+            authMs.push(a.ms);
+            anonMs.push(n.ms);
+        }
+        const auth = stats(authMs);
+        const anon = stats(anonMs);
+        return { samples: HEAD_SAMPLES, authMs: auth, anonMs: anon, addedMs: auth.median - anon.median };
+    } finally {
+        authAgent.destroy();
+        anonAgent.destroy();
+    }
+}
+
+/** CLIENTS concurrent loops of HEADs for THROUGHPUT_MS; requests answered with `want` per second. */
+async function headThroughput(
+    url: string,
+    ca: string,
+    authorization: string | undefined,
+    want: number,
+): Promise<{ requests: number; errors: number; seconds: number; reqPerSec: number }> {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: CLIENTS, ca });
+    try {
+        let requests = 0;
+        let errors = 0;
+        const t0 = performance.now();
+        const deadline = t0 + THROUGHPUT_MS;
+        const client = async () => {
+            while (performance.now() < deadline) {
+                try {
+                    if ((await head(url, agent, authorization)).status === want) requests++;
+                    else errors++;
+                } catch {
+                    errors++;
+                }
+            }
+        };
+        await Promise.all(Array.from({ length: CLIENTS }, client));
+        // Requests in flight at the deadline still count, so the time runs until the last one ended.
+        const seconds = (performance.now() - t0) / 1000;
+        return { requests, errors, seconds, reqPerSec: requests / seconds };
+    } finally {
+        agent.destroy();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------------
+
+function stats(xs: number[]): Stats {
+    const s = [...xs].sort((a, b) => a - b);
+    const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+    const median = s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    return { median, min: s[0], max: s[s.length - 1], p90: at(0.9) };
+}
+
+/** Total size of the files under dir (0 if it does not exist). */
+function dirBytes(dir: string): number {
+    if (!fs.existsSync(dir)) return 0;
+    let total = 0;
+    for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+        if (e.isFile()) total += fs.statSync(path.join(e.parentPath, e.name)).size;
+    }
+    return total;
+}
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+async function firstLine(cmd: string, args: string[]): Promise<string> {
+    try {
+        const r = await runCommand(cmd, args, { timeoutMs: 10_000 });
+        return (r.stdout || r.stderr).trim().split("\n")[0];
+    } catch (e) {
+        return `unknown (${e instanceof Error ? e.message : String(e)})`;
+    }
+}
+
+async function machineInfo(): Promise<Record<string, unknown>> {
+    return {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? "unknown",
+        memoryBytes: os.totalmem(),
+        os: `${os.type()} ${os.release()} ${os.arch()}`,
+        node: process.version,
+        containerd: await firstLine("containerd", ["--version"]),
+        registry: await firstLine("docker-registry", ["--version"]),
+        skopeo: await firstLine("skopeo", ["--version"]),
+    };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------------------------------
+
+interface Column<R> {
+    header: string;
+    cell(row: R): string;
+}
+
+/** Prints rows as a fixed-width table; the first column is left-aligned, the others right-aligned. */
+function printTable<R>(title: string, columns: Column<R>[], rows: R[]): void {
+    const cells = [columns.map((c) => c.header), ...rows.map((r) => columns.map((c) => c.cell(r)))];
+    const widths = columns.map((_, i) => Math.max(...cells.map((line) => line[i].length)));
+    const render = (line: string[]) => line.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+    console.log(`\n${title}`);
+    console.log(render(cells[0]));
+    console.log(widths.map((w) => "-".repeat(w)).join("  "));
+    for (const line of cells.slice(1)) console.log(render(line));
+}
+
+const PULLS_COLUMNS: Column<PullsRow>[] = [
+    { header: "cost", cell: (r) => `${r.cost}${r.requestedCost === null ? " (default)" : ""}` },
+    { header: "cold pull s (median)", cell: (r) => r.coldPull.stats.median.toFixed(2) },
+    { header: "min-max s", cell: (r) => `${r.coldPull.stats.min.toFixed(2)}-${r.coldPull.stats.max.toFixed(2)}` },
+    { header: "auth req/pull", cell: (r) => spread(r.coldPull.authenticated) },
+    { header: "blob GETs/pull", cell: (r) => spread(r.coldPull.blobGets) },
+    { header: "auth HEAD ms", cell: (r) => r.head.authMs.median.toFixed(1) },
+    { header: "anon HEAD ms", cell: (r) => r.head.anonMs.median.toFixed(1) },
+    { header: "added ms", cell: (r) => r.head.addedMs.toFixed(1) },
+    { header: `${CLIENTS}-client req/s`, cell: (r) => r.throughput.authReqPerSec.toFixed(0) },
+];
+
+/** "7" when every value is 7, else "6-8". */
+function spread(xs: number[]): string {
+    const lo = Math.min(...xs);
+    const hi = Math.max(...xs);
+    return lo === hi ? String(lo) : `${lo}-${hi}`;
+}
+
+interface Ratios {
+    /** Cold pull median at the default cost / at COMPARED_COST. */
+    pullTimeDefaultOverCompared: number;
+    /** 8-client req/s at the default cost / at COMPARED_COST. */
+    reqPerSecDefaultOverCompared: number;
+    /** Added latency per authenticated request, by cost. */
+    addedMsByCost: Record<string, number>;
+}
+
+function ratios(rows: PullsRow[]): Ratios {
+    const byDefault = rows.find((r) => r.requestedCost === null);
+    const compared = rows.find((r) => r.requestedCost === COMPARED_COST);
+    if (!byDefault || !compared) throw new Error("ratios need the default-cost and the compared-cost rows");
+    return {
+        pullTimeDefaultOverCompared: byDefault.coldPull.stats.median / compared.coldPull.stats.median,
+        reqPerSecDefaultOverCompared: byDefault.throughput.authReqPerSec / compared.throughput.authReqPerSec,
+        addedMsByCost: Object.fromEntries(rows.map((r) => [String(r.cost), r.head.addedMs])),
+    };
+}
+
+function printRatios(r: Ratios, rows: PullsRow[]): void {
+    const def = rows.find((x) => x.requestedCost === null);
+    const defCost = def?.cost ?? GENERATED_PASSWORD_BCRYPT_COST;
+    console.log(`\nRatios (these are what to compare between runs):`);
+    console.log(`  cold pull time, cost ${defCost} / cost ${COMPARED_COST}: ${r.pullTimeDefaultOverCompared.toFixed(2)}`);
+    console.log(`  ${CLIENTS}-client req/s, cost ${defCost} / cost ${COMPARED_COST}: ${r.reqPerSecDefaultOverCompared.toFixed(1)}`);
+    for (const [cost, ms] of Object.entries(r.addedMsByCost)) console.log(`  added latency per authenticated request at cost ${cost}: ${ms.toFixed(1)} ms`);
+    for (const row of rows) {
+        console.log(
+            `  (cost ${row.cost}: anonymous ${CLIENTS}-client ceiling ${row.throughput.anonReqPerSec.toFixed(0)} req/s; ` +
+                `cold pulls ${row.coldPull.allCold ? "verified cold" : "NOT all verified cold"})`,
+        );
+    }
+}
+
+function isoBasic(d: Date): string {
+    return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Processes: the parent runs each scenario in a child and collects its row
+// ---------------------------------------------------------------------------------------------------
+
+let currentChild: ChildProcess | undefined;
+
+/** Runs one scenario in its own process (same node + tsx flags) and returns the row it wrote. */
+async function runIsolated(spec: ScenarioSpec, imageFile: string, scratch: string): Promise<Row> {
+    const outFile = path.join(scratch, `row-${Date.now()}.json`);
+    const child = spawn(process.execPath, [...process.execArgv, __filename, CHILD_FLAG, JSON.stringify(spec), imageFile, outFile], { stdio: "inherit" });
+    currentChild = child;
+    const timer = setTimeout(() => {
+        console.error(`bench: scenario "${spec.label}" exceeded ${SCENARIO_TIMEOUT_MS / 1000} s; stopping it`);
+        if (child.pid !== undefined) process.kill(child.pid, "SIGTERM");
+    }, SCENARIO_TIMEOUT_MS);
+    try {
+        const code = await new Promise<number | null>((resolve, reject) => {
+            child.once("error", reject);
+            child.once("exit", (c) => resolve(c));
+        });
+        if (code !== 0) throw new Error(`scenario "${spec.label}" failed (exit ${String(code)})`);
+        return JSON.parse(fs.readFileSync(outFile, "utf8")) as Row;
+    } finally {
+        clearTimeout(timer);
+        currentChild = undefined;
+    }
+}
+
+/** In a scenario's process: run it, write its row, undo everything it set up. */
+async function child(specJson: string, imageFile: string, outFile: string): Promise<void> {
+    const spec = JSON.parse(specJson) as ScenarioSpec;
+    const image = JSON.parse(fs.readFileSync(imageFile, "utf8")) as BuiltOciImage;
+    const cleanup: Cleanup = [];
+    const undo = async () => {
+        for (const step of cleanup.splice(0).reverse()) {
+            try {
+                await step();
+            } catch (e) {
+                console.error(`bench: cleanup step failed: ${e instanceof Error ? e.message : String(e)}`);
+            }
+        }
+        await stopAll();
+    };
+    const onSignal = (sig: NodeJS.Signals) => {
+        void undo().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    try {
+        const row = await RUNNERS[spec.kind](spec, image, cleanup);
+        fs.writeFileSync(outFile, JSON.stringify(row));
+    } finally {
+        await undo();
+    }
+}
+
+async function main(): Promise<void> {
+    if (process.argv[2] === CHILD_FLAG) {
+        const [specJson, imageFile, outFile] = process.argv.slice(3);
+        await child(specJson, imageFile, outFile);
+        return;
+    }
+
+    const missing = missingForIntegration();
+    if (missing !== null) {
+        console.error(`bench not run: ${missing.replace(/^integration tests skipped: /, "")}`);
+        process.exitCode = 1;
+        return;
+    }
+
+    const started = new Date();
+    const scratch = tempDir("bench-image-");
+    const onSignal = (sig: NodeJS.Signals) => {
+        if (currentChild?.pid !== undefined) process.kill(currentChild.pid, "SIGTERM");
+        fs.rmSync(scratch, { recursive: true, force: true });
+        process.exit(sig === "SIGINT" ? 130 : 143);
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    try {
+        const machine = await machineInfo();
+        console.log(`bench: ${machine.cpus as number} cores, node ${process.version}; ${machine.containerd as string}; ${machine.registry as string}`);
+        console.log(`bench: building a ${IMAGE.layers}-layer image of ${mb(IMAGE.layers * IMAGE.layerBytes)} of incompressible bytes`);
+        const image = await buildOciImage(path.join(scratch, "oci"), {
+            tag: IMAGE.tag,
+            layers: Array.from({ length: IMAGE.layers }, () => ({ randomBytes: IMAGE.layerBytes })),
+        });
+        const imageFile = path.join(scratch, "image.json");
+        fs.writeFileSync(imageFile, JSON.stringify(image));
+
+        const rows: Row[] = [];
+        for (const spec of SCENARIOS) rows.push(await runIsolated(spec, imageFile, scratch));
+
+        const pullRows = rows.filter((r): r is PullsRow => r.kind === "pulls");
+        const r = ratios(pullRows);
+        printTable(
+            `Cold CRI pulls of a ${mb(image.totalBytes)} image (median of ${COLD_PULLS}), manifest HEAD (median of ${HEAD_SAMPLES}), ${CLIENTS} clients for ${THROUGHPUT_MS / 1000} s`,
+            PULLS_COLUMNS,
+            pullRows,
+        );
+        printRatios(r, pullRows);
+
+        const finished = new Date();
+        const result = {
+            startedAt: started.toISOString(),
+            finishedAt: finished.toISOString(),
+            note: "2 cores shared by registry, containerd and load generator over loopback: compare ratios, not absolute times",
+            machine,
+            settings: { CLUSTER_IP, COMPARED_COST, IMAGE, COLD_PULLS, HEAD_WARMUP, HEAD_SAMPLES, CLIENTS, THROUGHPUT_MS },
+            image: { totalBytes: image.totalBytes, manifestDigest: image.manifestDigest, layers: image.layers.map((l) => ({ digest: l.digest, size: l.size })) },
+            programDefaultCost: GENERATED_PASSWORD_BCRYPT_COST,
+            rows,
+            ratios: r,
+        };
+        fs.mkdirSync(RESULTS_DIR, { recursive: true });
+        const file = path.join(RESULTS_DIR, `pulls-${isoBasic(started)}.json`);
+        fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
+        fs.writeFileSync(path.join(RESULTS_DIR, "latest.json"), JSON.stringify(result, null, 2) + "\n");
+        console.log(`\nbench: wrote ${path.relative(process.cwd(), file)} and bench/results/latest.json (${((finished.getTime() - started.getTime()) / 1000).toFixed(0)} s)`);
+    } finally {
+        fs.rmSync(scratch, { recursive: true, force: true });
+    }
+}
+
+main().catch((e: unknown) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+    process.exitCode = 1;
+});
