@@ -55,12 +55,14 @@ export async function startRegistryFromDeployment(
     root: string,
     listen: string,
     caFile?: string,
+    /** Test-only additions to the pod's environment, each with a reason at the call site. */
+    extraEnv: Record<string, string> = {},
 ): Promise<RegistryHandle> {
     const local = materialize(cloud, deployment, root);
     const [program, verb, configPath] = local.container.command as string[];
     if (program !== "registry" || verb !== "serve") throw new Error(`unexpected registry command ${local.container.command}`);
     const configYaml = rebaseYamlPaths(fs.readFileSync(local.rebase(configPath), "utf8"), local.rebase);
-    return startRegistry({ configYaml, env: { ...local.env, REGISTRY_HTTP_ADDR: listen }, workDir: root, addr: listen, caFile });
+    return startRegistry({ configYaml, env: { ...local.env, ...extraEnv, REGISTRY_HTTP_ADDR: listen }, workDir: root, addr: listen, caFile });
 }
 
 /** A TCP forwarder, as `kubectl port-forward` is: listens on `from`, connects to `to`. */

@@ -17,6 +17,8 @@ export interface StartContainerdOptions {
     hostsFile?: string;
     /** CRI snapshotter (default "overlayfs"; "native" works on any filesystem). */
     snapshotter?: "overlayfs" | "native";
+    /** Extra environment for the daemon (e.g. SSL_CERT_FILE standing for the node's trust store). */
+    env?: Record<string, string>;
     /** containerd log level (default "info"). */
     logLevel?: "debug" | "info" | "warn" | "error";
     /** Readiness timeout (default 20000 ms). */
@@ -122,7 +124,7 @@ export async function startContainerd(opts: StartContainerdOptions): Promise<Con
         logFile: path.join(workDir, "containerd.log"),
         unshareHostsFile: opts.hostsFile,
         // containerd reads no proxy, so nothing else is needed from the environment
-        env: { TMPDIR: path.join(workDir, "state") },
+        env: { ...(opts.env ?? {}), TMPDIR: path.join(workDir, "state") },
     });
     try {
         await waitFor(

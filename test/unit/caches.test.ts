@@ -1,0 +1,227 @@
+/** Pull-through caches, mirrors, discovery and the snippets for what a DaemonSet cannot do. */
+import { describe, expect, test } from "vitest";
+import { ConfigError, parseSettings, RawConfig } from "../../components/config";
+import { renderHostsToml } from "../../components/render/hosts-toml";
+import { FakeCloud, runProgram } from "../support/fake-cloud";
+import { ENTRY } from "../support/stacks";
+import { certFacts } from "../support/x509";
+
+const IPS: Record<string, string> = {
+    "registry-hosted-service": "10.96.0.10",
+    "registry-cache-docker-io-service": "10.96.0.20",
+    "registry-cache-quay-io-service": "10.96.0.21",
+};
+const SECRET_KEYS = ["cluster-registry:cacheCredentials"];
+
+async function run(config: Record<string, string>, cloud = new FakeCloud({ clusterIP: (name) => IPS[name] ?? "10.96.0.99" })) {
+    const { outputs, secretOutputs } = await runProgram(cloud, { config, secretKeys: SECRET_KEYS, entry: ENTRY });
+    return { cloud, outputs, secretOutputs };
+}
+
+function problemsOf(raw: RawConfig): string {
+    try {
+        parseSettings(raw, new Set(SECRET_KEYS));
+    } catch (e) {
+        if (e instanceof ConfigError) return e.problems.join("\n");
+        throw e;
+    }
+    throw new Error("expected a ConfigError");
+}
+
+/** The file the node script writes for a path, cut out of the script's heredoc. */
+function nodeFile(script: string, path: string): string {
+    const start = script.indexOf(`cat > '${path}' <<'CLUSTER_REGISTRY_EOF'\n`);
+    expect(start, `the node script writes ${path}`).toBeGreaterThan(0);
+    const body = script.slice(script.indexOf("\n", start) + 1);
+    return body.slice(0, body.indexOf("CLUSTER_REGISTRY_EOF\n"));
+}
+
+function nodeScriptOf(cloud: FakeCloud): string {
+    return cloud.one("kubernetes:core/v1:ConfigMap", "node-config-script").inputs.data["node-config.sh"];
+}
+
+describe("cache config", () => {
+    test("presets resolve to the upstreams' registry APIs", () => {
+        const s = parseSettings({ caches: '["docker.io","quay.io","ghcr.io","registry.k8s.io"]' });
+        expect(s.caches.map((c) => [c.host, c.remoteUrl, c.serviceName])).toEqual([
+            ["docker.io", "https://registry-1.docker.io", "cache-docker-io"],
+            ["quay.io", "https://quay.io", "cache-quay-io"],
+            ["ghcr.io", "https://ghcr.io", "cache-ghcr-io"],
+            ["registry.k8s.io", "https://registry.k8s.io", "cache-registry-k8s-io"],
+        ]);
+        expect(s.mirrorFallback).toBe("upstream");
+        expect(s.cacheTtl).toBe("168h");
+    });
+
+    test("HOST=URL names any upstream, and can point a preset host elsewhere", () => {
+        const s = parseSettings({ caches: '["registry.example.com:5000=https://mirror.example.com","docker.io=https://dockerhub-mirror.example.com"]' });
+        expect(s.caches.map((c) => [c.host, c.remoteUrl])).toEqual([
+            ["registry.example.com:5000", "https://mirror.example.com"],
+            ["docker.io", "https://dockerhub-mirror.example.com"],
+        ]);
+    });
+
+    test("credentials attach to their cache", () => {
+        const s = parseSettings({ caches: '["docker.io"]', cacheCredentials: '["docker.io=me:tok:en"]' }, new Set(SECRET_KEYS));
+        expect(s.caches[0].credentials).toEqual({ username: "me", password: "tok:en" });
+    });
+
+    test.each<[string, RawConfig, RegExp]>([
+        [
+            "duplicate hosts",
+            { caches: '["docker.io","docker.io=https://x.example.com"]' },
+            /cluster-registry:caches: "docker.io" is listed twice; one cache serves one upstream/,
+        ],
+        [
+            "unknown preset",
+            { caches: '["dockerhub"]' },
+            /cluster-registry:caches: "dockerhub" is not valid; expected a preset \(docker.io, quay.io, ghcr.io, registry.k8s.io\) or HOST=URL/,
+        ],
+        ["URL with a path", { caches: '["a.example.com=https://a.example.com/v2"]' }, /expected HOST=URL where URL is an http\(s\) URL with no path/],
+        ["URL with credentials", { caches: '["a.example.com=https://u:p@a.example.com"]' }, /expected HOST=URL where URL is an http\(s\) URL with no path/],
+        ["not a URL", { caches: '["a.example.com=ftp://a.example.com"]' }, /expected HOST=URL where URL is an http\(s\) URL/],
+        ["bad host", { caches: '["Not A Host=https://a.example.com"]' }, /expected HOST=URL where HOST is a registry host name/],
+        ["credentials without a user", { caches: '["docker.io"]', cacheCredentials: '["docker.io=:token"]' }, /the entry for "docker.io" has no user/],
+        ["credentials without a password", { caches: '["docker.io"]', cacheCredentials: '["docker.io=me:"]' }, /the entry for "docker.io" has no password/],
+        [
+            "credentials for an unlisted cache",
+            { caches: '["docker.io"]', cacheCredentials: '["quay.io=me:token"]' },
+            /names "quay.io", which is not in cluster-registry:caches/,
+        ],
+        ["bad TTL", { cacheTtl: "a week" }, /cluster-registry:cacheTtl: "a week" is not valid; expected a duration such as 168h/],
+        ["bad fallback", { mirrorFallback: "sometimes" }, /cluster-registry:mirrorFallback: "sometimes" is not valid; expected upstream .* or none/],
+        [
+            "patching with no namespaces",
+            { patchDefaultServiceAccounts: "true" },
+            /patchDefaultServiceAccounts: is true but cluster-registry:pullSecretNamespaces is empty/,
+        ],
+    ])("%s is refused", (_, raw, message) => {
+        expect(problemsOf(raw)).toMatch(message);
+    });
+
+    test("credentials in plain text are refused and never echoed", () => {
+        let message = "";
+        try {
+            parseSettings({ caches: '["docker.io"]', cacheCredentials: '["docker.io=me:sekrit-token"]' }, new Set());
+        } catch (e) {
+            message = (e as Error).message;
+        }
+        expect(message).toMatch(/cacheCredentials: is stored in plain text; set it with `pulumi config set --secret/);
+        expect(message).not.toContain("sekrit");
+    });
+});
+
+describe("hosts.toml for a mirror", () => {
+    test("fail-open: the upstream is the fallback and keeps the system roots", () => {
+        expect(
+            renderHostsToml({
+                owner: "o",
+                server: "https://registry-1.docker.io",
+                endpoint: "https://10.96.0.20:5000",
+                capabilities: ["pull", "resolve"],
+                ca: "ca.crt",
+                serverIsOurs: false,
+            }),
+        ).toBe(
+            "# Written by o. Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://registry-1.docker.io"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
+        );
+    });
+});
+
+describe("caches in the program", () => {
+    test("each upstream gets its own proxy registry, volume, Service and certificate from the same CA", async () => {
+        const { cloud, outputs } = await run({ "cluster-registry:caches": '["docker.io","quay.io"]', "cluster-registry:cacheStorageSize": "30Gi" });
+        expect(outputs.caches).toEqual({ "docker.io": "https://10.96.0.20:5000", "quay.io": "https://10.96.0.21:5000" });
+        const config: string = cloud.one("kubernetes:core/v1:ConfigMap", "cache-docker-io-config").inputs.data["config.yml"];
+        expect(config).toContain("proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n");
+        expect(config).toContain("delete:\n    enabled: true");
+        expect(config).not.toContain("auth:");
+        expect(cloud.one("kubernetes:core/v1:PersistentVolumeClaim", "cache-docker-io-storage").inputs.spec.resources.requests.storage).toBe("30Gi");
+        expect(cloud.one("kubernetes:core/v1:Service", "cache-docker-io-service").inputs.metadata.name).toBe("cache-docker-io");
+        const cert = certFacts(cloud.one("tls:index/locallySignedCert:LocallySignedCert", "cache-docker-io-tls-cert").outputs.certPem);
+        expect(cert.ipAddresses).toEqual(["10.96.0.20", "127.0.0.1"]);
+        expect(cert.dnsNames).toContain("cache-docker-io.registry.svc.cluster.local");
+        expect(cert.issuer).toBe(certFacts(outputs.caCertPem as string).subject);
+        // A cache takes no htpasswd: pods pulling public images carry no credentials for it.
+        const pod = cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io").inputs.spec.template.spec;
+        expect(pod.volumes.map((v: { name: string }) => v.name)).not.toContain("auth");
+    });
+
+    test("fail-open mirrors fall back to the upstream; fail-closed mirrors fall back to the cache itself", async () => {
+        const open = nodeScriptOf((await run({ "cluster-registry:caches": '["docker.io"]' })).cloud);
+        expect(nodeFile(open, "docker.io/hosts.toml")).toBe(
+            "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://registry-1.docker.io"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
+        );
+        const closed = nodeScriptOf((await run({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:mirrorFallback": "none" })).cloud);
+        expect(nodeFile(closed, "docker.io/hosts.toml")).toBe(
+            "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://10.96.0.20:5000"\nca = "ca.crt"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
+        );
+        expect(nodeFile(closed, "docker.io/ca.crt")).toContain("-----BEGIN CERTIFICATE-----");
+    });
+
+    test("upstream credentials reach the cache from a Secret, never from its config or any other input", async () => {
+        const token = "dckr_pat_not-a-real-token";
+        const { cloud } = await run({
+            "cluster-registry:caches": '["docker.io"]',
+            "cluster-registry:cacheCredentials": JSON.stringify([`docker.io=me:${token}`]),
+        });
+        const upstream = cloud.one("kubernetes:core/v1:Secret", "cache-docker-io-upstream");
+        expect(upstream.inputs.stringData).toEqual({ username: "me", password: token });
+        const env = cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io").inputs.spec.template.spec.containers[0].env;
+        expect(env).toEqual([
+            { name: "REGISTRY_PROXY_USERNAME", valueFrom: { secretKeyRef: { name: upstream.outputs.metadata.name, key: "username" } } },
+            { name: "REGISTRY_PROXY_PASSWORD", valueFrom: { secretKeyRef: { name: upstream.outputs.metadata.name, key: "password" } } },
+        ]);
+        for (const r of cloud.resources) if (r !== upstream) expect(JSON.stringify(r.inputs), r.name).not.toContain(token);
+    });
+
+    test("the local-registry-hosting ConfigMap tells tools where to push and what to reference", async () => {
+        const { cloud } = await run({});
+        const cm = cloud.one("kubernetes:core/v1:ConfigMap", "local-registry-hosting").inputs;
+        expect(cm.metadata).toMatchObject({ name: "local-registry-hosting", namespace: "kube-public" });
+        expect(cm.data["localRegistryHosting.v1"]).toBe(
+            "host: localhost:5000\n" +
+                "hostFromContainerRuntime: registry.registry.svc.cluster.local:5000\n" +
+                "hostFromClusterNetwork: registry.registry.svc.cluster.local:5000\n" +
+                "help: https://github.com/kubernetes/enhancements/tree/master/keps/sig-cluster-lifecycle/generic/1755-communicating-a-local-registry\n",
+        );
+        expect((await run({ "cluster-registry:localRegistryHosting": "false" })).cloud.byType("kubernetes:core/v1:ConfigMap").map((c) => c.name)).not.toContain(
+            "registry-local-registry-hosting",
+        );
+    });
+
+    test("default ServiceAccounts of listed namespaces get the pull secret when asked", async () => {
+        const { cloud } = await run({ "cluster-registry:pullSecretNamespaces": '["apps","ci"]', "cluster-registry:patchDefaultServiceAccounts": "true" });
+        const patches = cloud.byType("kubernetes:core/v1:ServiceAccountPatch").map((p) => p.inputs);
+        expect(patches.map((p) => [p.metadata.namespace, p.metadata.name, p.imagePullSecrets])).toEqual([
+            ["apps", "default", [{ name: "registry-pull" }]],
+            ["ci", "default", [{ name: "registry-pull" }]],
+        ]);
+        expect((await run({ "cluster-registry:pullSecretNamespaces": '["apps"]' })).cloud.byType("kubernetes:core/v1:ServiceAccountPatch")).toEqual([]);
+    });
+
+    test("snippets for kind, k3s and Bottlerocket, as literal text", async () => {
+        const { outputs } = await run({ "cluster-registry:caches": '["docker.io"]' });
+        expect(outputs.kindClusterConfig).toBe(
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\ncontainerdConfigPatches:\n" +
+                '  - |\n    [plugins."io.containerd.grpc.v1.cri".registry]\n    config_path = "/etc/containerd/certs.d"\n',
+        );
+        expect(outputs.k3sRegistriesYaml).toBe(
+            "mirrors:\n" +
+                "  registry.registry.svc.cluster.local:5000:\n    endpoint:\n      - https://10.96.0.10:5000\n" +
+                "  docker.io:\n    endpoint:\n      - https://10.96.0.20:5000\n" +
+                "configs:\n" +
+                "  10.96.0.10:5000:\n    tls:\n      ca_file: /etc/rancher/k3s/cluster-registry-ca.crt\n" +
+                "  10.96.0.20:5000:\n    tls:\n      ca_file: /etc/rancher/k3s/cluster-registry-ca.crt\n",
+        );
+        const ca = Buffer.from(outputs.caCertPem as string).toString("base64");
+        expect(outputs.bottlerocketSettings).toBe(
+            '[[settings.container-registry.mirrors]]\nregistry = "registry.registry.svc.cluster.local:5000"\nendpoint = [ "https://10.96.0.10:5000" ]\n\n' +
+                '[[settings.container-registry.mirrors]]\nregistry = "docker.io"\nendpoint = [ "https://10.96.0.20:5000" ]\n\n' +
+                `[settings.pki.cluster-registry]\ndata = "${ca}"\ntrusted = true\n`,
+        );
+    });
+});
