@@ -7,10 +7,12 @@ import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
 import { PullSecret } from "./pull-secret";
 import { Registry } from "./registry";
-import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindContainerdPatch, renderLocalRegistryHosting } from "./render/discovery";
+import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig, renderLocalRegistryHosting } from "./render/discovery";
 
 /** KEP-1755's well-known place, read by Tilt, Skaffold, ctlptl and others. */
 export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-registry-hosting", key: "localRegistryHosting.v1" } as const;
+/** Suggested directory on the machine running kind that keeps caches across cluster re-creation. */
+export const KIND_CACHE_HOST_DIR = "/var/tmp/cluster-registry-caches";
 /** Where the k3s registries.yaml snippet expects the CA on each node. */
 export const K3S_CA_FILE = "/etc/rancher/k3s/cluster-registry-ca.crt";
 /** The `help` field of the discovery ConfigMap: the KEP that defines it and what its fields mean. */
@@ -118,6 +120,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                     ...common,
                     serviceName: c.serviceName,
                     storageSize: s.profile.cacheStorageSize,
+                    hostPath: s.profile.cacheHostPath ? `${s.profile.cacheHostPath}/${c.serviceName}` : undefined,
                     proxy: {
                         remoteUrl: c.remoteUrl,
                         ttl: s.cacheTtl,
@@ -208,7 +211,12 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
             nodeRegistries.map((r) => pulumi.all([r.host, r.endpoint]).apply(([host, endpoint]) => ({ host, endpoint }))),
         );
-        this.kindClusterConfig = pulumi.output(renderKindContainerdPatch(s.profile.certsDir));
+        this.kindClusterConfig = pulumi.output(
+            renderKindClusterConfig(
+                s.profile.certsDir,
+                s.profile.cacheHostPath ? { hostDir: KIND_CACHE_HOST_DIR, nodeDir: s.profile.cacheHostPath } : undefined,
+            ),
+        );
         this.k3sRegistriesYaml = mirrors.apply((m) => renderK3sRegistries(m, K3S_CA_FILE));
         this.bottlerocketSettings = pulumi.all([mirrors, ca.certPem]).apply(([m, pem]) => renderBottlerocketSettings(m, pem, "cluster-registry"));
 

@@ -105,6 +105,7 @@ export const CONFIG_KEYS = [
     "mirrorFallback",
     "cacheTtl",
     "cacheStorageSize",
+    "cacheHostPath",
     "patchDefaultServiceAccounts",
     "localRegistryHosting",
 ] as const;
@@ -154,6 +155,11 @@ export function isDnsName(value: string): boolean {
 /** True for a Kubernetes namespace or Service name (an RFC 1123 label). */
 export function isDnsLabel(value: string): boolean {
     return DNS_LABEL.test(value);
+}
+
+/** True for an absolute directory path on a node, with nothing a shell or YAML could trip on. */
+export function isNodePath(value: string): boolean {
+    return /^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/.test(value) && !value.split("/").includes("..");
 }
 
 /** True for a Kubernetes storage quantity such as `10Gi`. */
@@ -283,12 +289,7 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
     const image = str("image", DEFAULT_REGISTRY_IMAGE, (v) => /^[^\s]+$/.test(v) && v.length > 0, "an image reference such as " + DEFAULT_REGISTRY_IMAGE);
     const storageClass = raw.storageClass === undefined ? base.storageClass : str("storageClass", "", isDnsName, "a StorageClass name");
     const storageSize = str("storageSize", base.storageSize, isStorageQuantity, "a storage quantity such as 10Gi or 500Mi");
-    const certsDir = str(
-        "certsDir",
-        base.certsDir,
-        (v) => /^\/[^\s:]*[^/\s:]$/.test(v) && !v.includes(".."),
-        "an absolute directory path on the node, such as /etc/containerd/certs.d",
-    );
+    const certsDir = str("certsDir", base.certsDir, isNodePath, "an absolute directory path on the node, such as /etc/containerd/certs.d");
     const pullSecretName = str("pullSecretName", "registry-pull", isDnsName, "a Kubernetes object name (RFC 1123)");
     const pullSecretNamespaces = list("pullSecretNamespaces", []);
     for (const ns of pullSecretNamespaces) if (!isDnsLabel(ns)) fail("pullSecretNamespaces", ns, "namespace names (DNS labels)");
@@ -372,6 +373,14 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
     ) as MirrorFallback;
     const cacheTtl = str("cacheTtl", DEFAULT_CACHE_TTL, (v) => DURATION.test(v), "a duration such as 168h or 72h30m");
     const cacheStorageSize = str("cacheStorageSize", base.cacheStorageSize, isStorageQuantity, "a storage quantity such as 10Gi or 500Mi");
+    // "" turns host storage off (volumes instead), also for kind.
+    const cacheHostPathRaw = str(
+        "cacheHostPath",
+        base.cacheHostPath ?? "",
+        (v) => v === "" || isNodePath(v),
+        'an absolute directory path on the node, or "" for volumes',
+    );
+    const cacheHostPath = cacheHostPathRaw === "" ? undefined : cacheHostPathRaw;
     const patchDefaultServiceAccounts = bool("patchDefaultServiceAccounts", false);
     if (patchDefaultServiceAccounts && pullSecretNamespaces.length === 0) {
         problems.push(
@@ -384,7 +393,7 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
 
     return {
         environment,
-        profile: { ...base, certsDir, storageClass, storageSize, cacheStorageSize },
+        profile: { ...base, certsDir, storageClass, storageSize, cacheStorageSize, cacheHostPath },
         namespace,
         createNamespace,
         serviceName,

@@ -16,6 +16,11 @@ export interface EnvironmentProfile {
     storageSize: string;
     /** Size of each pull-through cache's volume. */
     cacheStorageSize: string;
+    /**
+     * Node directory for cache storage instead of volumes, so caches outlive the cluster when the
+     * node directory is a mount from the machine (kind's extraMounts); `undefined` means volumes.
+     */
+    cacheHostPath: string | undefined;
     /** One line on how a workstation reaches the registry to push. */
     pushHelp: string;
 }
@@ -27,6 +32,8 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, EnvironmentProfile>>
         storageClass: "standard",
         storageSize: "10Gi",
         cacheStorageSize: "10Gi",
+        // kind clusters are recreated all day: keep caches where a host mount can hold them.
+        cacheHostPath: "/var/lib/cluster-registry/caches",
         pushHelp: "kind nodes are containers: push through `kubectl port-forward` (or a NodePort published with extraPortMappings)",
     },
     k3d: {
@@ -35,6 +42,7 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, EnvironmentProfile>>
         storageClass: "local-path",
         storageSize: "10Gi",
         cacheStorageSize: "10Gi",
+        cacheHostPath: undefined,
         pushHelp: "push through `kubectl port-forward` (or a NodePort published with `k3d cluster create -p`)",
     },
     eks: {
@@ -44,6 +52,7 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, EnvironmentProfile>>
         storageClass: "gp2",
         storageSize: "50Gi",
         cacheStorageSize: "50Gi",
+        cacheHostPath: undefined,
         pushHelp: "push through `kubectl port-forward` from a machine with cluster access",
     },
 };

@@ -68,6 +68,8 @@ export interface RegistryArgs {
     storageClass?: string;
     /** Size of the volume, e.g. `10Gi`. */
     storageSize: string;
+    /** Keep the data in this node directory instead of a volume (kind caches that outlive the cluster). Default: a PVC. */
+    hostPath?: string;
     /** htpasswd authentication: the Secret's name and its content (for the rollout checksum). Default: anonymous. */
     htpasswd?: { secretName: pulumi.Input<string>; content: pulumi.Input<string> };
     /** Pull-through cache of one upstream. Default: a hosted registry. */
@@ -182,23 +184,49 @@ export class Registry extends pulumi.ComponentResource {
             proxyCredentials = pulumi.all([creds.username, creds.password]).apply(([u, p]) => contentChecksum([u, p]));
         }
 
-        const pvc = new k8s.core.v1.PersistentVolumeClaim(
-            `${name}-storage`,
-            {
-                metadata: { namespace: args.namespace, labels: metaLabels },
-                spec: {
-                    accessModes: ["ReadWriteOnce"],
-                    ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
-                    resources: { requests: { storage: args.storageSize } },
-                },
-            },
-            { parent: this },
-        );
+        const storage: k8s.types.input.core.v1.Volume = args.hostPath
+            ? { name: "storage", hostPath: { path: args.hostPath, type: "DirectoryOrCreate" } }
+            : {
+                  name: "storage",
+                  persistentVolumeClaim: {
+                      claimName: new k8s.core.v1.PersistentVolumeClaim(
+                          `${name}-storage`,
+                          {
+                              metadata: { namespace: args.namespace, labels: metaLabels },
+                              spec: {
+                                  accessModes: ["ReadWriteOnce"],
+                                  ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
+                                  resources: { requests: { storage: args.storageSize } },
+                              },
+                          },
+                          { parent: this },
+                      ).metadata.name,
+                  },
+              };
+        // fsGroup does not apply to hostPath, and kubelet creates the directory root-owned.
+        const initContainers: k8s.types.input.core.v1.Container[] = args.hostPath
+            ? [
+                  {
+                      name: "storage-owner",
+                      image: args.image,
+                      command: ["chown", `${REGISTRY_UID}:${REGISTRY_UID}`, MOUNTS.storage],
+                      volumeMounts: [{ name: "storage", mountPath: MOUNTS.storage }],
+                      resources: { requests: { cpu: "5m", memory: "8Mi" }, limits: { memory: "32Mi" } },
+                      securityContext: {
+                          ...RESTRICTED_CONTAINER_SECURITY,
+                          runAsNonRoot: false,
+                          runAsUser: 0,
+                          runAsGroup: 0,
+                          capabilities: { drop: ["ALL"], add: ["CHOWN"] },
+                      },
+                  },
+              ]
+            : [];
 
         const volumes: k8s.types.input.core.v1.Volume[] = [
             { name: "config", configMap: { name: configMap.metadata.name } },
             { name: "tls", secret: { secretName: tlsSecret.metadata.name, defaultMode: 0o440 } },
-            { name: "storage", persistentVolumeClaim: { claimName: pvc.metadata.name } },
+            storage,
             { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
         ];
         const mounts: k8s.types.input.core.v1.VolumeMount[] = [
@@ -247,6 +275,7 @@ export class Registry extends pulumi.ComponentResource {
                                 fsGroup: REGISTRY_UID,
                                 seccompProfile: { type: "RuntimeDefault" },
                             },
+                            initContainers,
                             containers: [
                                 {
                                     name: "registry",

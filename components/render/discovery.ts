@@ -21,12 +21,18 @@ export interface MirrorEntry {
 }
 
 /**
- * kind before v0.31 leaves containerd's `config_path` empty, so hosts.toml files are ignored; this
- * goes in the kind cluster config at creation.
+ * The kind cluster config to create clusters with: kind before v0.31 leaves containerd's
+ * `config_path` empty, so hosts.toml files are ignored without the patch; the mount keeps cache
+ * storage on the machine, so a re-created cluster does not download everything again.
  */
-export function renderKindContainerdPatch(certsDir: string): string {
+export function renderKindClusterConfig(certsDir: string, cacheMount?: { hostDir: string; nodeDir: string }): string {
     const patch = `${TOML.stringify({ plugins: { "io.containerd.grpc.v1.cri": { registry: { config_path: certsDir } } } }).trimEnd()}\n`;
-    return YAML.stringify({ kind: "Cluster", apiVersion: "kind.x-k8s.io/v1alpha4", containerdConfigPatches: [patch] });
+    return YAML.stringify({
+        kind: "Cluster",
+        apiVersion: "kind.x-k8s.io/v1alpha4",
+        ...(cacheMount ? { nodes: [{ role: "control-plane", extraMounts: [{ hostPath: cacheMount.hostDir, containerPath: cacheMount.nodeDir }] }] } : {}),
+        containerdConfigPatches: [patch],
+    });
 }
 
 /**

@@ -57,7 +57,7 @@ describeIntegration("the generated registry, consumed by the real registry, skop
 
         registry = await startRegistryFromDeployment(
             dep.cloud,
-            dep.cloud.one("kubernetes:apps/v1:Deployment"),
+            dep.cloud.one("kubernetes:apps/v1:Deployment", "hosted"),
             path.join(work, "pod"),
             `${CLUSTER_IP}:${port}`,
             caFile,
@@ -88,7 +88,7 @@ describeIntegration("the generated registry, consumed by the real registry, skop
     });
 
     test("the probe path answers over TLS without credentials; the API asks for them", async () => {
-        const probe = dep.cloud.one("kubernetes:apps/v1:Deployment").inputs.spec.template.spec.containers[0].readinessProbe.httpGet;
+        const probe = dep.cloud.one("kubernetes:apps/v1:Deployment", "hosted").inputs.spec.template.spec.containers[0].readinessProbe.httpGet;
         const base = `${probe.scheme.toLowerCase()}://${CLUSTER_IP}:${port}`;
         expect((await httpRequest(`${base}${probe.path}`, { caFile })).status).toBe(200);
         expect((await httpRequest(`${base}/v2/`, { caFile })).status).toBe(401);
@@ -178,7 +178,7 @@ describeIntegration("the generated registry, consumed by the real registry, skop
         await registry.stop();
         registry = await startRegistryFromDeployment(
             dep.cloud,
-            dep.cloud.one("kubernetes:apps/v1:Deployment"),
+            dep.cloud.one("kubernetes:apps/v1:Deployment", "hosted"),
             path.join(work, "pod"),
             `${CLUSTER_IP}:${port}`,
             caFile,

@@ -131,7 +131,11 @@ describe("hosts.toml for a mirror", () => {
 
 describe("caches in the program", () => {
     test("each upstream gets its own proxy registry, volume, Service and certificate from the same CA", async () => {
-        const { cloud, outputs } = await run({ "cluster-registry:caches": '["docker.io","quay.io"]', "cluster-registry:cacheStorageSize": "30Gi" });
+        const { cloud, outputs } = await run({
+            "cluster-registry:environment": "eks",
+            "cluster-registry:caches": '["docker.io","quay.io"]',
+            "cluster-registry:cacheStorageSize": "30Gi",
+        });
         expect(outputs.caches).toEqual({ "docker.io": "https://10.96.0.20:5000", "quay.io": "https://10.96.0.21:5000" });
         const config: string = cloud.one("kubernetes:core/v1:ConfigMap", "cache-docker-io-config").inputs.data["config.yml"];
         expect(config).toContain("proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n");
@@ -146,6 +150,33 @@ describe("caches in the program", () => {
         // A cache takes no htpasswd: pods pulling public images carry no credentials for it.
         const pod = cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io").inputs.spec.template.spec;
         expect(pod.volumes.map((v: { name: string }) => v.name)).not.toContain("auth");
+        expect(pod.initContainers).toEqual([]);
+    });
+
+    test("on kind, caches live in a node directory the kind config mounts from the machine, owned for the registry's user", async () => {
+        const { cloud, outputs } = await run({ "cluster-registry:caches": '["docker.io"]' });
+        expect(cloud.byType("kubernetes:core/v1:PersistentVolumeClaim").map((p) => p.name)).toEqual(["registry-hosted-storage"]);
+        const pod = cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io").inputs.spec.template.spec;
+        expect(pod.volumes.find((v: { name: string }) => v.name === "storage")).toEqual({
+            name: "storage",
+            hostPath: { path: "/var/lib/cluster-registry/caches/cache-docker-io", type: "DirectoryOrCreate" },
+        });
+        const [init] = pod.initContainers;
+        expect(init.command).toEqual(["chown", "1000:1000", "/var/lib/registry"]);
+        expect(init.securityContext).toMatchObject({
+            runAsUser: 0,
+            capabilities: { drop: ["ALL"], add: ["CHOWN"] },
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+        });
+        expect(outputs.kindClusterConfig).toContain(
+            "nodes:\n  - role: control-plane\n    extraMounts:\n      - hostPath: /var/tmp/cluster-registry-caches\n        containerPath: /var/lib/cluster-registry/caches\n",
+        );
+        expect(
+            (await run({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:cacheHostPath": "" })).cloud.byType(
+                "kubernetes:core/v1:PersistentVolumeClaim",
+            ),
+        ).toHaveLength(2);
     });
 
     test("fail-open mirrors fall back to the upstream; fail-closed mirrors fall back to the cache itself", async () => {
@@ -206,7 +237,9 @@ describe("caches in the program", () => {
     test("snippets for kind, k3s and Bottlerocket, as literal text", async () => {
         const { outputs } = await run({ "cluster-registry:caches": '["docker.io"]' });
         expect(outputs.kindClusterConfig).toBe(
-            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\ncontainerdConfigPatches:\n" +
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n" +
+                "nodes:\n  - role: control-plane\n    extraMounts:\n      - hostPath: /var/tmp/cluster-registry-caches\n        containerPath: /var/lib/cluster-registry/caches\n" +
+                "containerdConfigPatches:\n" +
                 '  - |\n    [plugins."io.containerd.grpc.v1.cri".registry]\n    config_path = "/etc/containerd/certs.d"\n',
         );
         expect(outputs.k3sRegistriesYaml).toBe(

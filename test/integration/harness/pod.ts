@@ -57,8 +57,9 @@ export function materialize(
         if (!v) throw new Error(`mount ${m.name} has no volume`);
         let dir = path.join(root, m.mountPath);
         if (v.hostPath) {
-            dir = hostPaths[v.hostPath.path];
-            if (!dir) throw new Error(`no local directory given for hostPath ${v.hostPath.path}`);
+            // A node directory not given explicitly stands under root, created as DirectoryOrCreate does.
+            dir = hostPaths[v.hostPath.path] ?? path.join(root, "node", v.hostPath.path);
+            if (v.hostPath.type === "DirectoryOrCreate") fs.mkdirSync(dir, { recursive: true });
         } else {
             fs.mkdirSync(dir, { recursive: true });
             const source = v.configMap
