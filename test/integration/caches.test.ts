@@ -51,37 +51,9 @@ async function upstreamTls(dir: string): Promise<{ ca: string; cert: string; key
         const r = await runCommand("openssl", args);
         if (r.code !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
     };
-    await run([
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        f("ca.key"),
-        "-out",
-        f("ca.crt"),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=stand-in public CA",
-    ]);
-    await run([
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        f("tls.key"),
-        "-out",
-        f("tls.csr"),
-        "-subj",
-        "/CN=upstream",
-    ]);
+    const key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes".split(" ");
+    await run(["req", "-x509", ...key, "-keyout", f("ca.key"), "-out", f("ca.crt"), "-days", "2", "-subj", "/CN=stand-in public CA"]);
+    await run(["req", ...key, "-keyout", f("tls.key"), "-out", f("tls.csr"), "-subj", "/CN=upstream"]);
     fs.writeFileSync(f("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
     await run([
         "x509",
@@ -117,7 +89,9 @@ describeIntegration("a generated pull-through cache in front of a stand-in docke
 
     beforeAll(async () => {
         work = tempDir("crca-");
-        const up = await upstreamTls(fs.mkdirSync(path.join(work, "upstream-tls"), { recursive: true })!);
+        const tlsDir = path.join(work, "upstream-tls");
+        fs.mkdirSync(tlsDir);
+        const up = await upstreamTls(tlsDir);
         const upPort = await freePort();
         upstream = await startRegistry({
             configYaml: `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(work, "upstream-data")}\nhttp:\n  tls:\n    certificate: ${up.cert}\n    key: ${up.key}\n`,

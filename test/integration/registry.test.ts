@@ -39,6 +39,15 @@ describeIntegration("the generated registry, consumed by the real registry, skop
     let nodeBefore: Record<string, string>;
     const forwards: Array<{ close(): Promise<void> }> = [];
     const ref = () => `${dep.outputs.host}/demo/app:v1`;
+    // The same pod directory each time: its storage volume survives a restart, as a PVC does.
+    const startHosted = () =>
+        startRegistryFromDeployment(
+            dep.cloud,
+            dep.cloud.one("kubernetes:apps/v1:Deployment", "hosted"),
+            path.join(work, "pod"),
+            `${CLUSTER_IP}:${port}`,
+            caFile,
+        );
 
     beforeAll(async () => {
         work = tempDir("crit-");
@@ -55,13 +64,7 @@ describeIntegration("the generated registry, consumed by the real registry, skop
         authfile = path.join(work, "auth.json");
         fs.writeFileSync(authfile, dep.outputs.dockerConfigJson, { mode: 0o600 });
 
-        registry = await startRegistryFromDeployment(
-            dep.cloud,
-            dep.cloud.one("kubernetes:apps/v1:Deployment", "hosted"),
-            path.join(work, "pod"),
-            `${CLUSTER_IP}:${port}`,
-            caFile,
-        );
+        registry = await startHosted();
         // `kubectl port-forward svc/registry PORT:PORT`, which is how the README says to push.
         forwards.push(await portForward({ host: "127.0.0.1", port }, { host: CLUSTER_IP, port }));
 
@@ -176,13 +179,7 @@ describeIntegration("the generated registry, consumed by the real registry, skop
 
     test("a registry restarted on the same volume still serves the image, byte for byte", async () => {
         await registry.stop();
-        registry = await startRegistryFromDeployment(
-            dep.cloud,
-            dep.cloud.one("kubernetes:apps/v1:Deployment", "hosted"),
-            path.join(work, "pod"),
-            `${CLUSTER_IP}:${port}`,
-            caFile,
-        );
+        registry = await startHosted();
         await criPull(containerd.socket, ref(), dep.pullAuth);
         const status = await criImageStatus(containerd.socket, ref());
         expect(status?.repo_digests).toContain(`${dep.outputs.host}/demo/app@${image.manifestDigest}`);
