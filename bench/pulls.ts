@@ -13,12 +13,11 @@
  * and the load generator, over loopback; absolute figures move from run to run. Compare runs by the
  * ratios, and by the machine info written with every result.
  *
- * Each scenario runs in a process of its own (one program run per process, see no-vitest.ts) and
- * hands back a row; the parent prints a table over the rows and writes bench/results/. To add a
+ * Each scenario runs in a process of its own, so one scenario's daemons and caches cannot skew the
+ * next, and hands back a row; the parent prints a table over the rows and writes bench/results/. To add a
  * section (e.g. caches): write a scenario function returning a row, register it in RUNNERS, add its
  * specs to SCENARIOS and print its rows with their own columns.
  */
-import "./no-vitest"; // first: stands in for "vitest", which the harness imports
 import "reflect-metadata"; // the fake tls provider's @peculiar/x509 needs it loaded first
 
 import { spawn, type ChildProcess } from "node:child_process";
@@ -26,6 +25,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
+import YAML from "yaml";
 import { GENERATED_PASSWORD_BCRYPT_COST } from "../components/credentials";
 import { startContainerd } from "../test/integration/harness/containerd";
 import { criImageStatus, criPull, criRemove } from "../test/integration/harness/cri";
@@ -35,7 +35,17 @@ import { freePort, runCommand, stopAll, waitFor } from "../test/integration/harn
 import { basicAuth } from "../test/integration/harness/registry";
 import { skopeoCopy } from "../test/integration/harness/skopeo";
 import { missingForIntegration } from "../test/integration/harness/tools";
+import { setProgramLoader, type RecordedResource } from "../test/support/fake-cloud";
 import { deploy, portForward, startRegistryFromDeployment, tempDir, type Deployed } from "../test/integration/support";
+
+// Outside vitest, tsx loads the project as CommonJS: forget the program's own modules and require it
+// afresh, so each deploy runs the program again (as vitest's resetModules does for the tests).
+setProgramLoader(async (entry) => {
+    const components = path.join(path.dirname(entry), "components") + path.sep;
+    for (const id of Object.keys(require.cache)) if (id === entry || id.startsWith(components)) delete require.cache[id];
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(entry) as Record<string, unknown>;
+});
 
 // ---------------------------------------------------------------------------------------------------
 // Settings
@@ -47,19 +57,22 @@ const CLUSTER_IP = "127.0.0.2";
 const COMPARED_COST = 10;
 /** ~60 MB: 4 layers of 15 MiB of incompressible bytes. */
 const IMAGE = { repo: "bench/app", tag: "v1", layers: 4, layerBytes: 15 << 20 } as const;
-/** Cold pulls per cost (the median is reported). */
+/** Cold pulls per cost (the median is reported), after PULL_WARMUP cold pulls that are not counted. */
+const PULL_WARMUP = 1;
 const COLD_PULLS = 7;
 /** Sequential manifest HEADs per kind (authenticated, anonymous), after a warm-up. */
 const HEAD_WARMUP = 20;
 const HEAD_SAMPLES = 200;
 /** Concurrent clients and duration of the throughput run. */
 const CLIENTS = 8;
-const THROUGHPUT_MS = 3_000;
+const THROUGHPUT_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 /** How long containerd may take to garbage-collect a removed image's content. */
 const GC_WAIT_MS = 15_000;
 /** A scenario process that takes longer is killed. */
 const SCENARIO_TIMEOUT_MS = 240_000;
+/** A 1-minute load average above this before the start means other work may share the cores: warn. */
+const BUSY_LOAD_AVERAGE = 1.0;
 const RESULTS_DIR = path.join(__dirname, "results");
 const MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 /** argv[2] of a scenario's own process. */
@@ -96,19 +109,23 @@ interface PullsRow {
     requestedCost: number | null;
     /** The cost actually in the generated htpasswd (its hash's rounds). */
     cost: number;
+    /** 1-minute load average when the scenario started (well above 0, something else was busy). */
+    loadAverageAtStart: number;
     coldPull: {
         seconds: number[];
+        /** The first pulls of a fresh containerd are slower; they are made cold too but not counted. */
+        warmupSeconds: number[];
         stats: Stats;
         /** Per pull, from the registry's log. */
         requests: number[];
         authenticated: number[];
         challenges: number[];
         blobGets: number[];
-        /** Bytes in containerd's content store before the first pull, after each pull and after each removal. */
-        contentBytesBefore: number;
-        contentBytesAfterPull: number[];
-        contentBytesAfterRemove: number[];
-        /** Every pull fetched every blob and every removal emptied the content store of the image. */
+        /** Bytes in containerd's content store and snapshots before the first pull, after each pull and after each removal. */
+        storeBytesBefore: number;
+        storeBytesAfterPull: number[];
+        storeBytesAfterRemove: number[];
+        /** Every pull fetched every blob (config and layers) and every removal gave back all it took. */
         allCold: boolean;
     };
     head: {
@@ -143,6 +160,7 @@ const RUNNERS: { [K in ScenarioSpec["kind"]]: (spec: Extract<ScenarioSpec, { kin
 
 async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cleanup): Promise<PullsRow> {
     const log = (msg: string) => console.log(`[${spec.label}] ${msg}`);
+    const loadAverageAtStart = os.loadavg()[0];
     const work = tempDir("bench-");
     cleanup.push(() => fs.rmSync(work, { recursive: true, force: true }));
 
@@ -150,9 +168,6 @@ async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cle
     const config: Record<string, string> = { "cluster-registry:port": String(port) };
     if (spec.bcryptCost !== undefined) config["cluster-registry:bcryptCost"] = String(spec.bcryptCost);
     const dep = await deploy(CLUSTER_IP, config);
-    const cost = htpasswdCost(dep);
-    if (spec.bcryptCost !== undefined && cost !== spec.bcryptCost) throw new Error(`asked for bcrypt cost ${spec.bcryptCost}, the htpasswd has ${cost}`);
-    log(`deployed; htpasswd bcrypt cost ${cost}`);
 
     const ca = dep.outputs.caCertPem as string;
     const caFile = path.join(work, "ca.pem");
@@ -164,7 +179,10 @@ async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cle
     fs.writeFileSync(authfile, dep.outputs.dockerConfigJson as string, { mode: 0o600 });
 
     cleanup.push(() => stopAll());
-    const registry = await startRegistryFromDeployment(dep.cloud, dep.cloud.one("kubernetes:apps/v1:Deployment"), path.join(work, "pod"), `${CLUSTER_IP}:${port}`, caFile);
+    const registry = await startRegistryFromDeployment(dep.cloud, hostedDeployment(dep), path.join(work, "pod"), `${CLUSTER_IP}:${port}`, caFile);
+    const cost = servedBcryptCost(registry.configFile);
+    if (spec.bcryptCost !== undefined && cost !== spec.bcryptCost) throw new Error(`asked for bcrypt cost ${spec.bcryptCost}, the htpasswd has ${cost}`);
+    log(`registry started from the generated Deployment; its htpasswd has bcrypt cost ${cost}`);
     const forward = await portForward({ host: "127.0.0.1", port }, { host: CLUSTER_IP, port });
     cleanup.push(() => forward.close());
 
@@ -183,7 +201,9 @@ async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cle
         socket: containerd.socket,
         ref,
         auth: dep.pullAuth,
-        contentDir: path.join(containerd.root, "io.containerd.content.v1.content"),
+        // The blobs and the unpacked layers; not the metadata databases beside them, which never shrink.
+        contentDir: path.join(containerd.root, "io.containerd.content.v1.content", "blobs"),
+        snapshotDir: path.join(containerd.root, "io.containerd.snapshotter.v1.overlayfs", "snapshots"),
         digests: [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)],
         registryLog: registry.proc.logFile,
         log,
@@ -203,6 +223,7 @@ async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cle
         label: spec.label,
         requestedCost: spec.bcryptCost ?? null,
         cost,
+        loadAverageAtStart,
         coldPull,
         head,
         throughput: {
@@ -216,15 +237,22 @@ async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cle
     };
 }
 
-/** The bcrypt cost of the generated htpasswd's hashes (all users share it). */
-function htpasswdCost(dep: Deployed): number {
-    const htpasswd = dep.cloud
-        .byType("kubernetes:core/v1:Secret")
-        .map((s) => s.inputs.stringData?.htpasswd as string | undefined)
-        .find((h) => h !== undefined);
-    if (htpasswd === undefined) throw new Error("no Secret with an htpasswd key was generated");
-    const costs = [...htpasswd.matchAll(/:\$2[aby]\$(\d\d)\$/g)].map((m) => Number(m[1]));
-    if (costs.length === 0 || costs.some((c) => c !== costs[0])) throw new Error(`cannot read one bcrypt cost from the htpasswd (${costs.join(", ")})`);
+/** The hosted registry's Deployment (the stack may also run pull-through caches, which are not measured here). */
+function hostedDeployment(dep: Deployed): RecordedResource {
+    const hosted = dep.cloud
+        .byType("kubernetes:apps/v1:Deployment")
+        .filter((d) => (d.inputs.metadata?.labels as Record<string, string> | undefined)?.["app.kubernetes.io/component"] === "hosted");
+    if (hosted.length !== 1) throw new Error(`expected one Deployment labelled app.kubernetes.io/component=hosted, found ${hosted.length}`);
+    return hosted[0];
+}
+
+/** The bcrypt cost of the hashes in the htpasswd file the running registry reads (all users share it). */
+function servedBcryptCost(registryConfigFile: string): number {
+    const config = YAML.parse(fs.readFileSync(registryConfigFile, "utf8")) as { auth?: { htpasswd?: { path?: string } } };
+    const file = config.auth?.htpasswd?.path;
+    if (file === undefined) throw new Error(`the registry's config has no auth.htpasswd.path (${registryConfigFile})`);
+    const costs = [...fs.readFileSync(file, "utf8").matchAll(/:\$2[aby]\$(\d\d)\$/gm)].map((m) => Number(m[1]));
+    if (costs.length === 0 || costs.some((c) => c !== costs[0])) throw new Error(`cannot read one bcrypt cost from ${file} (${costs.join(", ")})`);
     return costs[0];
 }
 
@@ -233,55 +261,77 @@ interface ColdPullsInput {
     ref: string;
     auth: { username: string; password: string };
     contentDir: string;
+    snapshotDir: string;
     /** Every blob of the image: none may be in the content store before a pull. */
     digests: string[];
     registryLog: string;
     log(msg: string): void;
 }
 
-/** Pulls, removes and waits until containerd has deleted the image's content, COLD_PULLS times. */
+/** What one cold pull did. */
+interface OnePull {
+    seconds: number;
+    requests: number;
+    authenticated: number;
+    challenges: number;
+    blobGets: number;
+    storeBytesAfterPull: number;
+    storeBytesAfterRemove: number;
+}
+
+/**
+ * PULL_WARMUP + COLD_PULLS cold pulls. Before each, none of the image's blobs may be in containerd's
+ * content store; after each, the image is removed over CRI and containerd's garbage collection awaited.
+ */
 async function coldPulls(o: ColdPullsInput): Promise<PullsRow["coldPull"]> {
-    const blobFiles = o.digests.map((d) => path.join(o.contentDir, "blobs", ...d.split(":")));
+    const blobFiles = o.digests.map((d) => path.join(o.contentDir, ...d.split(":")));
     const held = () => blobFiles.filter((f) => fs.existsSync(f)).length;
-    const out: PullsRow["coldPull"] = {
-        seconds: [],
-        stats: stats([0]),
-        requests: [],
-        authenticated: [],
-        challenges: [],
-        blobGets: [],
-        contentBytesBefore: dirBytes(o.contentDir),
-        contentBytesAfterPull: [],
-        contentBytesAfterRemove: [],
-        allCold: true,
-    };
-    for (let i = 0; i < COLD_PULLS; i++) {
-        if (held() > 0) throw new Error(`pull ${i + 1} would not be cold: containerd still holds ${held()} of the image's blobs`);
+    const storeBytes = () => dirBytes(o.contentDir) + dirBytes(o.snapshotDir);
+    const before = storeBytes();
+
+    const onePull = async (): Promise<OnePull> => {
+        if (held() > 0) throw new Error(`the pull would not be cold: containerd still holds ${held()} of the image's blobs`);
         const logFrom = fs.statSync(o.registryLog).size;
         const t0 = performance.now();
         await criPull(o.socket, o.ref, o.auth);
-        out.seconds.push((performance.now() - t0) / 1000);
-        out.contentBytesAfterPull.push(dirBytes(o.contentDir));
+        const seconds = (performance.now() - t0) / 1000;
+        const storeBytesAfterPull = storeBytes();
 
         await criRemove(o.socket, o.ref);
         if ((await criImageStatus(o.socket, o.ref)) !== null) throw new Error("CRI RemoveImage left the image in place");
         await waitFor(() => held() === 0, GC_WAIT_MS, "containerd to delete the removed image's content");
-        out.contentBytesAfterRemove.push(dirBytes(o.contentDir));
-
         // Read after the removal, so the registry has long written the pull's last lines.
-        const r = requestsSince(o.registryLog, logFrom);
-        out.requests.push(r.requests);
-        out.authenticated.push(r.authenticated);
-        out.challenges.push(r.challenges);
-        out.blobGets.push(r.blobGets);
-        out.allCold &&= r.blobGets === o.digests.length - 1 && out.contentBytesAfterRemove[i] <= out.contentBytesBefore;
-        o.log(
-            `cold pull ${i + 1}/${COLD_PULLS}: ${out.seconds[i].toFixed(2)} s, ${r.requests} requests (${r.authenticated} authenticated, ` +
-                `${r.challenges} 401), ${r.blobGets} blob GETs; content store ${mb(out.contentBytesAfterPull[i])} -> ${mb(out.contentBytesAfterRemove[i])}`,
-        );
+        return { seconds, ...requestsSince(o.registryLog, logFrom), storeBytesAfterPull, storeBytesAfterRemove: storeBytes() };
+    };
+    const summary = (p: OnePull) =>
+        `${p.seconds.toFixed(2)} s, ${p.requests} requests (${p.authenticated} authenticated, ${p.challenges} 401), ${p.blobGets} blob GETs; ` +
+        `content + snapshots ${mb(p.storeBytesAfterPull)} -> ${mb(p.storeBytesAfterRemove)}`;
+
+    const warmupSeconds: number[] = [];
+    for (let i = 0; i < PULL_WARMUP; i++) {
+        const p = await onePull();
+        warmupSeconds.push(p.seconds);
+        o.log(`warm-up pull (not counted): ${summary(p)}`);
     }
-    out.stats = stats(out.seconds);
-    return out;
+    const pulls: OnePull[] = [];
+    for (let i = 0; i < COLD_PULLS; i++) {
+        pulls.push(await onePull());
+        o.log(`cold pull ${i + 1}/${COLD_PULLS}: ${summary(pulls[i])}`);
+    }
+    const seconds = pulls.map((p) => p.seconds);
+    return {
+        seconds,
+        warmupSeconds,
+        stats: stats(seconds),
+        requests: pulls.map((p) => p.requests),
+        authenticated: pulls.map((p) => p.authenticated),
+        challenges: pulls.map((p) => p.challenges),
+        blobGets: pulls.map((p) => p.blobGets),
+        storeBytesBefore: before,
+        storeBytesAfterPull: pulls.map((p) => p.storeBytesAfterPull),
+        storeBytesAfterRemove: pulls.map((p) => p.storeBytesAfterRemove),
+        allCold: pulls.every((p) => p.blobGets === o.digests.length - 1 && p.storeBytesAfterRemove <= before),
+    };
 }
 
 /** Requests the registry logged from byte `from` of its log on. */
@@ -304,8 +354,8 @@ function requestsSince(logFile: string, from: number): { requests: number; authe
     }));
     return {
         requests: access.length,
-        // "response completed" is logged for 2xx/3xx only, with the user who was authenticated.
-        authenticated: (text.match(/msg="response completed".*auth\.user\.name=/g) ?? []).length,
+        // Logged once per request whose credentials passed the bcrypt check.
+        authenticated: (text.match(/msg="authorized request"/g) ?? []).length,
         challenges: access.filter((a) => a.status === 401).length,
         blobGets: access.filter((a) => a.method === "GET" && /^\/v2\/.+\/blobs\//.test(a.uri) && a.status < 400).length,
     };
@@ -508,7 +558,10 @@ function printRatios(r: Ratios, rows: PullsRow[]): void {
 }
 
 function isoBasic(d: Date): string {
-    return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+    return d
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d+Z$/, "Z");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -582,6 +635,12 @@ async function main(): Promise<void> {
     }
 
     const started = new Date();
+    const loadAverage = os.loadavg()[0];
+    if (loadAverage > BUSY_LOAD_AVERAGE) {
+        console.warn(
+            `bench: load average ${loadAverage.toFixed(2)} before starting: other work may be sharing the ${os.cpus().length} cores and skew the figures`,
+        );
+    }
     const scratch = tempDir("bench-image-");
     const onSignal = (sig: NodeJS.Signals) => {
         if (currentChild?.pid !== undefined) process.kill(currentChild.pid, "SIGTERM");
@@ -618,9 +677,13 @@ async function main(): Promise<void> {
             startedAt: started.toISOString(),
             finishedAt: finished.toISOString(),
             note: "2 cores shared by registry, containerd and load generator over loopback: compare ratios, not absolute times",
-            machine,
-            settings: { CLUSTER_IP, COMPARED_COST, IMAGE, COLD_PULLS, HEAD_WARMUP, HEAD_SAMPLES, CLIENTS, THROUGHPUT_MS },
-            image: { totalBytes: image.totalBytes, manifestDigest: image.manifestDigest, layers: image.layers.map((l) => ({ digest: l.digest, size: l.size })) },
+            machine: { ...machine, loadAverage1mAtStart: loadAverage },
+            settings: { CLUSTER_IP, COMPARED_COST, IMAGE, PULL_WARMUP, COLD_PULLS, HEAD_WARMUP, HEAD_SAMPLES, CLIENTS, THROUGHPUT_MS },
+            image: {
+                totalBytes: image.totalBytes,
+                manifestDigest: image.manifestDigest,
+                layers: image.layers.map((l) => ({ digest: l.digest, size: l.size })),
+            },
             programDefaultCost: GENERATED_PASSWORD_BCRYPT_COST,
             rows,
             ratios: r,
@@ -629,7 +692,9 @@ async function main(): Promise<void> {
         const file = path.join(RESULTS_DIR, `pulls-${isoBasic(started)}.json`);
         fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
         fs.writeFileSync(path.join(RESULTS_DIR, "latest.json"), JSON.stringify(result, null, 2) + "\n");
-        console.log(`\nbench: wrote ${path.relative(process.cwd(), file)} and bench/results/latest.json (${((finished.getTime() - started.getTime()) / 1000).toFixed(0)} s)`);
+        console.log(
+            `\nbench: wrote ${path.relative(process.cwd(), file)} and bench/results/latest.json (${((finished.getTime() - started.getTime()) / 1000).toFixed(0)} s)`,
+        );
     } finally {
         fs.rmSync(scratch, { recursive: true, force: true });
     }

@@ -12,15 +12,15 @@ import { ContainerdHandle, startContainerd } from "./harness/containerd";
 import { criImageStatus, criPull, criRemove } from "./harness/cri";
 import { nodeScript, snapshotTree } from "./harness/node";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
-import { freePort, runCommand, stopAll } from "./harness/procs";
-import { RegistryHandle, startRegistry } from "./harness/registry";
+import { freePort, stopAll } from "./harness/procs";
+import { RegistryHandle } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
-import { deploy, Deployed, describeIntegration, startRegistryFromDeployment, tempDir } from "./support";
+import { describeIntegration } from "./describe-integration";
+import { deploy, Deployed, startRegistryFromDeployment, startStandInUpstream, tempDir } from "./support";
 
 const HOSTED_IP = "127.0.0.2";
 const CACHE_IP = "127.0.0.4";
 const IMAGE = "docker.io/library/nginx:stable";
-const SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
 function clusterIPs(): FakeCloud {
     return new FakeCloud({ clusterIP: (name) => (name.includes("cache-docker-io") ? CACHE_IP : HOSTED_IP) });
@@ -44,37 +44,6 @@ function upstreamRequests(upstream: RegistryHandle): number {
         .filter((l) => l.includes('msg="response completed"')).length;
 }
 
-/** A CA and a server certificate for the stand-in upstream: its own, as docker.io has its own. */
-async function upstreamTls(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-    const f = (n: string) => path.join(dir, n);
-    const run = async (args: string[]) => {
-        const r = await runCommand("openssl", args);
-        if (r.code !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
-    };
-    const key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes".split(" ");
-    await run(["req", "-x509", ...key, "-keyout", f("ca.key"), "-out", f("ca.crt"), "-days", "2", "-subj", "/CN=stand-in public CA"]);
-    await run(["req", ...key, "-keyout", f("tls.key"), "-out", f("tls.csr"), "-subj", "/CN=upstream"]);
-    fs.writeFileSync(f("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-    await run([
-        "x509",
-        "-req",
-        "-in",
-        f("tls.csr"),
-        "-CA",
-        f("ca.crt"),
-        "-CAkey",
-        f("ca.key"),
-        "-CAcreateserial",
-        "-out",
-        f("tls.crt"),
-        "-days",
-        "2",
-        "-extfile",
-        f("ext.cnf"),
-    ]);
-    return { ca: f("ca.crt"), cert: f("tls.crt"), key: f("tls.key") };
-}
-
 describeIntegration("a generated pull-through cache in front of a stand-in docker.io", () => {
     let work: string;
     let port: number;
@@ -89,31 +58,16 @@ describeIntegration("a generated pull-through cache in front of a stand-in docke
 
     beforeAll(async () => {
         work = tempDir("crca-");
-        const tlsDir = path.join(work, "upstream-tls");
-        fs.mkdirSync(tlsDir);
-        const up = await upstreamTls(tlsDir);
-        const upPort = await freePort();
-        upstream = await startRegistry({
-            configYaml: `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${path.join(work, "upstream-data")}\nhttp:\n  tls:\n    certificate: ${up.cert}\n    key: ${up.key}\n`,
-            env: {},
-            workDir: path.join(work, "upstream"),
-            addr: `127.0.0.1:${upPort}`,
-            caFile: up.ca,
-        });
+        const standIn = await startStandInUpstream(path.join(work, "upstream"));
+        upstream = standIn.registry;
+        trustBundle = standIn.trustBundle;
+        const upPort = Number(new URL(upstream.url).port);
         image = await buildOciImage(path.join(work, "oci"), {
             tag: "stable",
             layers: [{ files: { "etc/nginx/nginx.conf": "events {}\n" } }, { randomBytes: 1 << 20 }],
         });
-        const upCerts = path.join(work, "upstream-certs");
-        fs.mkdirSync(upCerts);
-        fs.copyFileSync(up.ca, path.join(upCerts, "ca.crt"));
-        const push = await skopeoCopy({ src: image.ref, dest: `docker://127.0.0.1:${upPort}/library/nginx:stable`, certDir: upCerts });
+        const push = await skopeoCopy({ src: image.ref, dest: `docker://127.0.0.1:${upPort}/library/nginx:stable`, certDir: standIn.certDir });
         expect(push.code, push.stderr).toBe(0);
-
-        // The registry image trusts the public CAs docker.io uses; here that trust is the system
-        // bundle plus the stand-in's CA, given the only way distribution takes it (SSL_CERT_FILE).
-        trustBundle = path.join(work, "trust.pem");
-        fs.writeFileSync(trustBundle, (fs.existsSync(SYSTEM_BUNDLE) ? fs.readFileSync(SYSTEM_BUNDLE, "utf8") : "") + fs.readFileSync(up.ca, "utf8"));
 
         port = await freePort();
         cloud = clusterIPs();

@@ -16,7 +16,8 @@ import { buildOciImage, BuiltOciImage } from "./harness/oci";
 import { freePort, ProcHandle, stopAll } from "./harness/procs";
 import { basicAuth, httpRequest, RegistryHandle } from "./harness/registry";
 import { skopeoCopy, skopeoInspect } from "./harness/skopeo";
-import { deploy, Deployed, describeIntegration, portForward, startRegistryFromDeployment, tempDir } from "./support";
+import { describeIntegration } from "./describe-integration";
+import { deploy, Deployed, portForward, startRegistryFromDeployment, tempDir } from "./support";
 
 const CLUSTER_IP = "127.0.0.2";
 // A Service whose ClusterIP changed while nodes kept the old certificate: not in the SANs.

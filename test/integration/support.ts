@@ -6,22 +6,11 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { describe } from "vitest";
 import { FakeCloud, RecordedResource, runProgram } from "../support/fake-cloud";
 import { ENTRY, stackConfig } from "../support/stacks";
 import { materialize, rebaseYamlPaths } from "./harness/pod";
+import { freePort, runCommand } from "./harness/procs";
 import { RegistryHandle, startRegistry } from "./harness/registry";
-import { isCI, missingForIntegration } from "./harness/tools";
-
-/** `describe` that skips with one line saying what is missing, except in CI where it must run. */
-export function describeIntegration(name: string, fn: () => void): void {
-    const missing = missingForIntegration();
-    if (missing && isCI()) throw new Error(`CI must run the integration tests, but: ${missing}`);
-    if (missing) {
-        console.warn(missing);
-        describe.skip(name, fn);
-    } else describe(name, fn);
-}
 
 /** A fresh temp dir, short enough for unix socket paths. */
 export function tempDir(prefix: string): string {
@@ -85,4 +74,47 @@ export async function portForward(from: { host: string; port: number }, to: { ho
                 server.close(() => resolve());
             }),
     };
+}
+
+/** The system's trust store, which a registry image or a node trusts public registries by. */
+const SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
+
+export interface StandInUpstream {
+    /** An anonymous registry on 127.0.0.1 with TLS from its own CA, as docker.io has its own. */
+    registry: RegistryHandle;
+    /** A skopeo cert dir trusting it. */
+    certDir: string;
+    /** The system bundle plus the stand-in's CA: pass it as SSL_CERT_FILE where a real node or image would trust docker.io. */
+    trustBundle: string;
+}
+
+/** Starts a registry standing for a public upstream such as docker.io. */
+export async function startStandInUpstream(dir: string): Promise<StandInUpstream> {
+    fs.mkdirSync(dir, { recursive: true });
+    const f = (n: string) => path.join(dir, n);
+    const openssl = async (args: string[]) => {
+        const r = await runCommand("openssl", args);
+        if (r.code !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
+    };
+    const key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes".split(" ");
+    await openssl(["req", "-x509", ...key, "-keyout", f("ca.key"), "-out", f("ca.crt"), "-days", "2", "-subj", "/CN=stand-in public CA"]);
+    await openssl(["req", ...key, "-keyout", f("tls.key"), "-out", f("tls.csr"), "-subj", "/CN=upstream"]);
+    fs.writeFileSync(f("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    const sign = ["x509", "-req", "-in", f("tls.csr"), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", f("ext.cnf")];
+    await openssl([...sign, "-out", f("tls.crt")]);
+
+    const certDir = f("certs");
+    fs.mkdirSync(certDir);
+    fs.copyFileSync(f("ca.crt"), path.join(certDir, "ca.crt"));
+    const trustBundle = f("trust.pem");
+    fs.writeFileSync(trustBundle, (fs.existsSync(SYSTEM_BUNDLE) ? fs.readFileSync(SYSTEM_BUNDLE, "utf8") : "") + fs.readFileSync(f("ca.crt"), "utf8"));
+
+    const registry = await startRegistry({
+        configYaml: `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${f("data")}\nhttp:\n  tls:\n    certificate: ${f("tls.crt")}\n    key: ${f("tls.key")}\n`,
+        env: {},
+        workDir: dir,
+        addr: `127.0.0.1:${await freePort()}`,
+        caFile: f("ca.crt"),
+    });
+    return { registry, certDir, trustBundle };
 }

@@ -21,7 +21,6 @@ import * as net from "node:net";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import bcrypt from "bcryptjs";
-import { vi } from "vitest";
 import YAML from "yaml";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -362,6 +361,21 @@ export class FakeCloud implements pulumi.runtime.Mocks {
 // runProgram
 // ---------------------------------------------------------------------------------------------------------
 
+/** Loads the program's entry afresh, so every run registers its resources again. */
+export type ProgramLoader = (entry: string) => Promise<Record<string, unknown>>;
+
+/** Under vitest: forget the program's modules (not @pulumi/*, which load from node_modules), then import. */
+let loadProgram: ProgramLoader = async (entry) => {
+    const { vi } = await import("vitest");
+    vi.resetModules();
+    return import(entry);
+};
+
+/** Outside vitest (the benchmark), how to load the program afresh. */
+export function setProgramLoader(loader: ProgramLoader): void {
+    loadProgram = loader;
+}
+
 export async function runProgram(
     cloud: FakeCloud,
     opts: {
@@ -382,10 +396,9 @@ export async function runProgram(
     // Registration failures are reported by rejecting (below), so the runtime's unhandled rejections for
     // them are swallowed here instead of failing the whole vitest run.
     return withFakeCloudRejectionsSuppressed(cloud, async () => {
-        vi.resetModules();
         let mod: Record<string, unknown>;
         try {
-            mod = await import(opts.entry);
+            mod = await loadProgram(opts.entry);
         } catch (e) {
             // Let any registrations the program started before throwing land, so tests can assert on them.
             await settle(cloud);
