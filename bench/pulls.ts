@@ -8,6 +8,10 @@
  *  - cold CRI pulls of a ~60 MB, 4-layer image, as kubelet makes them (pull secret's credentials);
  *  - latency of an authenticated manifest HEAD versus the same request anonymous (401, no bcrypt);
  *  - requests/s of 8 concurrent clients making authenticated manifest HEADs.
+ * Then, through a generated pull-through cache in front of a stand-in docker.io on 127.0.0.1, pulls of
+ * the same image as `docker.io/library/...` (containerd follows the mirror hosts.toml): cold (the cache
+ * empty) and warm (the cache filled), against the direct authenticated pull from the private registry.
+ * The aim: a warm pull through a cache costs no more than a direct pull.
  *
  * RATIOS MATTER, ABSOLUTE TIMES DO NOT. The machine has 2 cores, shared by the registry, containerd
  * and the load generator, over loopback; absolute figures move from run to run. Compare runs by the
@@ -35,8 +39,8 @@ import { freePort, runCommand, stopAll, waitFor } from "../test/integration/harn
 import { basicAuth } from "../test/integration/harness/registry";
 import { skopeoCopy } from "../test/integration/harness/skopeo";
 import { missingForIntegration } from "../test/integration/harness/tools";
-import { setProgramLoader, type RecordedResource } from "../test/support/fake-cloud";
-import { deploy, portForward, startRegistryFromDeployment, tempDir, type Deployed } from "../test/integration/support";
+import { FakeCloud, setProgramLoader, type RecordedResource } from "../test/support/fake-cloud";
+import { deploy, portForward, startRegistryFromDeployment, startStandInUpstream, tempDir, type Deployed } from "../test/integration/support";
 
 // Outside vitest, tsx loads the project as CommonJS: forget the program's own modules and require it
 // afresh, so each deploy runs the program again (as vitest's resetModules does for the tests).
@@ -88,11 +92,16 @@ interface PullsSpec {
     /** Passed as `cluster-registry:bcryptCost`; absent: the program's own default is measured. */
     bcryptCost?: number;
 }
-type ScenarioSpec = PullsSpec;
+interface CacheSpec {
+    kind: "cache";
+    label: string;
+}
+type ScenarioSpec = PullsSpec | CacheSpec;
 
 const SCENARIOS: ScenarioSpec[] = [
     { kind: "pulls", label: "program default" },
     { kind: "pulls", label: `cost ${COMPARED_COST}`, bcryptCost: COMPARED_COST },
+    { kind: "cache", label: "docker.io cache" },
 ];
 
 interface Stats {
@@ -145,13 +154,25 @@ interface PullsRow {
         errors: number;
     };
 }
-type Row = PullsRow;
+interface CacheRow {
+    kind: "cache";
+    label: string;
+    loadAverageAtStart: number;
+    /** Direct from the private registry, authenticated, at the program's default cost. */
+    direct: PullsRow["coldPull"];
+    /** Through the cache, emptied before every pull; blob GETs are the upstream's. */
+    cacheCold: PullsRow["coldPull"];
+    /** Through the cache, filled; blob GETs are the upstream's (0 when it is truly warm). */
+    cacheWarm: PullsRow["coldPull"];
+}
+type Row = PullsRow | CacheRow;
 
 /** Things to undo when a scenario ends, also on failure or a signal. */
 type Cleanup = Array<() => Promise<void> | void>;
 
 const RUNNERS: { [K in ScenarioSpec["kind"]]: (spec: Extract<ScenarioSpec, { kind: K }>, image: BuiltOciImage, cleanup: Cleanup) => Promise<Row> } = {
     pulls: pullsScenario,
+    cache: cacheScenario,
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -205,6 +226,8 @@ async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cle
         contentDir: path.join(containerd.root, "io.containerd.content.v1.content", "blobs"),
         snapshotDir: path.join(containerd.root, "io.containerd.snapshotter.v1.overlayfs", "snapshots"),
         digests: [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)],
+        // The config and every layer; the manifest is not a blob.
+        expectBlobGets: image.layers.length + 1,
         registryLog: registry.proc.logFile,
         log,
     });
@@ -237,6 +260,112 @@ async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cle
     };
 }
 
+// ---------------------------------------------------------------------------------------------------
+// The cache scenario
+// ---------------------------------------------------------------------------------------------------
+
+/** A loopback address stands for the docker.io cache Service's ClusterIP. */
+const CACHE_IP = "127.0.0.4";
+
+async function cacheScenario(spec: CacheSpec, image: BuiltOciImage, cleanup: Cleanup): Promise<CacheRow> {
+    const log = (msg: string) => console.log(`[${spec.label}] ${msg}`);
+    const loadAverageAtStart = os.loadavg()[0];
+    const work = tempDir("bench-");
+    cleanup.push(() => fs.rmSync(work, { recursive: true, force: true }));
+    cleanup.push(() => stopAll());
+
+    const upstream = await startStandInUpstream(path.join(work, "upstream"));
+    const upstreamUrl = new URL(upstream.registry.url).origin;
+    const publicRepo = `library/${IMAGE.repo.split("/").pop() as string}`;
+    const toUpstream = await skopeoCopy({
+        src: image.ref,
+        dest: `docker://${new URL(upstreamUrl).host}/${publicRepo}:${IMAGE.tag}`,
+        certDir: upstream.certDir,
+    });
+    if (toUpstream.code !== 0) throw new Error(`skopeo push to the stand-in upstream failed: ${toUpstream.stderr}`);
+    log(`stand-in docker.io at ${upstreamUrl} holds ${publicRepo}:${IMAGE.tag}`);
+
+    const port = await freePort();
+    const cloud = new FakeCloud({ clusterIP: (name) => (name.includes("cache-docker-io") ? CACHE_IP : CLUSTER_IP) });
+    const dep = await deploy(
+        CLUSTER_IP,
+        { "cluster-registry:port": String(port), "cluster-registry:caches": JSON.stringify([`docker.io=${upstreamUrl}`]) },
+        cloud,
+    );
+    const ca = dep.outputs.caCertPem as string;
+    const caFile = path.join(work, "ca.pem");
+    fs.writeFileSync(caFile, ca);
+    const certDir = path.join(work, "skopeo-certs");
+    fs.mkdirSync(certDir);
+    fs.writeFileSync(path.join(certDir, "ca.crt"), ca);
+    const authfile = path.join(work, "auth.json");
+    fs.writeFileSync(authfile, dep.outputs.dockerConfigJson as string, { mode: 0o600 });
+
+    const hosted = await startRegistryFromDeployment(cloud, hostedDeployment(dep), path.join(work, "pod"), `${CLUSTER_IP}:${port}`, caFile);
+    const forward = await portForward({ host: "127.0.0.1", port }, { host: CLUSTER_IP, port });
+    cleanup.push(() => forward.close());
+    const push = await skopeoCopy({ src: image.ref, dest: `docker://localhost:${port}/${IMAGE.repo}:${IMAGE.tag}`, authfile, certDir });
+    if (push.code !== 0) throw new Error(`skopeo push failed (${String(push.code)}): ${push.stderr}`);
+
+    // The registry image trusts docker.io's public CA; here the stand-in's, through SSL_CERT_FILE.
+    const startCache = () =>
+        startRegistryFromDeployment(
+            cloud,
+            cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io"),
+            path.join(work, "cache-pod"),
+            `${CACHE_IP}:${port}`,
+            caFile,
+            {
+                SSL_CERT_FILE: upstream.trustBundle,
+            },
+        );
+    let cache = await startCache();
+    const cacheStorage = (YAML.parse(fs.readFileSync(cache.configFile, "utf8")) as { storage: { filesystem: { rootdirectory: string } } }).storage.filesystem
+        .rootdirectory;
+    log(`cache started from the generated Deployment, storage in ${cacheStorage}`);
+
+    const nodeCerts = path.join(work, "node", "certs.d");
+    fs.mkdirSync(nodeCerts, { recursive: true });
+    const applied = await nodeScript(cloud, work, nodeCerts).exec("apply");
+    if (applied.code !== 0) throw new Error(`node script failed: ${applied.stderr}`);
+    const containerd = await startContainerd({ workDir: path.join(work, "ctd"), certsDir: nodeCerts });
+
+    const common = {
+        socket: containerd.socket,
+        contentDir: path.join(containerd.root, "io.containerd.content.v1.content", "blobs"),
+        snapshotDir: path.join(containerd.root, "io.containerd.snapshotter.v1.overlayfs", "snapshots"),
+        digests: [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)],
+    };
+    const direct = await coldPulls({
+        ...common,
+        ref: `${dep.outputs.host as string}/${IMAGE.repo}:${IMAGE.tag}`,
+        auth: dep.pullAuth,
+        expectBlobGets: image.layers.length + 1,
+        registryLog: hosted.proc.logFile,
+        log: (m) => log(`direct: ${m}`),
+    });
+    const publicRef = `docker.io/${publicRepo}:${IMAGE.tag}`;
+    const cacheCold = await coldPulls({
+        ...common,
+        ref: publicRef,
+        beforeEach: async () => {
+            await cache.stop();
+            fs.rmSync(cacheStorage, { recursive: true, force: true });
+            cache = await startCache();
+        },
+        registryLog: upstream.registry.proc.logFile,
+        log: (m) => log(`through the cache, cold: ${m}`),
+    });
+    const cacheWarm = await coldPulls({
+        ...common,
+        ref: publicRef,
+        expectBlobGets: 0,
+        registryLog: upstream.registry.proc.logFile,
+        log: (m) => log(`through the cache, warm: ${m}`),
+    });
+    return { kind: "cache", label: spec.label, loadAverageAtStart, direct, cacheCold, cacheWarm };
+}
+
 /** The hosted registry's Deployment (the stack may also run pull-through caches, which are not measured here). */
 function hostedDeployment(dep: Deployed): RecordedResource {
     const hosted = dep.cloud
@@ -259,7 +388,12 @@ function servedBcryptCost(registryConfigFile: string): number {
 interface ColdPullsInput {
     socket: string;
     ref: string;
-    auth: { username: string; password: string };
+    /** The pull secret's credentials; none for a public image through a cache. */
+    auth?: { username: string; password: string };
+    /** Run before every pull (e.g. empty the cache). */
+    beforeEach?: () => Promise<void>;
+    /** Blob GETs every pull must cause in `registryLog`; unchecked when absent. */
+    expectBlobGets?: number;
     contentDir: string;
     snapshotDir: string;
     /** Every blob of the image: none may be in the content store before a pull. */
@@ -291,6 +425,7 @@ async function coldPulls(o: ColdPullsInput): Promise<PullsRow["coldPull"]> {
 
     const onePull = async (): Promise<OnePull> => {
         if (held() > 0) throw new Error(`the pull would not be cold: containerd still holds ${held()} of the image's blobs`);
+        await o.beforeEach?.();
         const logFrom = fs.statSync(o.registryLog).size;
         const t0 = performance.now();
         await criPull(o.socket, o.ref, o.auth);
@@ -316,7 +451,7 @@ async function coldPulls(o: ColdPullsInput): Promise<PullsRow["coldPull"]> {
     const pulls: OnePull[] = [];
     for (let i = 0; i < COLD_PULLS; i++) {
         pulls.push(await onePull());
-        o.log(`cold pull ${i + 1}/${COLD_PULLS}: ${summary(pulls[i])}`);
+        o.log(`pull ${i + 1}/${COLD_PULLS} (containerd cold): ${summary(pulls[i])}`);
     }
     const seconds = pulls.map((p) => p.seconds);
     return {
@@ -330,7 +465,7 @@ async function coldPulls(o: ColdPullsInput): Promise<PullsRow["coldPull"]> {
         storeBytesBefore: before,
         storeBytesAfterPull: pulls.map((p) => p.storeBytesAfterPull),
         storeBytesAfterRemove: pulls.map((p) => p.storeBytesAfterRemove),
-        allCold: pulls.every((p) => p.blobGets === o.digests.length - 1 && p.storeBytesAfterRemove <= before),
+        allCold: pulls.every((p) => (o.expectBlobGets === undefined || p.blobGets === o.expectBlobGets) && p.storeBytesAfterRemove <= before),
     };
 }
 
@@ -515,6 +650,17 @@ const PULLS_COLUMNS: Column<PullsRow>[] = [
     { header: `${CLIENTS}-client req/s`, cell: (r) => r.throughput.authReqPerSec.toFixed(0) },
 ];
 
+const CACHE_COLUMNS: Column<CacheRow>[] = [
+    { header: "scenario", cell: (r) => r.label },
+    { header: "direct s", cell: (r) => r.direct.stats.median.toFixed(2) },
+    { header: "cache cold s", cell: (r) => r.cacheCold.stats.median.toFixed(2) },
+    { header: "cache warm s", cell: (r) => r.cacheWarm.stats.median.toFixed(2) },
+    { header: "cold/direct", cell: (r) => (r.cacheCold.stats.median / r.direct.stats.median).toFixed(2) },
+    { header: "warm/direct", cell: (r) => (r.cacheWarm.stats.median / r.direct.stats.median).toFixed(2) },
+    { header: "upstream blob GETs cold", cell: (r) => spread(r.cacheCold.blobGets) },
+    { header: "upstream blob GETs warm", cell: (r) => spread(r.cacheWarm.blobGets) },
+];
+
 /** "7" when every value is 7, else "6-8". */
 function spread(xs: number[]): string {
     const lo = Math.min(...xs);
@@ -613,7 +759,7 @@ async function child(specJson: string, imageFile: string, outFile: string): Prom
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
-        const row = await RUNNERS[spec.kind](spec, image, cleanup);
+        const row = spec.kind === "pulls" ? await RUNNERS.pulls(spec, image, cleanup) : await RUNNERS.cache(spec, image, cleanup);
         fs.writeFileSync(outFile, JSON.stringify(row));
     } finally {
         await undo();
@@ -663,7 +809,7 @@ async function main(): Promise<void> {
         const rows: Row[] = [];
         for (const spec of SCENARIOS) rows.push(await runIsolated(spec, imageFile, scratch));
 
-        const pullRows = rows.filter((r): r is PullsRow => r.kind === "pulls");
+        const pullRows = rows.filter((x): x is PullsRow => x.kind === "pulls");
         const r = ratios(pullRows);
         printTable(
             `Cold CRI pulls of a ${mb(image.totalBytes)} image (median of ${COLD_PULLS}), manifest HEAD (median of ${HEAD_SAMPLES}), ${CLIENTS} clients for ${THROUGHPUT_MS / 1000} s`,
@@ -671,6 +817,16 @@ async function main(): Promise<void> {
             pullRows,
         );
         printRatios(r, pullRows);
+        const cacheRows = rows.filter((x): x is CacheRow => x.kind === "cache");
+        printTable(
+            `Pulls through a cache (median of ${COLD_PULLS}; containerd cold every time; upstream GETs counted at the stand-in docker.io)`,
+            CACHE_COLUMNS,
+            cacheRows,
+        );
+        for (const c of cacheRows) {
+            const warm = c.cacheWarm.stats.median / c.direct.stats.median;
+            console.log(`  ${c.label}: a warm pull through the cache takes ${warm.toFixed(2)}x a direct pull (aim: at most 1)`);
+        }
 
         const finished = new Date();
         const result = {
@@ -686,7 +842,15 @@ async function main(): Promise<void> {
             },
             programDefaultCost: GENERATED_PASSWORD_BCRYPT_COST,
             rows,
-            ratios: r,
+            ratios: {
+                ...r,
+                cache: Object.fromEntries(
+                    cacheRows.map((c) => [
+                        c.label,
+                        { coldOverDirect: c.cacheCold.stats.median / c.direct.stats.median, warmOverDirect: c.cacheWarm.stats.median / c.direct.stats.median },
+                    ]),
+                ),
+            },
         };
         fs.mkdirSync(RESULTS_DIR, { recursive: true });
         const file = path.join(RESULTS_DIR, `pulls-${isoBasic(started)}.json`);

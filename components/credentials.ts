@@ -5,10 +5,11 @@ import * as random from "@pulumi/random";
 import { BCRYPT_SALT_BYTES, bcryptHash, renderHtpasswd } from "./render/htpasswd";
 
 /**
- * bcrypt cost for generated passwords. The registry checks bcrypt on every request (an image pull
- * is several), and measured here cost 10 adds ~60 ms per request and caps 8 clients at ~32
- * requests/s, while cost 5 adds ~2 ms (see `npm run bench`). A 32-character random password has
- * ~190 bits of entropy: no amount of key stretching makes a guess more expensive than that already is.
+ * bcrypt cost for generated passwords. The registry checks bcrypt on every request (a CRI pull of a
+ * 4-layer image makes 7 authenticated ones) and caches nothing. `npm run bench` measured here: cost 5
+ * adds ~4 ms per request and 8 clients get ~370 requests/s; cost 10 adds ~82 ms and caps them at ~21
+ * requests/s, and a cold 60 MB pull takes 0.4-0.8 of the time at cost 10. A 32-character random
+ * password has ~190 bits of entropy: no amount of key stretching makes guessing it any harder.
  */
 export const GENERATED_PASSWORD_BCRYPT_COST = 5;
 /** bcrypt cost for passwords a person chose, which may be guessable and do need stretching. */
