@@ -94,13 +94,28 @@ export class NodeConfig extends pulumi.ComponentResource {
                 metadata: { namespace: args.namespace, labels: metaLabels },
                 spec: {
                     selector: { matchLabels: labels },
-                    updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+                    // The new pod starts (and takes the node over) before the old one stops, so a
+                    // rollout never leaves a node without its hosts.toml files.
+                    updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
                     template: {
                         // A new CA, ClusterIP or registry list changes the script and rolls the pods.
                         metadata: { labels: metaLabels, annotations: { "cluster-registry/checksum": this.script.apply((s) => contentChecksum([s])) } },
                         spec: {
                             // Every node, control plane and tainted pools included: any of them may pull.
                             tolerations: [{ operator: "Exists" }],
+                            // ...but only where containerd on Linux runs pods: not Windows nodes, not
+                            // EKS Fargate's virtual nodes (pods that can never start there would hold
+                            // the rollout, and `pulumi up`, until it times out).
+                            nodeSelector: { "kubernetes.io/os": "linux" },
+                            affinity: {
+                                nodeAffinity: {
+                                    requiredDuringSchedulingIgnoredDuringExecution: {
+                                        nodeSelectorTerms: [
+                                            { matchExpressions: [{ key: "eks.amazonaws.com/compute-type", operator: "NotIn", values: ["fargate"] }] },
+                                        ],
+                                    },
+                                },
+                            },
                             automountServiceAccountToken: false,
                             enableServiceLinks: false,
                             // Time for the SIGTERM trap to restore the node before the kill.
@@ -114,6 +129,8 @@ export class NodeConfig extends pulumi.ComponentResource {
                                     env: [
                                         { name: "CERTS_DIR", value: NODE_CERTS_MOUNT },
                                         { name: "REAPPLY_SECONDS", value: String(REAPPLY_SECONDS) },
+                                        // Tells this pod from the rollout's next one: whichever applied last holds the node.
+                                        { name: "POD_UID", valueFrom: { fieldRef: { fieldPath: "metadata.uid" } } },
                                     ],
                                     volumeMounts: [
                                         { name: "certs-d", mountPath: NODE_CERTS_MOUNT },

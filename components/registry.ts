@@ -268,6 +268,7 @@ export class Registry extends pulumi.ComponentResource {
                         spec: {
                             automountServiceAccountToken: false,
                             enableServiceLinks: false,
+                            nodeSelector: { "kubernetes.io/os": "linux" },
                             securityContext: {
                                 runAsNonRoot: true,
                                 runAsUser: REGISTRY_UID,

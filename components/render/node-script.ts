@@ -22,7 +22,9 @@ export function stateDirName(owner: string): string {
 /**
  * Renders the script. `owner` tells this installation's state apart from another's on the same
  * node. Modes: `apply` writes the files (backing up any file it did not write), `remove` puts the
- * node back as it was, `run` applies, re-applies every REAPPLY_SECONDS, and removes on SIGTERM.
+ * node back as it was, `run` applies and holds the node (re-applying every REAPPLY_SECONDS), and
+ * on SIGTERM removes everything unless a newer pod holds the node: a rollout's new pod starts first
+ * (maxSurge), so nodes are never without their configuration, and uninstalling still cleans up.
  */
 export function renderNodeScript(owner: string, files: readonly NodeFile[]): string {
     if (!SAFE_OWNER.test(owner)) throw new Error(`owner ${JSON.stringify(owner)} must be a lower-case DNS-like name`);
@@ -44,16 +46,20 @@ export function renderNodeScript(owner: string, files: readonly NodeFile[]): str
 
     return `#!/bin/sh
 # Written by cluster-registry (${owner}). Keeps containerd's hosts.toml files for the in-cluster
-# registries under $CERTS_DIR, and puts the node back as it was when it stops.
+# registries under $CERTS_DIR, and puts the node back as it was when it is uninstalled.
 #   apply   write the files; a file this script did not write is backed up first
 #   remove  delete what apply wrote, restore the backups, drop the directories it created
-#   run     apply, re-apply every $REAPPLY_SECONDS, and remove on SIGTERM (the DaemonSet's mode)
+#   run     the DaemonSet's mode: apply and hold the node, re-apply every $REAPPLY_SECONDS, and on
+#           SIGTERM remove everything, unless a newer pod (a rollout's) has taken the node over
 set -eu
 umask 022
 : "\${CERTS_DIR:?set CERTS_DIR to the node directory containerd reads hosts.toml files from}"
 STATE="$CERTS_DIR/${stateDirName(owner)}"
 MANAGED="$STATE/managed"
 CREATED="$STATE/created-dirs"
+HOLDER="$STATE/holder"
+LOCK="$STATE.lock"
+ME="\${POD_UID:-pid-$$}"
 
 log() { echo "node-config: $*"; }
 listed() { [ -f "$1" ] && grep -qxF -- "$2" "$1"; }
@@ -62,6 +68,22 @@ unlist() {
   grep -vxF -- "$2" "$1" > "$1.tmp" || true
   mv -f "$1.tmp" "$1"
 }
+
+# One writer at a time on this node (a rollout's new pod starts before the old one stops).
+lock() {
+  tries=0
+  until mkdir "$LOCK" 2>/dev/null; do
+    tries=$((tries + 1))
+    # apply takes milliseconds: a lock this old was left by a killed pod.
+    if [ "$tries" -ge 100 ]; then
+      log "taking over a stale lock"
+      rm -rf "$LOCK"
+      tries=0
+    fi
+    sleep 0.1
+  done
+}
+unlock() { rmdir "$LOCK" 2>/dev/null || true; }
 
 desired() {
   cat <<'${EOF_MARK}'
@@ -78,32 +100,36 @@ ${staging}
   )
 }
 
+# Every step is recorded before it is taken, so a pod killed at any point leaves nothing that
+# remove does not know about.
 install_file() {
   rel=$1
   dst="$CERTS_DIR/$rel"
   dir=\${rel%/*}
   if [ ! -d "$CERTS_DIR/$dir" ]; then
-    mkdir -p "$CERTS_DIR/$dir"
     listed "$CREATED" "$dir" || echo "$dir" >> "$CREATED"
+    mkdir -p "$CERTS_DIR/$dir"
   fi
   if [ -e "$dst" ] && ! listed "$MANAGED" "$rel" && [ ! -e "$STATE/backup/$rel" ]; then
     mkdir -p "$STATE/backup/$dir"
-    cp "$dst" "$STATE/backup/$rel"
+    cp "$dst" "$STATE/backup/$rel.tmp"
+    mv -f "$STATE/backup/$rel.tmp" "$STATE/backup/$rel"
     log "backed up $dst"
   fi
+  listed "$MANAGED" "$rel" || echo "$rel" >> "$MANAGED"
   if ! cmp -s "$STATE/stage/$rel" "$dst"; then
     # Same directory, so the rename is atomic: containerd never reads a half-written file.
     cp "$STATE/stage/$rel" "$dst.cluster-registry-tmp"
     mv -f "$dst.cluster-registry-tmp" "$dst"
     log "wrote $dst"
   fi
-  listed "$MANAGED" "$rel" || echo "$rel" >> "$MANAGED"
 }
 
 release_file() {
   rel=$1
   dst="$CERTS_DIR/$rel"
   dir=\${rel%/*}
+  rm -f "$dst.cluster-registry-tmp"
   if [ -e "$STATE/backup/$rel" ]; then
     mv -f "$STATE/backup/$rel" "$dst"
     rmdir "$STATE/backup/$dir" 2>/dev/null || true
@@ -146,22 +172,43 @@ remove() {
   log "node restored"
 }
 
+holding() { [ "$(cat "$HOLDER" 2>/dev/null)" = "$ME" ]; }
+
 run() {
+  stop=
   sleeper=
-  trap 'kill $sleeper 2>/dev/null || true; remove; exit 0' TERM INT
+  # Only a flag: an apply or remove under way always finishes before the pod acts on SIGTERM.
+  trap 'stop=1; [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null || true' TERM INT
+  lock
+  mkdir -p "$STATE"
+  echo "$ME" > "$HOLDER.tmp"
+  mv -f "$HOLDER.tmp" "$HOLDER"
   apply
+  unlock
   log "applied; re-applying every \${REAPPLY_SECONDS:-300}s"
-  while :; do
+  while [ -z "$stop" ]; do
     sleep "\${REAPPLY_SECONDS:-300}" &
     sleeper=$!
     wait "$sleeper" || true
-    apply
+    sleeper=
+    [ -z "$stop" ] || break
+    lock
+    if holding; then apply; fi
+    unlock
   done
+  lock
+  if holding; then
+    remove
+  else
+    log "a newer pod holds this node: leaving its files"
+  fi
+  unlock
+  exit 0
 }
 
 case "\${1:-run}" in
-  apply) apply ;;
-  remove) remove ;;
+  apply) lock; apply; unlock ;;
+  remove) lock; remove; unlock ;;
   run) run ;;
   *) echo "usage: $0 [apply|remove|run]" >&2; exit 2 ;;
 esac

@@ -55,8 +55,8 @@ export function nodeScript(cloud: FakeCloud, workDir: string, nodeCertsDir: stri
 }
 
 /** Waits until a running node script has applied (it logs `applied`). */
-export async function waitApplied(proc: ProcHandle): Promise<void> {
-    await waitFor(() => proc.log().includes("node-config: applied"), 10_000, "node script to apply", { proc });
+export async function waitApplied(proc: ProcHandle, timeoutMs = 10_000): Promise<void> {
+    await waitFor(() => proc.log().includes("node-config: applied"), timeoutMs, "node script to apply", { proc });
 }
 
 /** Every file under dir with its content, relative paths sorted: a snapshot to compare. */

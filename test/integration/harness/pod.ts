@@ -4,6 +4,7 @@
  * (secretKeyRef included), and absolute paths in the generated config are rebased onto that root.
  * Nothing is hand-copied: change the Deployment or DaemonSet and these tests see the change.
  */
+import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import YAML from "yaml";
@@ -46,10 +47,12 @@ export function materialize(
     root: string,
     hostPaths: Record<string, string> = {},
     containerName?: string,
+    /** What the downward API tells this pod about itself; a new pod gets a new UID. */
+    pod: { uid: string; name: string } = { uid: randomUUID(), name: "local-pod" },
 ): LocalContainer {
-    const pod = workload.inputs.spec.template.spec;
-    const container = containerName ? pod.containers.find((c: any) => c.name === containerName) : pod.containers[0];
-    const volumes: Record<string, any> = Object.fromEntries(pod.volumes.map((v: any) => [v.name, v]));
+    const spec = workload.inputs.spec.template.spec;
+    const container = containerName ? spec.containers.find((c: any) => c.name === containerName) : spec.containers[0];
+    const volumes: Record<string, any> = Object.fromEntries(spec.volumes.map((v: any) => [v.name, v]));
     const mounts: Record<string, string> = {};
 
     for (const m of container.volumeMounts) {
@@ -90,9 +93,15 @@ export function materialize(
         else if (e.valueFrom?.secretKeyRef) {
             const ref = e.valueFrom.secretKeyRef;
             env[e.name] = dataOf(byName(cloud, "kubernetes:core/v1:Secret", ref.name))[ref.key];
+        } else if (e.valueFrom?.fieldRef) {
+            const field: Record<string, string> = { "metadata.uid": pod.uid, "metadata.name": pod.name };
+            const value = field[e.valueFrom.fieldRef.fieldPath];
+            if (value === undefined)
+                throw new Error(`env ${e.name} asks the downward API for ${e.valueFrom.fieldRef.fieldPath}, which this harness does not know`);
+            env[e.name] = value;
         } else throw new Error(`env ${e.name} has a source this harness does not know`);
     }
-    return { container, pod, env, rebase, mounts };
+    return { container, pod: spec, env, rebase, mounts };
 }
 
 /** Rebases every absolute path in a YAML document (the registry's config.yml) onto the local root. */
