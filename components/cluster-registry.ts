@@ -148,8 +148,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
 
         if (s.patchDefaultServiceAccounts) {
             for (const ns of s.pullSecretNamespaces) {
-                // Server-side apply owns just this list entry (merge key `name`): other pull
-                // secrets stay, and destroy removes only ours.
+                // imagePullSecrets is an atomic list for server-side apply: if another manager
+                // already set it, this patch fails with a conflict rather than replacing theirs.
                 new k8s.core.v1.ServiceAccountPatch(
                     `${name}-default-sa-${ns}`,
                     { metadata: { name: "default", namespace: ns }, imagePullSecrets: [{ name: s.pullSecretName }] },
@@ -200,7 +200,13 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                     },
                     data: {
                         [LOCAL_REGISTRY_HOSTING.key]: registry.host.apply((h) =>
-                            renderLocalRegistryHosting({ host: pushEndpoint, hostFromContainerRuntime: h, hostFromClusterNetwork: h, help: HELP_URL }),
+                            // With a NodePort, kind and k3d publish it on the machine's localhost.
+                            renderLocalRegistryHosting({
+                                host: `localhost:${s.nodePort ?? s.port}`,
+                                hostFromContainerRuntime: h,
+                                hostFromClusterNetwork: h,
+                                help: HELP_URL,
+                            }),
                         ),
                     },
                 },

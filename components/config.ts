@@ -175,7 +175,9 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
     const problems: string[] = [];
     const key = (k: ConfigKey) => `${PROJECT}:${k}`;
     const fail = (k: ConfigKey, value: unknown, expected: string) => {
-        problems.push(`${key(k)}: ${JSON.stringify(value)} is not valid; expected ${expected}`);
+        // A secret key's value is never echoed: these messages reach terminals and CI logs.
+        const shown = SECRET_KEYS.includes(k) ? "its value" : JSON.stringify(value);
+        problems.push(`${key(k)}: ${shown} is not valid; expected ${expected}`);
     };
 
     const str = (k: ConfigKey, def: string, ok: (v: string) => boolean, expected: string): string => {
@@ -213,7 +215,8 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
             parsed = undefined;
         }
         if (!Array.isArray(parsed) || !parsed.every((e) => typeof e === "string")) {
-            fail(k, v, "a list of strings (set it with `pulumi config set --path '" + k + "[0]' VALUE`)");
+            const secret = SECRET_KEYS.includes(k) ? "--secret " : "";
+            fail(k, v, `a list of strings (set it with \`pulumi config set ${secret}--path '${k}[0]' VALUE\`)`);
             return def;
         }
         return parsed as string[];
@@ -371,7 +374,7 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
         (v) => v === "upstream" || v === "none",
         "upstream (pull from the upstream when its cache is down) or none (fail the pull: air-gapped clusters)",
     ) as MirrorFallback;
-    const cacheTtl = str("cacheTtl", DEFAULT_CACHE_TTL, (v) => DURATION.test(v), "a duration such as 168h or 72h30m");
+    const cacheTtl = str("cacheTtl", DEFAULT_CACHE_TTL, (v) => DURATION.test(v) && /[1-9]/.test(v), "a duration above zero such as 168h or 72h30m");
     const cacheStorageSize = str("cacheStorageSize", base.cacheStorageSize, isStorageQuantity, "a storage quantity such as 10Gi or 500Mi");
     // "" turns host storage off (volumes instead), also for kind.
     const cacheHostPathRaw = str(

@@ -52,7 +52,7 @@ export interface RegistryArgs {
     nodePort?: number;
     /** Cluster DNS domain. Default: `cluster.local`. */
     clusterDomain?: string;
-    /** Extra DNS names and IP addresses for the certificate. Default: none. */
+    /** Extra DNS names for the certificate. Default: none. */
     extraDnsNames?: string[];
     /** Extra IP addresses for the certificate. Default: none. */
     extraIpAddresses?: string[];
@@ -100,7 +100,8 @@ export class Registry extends pulumi.ComponentResource {
         super("cluster-registry:index:Registry", name, {}, opts);
         const port = args.port ?? 5000;
         const clusterDomain = args.clusterDomain ?? "cluster.local";
-        const labels = { "app.kubernetes.io/name": "registry", "app.kubernetes.io/instance": name };
+        // The Service name is a DNS label (at most 63 characters), as a label value must be.
+        const labels = { "app.kubernetes.io/name": "registry", "app.kubernetes.io/instance": args.serviceName };
         const metaLabels = { ...labels, "app.kubernetes.io/component": args.proxy ? "cache" : "hosted", "app.kubernetes.io/part-of": "cluster-registry" };
         this.serviceName = args.serviceName;
         this.port = port;
@@ -164,7 +165,6 @@ export class Registry extends pulumi.ComponentResource {
         );
 
         const env: k8s.types.input.core.v1.EnvVar[] = [];
-        let proxyCredentials: pulumi.Output<string> = pulumi.output("");
         if (args.proxy?.credentials) {
             const creds = args.proxy.credentials;
             const upstreamSecret = new k8s.core.v1.Secret(
@@ -181,7 +181,6 @@ export class Registry extends pulumi.ComponentResource {
                 { name: "REGISTRY_PROXY_USERNAME", valueFrom: { secretKeyRef: { name: upstreamSecret.metadata.name, key: "username" } } },
                 { name: "REGISTRY_PROXY_PASSWORD", valueFrom: { secretKeyRef: { name: upstreamSecret.metadata.name, key: "password" } } },
             );
-            proxyCredentials = pulumi.all([creds.username, creds.password]).apply(([u, p]) => contentChecksum([u, p]));
         }
 
         const storage: k8s.types.input.core.v1.Volume = args.hostPath
@@ -250,9 +249,11 @@ export class Registry extends pulumi.ComponentResource {
             failureThreshold: 3,
         });
 
+        // Upstream credentials stay out: even hashed, a password has no place in an annotation. Their
+        // Secret is replaced when they change, and its new name rolls the pod.
         const checksum = pulumi
-            .all([cert.certPem, args.htpasswd?.content ?? "", proxyCredentials])
-            .apply(([certPem, htpasswd, upstream]) => contentChecksum([configYaml, certPem, htpasswd, upstream]));
+            .all([cert.certPem, args.htpasswd?.content ?? ""])
+            .apply(([certPem, htpasswd]) => contentChecksum([configYaml, certPem, htpasswd]));
 
         new k8s.apps.v1.Deployment(
             `${name}`,

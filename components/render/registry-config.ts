@@ -15,8 +15,9 @@ export interface RegistryConfigInput {
 }
 
 /**
- * Secrets are not in this file: it lives in a ConfigMap. The HTTP secret and upstream
- * credentials reach the registry as `REGISTRY_*` environment variables from Secrets.
+ * Secrets are not in this file: it lives in a ConfigMap. Upstream credentials reach a cache as
+ * `REGISTRY_PROXY_*` environment variables from a Secret. No `http.secret` is set: it signs upload
+ * state between replicas, and there is one replica.
  */
 export function renderRegistryConfig(input: RegistryConfigInput): string {
     const config: Record<string, unknown> = {

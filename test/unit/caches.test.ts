@@ -88,7 +88,8 @@ describe("cache config", () => {
             { caches: '["docker.io"]', cacheCredentials: '["quay.io=me:token"]' },
             /names "quay.io", which is not in cluster-registry:caches/,
         ],
-        ["bad TTL", { cacheTtl: "a week" }, /cluster-registry:cacheTtl: "a week" is not valid; expected a duration such as 168h/],
+        ["bad TTL", { cacheTtl: "a week" }, /cluster-registry:cacheTtl: "a week" is not valid; expected a duration above zero such as 168h/],
+        ["zero TTL", { cacheTtl: "0h" }, /cluster-registry:cacheTtl: "0h" is not valid; expected a duration above zero/],
         ["bad fallback", { mirrorFallback: "sometimes" }, /cluster-registry:mirrorFallback: "sometimes" is not valid; expected upstream .* or none/],
         [
             "patching with no namespaces",
@@ -97,6 +98,18 @@ describe("cache config", () => {
         ],
     ])("%s is refused", (_, raw, message) => {
         expect(problemsOf(raw)).toMatch(message);
+    });
+
+    test.each([
+        ["cacheCredentials", "docker.io=me:sekrit-token"],
+        ["cacheCredentials", '["docker.io=me:sekrit-token", 3]'],
+        ["userPasswords", "admin:sekrit-token"],
+    ])("a malformed %s is refused without echoing it, with a hint that says --secret", (key, value) => {
+        const problems = problemsOf({ caches: '["docker.io"]', [key]: value });
+        expect(problems).toMatch(
+            new RegExp(`cluster-registry:${key}: its value is not valid; expected a list of strings \\(set it with \`pulumi config set --secret --path`),
+        );
+        expect(problems).not.toContain("sekrit");
     });
 
     test("credentials in plain text are refused and never echoed", () => {
@@ -222,6 +235,20 @@ describe("caches in the program", () => {
         expect((await run({ "cluster-registry:localRegistryHosting": "false" })).cloud.byType("kubernetes:core/v1:ConfigMap").map((c) => c.name)).not.toContain(
             "registry-local-registry-hosting",
         );
+    });
+
+    test("a long upstream host still makes labels Kubernetes accepts (63 characters at most)", async () => {
+        const host = "artifacts.build-infrastructure.eu-west-1.example.com";
+        const { cloud } = await run({ "cluster-registry:caches": JSON.stringify([`${host}=https://${host}`]) });
+        for (const r of cloud.resources.filter((x) => x.type.startsWith("kubernetes:"))) {
+            const labels = { ...r.inputs.metadata?.labels, ...r.inputs.spec?.template?.metadata?.labels, ...r.inputs.spec?.selector?.matchLabels };
+            for (const [k, v] of Object.entries<string>(labels)) expect(v.length, `${r.name} label ${k}=${v}`).toBeLessThanOrEqual(63);
+        }
+    });
+
+    test("with a NodePort, tools are told to push to it on localhost (where kind and k3d publish it)", async () => {
+        const { cloud } = await run({ "cluster-registry:nodePort": "30500" });
+        expect(cloud.one("kubernetes:core/v1:ConfigMap", "local-registry-hosting").inputs.data["localRegistryHosting.v1"]).toMatch(/^host: localhost:30500\n/);
     });
 
     test("default ServiceAccounts of listed namespaces get the pull secret when asked", async () => {
