@@ -40,7 +40,7 @@ import { basicAuth } from "../test/integration/harness/registry";
 import { skopeoCopy } from "../test/integration/harness/skopeo";
 import { missingForIntegration } from "../test/integration/harness/tools";
 import { FakeCloud, setProgramLoader, type RecordedResource } from "../test/support/fake-cloud";
-import { deploy, portForward, startRegistryFromDeployment, startStandInUpstream, tempDir, type Deployed } from "../test/integration/support";
+import { deploy, portForward, startRegistryFromDeployment, startStandInUpstream, tempDir, writeClientFiles, type Deployed } from "../test/integration/support";
 
 // Outside vitest, tsx loads the project as CommonJS: forget the program's own modules and require it
 // afresh, so each deploy runs the program again (as vitest's resetModules does for the tests).
@@ -191,13 +191,7 @@ async function pullsScenario(spec: PullsSpec, image: BuiltOciImage, cleanup: Cle
     const dep = await deploy(CLUSTER_IP, config);
 
     const ca = dep.outputs.caCertPem as string;
-    const caFile = path.join(work, "ca.pem");
-    fs.writeFileSync(caFile, ca);
-    const certDir = path.join(work, "skopeo-certs");
-    fs.mkdirSync(certDir);
-    fs.writeFileSync(path.join(certDir, "ca.crt"), ca);
-    const authfile = path.join(work, "auth.json");
-    fs.writeFileSync(authfile, dep.outputs.dockerConfigJson as string, { mode: 0o600 });
+    const { caFile, certDir, authfile } = writeClientFiles(dep.outputs, work);
 
     cleanup.push(() => stopAll());
     const registry = await startRegistryFromDeployment(dep.cloud, hostedDeployment(dep), path.join(work, "pod"), `${CLUSTER_IP}:${port}`, caFile);
@@ -292,14 +286,7 @@ async function cacheScenario(spec: CacheSpec, image: BuiltOciImage, cleanup: Cle
         { "cluster-registry:port": String(port), "cluster-registry:caches": JSON.stringify([`docker.io=${upstreamUrl}`]) },
         cloud,
     );
-    const ca = dep.outputs.caCertPem as string;
-    const caFile = path.join(work, "ca.pem");
-    fs.writeFileSync(caFile, ca);
-    const certDir = path.join(work, "skopeo-certs");
-    fs.mkdirSync(certDir);
-    fs.writeFileSync(path.join(certDir, "ca.crt"), ca);
-    const authfile = path.join(work, "auth.json");
-    fs.writeFileSync(authfile, dep.outputs.dockerConfigJson as string, { mode: 0o600 });
+    const { caFile, certDir, authfile } = writeClientFiles(dep.outputs, work);
 
     const hosted = await startRegistryFromDeployment(cloud, hostedDeployment(dep), path.join(work, "pod"), `${CLUSTER_IP}:${port}`, caFile);
     const forward = await portForward({ host: "127.0.0.1", port }, { host: CLUSTER_IP, port });

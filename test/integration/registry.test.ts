@@ -17,7 +17,7 @@ import { freePort, ProcHandle, stopAll } from "./harness/procs";
 import { basicAuth, httpRequest, RegistryHandle } from "./harness/registry";
 import { skopeoCopy, skopeoInspect } from "./harness/skopeo";
 import { describeIntegration } from "./describe-integration";
-import { deploy, Deployed, portForward, startRegistryFromDeployment, tempDir } from "./support";
+import { deploy, Deployed, portForward, startRegistryFromDeployment, tempDir, writeClientFiles } from "./support";
 
 const CLUSTER_IP = "127.0.0.2";
 // A Service whose ClusterIP changed while nodes kept the old certificate: not in the SANs.
@@ -57,13 +57,7 @@ describeIntegration("the generated registry, consumed by the real registry, skop
         // Another `pulumi up` on another stack: its own CA and credentials.
         other = await deploy(CLUSTER_IP, { "cluster-registry:port": String(port) });
 
-        caFile = path.join(work, "ca.pem");
-        fs.writeFileSync(caFile, dep.outputs.caCertPem);
-        certDir = path.join(work, "skopeo-certs");
-        fs.mkdirSync(certDir);
-        fs.writeFileSync(path.join(certDir, "ca.crt"), dep.outputs.caCertPem);
-        authfile = path.join(work, "auth.json");
-        fs.writeFileSync(authfile, dep.outputs.dockerConfigJson, { mode: 0o600 });
+        ({ caFile, certDir, authfile } = writeClientFiles(dep.outputs, work));
 
         registry = await startHosted();
         // `kubectl port-forward svc/registry PORT:PORT`, which is how the README says to push.

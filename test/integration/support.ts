@@ -32,6 +32,25 @@ export async function deploy(clusterIP: string, config: Record<string, string> =
     return { cloud, outputs, pullAuth: { username: entry.username, password: entry.password } };
 }
 
+/** What a workstation keeps from the stack's outputs to push: the CA (a file, and a skopeo cert dir) and the authfile. */
+export interface ClientFiles {
+    caFile: string;
+    certDir: string;
+    /** The `dockerConfigJson` output, mode 0600; the test's temp dir is removed afterwards. */
+    authfile: string;
+}
+
+export function writeClientFiles(outputs: Record<string, any>, dir: string): ClientFiles {
+    const caFile = path.join(dir, "ca.pem");
+    fs.writeFileSync(caFile, outputs.caCertPem);
+    const certDir = path.join(dir, "skopeo-certs");
+    fs.mkdirSync(certDir, { recursive: true });
+    fs.writeFileSync(path.join(certDir, "ca.crt"), outputs.caCertPem);
+    const authfile = path.join(dir, "auth.json");
+    fs.writeFileSync(authfile, outputs.dockerConfigJson, { mode: 0o600 });
+    return { caFile, certDir, authfile };
+}
+
 /**
  * Starts the real distribution registry from a registry Deployment: its command, env and config
  * file, with every mounted Secret and ConfigMap written at its mount path under `root`. Only the
