@@ -91,10 +91,6 @@ export class Registry extends pulumi.ComponentResource {
     public readonly endpoint: pulumi.Output<string>;
     /** The registry's server certificate, PEM. */
     public readonly certPem: pulumi.Output<string>;
-    /** The Service's name. */
-    public readonly serviceName: string;
-    /** Service port. */
-    public readonly port: number;
 
     constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:Registry", name, {}, opts);
@@ -103,8 +99,6 @@ export class Registry extends pulumi.ComponentResource {
         // The Service name is a DNS label (at most 63 characters), as a label value must be.
         const labels = { "app.kubernetes.io/name": "registry", "app.kubernetes.io/instance": args.serviceName };
         const metaLabels = { ...labels, "app.kubernetes.io/component": args.proxy ? "cache" : "hosted", "app.kubernetes.io/part-of": "cluster-registry" };
-        this.serviceName = args.serviceName;
-        this.port = port;
 
         const service = new k8s.core.v1.Service(
             `${name}-service`,
