@@ -8,6 +8,7 @@ import { CertificateAuthority } from "./pki";
 import { PullSecret } from "./pull-secret";
 import { Registry } from "./registry";
 import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig, renderLocalRegistryHosting } from "./render/discovery";
+import { PART_OF } from "./labels";
 
 /** KEP-1755's well-known place, read by Tilt, Skaffold, ctlptl and others. */
 export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-registry-hosting", key: "localRegistryHosting.v1" } as const;
@@ -61,7 +62,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                           name: s.namespace,
                           // The node-config DaemonSet mounts a hostPath, which only the privileged
                           // Pod Security level admits; the registry pods themselves are restricted.
-                          labels: { "pod-security.kubernetes.io/enforce": "privileged", "app.kubernetes.io/part-of": "cluster-registry" },
+                          labels: { "pod-security.kubernetes.io/enforce": "privileged", ...PART_OF },
                       },
                   },
                   { parent: this },
@@ -196,7 +197,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                     metadata: {
                         name: LOCAL_REGISTRY_HOSTING.name,
                         namespace: LOCAL_REGISTRY_HOSTING.namespace,
-                        labels: { "app.kubernetes.io/part-of": "cluster-registry" },
+                        labels: { ...PART_OF },
                     },
                     data: {
                         [LOCAL_REGISTRY_HOSTING.key]: registry.host.apply((h) =>

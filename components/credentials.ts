@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { BCRYPT_SALT_BYTES, bcryptHash, renderHtpasswd } from "./render/htpasswd";
+import { PART_OF } from "./labels";
 
 /**
  * bcrypt cost for generated passwords. The registry checks bcrypt on every request (a CRI pull of a
@@ -69,7 +70,7 @@ export class RegistryCredentials extends pulumi.ComponentResource {
         const secret = new k8s.core.v1.Secret(
             `${name}-htpasswd`,
             {
-                metadata: { namespace: args.namespace, labels: { "app.kubernetes.io/part-of": "cluster-registry" } },
+                metadata: { namespace: args.namespace, labels: { ...PART_OF } },
                 type: "Opaque",
                 stringData: { htpasswd: this.htpasswd },
             },

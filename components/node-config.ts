@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { contentChecksum } from "./render/checksum";
 import { HostCapability, renderHostsToml } from "./render/hosts-toml";
 import { NodeFile, renderNodeScript } from "./render/node-script";
+import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 
 /** Where the node's certs.d directory appears inside the DaemonSet's container. */
 export const NODE_CERTS_MOUNT = "/host/certs.d";
@@ -77,7 +78,7 @@ export class NodeConfig extends pulumi.ComponentResource {
         super("cluster-registry:index:NodeConfig", name, {}, opts);
         this.certsDir = args.certsDir;
         const labels = { "app.kubernetes.io/name": "node-config", "app.kubernetes.io/instance": name };
-        const metaLabels = { ...labels, "app.kubernetes.io/part-of": "cluster-registry" };
+        const metaLabels = { ...labels, ...PART_OF };
 
         const registries = pulumi.all(args.registries.map((r) => pulumi.output(r)));
         this.script = pulumi.all([args.caPem, registries]).apply(([caPem, regs]) => renderNodeScript(args.owner, nodeFiles(args.owner, caPem, regs)));
@@ -99,7 +100,7 @@ export class NodeConfig extends pulumi.ComponentResource {
                     updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
                     template: {
                         // A new CA, ClusterIP or registry list changes the script and rolls the pods.
-                        metadata: { labels: metaLabels, annotations: { "cluster-registry/checksum": this.script.apply((s) => contentChecksum([s])) } },
+                        metadata: { labels: metaLabels, annotations: { [CHECKSUM_ANNOTATION]: this.script.apply((s) => contentChecksum([s])) } },
                         spec: {
                             // Every node, control plane and tainted pools included: any of them may pull.
                             tolerations: [{ operator: "Exists" }],

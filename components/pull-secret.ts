@@ -2,6 +2,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { renderDockerConfigJson } from "./render/docker-config";
+import { PART_OF } from "./labels";
 
 export interface PullSecretArgs {
     /** The Secret's name in every namespace (pods refer to it by name). */
@@ -37,7 +38,7 @@ export class PullSecret extends pulumi.ComponentResource {
                     // Named by namespace, so dropping one namespace from config touches no other.
                     `${name}-${ns}`,
                     {
-                        metadata: { name: args.secretName, namespace: ns, labels: { "app.kubernetes.io/part-of": "cluster-registry" } },
+                        metadata: { name: args.secretName, namespace: ns, labels: { ...PART_OF } },
                         type: "kubernetes.io/dockerconfigjson",
                         stringData: { ".dockerconfigjson": this.dockerConfigJson },
                     },

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
 import { renderRegistryConfig } from "./render/registry-config";
+import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
 export const REGISTRY_CONTAINER_PORT = 5000;
@@ -18,8 +19,6 @@ export const MOUNTS = {
 } as const;
 /** The non-root user the registry runs as; fsGroup makes the volume writable for it. */
 export const REGISTRY_UID = 1000;
-/** Annotation on the pod template carrying a checksum of config, certificate and htpasswd. */
-export const CHECKSUM_ANNOTATION = "cluster-registry/checksum";
 
 /** The restricted pod security profile, shared by every registry pod. */
 export const RESTRICTED_CONTAINER_SECURITY: k8s.types.input.core.v1.SecurityContext = {
@@ -98,7 +97,7 @@ export class Registry extends pulumi.ComponentResource {
         const clusterDomain = args.clusterDomain ?? "cluster.local";
         // The Service name is a DNS label (at most 63 characters), as a label value must be.
         const labels = { "app.kubernetes.io/name": "registry", "app.kubernetes.io/instance": args.serviceName };
-        const metaLabels = { ...labels, "app.kubernetes.io/component": args.proxy ? "cache" : "hosted", "app.kubernetes.io/part-of": "cluster-registry" };
+        const metaLabels = { ...labels, "app.kubernetes.io/component": args.proxy ? "cache" : "hosted", ...PART_OF };
 
         const service = new k8s.core.v1.Service(
             `${name}-service`,
