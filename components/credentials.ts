@@ -7,10 +7,11 @@ import { PART_OF } from "./labels";
 
 /**
  * bcrypt cost for generated passwords. The registry checks bcrypt on every request (a CRI pull of a
- * 4-layer image makes 7 authenticated ones) and caches nothing. `npm run bench` measured here: cost 5
- * adds ~4 ms per request and 8 clients get ~370 requests/s; cost 10 adds ~82 ms and caps them at ~21
- * requests/s, and a cold 60 MB pull takes 0.4-0.8 of the time at cost 10. A 32-character random
- * password has ~190 bits of entropy: no amount of key stretching makes guessing it any harder.
+ * 4-layer image makes 7 authenticated ones) and caches nothing. `npm run bench`, two runs here (the
+ * README's Performance table): cost 5 adds 2.9-3.7 ms per request and 8 clients get 369-392 requests/s;
+ * cost 10 adds 74-82 ms and caps them at 21-25 requests/s, and a cold 60 MB pull takes 0.54-0.75 s
+ * against 0.94 s at cost 10. A 32-character random password has ~190 bits of entropy: no amount of key
+ * stretching makes guessing it any harder.
  */
 export const GENERATED_PASSWORD_BCRYPT_COST = 5;
 /** bcrypt cost for passwords a person chose, which may be guessable and do need stretching. */

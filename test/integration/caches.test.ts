@@ -7,24 +7,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { FakeCloud } from "../support/fake-cloud";
-import { ContainerdHandle, startContainerd } from "./harness/containerd";
 import { criImageStatus, criPull, criRemove } from "./harness/cri";
-import { nodeScript } from "./harness/node";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
-import { freePort, stopAll } from "./harness/procs";
 import { RegistryHandle } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
 import { describeIntegration } from "./describe-integration";
-import { deploy, Deployed, startRegistryFromDeployment, startStandInUpstream, tempDir } from "./support";
+import { CACHE_IP, LoopbackCluster } from "./support";
 
-const HOSTED_IP = "127.0.0.2";
-const CACHE_IP = "127.0.0.4";
 const IMAGE = "docker.io/library/nginx:stable";
-
-function clusterIPs(): FakeCloud {
-    return new FakeCloud({ clusterIP: (name) => (name.includes("cache-docker-io") ? CACHE_IP : HOSTED_IP) });
-}
 
 /** Blob downloads the upstream served, from its access log. */
 function blobGets(upstream: RegistryHandle): number {
@@ -45,111 +35,63 @@ function upstreamRequests(upstream: RegistryHandle): number {
 }
 
 describeIntegration("a generated pull-through cache in front of a stand-in docker.io", () => {
-    let work: string;
-    let port: number;
+    let cluster: LoopbackCluster;
     let upstream: RegistryHandle;
-    let cache: RegistryHandle;
-    let cloud: FakeCloud;
-    let dep: Deployed;
     let image: BuiltOciImage;
-    let nodeCerts: string;
-    let containerd: ContainerdHandle;
-    let trustBundle: string;
+    let socket: string;
 
     beforeAll(async () => {
-        work = tempDir("crca-");
-        const standIn = await startStandInUpstream(path.join(work, "upstream"));
-        upstream = standIn.registry;
-        trustBundle = standIn.trustBundle;
-        const upPort = Number(new URL(upstream.url).port);
-        image = await buildOciImage(path.join(work, "oci"), {
+        cluster = await LoopbackCluster.start({ prefix: "crca-", dockerIoCache: true, nodeMode: "apply" });
+        upstream = cluster.upstream!.registry;
+        socket = cluster.containerd.socket;
+        image = await buildOciImage(path.join(cluster.work, "oci"), {
             tag: "stable",
             layers: [{ files: { "etc/nginx/nginx.conf": "events {}\n" } }, { randomBytes: 1 << 20 }],
         });
-        const push = await skopeoCopy({ src: image.ref, dest: `docker://127.0.0.1:${upPort}/library/nginx:stable`, certDir: standIn.certDir });
+        const push = await cluster.pushUpstream(image, "library/nginx:stable");
         expect(push.code, push.stderr).toBe(0);
-
-        port = await freePort();
-        cloud = clusterIPs();
-        dep = await deploy(
-            HOSTED_IP,
-            { "cluster-registry:port": String(port), "cluster-registry:caches": JSON.stringify([`docker.io=https://127.0.0.1:${upPort}`]) },
-            cloud,
-        );
-        cache = await startCache();
-
-        nodeCerts = path.join(work, "node", "certs.d");
-        fs.mkdirSync(nodeCerts, { recursive: true });
-        const applied = await nodeScript(cloud, work, nodeCerts).exec("apply");
-        expect(applied.code, applied.stderr).toBe(0);
-        // A node trusts docker.io's public CA; here the stand-in's, so a fail-open fallback can work.
-        containerd = await startContainerd({ workDir: path.join(work, "ctd"), certsDir: nodeCerts, env: { SSL_CERT_FILE: trustBundle } });
     });
 
-    async function startCache(): Promise<RegistryHandle> {
-        const deployment = cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io");
-        const handle = await startRegistryFromDeployment(cloud, deployment, path.join(work, "cache-pod"), `${CACHE_IP}:${port}`, undefined, {
-            SSL_CERT_FILE: trustBundle,
-        });
-        return handle;
-    }
-
-    afterAll(async () => {
-        await stopAll();
-        if (work) fs.rmSync(work, { recursive: true, force: true });
-    });
+    afterAll(() => cluster?.stop());
 
     test("a cold pull of docker.io/library/nginx:stable comes through the cache, as a mirror", async () => {
         const before = blobGets(upstream);
-        await criPull(containerd.socket, IMAGE);
-        const status = await criImageStatus(containerd.socket, IMAGE);
+        await criPull(socket, IMAGE);
+        const status = await criImageStatus(socket, IMAGE);
         expect(status?.repo_digests).toContain(`docker.io/library/nginx@${image.manifestDigest}`);
-        expect(cache.proc.log()).toContain("/v2/library/nginx/manifests/stable?ns=docker.io");
+        expect(cluster.cache!.proc.log()).toContain("/v2/library/nginx/manifests/stable?ns=docker.io");
         expect(blobGets(upstream)).toBeGreaterThan(before);
     });
 
     test("a warm pull makes no blob request upstream", async () => {
-        await criRemove(containerd.socket, IMAGE);
+        await criRemove(socket, IMAGE);
         const before = blobGets(upstream);
-        const cacheLogBefore = cache.proc.log().length;
-        await criPull(containerd.socket, IMAGE);
-        expect(cache.proc.log().slice(cacheLogBefore)).toContain("/v2/library/nginx/blobs/");
+        const cacheLogBefore = cluster.cache!.proc.log().length;
+        await criPull(socket, IMAGE);
+        expect(cluster.cache!.proc.log().slice(cacheLogBefore)).toContain("/v2/library/nginx/blobs/");
         expect(blobGets(upstream)).toBe(before);
-        await criRemove(containerd.socket, IMAGE);
+        await criRemove(socket, IMAGE);
     });
 
     test("the cache refuses pushes: it is no place to publish to", async () => {
-        const certDir = path.join(work, "cache-ca");
-        fs.mkdirSync(certDir, { recursive: true });
-        fs.writeFileSync(path.join(certDir, "ca.crt"), dep.outputs.caCertPem);
-        const push = await skopeoCopy({ src: image.ref, dest: `docker://${CACHE_IP}:${port}/library/evil:latest`, certDir });
+        const push = await skopeoCopy({ src: image.ref, dest: `docker://${CACHE_IP}:${cluster.port}/library/evil:latest`, certDir: cluster.client.certDir });
         expect(push.code).not.toBe(0);
         expect(push.stderr).toMatch(/unsupported|405|Method Not Allowed/i);
     });
 
     test("fail-open (the default): with the cache down, nodes pull from the upstream themselves", async () => {
-        await cache.stop();
+        await cluster.cache!.stop();
         const before = upstreamRequests(upstream);
-        await criPull(containerd.socket, IMAGE);
+        await criPull(socket, IMAGE);
         expect(upstreamRequests(upstream)).toBeGreaterThan(before);
-        await criRemove(containerd.socket, IMAGE);
+        await criRemove(socket, IMAGE);
     });
 
     test("fail-closed: with the cache down, the pull fails instead of going upstream", async () => {
-        dep = await deploy(
-            HOSTED_IP,
-            {
-                "cluster-registry:port": String(port),
-                "cluster-registry:caches": JSON.stringify([`docker.io=${new URL(upstream.url).origin}`]),
-                "cluster-registry:mirrorFallback": "none",
-            },
-            cloud,
-        );
-        const applied = await nodeScript(cloud, work, nodeCerts).exec("apply");
-        expect(applied.code, applied.stderr).toBe(0);
-        expect(fs.readFileSync(path.join(nodeCerts, "docker.io", "hosts.toml"), "utf8")).toContain(`server = "https://${CACHE_IP}:${port}"`);
+        await cluster.redeploy({ "cluster-registry:mirrorFallback": "none" });
+        expect(fs.readFileSync(path.join(cluster.nodeCerts, "docker.io", "hosts.toml"), "utf8")).toContain(`server = "https://${CACHE_IP}:${cluster.port}"`);
         const before = upstreamRequests(upstream);
-        await expect(criPull(containerd.socket, IMAGE, undefined, { timeoutMs: 60_000 })).rejects.toThrow(/connection refused/);
+        await expect(criPull(socket, IMAGE, undefined, { timeoutMs: 60_000 })).rejects.toThrow(/connection refused/);
         expect(upstreamRequests(upstream)).toBe(before);
     });
 });

@@ -1,16 +1,29 @@
 /**
- * Shared set-up for integration tests: run the program under the faithful fakes, then start the
- * real registry from the Deployment it generated, and stand in for kube-proxy and port-forward.
+ * The one set-up path of the integration tests and the benchmark: a cluster stood for on loopback.
+ * The program runs under the faithful fakes; the real registry runs from each Deployment it generated,
+ * listening on a loopback address that stands for its Service's ClusterIP; the DaemonSet's own script
+ * writes a node's certs.d, which a private containerd reads; a TCP forwarder stands for
+ * `kubectl port-forward`; a registry with its own CA stands for docker.io.
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import YAML from "yaml";
 import { FakeCloud, RecordedResource, runProgram } from "../support/fake-cloud";
 import { ENTRY, stackConfig } from "../support/stacks";
+import { ContainerdHandle, startContainerd } from "./harness/containerd";
+import { nodeScript, NodeScript, snapshotTree, waitApplied } from "./harness/node";
+import { BuiltOciImage } from "./harness/oci";
 import { materialize, rebaseYamlPaths } from "./harness/pod";
-import { freePort, runCommand } from "./harness/procs";
+import { CommandResult, freePort, ProcHandle, runCommand, stopAll } from "./harness/procs";
 import { RegistryHandle, startRegistry } from "./harness/registry";
+import { skopeoCopy } from "./harness/skopeo";
+
+/** The hosted registry's ClusterIP (and every other Service's but docker.io's cache's), on loopback. */
+export const HOSTED_IP = "127.0.0.2";
+/** docker.io's cache's ClusterIP, on loopback. */
+export const CACHE_IP = "127.0.0.4";
 
 /** A fresh temp dir, short enough for unix socket paths. */
 export function tempDir(prefix: string): string {
@@ -24,23 +37,192 @@ export interface Deployed {
     pullAuth: { username: string; password: string };
 }
 
-/** Runs the program (dev stack plus overrides) with the Service's ClusterIP chosen by the test. */
+/** Runs the program (dev stack plus overrides) as one `pulumi up`, with the Services' ClusterIPs chosen by the caller. */
 export async function deploy(clusterIP: string, config: Record<string, string> = {}, cloud = new FakeCloud({ clusterIP: () => clusterIP })): Promise<Deployed> {
     const { outputs } = await runProgram(cloud, { config: { ...stackConfig("dev"), ...config }, entry: ENTRY });
-    const auths = JSON.parse(outputs.dockerConfigJson as string).auths;
-    const entry = auths[outputs.host as string];
+    const entry = JSON.parse(outputs.dockerConfigJson as string).auths[outputs.host as string];
     return { cloud, outputs, pullAuth: { username: entry.username, password: entry.password } };
+}
+
+export interface LoopbackClusterOptions {
+    /** Prefix of the temp dir everything lives in (short: unix socket paths). */
+    prefix: string;
+    /** Stack config on top of the dev stack's; the port is picked free. Default: none. */
+    config?: Record<string, string>;
+    /** Start a stand-in docker.io, make it docker.io's only cache's upstream, and start that cache. Default: false. */
+    dockerIoCache?: boolean;
+    /** Files another tool keeps in the node's certs.d, by path relative to it. Default: none. */
+    nodeFiles?: Record<string, string>;
+    /** How the DaemonSet's script runs: as its pod does (`run`, kept running) or one `apply`. Default: `run`. */
+    nodeMode?: "run" | "apply";
 }
 
 /** What a workstation keeps from the stack's outputs to push: the CA (a file, and a skopeo cert dir) and the authfile. */
 export interface ClientFiles {
     caFile: string;
     certDir: string;
-    /** The `dockerConfigJson` output, mode 0600; the test's temp dir is removed afterwards. */
+    /** The `dockerConfigJson` output, mode 0600. */
     authfile: string;
 }
 
-export function writeClientFiles(outputs: Record<string, any>, dir: string): ClientFiles {
+/** A stand-in for a public registry: anonymous, TLS from its own CA, as docker.io has its own. */
+export interface StandInUpstream {
+    registry: RegistryHandle;
+    /** A skopeo cert dir trusting it. */
+    certDir: string;
+    /** The system bundle plus the stand-in's CA: SSL_CERT_FILE where a node or an image trusts docker.io. */
+    trustBundle: string;
+}
+
+/**
+ * A cluster stood for on loopback: `await LoopbackCluster.start({ prefix })`, then pull over CRI from
+ * `containerd.socket`, push with `push()`, and `stop()` in afterAll.
+ */
+export class LoopbackCluster {
+    /** The program's latest run. */
+    dep!: Deployed;
+    /** The CA and authfile a workstation keeps from the first run's outputs. */
+    client!: ClientFiles;
+    /** The stand-in docker.io, with `dockerIoCache`. */
+    upstream?: StandInUpstream;
+    hosted!: RegistryHandle;
+    /** docker.io's cache, with `dockerIoCache`. */
+    cache?: RegistryHandle;
+    /** The directory standing for the node's certs.d, and what it held before the DaemonSet came. */
+    readonly nodeCerts: string;
+    nodeBefore: Record<string, string> = {};
+    node!: NodeScript;
+    /** The DaemonSet's pod, in `run` mode. */
+    nodeProc?: ProcHandle;
+    containerd!: ContainerdHandle;
+    private config: Record<string, string> = {};
+    private readonly forwards: Array<{ close(): Promise<void> }> = [];
+
+    private constructor(
+        readonly work: string,
+        /** Every Service's port (their ClusterIPs differ). */
+        readonly port: number,
+        readonly cloud: FakeCloud,
+    ) {
+        this.nodeCerts = path.join(work, "node", "certs.d");
+    }
+
+    /** Deploys, then starts the registries, the port-forward, the node's script and containerd; stops all it started if a step fails. */
+    static async start(opts: LoopbackClusterOptions): Promise<LoopbackCluster> {
+        const cloud = new FakeCloud({ clusterIP: (name) => (name.includes("cache-docker-io") ? CACHE_IP : HOSTED_IP) });
+        const cluster = new LoopbackCluster(tempDir(opts.prefix), await freePort(), cloud);
+        try {
+            await cluster.setUp(opts);
+            return cluster;
+        } catch (e) {
+            await cluster.stop();
+            throw e;
+        }
+    }
+
+    private async setUp(opts: LoopbackClusterOptions): Promise<void> {
+        this.config = { "cluster-registry:port": String(this.port) };
+        if (opts.dockerIoCache) {
+            this.upstream = await startStandInUpstream(path.join(this.work, "upstream"));
+            this.config["cluster-registry:caches"] = JSON.stringify([`docker.io=${new URL(this.upstream.registry.url).origin}`]);
+        }
+        this.config = { ...this.config, ...opts.config };
+        this.dep = await deploy(HOSTED_IP, this.config, this.cloud);
+        this.client = writeClientFiles(this.dep.outputs, this.work);
+        await this.startHosted();
+        // `kubectl port-forward svc/registry PORT:PORT`, which is how the README says to push.
+        await this.forward("127.0.0.1");
+        if (opts.dockerIoCache) await this.startCache();
+
+        for (const [rel, content] of Object.entries(opts.nodeFiles ?? {})) {
+            fs.mkdirSync(path.dirname(path.join(this.nodeCerts, rel)), { recursive: true });
+            fs.writeFileSync(path.join(this.nodeCerts, rel), content);
+        }
+        fs.mkdirSync(this.nodeCerts, { recursive: true });
+        this.nodeBefore = snapshotTree(this.nodeCerts);
+        this.node = nodeScript(this.cloud, this.work, this.nodeCerts);
+        if ((opts.nodeMode ?? "run") === "run") {
+            this.nodeProc = this.node.start(path.join(this.work, "node-config.log"));
+            await waitApplied(this.nodeProc);
+        } else await this.applyNode();
+        // A node trusts docker.io's public CA; here the stand-in's.
+        const env: Record<string, string> = this.upstream ? { SSL_CERT_FILE: this.upstream.trustBundle } : {};
+        this.containerd = await startContainerd({ workDir: path.join(this.work, "ctd"), certsDir: this.nodeCerts, env });
+    }
+
+    /** `pulumi up` again on the same stack with more config, then the new DaemonSet's script applied once; the registries run on as they were. */
+    async redeploy(config: Record<string, string>): Promise<void> {
+        this.config = { ...this.config, ...config };
+        this.dep = await deploy(HOSTED_IP, this.config, this.cloud);
+        this.node = nodeScript(this.cloud, this.work, this.nodeCerts);
+        await this.applyNode();
+    }
+
+    /** (Re)starts the hosted registry on the same pod directory: its storage survives, as a PVC's does. */
+    async startHosted(): Promise<RegistryHandle> {
+        await this.hosted?.stop();
+        const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
+        this.hosted = await startRegistryFromDeployment(this.cloud, deployment, path.join(this.work, "pod"), `${HOSTED_IP}:${this.port}`, this.client.caFile);
+        return this.hosted;
+    }
+
+    /** (Re)starts docker.io's cache; `empty` deletes what it stored first. */
+    async startCache(empty = false): Promise<RegistryHandle> {
+        await this.cache?.stop();
+        if (empty && this.cache) fs.rmSync(registryStorage(this.cache), { recursive: true, force: true });
+        const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io");
+        // The registry image trusts docker.io's public CA; here the stand-in's, through SSL_CERT_FILE.
+        const env: Record<string, string> = this.upstream ? { SSL_CERT_FILE: this.upstream.trustBundle } : {};
+        this.cache = await startRegistryFromDeployment(
+            this.cloud,
+            deployment,
+            path.join(this.work, "cache-pod"),
+            `${CACHE_IP}:${this.port}`,
+            this.client.caFile,
+            env,
+        );
+        return this.cache;
+    }
+
+    /** Forwards `host`:port to the hosted registry, as port-forward or kube-proxy would. */
+    async forward(host: string): Promise<void> {
+        this.forwards.push(await portForward({ host, port: this.port }, { host: HOSTED_IP, port: this.port }));
+    }
+
+    /** Pushes with skopeo through the port-forward, with the generated authfile (or another) and CA. */
+    push(image: BuiltOciImage, repoTag: string, authfile = this.client.authfile): Promise<CommandResult> {
+        return skopeoCopy({ src: image.ref, dest: `docker://localhost:${this.port}/${repoTag}`, authfile, certDir: this.client.certDir });
+    }
+
+    /** Pushes to the stand-in docker.io, anonymously. */
+    pushUpstream(image: BuiltOciImage, repoTag: string): Promise<CommandResult> {
+        const upstream = this.upstream ?? fail("no stand-in upstream: start with dockerIoCache");
+        return skopeoCopy({ src: image.ref, dest: `docker://${new URL(upstream.registry.url).host}/${repoTag}`, certDir: upstream.certDir });
+    }
+
+    /** An image reference as a pod names it: the in-cluster host. */
+    ref(repoTag: string): string {
+        return `${this.dep.outputs.host as string}/${repoTag}`;
+    }
+
+    /** Stops every process and forwarder and removes the work dir. */
+    async stop(): Promise<void> {
+        for (const f of this.forwards.splice(0)) await f.close();
+        await stopAll();
+        fs.rmSync(this.work, { recursive: true, force: true });
+    }
+
+    private async applyNode(): Promise<void> {
+        const applied = await this.node.exec("apply");
+        if (applied.code !== 0) throw new Error(`node script apply failed (${String(applied.code)}): ${applied.stderr}`);
+    }
+}
+
+function fail(message: string): never {
+    throw new Error(message);
+}
+
+function writeClientFiles(outputs: Record<string, any>, dir: string): ClientFiles {
     const caFile = path.join(dir, "ca.pem");
     fs.writeFileSync(caFile, outputs.caCertPem);
     const certDir = path.join(dir, "skopeo-certs");
@@ -52,29 +234,34 @@ export function writeClientFiles(outputs: Record<string, any>, dir: string): Cli
 }
 
 /**
- * Starts the real distribution registry from a registry Deployment: its command, env and config
- * file, with every mounted Secret and ConfigMap written at its mount path under `root`. Only the
- * listen address differs: the Service's DNAT to the pod becomes the registry listening on
- * ClusterIP:port itself.
+ * Starts the real distribution registry from a registry Deployment: its command, env and config file,
+ * with every mounted Secret and ConfigMap written at its mount path under `root`. Only the listen
+ * address differs: the Service's DNAT to the pod becomes the registry listening on ClusterIP:port itself.
+ * `extraEnv` stands for what the image brings (its trust store).
  */
-export async function startRegistryFromDeployment(
+async function startRegistryFromDeployment(
     cloud: FakeCloud,
     deployment: RecordedResource,
     root: string,
     listen: string,
-    caFile?: string,
-    /** Test-only additions to the pod's environment, each with a reason at the call site. */
+    caFile: string,
     extraEnv: Record<string, string> = {},
 ): Promise<RegistryHandle> {
     const local = materialize(cloud, deployment, root);
     const [program, verb, configPath] = local.container.command as string[];
     if (program !== "registry" || verb !== "serve") throw new Error(`unexpected registry command ${local.container.command}`);
     const configYaml = rebaseYamlPaths(fs.readFileSync(local.rebase(configPath), "utf8"), local.rebase);
-    return startRegistry({ configYaml, env: { ...local.env, ...extraEnv, REGISTRY_HTTP_ADDR: listen }, workDir: root, addr: listen, caFile });
+    return startRegistry({ configYaml, env: { ...local.env, ...extraEnv }, workDir: root, addr: listen, caFile });
+}
+
+/** Where a registry stores what it holds: its config's storage.filesystem.rootdirectory. */
+function registryStorage(registry: RegistryHandle): string {
+    const config = YAML.parse(fs.readFileSync(registry.configFile, "utf8")) as { storage?: { filesystem?: { rootdirectory?: string } } };
+    return config.storage?.filesystem?.rootdirectory ?? fail(`no storage.filesystem.rootdirectory in ${registry.configFile}`);
 }
 
 /** A TCP forwarder, as `kubectl port-forward` is: listens on `from`, connects to `to`. */
-export async function portForward(from: { host: string; port: number }, to: { host: string; port: number }): Promise<{ close(): Promise<void> }> {
+async function portForward(from: { host: string; port: number }, to: { host: string; port: number }): Promise<{ close(): Promise<void> }> {
     const sockets = new Set<net.Socket>();
     const server = net.createServer((client) => {
         const upstream = net.connect(to.port, to.host);
@@ -98,17 +285,7 @@ export async function portForward(from: { host: string; port: number }, to: { ho
 /** The system's trust store, which a registry image or a node trusts public registries by. */
 const SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
-export interface StandInUpstream {
-    /** An anonymous registry on 127.0.0.1 with TLS from its own CA, as docker.io has its own. */
-    registry: RegistryHandle;
-    /** A skopeo cert dir trusting it. */
-    certDir: string;
-    /** The system bundle plus the stand-in's CA: pass it as SSL_CERT_FILE where a real node or image would trust docker.io. */
-    trustBundle: string;
-}
-
-/** Starts a registry standing for a public upstream such as docker.io. */
-export async function startStandInUpstream(dir: string): Promise<StandInUpstream> {
+async function startStandInUpstream(dir: string): Promise<StandInUpstream> {
     fs.mkdirSync(dir, { recursive: true });
     const f = (n: string) => path.join(dir, n);
     const openssl = async (args: string[]) => {
@@ -119,8 +296,23 @@ export async function startStandInUpstream(dir: string): Promise<StandInUpstream
     await openssl(["req", "-x509", ...key, "-keyout", f("ca.key"), "-out", f("ca.crt"), "-days", "2", "-subj", "/CN=stand-in public CA"]);
     await openssl(["req", ...key, "-keyout", f("tls.key"), "-out", f("tls.csr"), "-subj", "/CN=upstream"]);
     fs.writeFileSync(f("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-    const sign = ["x509", "-req", "-in", f("tls.csr"), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", f("ext.cnf")];
-    await openssl([...sign, "-out", f("tls.crt")]);
+    await openssl([
+        "x509",
+        "-req",
+        "-in",
+        f("tls.csr"),
+        "-CA",
+        f("ca.crt"),
+        "-CAkey",
+        f("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        f("ext.cnf"),
+        "-out",
+        f("tls.crt"),
+    ]);
 
     const certDir = f("certs");
     fs.mkdirSync(certDir);

@@ -1,31 +1,27 @@
 /**
- * FakeCloud: a `pulumi.runtime.Mocks` implementation that behaves like the Pulumi engine plus the real
- * providers for the resource types this project uses, producing REAL artifacts from the program's actual
- * inputs:
+ * FakeCloud: Pulumi mocks that stand for the engine and the providers of exactly the resources this
+ * program makes, producing REAL artifacts from the program's own inputs:
  *
- *  - @pulumi/tls: real keys (node:crypto), real X.509 certificates / PKCS#10 requests, DER-encoded the way
- *    the terraform-provider-tls (Go crypto/x509) does it (extension order/criticality, SKI/AKI rules,
- *    BasicConstraints always present, SANs of a LocallySignedCert taken from the CSR, issuer = CA subject).
- *  - @pulumi/random: crypto-random passwords/strings/bytes with the provider's character-class rules and a
- *    real bcrypt hash.
- *  - @pulumi/kubernetes: inputs echoed, auto-naming (`<name>-<8 hex>`), Service clusterIP allocation.
+ *  - tls: ECDSA P-256 and RSA keys (node:crypto), X.509 certificates and PKCS#10 requests DER-encoded as
+ *    terraform-provider-tls (Go crypto/x509) writes them: extension order and criticality, BasicConstraints
+ *    always present, an SKI on the CA, the leaf's AKI = the CA's SKI, the leaf's subject and SANs taken
+ *    from the CSR, issuer = the CA's subject.
+ *  - random: RandomPassword (crypto-random, the provider's character classes) and RandomBytes.
+ *  - kubernetes: inputs echoed, auto-names (`<name>-<8 hex>`), a ClusterIP for every Service; an explicit
+ *    provider (a program that makes its own cluster) is recorded, and so is which provider each resource uses.
  *
- * Engine emulation: state is kept per URN across runs (`newRun()` = another `pulumi up` on the same stack):
- * identical inputs give identical outputs; changed inputs replace. `additionalSecretOutputs` and secret
- * inputs make the corresponding outputs secret, as the engine does. Preview mode returns computed outputs
- * as unknown (unless the resource exists in state with identical inputs, as a real preview would show).
+ * Engine: state is kept per URN across runs of one FakeCloud (each `runProgram` is another `pulumi up` on
+ * the same stack): identical inputs give identical outputs; changed inputs, or a certificate inside its
+ * early-renewal window, replace. Secret inputs and `additionalSecretOutputs` make outputs secret. Preview
+ * returns computed outputs unknown. An input the program does not pass today is refused ("not emulated")
+ * rather than ignored, so a new use shows up as a failing test instead of a silently wrong artifact.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import bcrypt from "bcryptjs";
 import YAML from "yaml";
-
-// ---------------------------------------------------------------------------------------------------------
-// Public API
-// ---------------------------------------------------------------------------------------------------------
 
 export interface RecordedResource {
     type: string;
@@ -36,204 +32,116 @@ export interface RecordedResource {
     /** Outputs as the program sees them, secrets unwrapped; computed outputs are absent when unknown. */
     outputs: Record<string, any>;
     /** Top-level input keys whose value was (or contained) a secret. */
-    secretInputs?: string[];
-    /** Top-level output keys that the engine marks secret (additionalSecretOutputs + secret inputs). */
-    secretOutputs?: string[];
-    /** Physical id ("" when unknown, i.e. in preview). */
-    id?: string;
-    /** Parent URN ("" for none). Only known when the cloud was installed via `install()`/`runProgram()`. */
-    parent?: string;
-    custom?: boolean;
+    secretInputs: string[];
+    /** Physical id ("" while unknown, in preview). */
+    id: string;
+    /** The explicit provider, as the engine references it (`<urn>::<id>`); "" for the default provider. */
+    provider: string;
 }
 
 export interface FakeCloudOptions {
-    /** ClusterIP the fake API server gives a Service, by Service resource name (the Pulumi logical name) or a function; default: 10.96.0.<n> allocated in order */
-    clusterIP?: (serviceLogicalName: string, inputs: Record<string, any>) => string;
-    /** Simulate `pulumi preview`: computed outputs (certPem, privateKeyPem, result, base64, clusterIP, ...) come back unknown */
+    /** The ClusterIP the API server gives a Service, by the Service's Pulumi logical name. Default: 10.96.0.10. */
+    clusterIP?: (serviceName: string) => string;
+    /** `pulumi preview`: computed outputs (keys, certificates, passwords, ClusterIPs) come back unknown. Default: false. */
     preview?: boolean;
 }
 
 /** Sentinel understood by the Pulumi runtime as "unknown" (runtime/rpc.js `unknownValue`). */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
-interface StoredState {
-    inputsJSON: string;
+interface Created {
     id: string;
-    outputs: Record<string, any>; // plain values
-    extraSecret: string[]; // computed outputs the provider/engine marks secret
+    outputs: Record<string, any>;
 }
 
-interface PendingRequest {
+/** A provider resource the fake makes: the inputs the program passes it, and how it is created. */
+interface Emulated {
+    inputs: string[];
+    create(inputs: Record<string, any>): Created;
+    /** Replaced by `pulumi up` once inside `earlyRenewalHours` of `validityEndTime`. */
+    renews?: boolean;
+}
+
+/** What the SDK tells the engine about a registration beyond its inputs (captured from the monitor). */
+interface Registration {
     parent: string;
     additionalSecretOutputs: string[];
 }
 
-/** additionalSecretOutputs the SDKs declare; used when the monitor is not hooked (plain `setMocks`). */
-const KNOWN_SECRET_OUTPUTS: Record<string, string[]> = {
-    "tls:index/privateKey:PrivateKey": ["privateKeyOpenssh", "privateKeyPem", "privateKeyPemPkcs8"],
-    "tls:index/selfSignedCert:SelfSignedCert": ["privateKeyPem", "privateKeyPemWo"],
-    "tls:index/certRequest:CertRequest": ["privateKeyPem", "privateKeyPemWo"],
-    "tls:index/locallySignedCert:LocallySignedCert": ["caPrivateKeyPem", "caPrivateKeyPemWo"],
-    "random:index/randomPassword:RandomPassword": ["bcryptHash", "result"],
-    "random:index/randomBytes:RandomBytes": ["base64", "hex"],
-    "kubernetes:core/v1:Secret": ["data", "stringData"],
-};
-
 export class FakeCloud implements pulumi.runtime.Mocks {
+    /** What the current run registered, in registration order (which follows dependencies). */
     readonly resources: RecordedResource[] = [];
-    /** Errors thrown by newResource in the current run (a real `pulumi up` would fail). */
+    /** Registrations the providers refused in the current run (a real `pulumi up` would fail). */
     readonly errors: Error[] = [];
+
+    private readonly state = new Map<string, { inputsJSON: string; created: Created }>();
+    private readonly registering: Registration[] = [];
+
+    constructor(private readonly opts: FakeCloudOptions = {}) {}
+
     /**
-     * Preview mode (from the options). Mutable so a test can `pulumi up` and then preview against the same
-     * state: resources whose inputs are unchanged then show their stored (known) outputs, like a real preview.
-     * Takes effect at the next `install()`/`runProgram()`.
+     * Starts another run on the same state: forgets the last run's records, installs these mocks, and hooks
+     * the MockMonitor so a registration's parent (for its URN) and additionalSecretOutputs reach newResource.
      */
-    preview: boolean;
-
-    private readonly state = new Map<string, StoredState>();
-    private readonly clusterIPs = new Map<string, string>();
-    private nextIP = 0;
-    private pending: PendingRequest[] = [];
-    private readonly opts: FakeCloudOptions;
-
-    constructor(opts: FakeCloudOptions = {}) {
-        this.opts = opts;
-        this.preview = !!opts.preview;
-    }
-
-    /** Forget this run's records but keep state (like a second `pulumi up` against the same stack). */
-    newRun(): void {
+    async beginRun(project: string, stack: string): Promise<void> {
         this.resources.length = 0;
         this.errors.length = 0;
-    }
-
-    /**
-     * `pulumi.runtime.setMocks(this, project, stack, preview)` plus a hook on the MockMonitor so resources
-     * get their real URN (with parent type chain) and the SDK's additionalSecretOutputs.
-     */
-    async install(project?: string, stack?: string): Promise<void> {
-        await pulumi.runtime.setMocks(this, project, stack, this.preview);
+        await pulumi.runtime.setMocks(this, project, stack, !!this.opts.preview);
         const monitor = (pulumi.runtime as any).getMonitor?.();
-        if (!monitor || monitor.__fakeCloudHooked) return;
-        for (const method of ["registerResource", "readResource"]) {
-            const orig = monitor[method];
-            if (typeof orig !== "function") continue;
-            monitor[method] = (req: any, callback: any) => {
-                // MockMonitor calls mocks.newResource synchronously before its first await, so a stack works.
-                this.pending.push({
-                    parent: req.getParent?.() ?? "",
-                    additionalSecretOutputs: req.getAdditionalsecretoutputsList?.() ?? [],
-                });
-                try {
-                    return orig.call(monitor, req, callback);
-                } finally {
-                    this.pending.pop();
-                }
-            };
-        }
-        monitor.__fakeCloudHooked = true;
-    }
-
-    /**
-     * Runs `fn` (an inline program you expect to fail registration) while swallowing the unhandled
-     * rejections the Pulumi runtime raises for resources this cloud refused (a real `pulumi up` would log
-     * them and fail). Other unhandled rejections still reach vitest. Inspect `cloud.errors` afterwards.
-     */
-    async expectFailures<T>(fn: () => Promise<T>): Promise<T> {
-        return withFakeCloudRejectionsSuppressed(this, fn);
+        if (typeof monitor?.registerResource !== "function") throw new Error("FakeCloud: the Pulumi runtime has no MockMonitor to hook");
+        if (monitor.__fakeCloud === this) return;
+        const register = monitor.registerResource;
+        monitor.registerResource = (req: any, callback: any) => {
+            // MockMonitor calls mocks.newResource synchronously, before its first await, so a stack works.
+            this.registering.push({ parent: req.getParent(), additionalSecretOutputs: req.getAdditionalsecretoutputsList() });
+            try {
+                return register.call(monitor, req, callback);
+            } finally {
+                this.registering.pop();
+            }
+        };
+        monitor.__fakeCloud = this;
     }
 
     byType(type: string): RecordedResource[] {
         return this.resources.filter((r) => r.type === type);
     }
 
+    /** The one resource of a type (whose name ends in `nameSuffix`); the error lists what there is. */
     one(type: string, nameSuffix?: string): RecordedResource {
         const ofType = this.byType(type);
         const matches = nameSuffix === undefined ? ofType : ofType.filter((r) => r.name.endsWith(nameSuffix));
         if (matches.length === 1) return matches[0];
         const what = `${type}${nameSuffix === undefined ? "" : ` with name ending in "${nameSuffix}"`}`;
-        const listed = (ofType.length > 0 ? ofType : this.resources).map((r) => `  - ${r.type}  ${r.name}  (${r.urn})`);
+        const listed = (ofType.length > 0 ? ofType : this.resources).map((r) => `  - ${r.type}  ${r.name}`);
         throw new Error(
             `FakeCloud.one: expected exactly one ${what}, found ${matches.length}.\n` +
-                (ofType.length > 0
-                    ? `Resources of type ${type}:\n`
-                    : `No resource of that type; all ${this.resources.length} resources registered in this run:\n`) +
+                (ofType.length > 0 ? `Resources of type ${type}:\n` : `No resource of that type; all ${this.resources.length} registered in this run:\n`) +
                 listed.join("\n"),
         );
     }
 
     call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
-        const tok = args.token;
-        if (tok === "tls:index/getPublicKey:getPublicKey") {
-            const pem = unwrapSecrets(args.inputs?.privateKeyPem);
-            if (typeof pem !== "string") throw new Error(`FakeCloud: ${tok} needs privateKeyPem`);
-            return { ...args.inputs, ...publicKeyOutputs(crypto.createPrivateKey(pem)), id: "none" };
-        }
-        if (tok.startsWith("kubernetes:") || tok.startsWith("tls:") || tok.startsWith("random:")) {
-            throw new Error(
-                `FakeCloud: invoke "${tok}" is not emulated (it would need a real cluster/network/chart). ` +
-                    `Inputs: ${JSON.stringify(unwrapSecrets(args.inputs))}`,
-            );
-        }
-        return args.inputs;
+        throw new Error(`FakeCloud: invoke "${args.token}" is not emulated (the program makes none)`);
     }
 
     newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
-        const pend = this.pending[this.pending.length - 1];
-        const parent = pend?.parent ?? "";
-        const urn = makeUrn(parent, args.type, args.name);
-        const rawInputs: Record<string, any> = args.inputs ?? {};
-        const secretInputs = Object.keys(rawInputs).filter((k) => containsSecret(rawInputs[k]));
-        const inputs = unwrapSecrets(rawInputs, /*unknownAs*/ undefined) as Record<string, any>;
-        // What the provider sees: secrets unwrapped, unknowns (preview only) kept as the sentinel.
-        const live = unwrapSecrets(rawInputs, UNKNOWN) as Record<string, any>;
-        const aso = new Set<string>([...(pend ? pend.additionalSecretOutputs : (KNOWN_SECRET_OUTPUTS[args.type] ?? []))]);
-
+        const reg = this.registering[this.registering.length - 1];
+        if (reg === undefined) throw new Error("FakeCloud: a resource was registered outside runProgram");
+        const urn = makeUrn(reg.parent, args.type, args.name);
+        const raw: Record<string, any> = args.inputs ?? {};
+        const secretInputs = Object.keys(raw).filter((k) => containsSecret(raw[k]));
         try {
-            const inputsJSON = canonicalJSON(live);
-            const prev = this.state.get(urn);
-            const reuse = prev !== undefined && prev.inputsJSON === inputsJSON && !this.readyForRenewal(args.type, prev);
-            let id: string;
-            let outputs: Record<string, any>;
-            let extraSecret: string[];
-            if (reuse) {
-                id = prev!.id;
-                outputs = structuredClone(prev!.outputs);
-                extraSecret = prev!.extraSecret;
-            } else if (this.preview) {
-                const planned = this.plan(args.type, args.name, urn, live, !!args.custom);
-                id = "";
-                outputs = planned.outputs;
-                extraSecret = [];
-            } else {
-                const created = this.create(args.type, args.name, urn, live, !!args.custom);
-                id = created.id;
-                outputs = created.outputs;
-                extraSecret = created.extraSecret ?? [];
-                this.state.set(urn, { inputsJSON, id, outputs: structuredClone(outputs), extraSecret });
-            }
-
-            // Engine semantics: an output is secret if listed in additionalSecretOutputs or if the same-named
-            // input was secret.
-            const secretOut = new Set<string>([...aso, ...secretInputs, ...extraSecret]);
+            // The provider sees secrets unwrapped and unknowns (preview only) as the sentinel.
+            const { id, outputs } = this.apply(args.type, args.name, urn, unwrapSecrets(raw, UNKNOWN), !!args.custom);
+            // Engine semantics: an output is secret if listed in additionalSecretOutputs or if the same-named input was.
+            const secret = new Set([...reg.additionalSecretOutputs, ...secretInputs]);
             const state: Record<string, any> = {};
-            for (const [k, v] of Object.entries(outputs)) {
-                state[k] = secretOut.has(k) && v !== UNKNOWN && !containsUnknownSentinel(v) ? wrapSecret(v) : v;
-            }
-            this.resources.push({
-                type: args.type,
-                name: args.name,
-                urn,
-                inputs,
-                outputs: stripUnknownSentinels(outputs),
-                secretInputs,
-                secretOutputs: Object.keys(outputs).filter((k) => secretOut.has(k)),
-                id,
-                parent,
-                custom: args.custom,
-            });
+            for (const [k, v] of Object.entries(outputs)) state[k] = secret.has(k) && !containsUnknown(v) ? wrapSecret(v) : v;
+            const provider = args.provider ?? "";
+            this.resources.push({ type: args.type, name: args.name, urn, inputs: unwrapSecrets(raw), outputs: knownOnly(outputs), secretInputs, id, provider });
             return { id, state };
         } catch (e) {
             const err = e instanceof Error ? e : new Error(String(e));
@@ -243,117 +151,49 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         }
     }
 
-    // -------------------------------------------------------------------------------------------------------
-
-    private readyForRenewal(type: string, prev: StoredState): boolean {
-        if (type !== "tls:index/selfSignedCert:SelfSignedCert" && type !== "tls:index/locallySignedCert:LocallySignedCert") {
-            return false;
+    /** Unchanged: what the state holds. Otherwise create it, or in preview plan it (computed outputs absent, so unknown). */
+    private apply(type: string, name: string, urn: string, inputs: Record<string, any>, custom: boolean): Created {
+        const inputsJSON = canonicalJSON(inputs);
+        const prev = this.state.get(urn);
+        if (prev !== undefined && prev.inputsJSON === inputsJSON && !(EMULATED[type]?.renews && inRenewalWindow(prev.created.outputs))) {
+            return structuredClone(prev.created);
         }
-        const end = Date.parse(prev.outputs.validityEndTime);
-        const early = Number(prev.outputs.earlyRenewalHours ?? 0) * 3600_000;
-        return Number.isFinite(end) && Date.now() >= end - early;
+        const preview = !!this.opts.preview;
+        let created: Created;
+        if (EMULATED[type] !== undefined) {
+            const unknown = Object.keys(inputs).filter((k) => inputs[k] !== undefined && !EMULATED[type].inputs.includes(k));
+            if (unknown.length > 0) throw new Error(`input ${unknown.join(", ")} is not emulated (the fake knows ${EMULATED[type].inputs.join(", ")})`);
+            created = preview ? { id: "", outputs: { ...inputs } } : EMULATED[type].create(inputs);
+        } else if (type.startsWith("kubernetes:")) {
+            const outputs = this.kubernetesObject(type, name, inputs, preview);
+            created = { id: kubernetesId(outputs), outputs };
+        } else if (type.startsWith("pulumi:providers:")) {
+            // The engine gives a provider a UUID; derived from the URN here so reruns agree.
+            created = { id: crypto.createHash("sha256").update(urn).digest("hex").slice(0, 32), outputs: { ...inputs } };
+        } else if (!custom) {
+            created = { id: "", outputs: { ...inputs } }; // a component or the stack
+        } else {
+            throw new Error("resource type is not emulated");
+        }
+        // A preview leaves state alone, and ids are unknown until a resource exists.
+        if (preview) return { ...created, id: "" };
+        this.state.set(urn, { inputsJSON, created: structuredClone(created) });
+        return created;
     }
 
-    /** `pulumi up`: produce real outputs. */
-    private create(
-        type: string,
-        name: string,
-        urn: string,
-        inputs: Record<string, any>,
-        custom: boolean,
-    ): { id: string; outputs: Record<string, any>; extraSecret?: string[] } {
-        switch (type) {
-            case "tls:index/privateKey:PrivateKey":
-                return createPrivateKey(inputs);
-            case "tls:index/selfSignedCert:SelfSignedCert":
-                return createSelfSignedCert(inputs);
-            case "tls:index/certRequest:CertRequest":
-                return createCertRequest(inputs);
-            case "tls:index/locallySignedCert:LocallySignedCert":
-                return createLocallySignedCert(inputs);
-            case "random:index/randomPassword:RandomPassword": {
-                const result = randomString(inputs);
-                return {
-                    id: "none",
-                    outputs: { ...randomDefaults(inputs), result, bcryptHash: bcryptHash(result) },
-                };
-            }
-            case "random:index/randomString:RandomString": {
-                const result = randomString(inputs);
-                return { id: result, outputs: { ...randomDefaults(inputs), result } };
-            }
-            case "random:index/randomBytes:RandomBytes": {
-                const len = requireInt(inputs.length, "length", 1);
-                const bytes = crypto.randomBytes(len);
-                return { id: "none", outputs: { ...inputs, base64: bytes.toString("base64"), hex: bytes.toString("hex") } };
-            }
-        }
-        if (type.startsWith("kubernetes:") && custom) {
-            const outputs = this.kubernetesObject(type, name, urn, inputs, false);
-            return { id: kubernetesId(outputs), outputs };
-        }
-        return { id: custom ? `${name}-id` : "", outputs: { ...inputs } };
-    }
-
-    /** `pulumi preview` of a create/replace: computed outputs unknown (absent => unknown in preview). */
-    private plan(type: string, name: string, urn: string, inputs: Record<string, any>, custom: boolean) {
-        switch (type) {
-            case "tls:index/privateKey:PrivateKey":
-                return { outputs: { ...inputs, ...privateKeyDefaults(inputs) } };
-            case "tls:index/selfSignedCert:SelfSignedCert":
-            case "tls:index/locallySignedCert:LocallySignedCert":
-                return { outputs: { ...inputs, ...certDefaults(inputs) } };
-            case "random:index/randomPassword:RandomPassword":
-            case "random:index/randomString:RandomString":
-                return { outputs: randomDefaults(inputs) };
-        }
-        if (type.startsWith("kubernetes:") && custom) {
-            return { outputs: this.kubernetesObject(type, name, urn, inputs, true) };
-        }
-        return { outputs: { ...inputs } };
-    }
-
-    private kubernetesObject(type: string, name: string, urn: string, inputs: Record<string, any>, preview: boolean): Record<string, any> {
+    private kubernetesObject(type: string, name: string, inputs: Record<string, any>, preview: boolean): Record<string, any> {
         const out: Record<string, any> = structuredClone(inputs);
-        const kind = type.split(":").pop() ?? "";
-        const isList = kind.endsWith("List");
-        const isPatch = kind.endsWith("Patch");
-        if (!isList && !isPatch && type !== "kubernetes:index:Provider") {
-            const md: Record<string, any> = out.metadata && typeof out.metadata === "object" ? out.metadata : {};
-            if ((md.name === undefined || md.name === null || md.name === "") && !md.generateName) {
-                // Real provider: `<urn name>-<8 random hex>`; derived from the URN here so reruns agree.
-                md.name = `${name}-${crypto.createHash("sha256").update(urn).digest("hex").slice(0, 8)}`;
-                md.annotations = { ...(md.annotations ?? {}), "pulumi.com/autonamed": "true" };
-            }
-            out.metadata = md;
+        // A patch names its target; everything else is auto-named when the program gives no name.
+        if (!type.endsWith("Patch")) {
+            // The provider appends 8 random hex digits; derived from the name here so reruns agree.
+            out.metadata = isPlainObject(out.metadata) ? { ...out.metadata } : {};
+            out.metadata.name ??= `${name}-${crypto.createHash("sha256").update(name).digest("hex").slice(0, 8)}`;
         }
         if (type === "kubernetes:core/v1:Service") {
-            const spec: Record<string, any> = out.spec && typeof out.spec === "object" ? out.spec : {};
-            if (spec.type !== "ExternalName") {
-                if (spec.clusterIP === undefined || spec.clusterIP === null || spec.clusterIP === "") {
-                    if (preview && !this.clusterIPs.has(urn)) {
-                        spec.clusterIP = UNKNOWN;
-                        spec.clusterIPs = UNKNOWN;
-                    } else {
-                        const ip = this.clusterIPs.get(urn) ?? this.allocateClusterIP(name, inputs);
-                        this.clusterIPs.set(urn, ip);
-                        spec.clusterIP = ip;
-                        spec.clusterIPs = [ip];
-                    }
-                } else if (spec.clusterIPs === undefined) {
-                    spec.clusterIPs = [spec.clusterIP];
-                }
-            }
-            out.spec = spec;
-            out.status = { loadBalancer: {} };
+            out.spec = { ...out.spec };
+            out.spec.clusterIP ??= preview ? UNKNOWN : (this.opts.clusterIP?.(name) ?? "10.96.0.10");
         }
         return out;
-    }
-
-    private allocateClusterIP(name: string, inputs: Record<string, any>): string {
-        if (this.opts.clusterIP) return this.opts.clusterIP(name, inputs);
-        const n = 100 + this.nextIP++;
-        return `10.96.${Math.floor(n / 254)}.${(n % 254) + 1}`;
     }
 }
 
@@ -361,41 +201,22 @@ export class FakeCloud implements pulumi.runtime.Mocks {
 // runProgram
 // ---------------------------------------------------------------------------------------------------------
 
-/** Loads the program's entry afresh, so every run registers its resources again. */
-export type ProgramLoader = (entry: string) => Promise<Record<string, unknown>>;
-
-/** Under vitest: forget the program's modules (not @pulumi/*, which load from node_modules), then import. */
-let loadProgram: ProgramLoader = async (entry) => {
-    const { vi } = await import("vitest");
-    vi.resetModules();
-    return import(entry);
-};
-
-/** Outside vitest (the benchmark), how to load the program afresh. */
-export function setProgramLoader(loader: ProgramLoader): void {
-    loadProgram = loader;
-}
-
+/**
+ * Runs the program at `entry` (an absolute path; a Pulumi.yaml beside it names the project and gives
+ * config defaults, else the project is "project") as one `pulumi up` of stack "test" against `cloud`. Resolves with the stack's outputs;
+ * rejects with the program's error, or with the providers' refusals.
+ */
 export async function runProgram(
     cloud: FakeCloud,
-    opts: {
-        config: Record<string, string>;
-        secretKeys?: string[];
-        project?: string;
-        stack?: string;
-        entry: string /* absolute path to index.ts */;
-    },
+    opts: { config: Record<string, string>; secretKeys?: string[]; entry: string },
 ): Promise<{ outputs: Record<string, unknown>; secretOutputs: Set<string> }> {
-    const project = opts.project ?? projectNameNear(opts.entry) ?? "project";
-    const stack = opts.stack ?? "test";
-    cloud.newRun();
-    await cloud.install(project, stack);
-    const config = { ...projectConfigDefaults(opts.entry, project), ...opts.config };
-    pulumi.runtime.setAllConfig(config, (opts.secretKeys ?? []).map(cleanConfigKey));
+    const project = readProject(opts.entry);
+    await cloud.beginRun(project.name, "test");
+    pulumi.runtime.setAllConfig({ ...project.defaults, ...opts.config }, opts.secretKeys ?? []);
 
     // Registration failures are reported by rejecting (below), so the runtime's unhandled rejections for
-    // them are swallowed here instead of failing the whole vitest run.
-    return withFakeCloudRejectionsSuppressed(cloud, async () => {
+    // them are swallowed here instead of failing the whole test run.
+    return withRefusalsSuppressed(cloud, async () => {
         let mod: Record<string, unknown>;
         try {
             mod = await loadProgram(opts.entry);
@@ -404,9 +225,18 @@ export async function runProgram(
             await settle(cloud);
             throw e;
         }
-
         const outputs: Record<string, unknown> = {};
         const secretOutputs = new Set<string>();
+        // Wait on the exports from the start, so a refused resource's rejections are handled when they happen.
+        const exported = Promise.all(
+            Object.keys(mod).map(async (key) => {
+                const out = pulumi.output(mod[key] as any) as any;
+                const [value, isSecret] = await Promise.all([out.promise(/*withUnknowns*/ true), out.isSecret]);
+                outputs[key] = stripUnknowns(value);
+                if (isSecret) secretOutputs.add(key);
+            }),
+        );
+        exported.catch(() => undefined);
         await settle(cloud);
         const failed = new Promise<never>((_, reject) => {
             // Outputs of a resource whose dependency failed never resolve (the real runtime exits instead).
@@ -414,21 +244,39 @@ export async function runProgram(
             check();
         });
         failed.catch(() => undefined);
-        await Promise.race([
-            failed,
-            Promise.all(
-                Object.keys(mod).map(async (key) => {
-                    const out = pulumi.output(mod[key] as any) as any;
-                    const [value, isSecret] = await Promise.all([out.promise(/*withUnknowns*/ true), out.isSecret]);
-                    outputs[key] = stripUnknowns(value);
-                    if (isSecret) secretOutputs.add(key);
-                }),
-            ),
-        ]);
+        await Promise.race([failed, exported]);
         await settle(cloud);
         if (cloud.errors.length > 0) throw registrationError(cloud);
         return { outputs, secretOutputs };
     });
+}
+
+/** Loads the program afresh, so every run registers its resources again. */
+async function loadProgram(entry: string): Promise<Record<string, unknown>> {
+    if (process.env.VITEST) {
+        // Forget the program's modules (not @pulumi/*, which load from node_modules), then import.
+        const { vi } = await import("vitest");
+        vi.resetModules();
+        return import(entry);
+    }
+    // Outside vitest (the benchmark, run by tsx as CommonJS): forget every module not from node_modules.
+    const nodeModules = `${path.sep}node_modules${path.sep}`;
+    for (const id of Object.keys(require.cache)) if (!id.includes(nodeModules)) delete require.cache[id];
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(entry) as Record<string, unknown>;
+}
+
+/** The project's name and its config defaults (`config: {key: {default: v}}`), as the CLI applies them. */
+function readProject(entry: string): { name: string; defaults: Record<string, string> } {
+    const file = path.join(path.dirname(entry), "Pulumi.yaml");
+    if (!fs.existsSync(file)) return { name: "project", defaults: {} };
+    const doc = YAML.parse(fs.readFileSync(file, "utf8")) as { name: string; config?: Record<string, { default?: unknown }> };
+    const defaults: Record<string, string> = {};
+    for (const [key, spec] of Object.entries(doc.config ?? {})) {
+        if (spec?.default === undefined) continue;
+        defaults[key.includes(":") ? key : `${doc.name}:${key}`] = typeof spec.default === "string" ? spec.default : JSON.stringify(spec.default);
+    }
+    return { name: doc.name, defaults };
 }
 
 function registrationError(cloud: FakeCloud): Error {
@@ -436,7 +284,7 @@ function registrationError(cloud: FakeCloud): Error {
     return cloud.errors.length === 1 ? cloud.errors[0] : new AggregateError(cloud.errors, msg);
 }
 
-async function withFakeCloudRejectionsSuppressed<T>(cloud: FakeCloud, fn: () => Promise<T>): Promise<T> {
+async function withRefusalsSuppressed<T>(cloud: FakeCloud, fn: () => Promise<T>): Promise<T> {
     const saved = process.listeners("unhandledRejection");
     const ours = (reason: unknown, promise: Promise<unknown>) => {
         const msg = reason instanceof Error ? reason.message : String(reason);
@@ -458,7 +306,7 @@ async function withFakeCloudRejectionsSuppressed<T>(cloud: FakeCloud, fn: () => 
 }
 
 /** Waits until the Pulumi runtime has no outstanding RPCs and the set of registered resources is stable. */
-export async function settle(cloud: FakeCloud, timeoutMs = 30_000): Promise<void> {
+async function settle(cloud: FakeCloud, timeoutMs = 30_000): Promise<void> {
     const waitForRPCs: (() => Promise<void>) | undefined = (pulumi.runtime as any).waitForRPCs;
     const deadline = Date.now() + timeoutMs;
     let last = -1;
@@ -475,256 +323,390 @@ export async function settle(cloud: FakeCloud, timeoutMs = 30_000): Promise<void
     }
 }
 
-function cleanConfigKey(key: string): string {
-    const idx = key.indexOf(":");
-    if (idx > 0 && key.startsWith("config:", idx + 1)) {
-        return key.substring(0, idx) + ":" + key.substring(idx + 1 + "config:".length);
-    }
-    return key;
-}
-
-function readPulumiYaml(entry: string): any {
-    for (const f of ["Pulumi.yaml", "Pulumi.yml"]) {
-        const p = path.join(path.dirname(entry), f);
-        if (fs.existsSync(p)) return YAML.parse(fs.readFileSync(p, "utf8"));
-    }
-    return undefined;
-}
-
-function projectNameNear(entry: string): string | undefined {
-    const y = readPulumiYaml(entry);
-    if (y && typeof y.name === "string") return y.name;
-    const pkg = path.join(path.dirname(entry), "package.json");
-    if (fs.existsSync(pkg)) {
-        const name = JSON.parse(fs.readFileSync(pkg, "utf8")).name;
-        if (typeof name === "string") return name;
-    }
-    return undefined;
-}
-
-/** Pulumi.yaml `config: {key: {default: v}}` defaults, as the CLI would apply them. */
-function projectConfigDefaults(entry: string, project: string): Record<string, string> {
-    const y = readPulumiYaml(entry);
-    const res: Record<string, string> = {};
-    if (!y || typeof y.config !== "object" || y.config === null) return res;
-    for (const [k, spec] of Object.entries<any>(y.config)) {
-        const v = spec && typeof spec === "object" && !Array.isArray(spec) ? (spec.default ?? spec.value) : spec;
-        if (v === undefined || v === null) continue;
-        const key = k.includes(":") ? k : `${project}:${k}`;
-        res[key] = typeof v === "string" ? v : JSON.stringify(v);
-    }
-    return res;
-}
-
 // ---------------------------------------------------------------------------------------------------------
-// Value helpers (secrets / unknowns / canonical JSON)
+// Value helpers (secrets, unknowns, canonical JSON)
 // ---------------------------------------------------------------------------------------------------------
 
-function isSecretWrapper(v: any): boolean {
-    return v !== null && typeof v === "object" && v[SIG_KEY] === SECRET_SIG;
-}
+const isSecretWrapper = (v: any): boolean => v !== null && typeof v === "object" && v[SIG_KEY] === SECRET_SIG;
+const wrapSecret = (v: any): any => (isSecretWrapper(v) ? v : { [SIG_KEY]: SECRET_SIG, value: v });
+const isPlainObject = (v: any): boolean => v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype;
 
 function containsSecret(v: any): boolean {
     if (isSecretWrapper(v)) return true;
     if (Array.isArray(v)) return v.some(containsSecret);
-    if (v !== null && typeof v === "object" && !pulumi.Output.isInstance(v)) return Object.values(v).some(containsSecret);
-    return false;
+    return isPlainObject(v) && Object.values(v).some(containsSecret);
 }
 
-function wrapSecret(v: any): any {
-    return isSecretWrapper(v) ? v : { [SIG_KEY]: SECRET_SIG, value: v };
+function containsUnknown(v: any): boolean {
+    if (v === UNKNOWN || pulumi.isUnknown(v)) return true;
+    if (Array.isArray(v)) return v.some(containsUnknown);
+    return v !== null && typeof v === "object" && Object.values(v).some(containsUnknown);
 }
 
-/** Deep-unwrap secret wrappers; unknowns (preview) become `unknownAs`. */
+/** Deep-unwraps secret wrappers; unknowns (preview) become `unknownAs`. */
 function unwrapSecrets(v: any, unknownAs: any = undefined): any {
     if (pulumi.isUnknown(v) || v === UNKNOWN) return unknownAs;
     if (isSecretWrapper(v)) return unwrapSecrets(v.value, unknownAs);
     if (Array.isArray(v)) return v.map((x) => unwrapSecrets(x, unknownAs));
-    if (v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
-        const o: Record<string, any> = {};
-        for (const [k, x] of Object.entries(v)) o[k] = unwrapSecrets(x, unknownAs);
-        return o;
-    }
+    if (isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x, unknownAs)]));
     return v;
 }
 
-function containsUnknownSentinel(v: any): boolean {
-    if (v === UNKNOWN || pulumi.isUnknown(v)) return true;
-    if (Array.isArray(v)) return v.some(containsUnknownSentinel);
-    if (v !== null && typeof v === "object") return Object.values(v).some(containsUnknownSentinel);
-    return false;
-}
-
-function stripUnknownSentinels(o: Record<string, any>): Record<string, any> {
-    const res: Record<string, any> = {};
-    for (const [k, v] of Object.entries(o)) {
-        const s = unwrapSecrets(v, undefined);
-        if (s !== undefined) res[k] = s;
-    }
-    return res;
+/** Outputs with unknowns dropped, as a test should see them. */
+function knownOnly(o: Record<string, any>): Record<string, any> {
+    return Object.fromEntries(Object.entries(unwrapSecrets(o)).filter(([, v]) => v !== undefined));
 }
 
 function stripUnknowns(v: any): any {
     if (pulumi.isUnknown(v)) return undefined;
     if (Array.isArray(v)) return v.map(stripUnknowns);
-    if (v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
-        const o: Record<string, any> = {};
-        for (const [k, x] of Object.entries(v)) o[k] = stripUnknowns(x);
-        return o;
-    }
+    if (isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, stripUnknowns(x)]));
     return v;
 }
 
 function canonicalJSON(v: any): string {
     const norm = (x: any): any => {
         if (Array.isArray(x)) return x.map(norm);
-        if (x !== null && typeof x === "object") {
-            const o: Record<string, any> = {};
-            for (const k of Object.keys(x).sort()) if (x[k] !== undefined) o[k] = norm(x[k]);
-            return o;
-        }
-        return x;
+        if (x === null || typeof x !== "object") return x;
+        return Object.fromEntries(
+            Object.keys(x)
+                .sort()
+                .filter((k) => x[k] !== undefined)
+                .map((k) => [k, norm(x[k])]),
+        );
     };
     return JSON.stringify(norm(v));
 }
 
 function makeUrn(parent: string, type: string, name: string): string {
-    let qualified = type;
-    if (parent) {
-        const parentType = parent.split("::")[2].split("$").pop();
-        qualified = `${parentType}$${type}`;
-    }
+    const qualified = parent ? `${parent.split("::")[2].split("$").pop()}$${type}` : type;
     return `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::${qualified}::${name}`;
 }
 
 function kubernetesId(o: Record<string, any>): string {
     const md = o.metadata ?? {};
-    if (!md.name) return `${o.kind ?? "object"}-id`;
     return md.namespace ? `${md.namespace}/${md.name}` : md.name;
 }
 
 function requireInt(v: any, name: string, min: number): number {
-    if (typeof v !== "number" || !Number.isInteger(v)) throw new Error(`"${name}" must be an integer, got ${JSON.stringify(v)}`);
-    if (v < min) throw new Error(`Attribute ${name} value must be at least ${min}, got: ${v}`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min) throw new Error(`"${name}" must be an integer of at least ${min}, got ${JSON.stringify(v)}`);
     return v;
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// random provider
+// The resources: tls and random
 // ---------------------------------------------------------------------------------------------------------
 
-function randomDefaults(inputs: Record<string, any>): Record<string, any> {
-    const numeric = (inputs.numeric ?? true) && (inputs.number ?? true);
+const EMULATED: Record<string, Emulated> = {
+    "tls:index/privateKey:PrivateKey": { inputs: ["algorithm", "ecdsaCurve", "rsaBits"], create: createPrivateKey },
+    "tls:index/selfSignedCert:SelfSignedCert": {
+        inputs: ["privateKeyPem", "subject", "isCaCertificate", "validityPeriodHours", "earlyRenewalHours", "allowedUses", "setSubjectKeyId"],
+        create: createSelfSignedCert,
+        renews: true,
+    },
+    "tls:index/certRequest:CertRequest": { inputs: ["privateKeyPem", "subject", "dnsNames", "ipAddresses"], create: createCertRequest },
+    "tls:index/locallySignedCert:LocallySignedCert": {
+        inputs: ["certRequestPem", "caPrivateKeyPem", "caCertPem", "validityPeriodHours", "earlyRenewalHours", "allowedUses"],
+        create: createLocallySignedCert,
+        renews: true,
+    },
+    "random:index/randomPassword:RandomPassword": { inputs: ["length", "special"], create: createRandomPassword },
+    "random:index/randomBytes:RandomBytes": { inputs: ["length"], create: createRandomBytes },
+};
+
+function inRenewalWindow(outputs: Record<string, any>): boolean {
+    const end = Date.parse(outputs.validityEndTime);
+    return Date.now() >= end - Number(outputs.earlyRenewalHours ?? 0) * 3600_000;
+}
+
+/** terraform-provider-random: the provider's character classes; upper, lower and numeric are always on here. */
+function createRandomPassword(inputs: Record<string, any>): Created {
+    const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + (inputs.special === false ? "" : "!@#$%&*()-_=+[]{}<>:?");
+    const result = Array.from({ length: requireInt(inputs.length, "length", 1) }, () => chars[crypto.randomInt(chars.length)]).join("");
+    return { id: "none", outputs: { ...inputs, result } };
+}
+
+function createRandomBytes(inputs: Record<string, any>): Created {
+    const bytes = crypto.randomBytes(requireInt(inputs.length, "length", 1));
+    return { id: "none", outputs: { ...inputs, base64: bytes.toString("base64") } };
+}
+
+function createPrivateKey(inputs: Record<string, any>): Created {
+    let privateKeyPem: string;
+    if (inputs.algorithm === "ECDSA") {
+        // The provider's default curve is P224, which Go's TLS stack refuses: the program must ask for P256.
+        if (inputs.ecdsaCurve !== "P256") throw new Error(`ecdsaCurve ${JSON.stringify(inputs.ecdsaCurve ?? "P224 (the provider's default)")} is not emulated`);
+        const { privateKey } = crypto.generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+        privateKeyPem = privateKey.export({ type: "sec1", format: "pem" }) as string;
+    } else if (inputs.algorithm === "RSA") {
+        const { privateKey } = crypto.generateKeyPairSync("rsa", { modulusLength: requireInt(inputs.rsaBits ?? 2048, "rsaBits", 1024) });
+        privateKeyPem = privateKey.export({ type: "pkcs1", format: "pem" }) as string;
+    } else {
+        throw new Error(`algorithm ${JSON.stringify(inputs.algorithm)} is not emulated (ECDSA and RSA are)`);
+    }
+    return { id: crypto.createHash("sha1").update(privateKeyPem).digest("hex"), outputs: { ...inputs, privateKeyPem } };
+}
+
+function createSelfSignedCert(inputs: Record<string, any>): Created {
+    const key = crypto.createPrivateKey(inputs.privateKeyPem);
+    const pub = crypto.createPublicKey(key);
+    const subject = encodeName(inputs.subject);
+    const isCA = !!inputs.isCaCertificate;
+    // Go: the parent is the template itself, so issuer == subject.
+    return certificate(inputs, {
+        subject,
+        issuer: subject,
+        sans: { dns: [], ips: [] },
+        isCA,
+        subjectKeyId: isCA || inputs.setSubjectKeyId ? subjectKeyId(spkiOf(pub)) : undefined,
+        publicKey: pub,
+        signer: key,
+    });
+}
+
+function createCertRequest(inputs: Record<string, any>): Created {
+    const key = crypto.createPrivateKey(inputs.privateKeyPem);
+    const sans: SANs = { dns: (inputs.dnsNames ?? []).map(String), ips: (inputs.ipAddresses ?? []).map(ipToBytes) };
+    // Go x509.CreateCertificateRequest: an extensionRequest attribute only when there are SANs.
+    const attrs = sans.dns.length + sans.ips.length > 0 ? [seq(derOid(OID.extensionRequest), set(seq(extension(OID.san, false, sanValue(sans)))))] : [];
+    const info = seq(derUInt(0n), encodeName(inputs.subject), spkiOf(crypto.createPublicKey(key)), tlv(0xa0, ...attrs));
+    const certRequestPem = pemEncode("CERTIFICATE REQUEST", signDer(info, key));
+    return { id: crypto.createHash("sha1").update(certRequestPem).digest("hex"), outputs: { ...inputs, certRequestPem } };
+}
+
+function createLocallySignedCert(inputs: Record<string, any>): Created {
+    const csr = parseCSR(inputs.certRequestPem);
+    const caKey = crypto.createPrivateKey(inputs.caPrivateKeyPem);
+    const ca = parseCert(inputs.caCertPem);
+    // Go x509.CreateCertificate refuses a signer that does not match the parent certificate.
+    if (!new crypto.X509Certificate(inputs.caCertPem).checkPrivateKey(caKey)) {
+        throw new Error("Failed to create certificate: x509: provided PrivateKey doesn't match parent's PublicKey");
+    }
+    // Go: the AKI is the parent's SKI whenever issuer != subject.
+    return certificate(inputs, {
+        subject: csr.subject,
+        issuer: ca.subject,
+        sans: csr.sans,
+        isCA: false,
+        authorityKeyId: ca.subjectKeyId,
+        publicKey: csr.publicKey,
+        signer: caKey,
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// X.509 as Go's crypto/x509 writes it, driven by terraform-provider-tls
+// ---------------------------------------------------------------------------------------------------------
+
+const OID = {
+    organization: "2.5.4.10",
+    commonName: "2.5.4.3",
+    keyUsage: "2.5.29.15",
+    extKeyUsage: "2.5.29.37",
+    basicConstraints: "2.5.29.19",
+    subjectKeyId: "2.5.29.14",
+    authorityKeyId: "2.5.29.35",
+    san: "2.5.29.17",
+    extensionRequest: "1.2.840.113549.1.9.14",
+    sha256WithRSA: "1.2.840.113549.1.1.11",
+    ecdsaWithSHA256: "1.2.840.10045.4.3.2",
+};
+
+/** The `allowed_uses` the program asks for: a KeyUsage bit (Go's numbering) or an ExtKeyUsage OID. */
+const ALLOWED_USES: Record<string, { bit: number } | { oid: string }> = {
+    digital_signature: { bit: 0 },
+    key_encipherment: { bit: 2 },
+    cert_signing: { bit: 5 },
+    crl_signing: { bit: 6 },
+    server_auth: { oid: "1.3.6.1.5.5.7.3.1" },
+};
+
+interface SANs {
+    dns: string[];
+    ips: Buffer[];
+}
+
+interface CertTemplate {
+    subject: Buffer;
+    issuer: Buffer;
+    sans: SANs;
+    isCA: boolean;
+    subjectKeyId?: Buffer;
+    authorityKeyId?: Buffer;
+    publicKey: crypto.KeyObject;
+    signer: crypto.KeyObject;
+}
+
+/** Go x509.CreateCertificate as the provider's createCertificate() drives it. */
+function certificate(inputs: Record<string, any>, t: CertTemplate): Created {
+    const validityHours = requireInt(inputs.validityPeriodHours, "validityPeriodHours", 0);
+    const serial = BigInt("0x" + crypto.randomBytes(16).toString("hex"));
+    const notBefore = new Date();
+    const notAfter = new Date(notBefore.getTime() + validityHours * 3600_000);
+    const { keyUsage, extKeyUsage } = parseAllowedUses(inputs.allowedUses);
+    const exts: Buffer[] = [];
+    if (keyUsage.length > 0) exts.push(extension(OID.keyUsage, true, keyUsageValue(keyUsage)));
+    if (extKeyUsage.length > 0) exts.push(extension(OID.extKeyUsage, false, seq(...extKeyUsage.map(derOid))));
+    exts.push(extension(OID.basicConstraints, true, t.isCA ? seq(derBool(true)) : seq()));
+    if (t.subjectKeyId) exts.push(extension(OID.subjectKeyId, false, derOctet(t.subjectKeyId)));
+    if (t.authorityKeyId) exts.push(extension(OID.authorityKeyId, false, seq(tlv(0x80, t.authorityKeyId))));
+    if (t.sans.dns.length + t.sans.ips.length > 0) exts.push(extension(OID.san, false, sanValue(t.sans)));
+    const tbs = seq(
+        tlv(0xa0, derUInt(2n)),
+        derUInt(serial),
+        signatureAlgorithm(t.signer),
+        t.issuer,
+        seq(derTime(notBefore), derTime(notAfter)),
+        t.subject,
+        spkiOf(t.publicKey),
+        tlv(0xa3, seq(...exts)),
+    );
     return {
-        ...inputs,
-        upper: inputs.upper ?? true,
-        lower: inputs.lower ?? true,
-        numeric,
-        number: numeric,
-        special: inputs.special ?? true,
-        minUpper: inputs.minUpper ?? 0,
-        minLower: inputs.minLower ?? 0,
-        minNumeric: inputs.minNumeric ?? 0,
-        minSpecial: inputs.minSpecial ?? 0,
+        id: serial.toString(10),
+        outputs: { ...inputs, certPem: pemEncode("CERTIFICATE", signDer(tbs, t.signer)), validityEndTime: notAfter.toISOString() },
     };
 }
 
-/** terraform-provider-random CreateString: mins of each class (regardless of the flags), fill, shuffle. */
-function randomString(inputs: Record<string, any>): string {
-    const p = randomDefaults(inputs);
-    const length = requireInt(inputs.length, "length", 1);
-    const mins = [p.minUpper, p.minLower, p.minNumeric, p.minSpecial].map((m, i) => requireInt(m, ["minUpper", "minLower", "minNumeric", "minSpecial"][i], 0));
-    const sum = mins.reduce((a, b) => a + b, 0);
-    if (length < sum) {
-        throw new Error(`Attribute length value must be at least sum of min_upper + min_lower + min_numeric + min_special (${sum}), got: ${length}`);
-    }
-    const upperChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    const lowerChars = "abcdefghijklmnopqrstuvwxyz";
-    const numChars = "0123456789";
-    const specialChars = inputs.overrideSpecial ? String(inputs.overrideSpecial) : "!@#$%&*()-_=+[]{}<>:?";
-    let chars = "";
-    if (p.upper) chars += upperChars;
-    if (p.lower) chars += lowerChars;
-    if (p.numeric) chars += numChars;
-    if (p.special) chars += specialChars;
-    if (chars === "") throw new Error("the character set specified is empty");
-    const pick = (set: string, n: number): string[] => {
-        const cps = Array.from(set);
-        return Array.from({ length: n }, () => cps[crypto.randomInt(cps.length)]);
-    };
-    const result = [...pick(upperChars, mins[0]), ...pick(lowerChars, mins[1]), ...pick(numChars, mins[2]), ...pick(specialChars, mins[3])];
-    result.push(...pick(chars, length - result.length));
-    for (let i = result.length - 1; i > 0; i--) {
-        const j = crypto.randomInt(i + 1);
-        [result[i], result[j]] = [result[j], result[i]];
-    }
-    return result.join("");
+function parseAllowedUses(uses: unknown): { keyUsage: number[]; extKeyUsage: string[] } {
+    if (!Array.isArray(uses)) throw new Error(`"allowedUses" must be a list of strings, got ${JSON.stringify(uses)}`);
+    const keyUsage: number[] = [];
+    const extKeyUsage: string[] = [];
+    uses.forEach((u, i) => {
+        const use = ALLOWED_USES[u];
+        if (use === undefined) throw new Error(`allowed_uses[${i}] "${u}" is not emulated (the fake knows ${Object.keys(ALLOWED_USES).join(", ")})`);
+        if ("bit" in use) keyUsage.push(use.bit);
+        else extKeyUsage.push(use.oid);
+    });
+    return { keyUsage, extKeyUsage };
 }
 
-function bcryptHash(password: string): string {
-    // Go's golang.org/x/crypto/bcrypt (used by the provider) emits "$2a$"; the algorithm is identical.
-    return bcrypt.hashSync(password, 10).replace(/^\$2b\$/, "$2a$");
+/** A KeyUsage BIT STRING with its trailing zero bits dropped, as DER wants (every bit used is in the first byte). */
+function keyUsageValue(bits: number[]): Buffer {
+    const byte = bits.reduce((b, bit) => b | (0x80 >> bit), 0);
+    return derBitString(Buffer.from([byte]), 7 - Math.max(...bits));
+}
+
+function extension(oid: string, critical: boolean, value: Buffer): Buffer {
+    return critical ? seq(derOid(oid), derBool(true), derOctet(value)) : seq(derOid(oid), derOctet(value));
+}
+
+function sanValue(s: SANs): Buffer {
+    return seq(...s.dns.map((d) => tlv(0x82, Buffer.from(d, "ascii"))), ...s.ips.map((ip) => tlv(0x87, ip)));
+}
+
+/** pkix.Name.ToRDNSequence for the subject fields the program sets (organization, then common name). */
+function encodeName(subject: Record<string, any> | undefined): Buffer {
+    const unknown = Object.keys(subject ?? {}).filter((k) => subject?.[k] !== undefined && k !== "organization" && k !== "commonName");
+    if (unknown.length > 0) throw new Error(`subject ${unknown.join(", ")} is not emulated`);
+    const rdn = (oid: string, v: unknown) => (v === undefined ? [] : [set(seq(derOid(oid), derString(String(v))))]);
+    return seq(...rdn(OID.organization, subject?.organization), ...rdn(OID.commonName, subject?.commonName));
+}
+
+function ipToBytes(ip: string): Buffer {
+    if (net.isIPv4(ip)) return Buffer.from(ip.split(".").map(Number));
+    if (!net.isIPv6(ip)) throw new Error(`invalid IP address "${ip}"`);
+    const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+    const tail = v4 ? [...ipToBytes(v4[1])] : [];
+    const [head, rest] = (v4 ? ip.slice(0, -v4[1].length) + "0:0" : ip).split("::");
+    const groups = (s: string | undefined) => (s ? s.split(":") : []);
+    const missing = 8 - groups(head).length - groups(rest).length;
+    const words = rest === undefined ? groups(head) : [...groups(head), ...Array<string>(missing).fill("0"), ...groups(rest)];
+    const buf = Buffer.alloc(16);
+    words.forEach((w, i) => buf.writeUInt16BE(parseInt(w || "0", 16), i * 2));
+    if (tail.length) Buffer.from(tail).copy(buf, 12);
+    // Go: an IPv4-mapped address is encoded in 4 bytes (ip.To4()).
+    return buf.subarray(0, 10).every((x) => x === 0) && buf[10] === 0xff && buf[11] === 0xff ? buf.subarray(12) : buf;
+}
+
+function signatureAlgorithm(k: crypto.KeyObject): Buffer {
+    if (k.asymmetricKeyType === "rsa") return seq(derOid(OID.sha256WithRSA), Buffer.from([0x05, 0x00]));
+    if (k.asymmetricKeyType === "ec" && k.asymmetricKeyDetails?.namedCurve === "prime256v1") return seq(derOid(OID.ecdsaWithSHA256));
+    throw new Error(`signing with a ${k.asymmetricKeyType} ${k.asymmetricKeyDetails?.namedCurve ?? ""} key is not emulated`);
+}
+
+function signDer(tbs: Buffer, signer: crypto.KeyObject): Buffer {
+    return seq(tbs, signatureAlgorithm(signer), derBitString(crypto.sign("sha256", tbs, signer)));
+}
+
+function spkiOf(pub: crypto.KeyObject): Buffer {
+    return pub.export({ type: "spki", format: "der" });
+}
+
+/** Go's (and the provider's) SKI: SHA-1 of the subjectPublicKey bits (the EC point, or PKCS#1 for RSA). */
+function subjectKeyId(spki: Buffer): Buffer {
+    const bits = derChildren(parseDer(spki))[1];
+    return crypto.createHash("sha1").update(bits.content.subarray(1)).digest();
+}
+
+function parseCSR(pem: string): { subject: Buffer; publicKey: crypto.KeyObject; sans: SANs } {
+    const [info] = derChildren(parseDer(pemDecode(pem, "CERTIFICATE REQUEST")));
+    const [, subject, spki, attrs] = derChildren(info);
+    const sans: SANs = { dns: [], ips: [] };
+    for (const attr of attrs ? derChildren(attrs) : []) {
+        const [oid, values] = derChildren(attr);
+        if (!oid.raw.equals(derOid(OID.extensionRequest))) continue;
+        for (const ext of derChildren(derChildren(values)[0])) {
+            const parts = derChildren(ext);
+            if (!parts[0].raw.equals(derOid(OID.san))) continue;
+            for (const name of derChildren(parseDer(parts[parts.length - 1].content))) {
+                if (name.tag === 0x82) sans.dns.push(name.content.toString("ascii"));
+                if (name.tag === 0x87) sans.ips.push(Buffer.from(name.content));
+            }
+        }
+    }
+    // Go re-encodes the CSR's parsed subject; for the fields emulated here that gives back the same bytes.
+    return { subject: Buffer.from(subject.raw), publicKey: crypto.createPublicKey({ key: spki.raw, format: "der", type: "spki" }), sans };
+}
+
+function parseCert(pem: string): { subject: Buffer; subjectKeyId?: Buffer } {
+    const [tbs] = derChildren(parseDer(pemDecode(pem, "CERTIFICATE")));
+    // [0] version, serial, signature algorithm, issuer, validity, subject, subjectPublicKeyInfo, [3] extensions
+    const fields = derChildren(tbs);
+    const extensions = fields.find((n) => n.tag === 0xa3);
+    const ski = (extensions ? derChildren(derChildren(extensions)[0]) : []).map(derChildren).find((parts) => parts[0].raw.equals(derOid(OID.subjectKeyId)));
+    return { subject: Buffer.from(fields[5].raw), subjectKeyId: ski ? Buffer.from(parseDer(ski[ski.length - 1].content).content) : undefined };
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Minimal DER encoder / decoder
+// Minimal DER and PEM
 // ---------------------------------------------------------------------------------------------------------
 
-function derLen(n: number): Buffer {
-    if (n < 0x80) return Buffer.from([n]);
-    const bytes: number[] = [];
-    while (n > 0) {
-        bytes.unshift(n & 0xff);
-        n = Math.floor(n / 256);
-    }
-    return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
 function tlv(tag: number, ...parts: Buffer[]): Buffer {
     const content = Buffer.concat(parts);
-    return Buffer.concat([Buffer.from([tag]), derLen(content.length), content]);
+    const n = content.length;
+    const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+    return Buffer.concat([Buffer.from([tag, ...len]), content]);
 }
 const seq = (...p: Buffer[]) => tlv(0x30, ...p);
 const set = (...p: Buffer[]) => tlv(0x31, ...p);
-function derUInt(magnitude: Buffer | bigint): Buffer {
-    let b: Buffer;
-    if (typeof magnitude === "bigint") {
-        let hex = magnitude.toString(16);
-        if (hex.length % 2) hex = "0" + hex;
-        b = Buffer.from(hex, "hex");
-    } else b = magnitude;
-    let i = 0;
-    while (i < b.length - 1 && b[i] === 0) i++;
-    b = b.subarray(i);
-    if (b.length === 0) b = Buffer.from([0]);
-    if (b[0] & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
-    return tlv(0x02, b);
+const derBool = (b: boolean) => tlv(0x01, Buffer.from([b ? 0xff : 0]));
+const derOctet = (b: Buffer) => tlv(0x04, b);
+const derBitString = (b: Buffer, unused = 0) => tlv(0x03, Buffer.from([unused]), b);
+
+function derUInt(n: bigint): Buffer {
+    let hex = n.toString(16);
+    if (hex.length % 2) hex = "0" + hex;
+    const b = Buffer.from(hex, "hex");
+    return tlv(0x02, b[0] & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b);
 }
+
 function derOid(oid: string): Buffer {
-    const parts = oid.split(".").map(Number);
-    const out: number[] = [parts[0] * 40 + parts[1]];
-    for (const p of parts.slice(2)) {
-        const stack: number[] = [p & 0x7f];
-        let v = Math.floor(p / 128);
-        while (v > 0) {
-            stack.unshift((v & 0x7f) | 0x80);
-            v = Math.floor(v / 128);
-        }
-        out.push(...stack);
+    const [a, b, ...rest] = oid.split(".").map(Number);
+    const out = [a * 40 + b];
+    for (const p of rest) {
+        const base128 = [p & 0x7f];
+        for (let v = p >> 7; v > 0; v >>= 7) base128.unshift((v & 0x7f) | 0x80);
+        out.push(...base128);
     }
     return tlv(0x06, Buffer.from(out));
 }
-const derBool = (b: boolean) => tlv(0x01, Buffer.from([b ? 0xff : 0]));
-const derNull = () => Buffer.from([0x05, 0x00]);
-const derOctet = (b: Buffer) => tlv(0x04, b);
-const derBitString = (b: Buffer, unused = 0) => tlv(0x03, Buffer.from([unused]), b);
+
 function derTime(d: Date): Buffer {
-    const p = (n: number, w = 2) => String(n).padStart(w, "0");
-    const y = d.getUTCFullYear();
-    const rest = `${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
     // Go (and RFC 5280): UTCTime for 1950..2049, GeneralizedTime otherwise.
-    if (y >= 1950 && y < 2050) return tlv(0x17, Buffer.from(`${p(y % 100)}${rest}`, "ascii"));
-    return tlv(0x18, Buffer.from(`${p(y, 4)}${rest}`, "ascii"));
+    const s = d.toISOString().replace(/[-:T]|\.\d+/g, "");
+    return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(s.slice(2), "ascii")) : tlv(0x18, Buffer.from(s, "ascii"));
 }
+
 function derString(s: string): Buffer {
     // Go's asn1 marshalling: PrintableString (allowing '*') when possible, else UTF8String.
     return /^[A-Za-z0-9 '()+,\-./:=?*]*$/.test(s) ? tlv(0x13, Buffer.from(s, "ascii")) : tlv(0x0c, Buffer.from(s, "utf8"));
@@ -734,668 +716,38 @@ interface DerNode {
     tag: number;
     raw: Buffer;
     content: Buffer;
+    end: number;
 }
-function parseDer(buf: Buffer, off = 0): DerNode & { end: number } {
-    const tag = buf[off];
+
+function parseDer(buf: Buffer, off = 0): DerNode {
     let len = buf[off + 1];
-    let hdr = 2;
+    let header = 2;
     if (len & 0x80) {
         const n = len & 0x7f;
         len = 0;
         for (let i = 0; i < n; i++) len = len * 256 + buf[off + 2 + i];
-        hdr += n;
+        header += n;
     }
-    const end = off + hdr + len;
+    const end = off + header + len;
     if (end > buf.length) throw new Error("DER: truncated");
-    return { tag, raw: buf.subarray(off, end), content: buf.subarray(off + hdr, end), end };
+    return { tag: buf[off], raw: buf.subarray(off, end), content: buf.subarray(off + header, end), end };
 }
+
 function derChildren(node: DerNode): DerNode[] {
-    const res: DerNode[] = [];
-    let off = 0;
-    while (off < node.content.length) {
-        const c = parseDer(node.content, off);
-        res.push(c);
-        off = c.end;
-    }
-    return res;
+    const children: DerNode[] = [];
+    for (let off = 0; off < node.content.length; off = children[children.length - 1].end) children.push(parseDer(node.content, off));
+    return children;
 }
-function decodeOid(content: Buffer): string {
-    const parts = [Math.floor(content[0] / 40), content[0] % 40];
-    let v = 0;
-    for (const b of content.subarray(1)) {
-        v = v * 128 + (b & 0x7f);
-        if (!(b & 0x80)) {
-            parts.push(v);
-            v = 0;
-        }
-    }
-    return parts.join(".");
+
+function pemDecode(pem: string, type: string): Buffer {
+    const m = new RegExp(`-----BEGIN ${type}-----([\\s\\S]*?)-----END ${type}-----`).exec(pem);
+    if (!m) throw new Error(`failed to decode PEM of expected type "${type}"`);
+    return Buffer.from(m[1].replace(/\s+/g, ""), "base64");
 }
-function pemDecode(pem: string, expectedType: string): Buffer {
-    const m = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/.exec(pem);
-    if (!m) throw new Error(`failed to decode PEM of expected type "${expectedType}" from bytes`);
-    if (m[1] !== expectedType) throw new Error(`invalid PEM type - expected "${expectedType}", got "${m[1]}"`);
-    return Buffer.from(m[2].replace(/\s+/g, ""), "base64");
-}
+
 function pemEncode(type: string, der: Buffer): string {
-    const b64 = der.toString("base64").match(/.{1,64}/g) ?? [];
-    return `-----BEGIN ${type}-----\n${b64.join("\n")}\n-----END ${type}-----\n`;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// tls provider
-// ---------------------------------------------------------------------------------------------------------
-
-type KeyAlgorithm = "RSA" | "ECDSA" | "ED25519";
-const CURVES: Record<string, { node: string; ssh?: string; hash: string }> = {
-    P224: { node: "secp224r1", hash: "sha256" },
-    P256: { node: "prime256v1", ssh: "nistp256", hash: "sha256" },
-    P384: { node: "secp384r1", ssh: "nistp384", hash: "sha384" },
-    P521: { node: "secp521r1", ssh: "nistp521", hash: "sha512" },
-};
-const curveOfNode = (nodeName: string | undefined) => Object.entries(CURVES).find(([, c]) => c.node === nodeName)?.[0];
-
-function keyAlgorithmOf(k: crypto.KeyObject): KeyAlgorithm {
-    switch (k.asymmetricKeyType) {
-        case "rsa":
-            return "RSA";
-        case "ec":
-            return "ECDSA";
-        case "ed25519":
-            return "ED25519";
-    }
-    throw new Error(`unsupported private key type ${k.asymmetricKeyType}`);
-}
-
-/** Like the provider's parsePrivateKeyPEM: PKCS#1, SEC1 or PKCS#8 PEM. */
-function parsePrivateKeyPem(pem: unknown, field: string): { key: crypto.KeyObject; algorithm: KeyAlgorithm } {
-    if (typeof pem !== "string" || pem === "") throw new Error(`"${field}" is required (got ${JSON.stringify(pem)})`);
-    const m = /-----BEGIN ([A-Z ]+)-----/.exec(pem);
-    if (!m || !["RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY"].includes(m[1])) {
-        throw new Error(`failed to decode ${field}: unsupported PEM preamble ${m ? `"${m[1]}"` : "(none)"}`);
-    }
-    const key = crypto.createPrivateKey(pem);
-    return { key, algorithm: keyAlgorithmOf(key) };
-}
-
-function signatureAlgorithm(k: crypto.KeyObject): { algId: Buffer; hash: string | null } {
-    switch (k.asymmetricKeyType) {
-        case "rsa":
-            return { algId: seq(derOid("1.2.840.113549.1.1.11"), derNull()), hash: "sha256" };
-        case "ec": {
-            const c = CURVES[curveOfNode(k.asymmetricKeyDetails?.namedCurve) ?? "P256"];
-            const oid = { sha256: "1.2.840.10045.4.3.2", sha384: "1.2.840.10045.4.3.3", sha512: "1.2.840.10045.4.3.4" }[c.hash as "sha256"];
-            return { algId: seq(derOid(oid)), hash: c.hash };
-        }
-        case "ed25519":
-            return { algId: seq(derOid("1.3.101.112")), hash: null };
-    }
-    throw new Error(`unsupported key type ${k.asymmetricKeyType}`);
-}
-
-function spkiOf(pub: crypto.KeyObject): Buffer {
-    return pub.export({ type: "spki", format: "der" });
-}
-function spkiBits(spki: Buffer): Buffer {
-    const bits = derChildren(parseDer(spki))[1];
-    return bits.content.subarray(1);
-}
-
-/** terraform-provider-tls generateSubjectKeyID: SHA-1 of PKCS#1 (RSA) / EC point / asn1(ed25519 key). */
-function providerSubjectKeyId(pub: crypto.KeyObject): Buffer {
-    let bytes: Buffer;
-    switch (pub.asymmetricKeyType) {
-        case "rsa":
-            bytes = pub.export({ type: "pkcs1", format: "der" });
-            break;
-        case "ec":
-            bytes = spkiBits(spkiOf(pub));
-            break;
-        case "ed25519":
-            bytes = derOctet(spkiBits(spkiOf(pub)));
-            break;
-        default:
-            throw new Error(`unsupported public key type ${pub.asymmetricKeyType}`);
-    }
-    return crypto.createHash("sha1").update(bytes).digest();
-}
-
-function privateKeyDefaults(inputs: Record<string, any>) {
-    return { ecdsaCurve: inputs.ecdsaCurve ?? "P224", rsaBits: inputs.rsaBits ?? 2048 };
-}
-
-function createPrivateKey(inputs: Record<string, any>) {
-    const { ecdsaCurve, rsaBits } = privateKeyDefaults(inputs);
-    const algorithm = inputs.algorithm;
-    let pair: crypto.KeyPairKeyObjectResult;
-    let privateKeyPem: string;
-    if (algorithm === "RSA") {
-        requireInt(rsaBits, "rsa_bits", 1);
-        pair = crypto.generateKeyPairSync("rsa", { modulusLength: rsaBits, publicExponent: 65537 });
-        privateKeyPem = pair.privateKey.export({ type: "pkcs1", format: "pem" }) as string;
-    } else if (algorithm === "ECDSA") {
-        const curve = CURVES[ecdsaCurve];
-        if (!curve) {
-            throw new Error(`Attribute ecdsa_curve value must be one of: ["P224" "P256" "P384" "P521"], got: "${ecdsaCurve}"`);
-        }
-        pair = crypto.generateKeyPairSync("ec", { namedCurve: curve.node });
-        privateKeyPem = pair.privateKey.export({ type: "sec1", format: "pem" }) as string;
-    } else if (algorithm === "ED25519") {
-        pair = crypto.generateKeyPairSync("ed25519");
-        privateKeyPem = pair.privateKey.export({ type: "pkcs8", format: "pem" }) as string;
-    } else {
-        throw new Error(`Attribute algorithm value must be one of: ["RSA" "ECDSA" "ED25519"], got: ${JSON.stringify(algorithm)}`);
-    }
-    const pub = publicKeyOutputs(pair.privateKey);
-    const outputs = {
-        ...inputs,
-        ecdsaCurve,
-        rsaBits,
-        privateKeyPem,
-        privateKeyPemPkcs8: pair.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
-        privateKeyOpenssh: opensshPrivateKey(pair.privateKey),
-        ...pub,
-    };
-    return { id: crypto.createHash("sha1").update(pub.publicKeyPem).digest("hex"), outputs };
-}
-
-// --- OpenSSH encodings (best effort; P224 has none, as in the real provider) --------------------------------
-const sshString = (b: Buffer | string) => {
-    const buf = typeof b === "string" ? Buffer.from(b) : b;
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(buf.length);
-    return Buffer.concat([len, buf]);
-};
-const sshUint32 = (n: number) => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(n >>> 0);
-    return b;
-};
-function sshMpint(b64url: string): Buffer {
-    let b = Buffer.from(b64url, "base64url");
-    let i = 0;
-    while (i < b.length && b[i] === 0) i++;
-    b = b.subarray(i);
-    if (b.length && b[0] & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
-    return sshString(b);
-}
-function sshPublicBlob(k: crypto.KeyObject): { type: string; blob: Buffer } | undefined {
-    const jwk = k.export({ format: "jwk" }) as crypto.JsonWebKey;
-    if (k.asymmetricKeyType === "rsa") {
-        return { type: "ssh-rsa", blob: Buffer.concat([sshString("ssh-rsa"), sshMpint(jwk.e!), sshMpint(jwk.n!)]) };
-    }
-    if (k.asymmetricKeyType === "ed25519") {
-        return { type: "ssh-ed25519", blob: Buffer.concat([sshString("ssh-ed25519"), sshString(Buffer.from(jwk.x!, "base64url"))]) };
-    }
-    if (k.asymmetricKeyType === "ec") {
-        const ssh = CURVES[curveOfNode(k.asymmetricKeyDetails?.namedCurve) ?? ""]?.ssh;
-        if (!ssh) return undefined;
-        const point = spkiBits(spkiOf(k.type === "private" ? crypto.createPublicKey(k) : k));
-        const type = `ecdsa-sha2-${ssh}`;
-        return { type, blob: Buffer.concat([sshString(type), sshString(ssh), sshString(point)]) };
-    }
-    return undefined;
-}
-function opensshPrivateKey(priv: crypto.KeyObject): string {
-    const pub = sshPublicBlob(priv);
-    if (!pub) return "";
-    const jwk = priv.export({ format: "jwk" }) as crypto.JsonWebKey;
-    let fields: Buffer;
-    if (priv.asymmetricKeyType === "rsa") {
-        fields = Buffer.concat([jwk.n!, jwk.e!, jwk.d!, jwk.qi!, jwk.p!, jwk.q!].map(sshMpint));
-    } else if (priv.asymmetricKeyType === "ed25519") {
-        const pk = Buffer.from(jwk.x!, "base64url");
-        fields = Buffer.concat([sshString(pk), sshString(Buffer.concat([Buffer.from(jwk.d!, "base64url"), pk]))]);
-    } else {
-        const ssh = CURVES[curveOfNode(priv.asymmetricKeyDetails?.namedCurve) ?? ""].ssh!;
-        const point = spkiBits(spkiOf(crypto.createPublicKey(priv)));
-        fields = Buffer.concat([sshString(ssh), sshString(point), sshMpint(jwk.d!)]);
-    }
-    const check = crypto.randomBytes(4).readUInt32BE();
-    let privSection = Buffer.concat([sshUint32(check), sshUint32(check), sshString(pub.type), fields, sshString("")]);
-    const pad: number[] = [];
-    for (let i = 1; (privSection.length + pad.length) % 8 !== 0; i++) pad.push(i);
-    privSection = Buffer.concat([privSection, Buffer.from(pad)]);
-    const body = Buffer.concat([
-        Buffer.from("openssh-key-v1\0", "binary"),
-        sshString("none"),
-        sshString("none"),
-        sshString(""),
-        sshUint32(1),
-        sshString(pub.blob),
-        sshString(privSection),
-    ]);
-    // Go's pem.Encode wraps at 64 columns (ssh-keygen uses 70; both parse).
-    return pemEncode("OPENSSH PRIVATE KEY", body);
-}
-
-function publicKeyOutputs(priv: crypto.KeyObject) {
-    const pubKey = crypto.createPublicKey(priv);
-    const ssh = sshPublicBlob(pubKey);
-    const md5 = ssh ? crypto.createHash("md5").update(ssh.blob).digest("hex").match(/../g)!.join(":") : "";
-    return {
-        publicKeyPem: pubKey.export({ type: "spki", format: "pem" }) as string,
-        publicKeyOpenssh: ssh ? `${ssh.type} ${ssh.blob.toString("base64")}\n` : "",
-        publicKeyFingerprintSha256: ssh ? `SHA256:${crypto.createHash("sha256").update(ssh.blob).digest("base64").replace(/=+$/, "")}` : "",
-        publicKeyFingerprintMd5: md5,
-    };
-}
-
-// --- Names --------------------------------------------------------------------------------------------------
-interface DN {
-    country?: string[];
-    province?: string[];
-    locality?: string[];
-    streetAddress?: string[];
-    postalCode?: string[];
-    organization?: string[];
-    organizationalUnit?: string[];
-    commonName?: string;
-    serialNumber?: string;
-    emailAddress?: string;
-}
-const DN_OIDS: [keyof DN, string][] = [
-    ["country", "2.5.4.6"],
-    ["province", "2.5.4.8"],
-    ["locality", "2.5.4.7"],
-    ["streetAddress", "2.5.4.9"],
-    ["postalCode", "2.5.4.17"],
-    ["organization", "2.5.4.10"],
-    ["organizationalUnit", "2.5.4.11"],
-    ["commonName", "2.5.4.3"],
-    ["serialNumber", "2.5.4.5"],
-];
-const OID_EMAIL = "1.2.840.113549.1.9.1";
-
-function dnFromInput(s: Record<string, any> | undefined): DN {
-    const dn: DN = {};
-    if (!s) return dn;
-    const one = (v: any) => (v === undefined || v === null ? undefined : [String(v)]);
-    dn.commonName = s.commonName ?? undefined;
-    dn.organization = one(s.organization);
-    dn.organizationalUnit = one(s.organizationalUnit);
-    dn.streetAddress = Array.isArray(s.streetAddresses) ? s.streetAddresses.map(String) : undefined;
-    dn.locality = one(s.locality);
-    dn.province = one(s.province);
-    dn.country = one(s.country);
-    dn.postalCode = one(s.postalCode);
-    dn.serialNumber = s.serialNumber ?? undefined;
-    dn.emailAddress = s.emailAddress ?? undefined;
-    return dn;
-}
-
-/** pkix.Name.ToRDNSequence. */
-function encodeName(dn: DN): Buffer {
-    const rdns: Buffer[] = [];
-    for (const [field, oid] of DN_OIDS) {
-        const v = dn[field];
-        if (v === undefined) continue;
-        if (Array.isArray(v)) {
-            if (v.length === 0) continue;
-            rdns.push(set(...v.map((x) => seq(derOid(oid), derString(x)))));
-        } else if (v.length > 0) {
-            rdns.push(set(seq(derOid(oid), derString(v))));
-        }
-    }
-    if (dn.emailAddress !== undefined) {
-        rdns.push(set(seq(derOid(OID_EMAIL), tlv(0x16, Buffer.from(dn.emailAddress, "ascii")))));
-    }
-    return seq(...rdns);
-}
-
-/** pkix.Name.FillFromRDNSequence (attributes Go does not map, like emailAddress, are dropped). */
-function parseName(node: DerNode): DN {
-    const dn: DN = {};
-    for (const rdn of derChildren(node)) {
-        for (const atv of derChildren(rdn)) {
-            const [oidNode, valNode] = derChildren(atv);
-            const oid = decodeOid(oidNode.content);
-            const value = valNode.content.toString(valNode.tag === 0x0c ? "utf8" : "latin1");
-            const field = DN_OIDS.find(([, o]) => o === oid)?.[0];
-            if (!field) continue;
-            if (field === "commonName" || field === "serialNumber") dn[field] = value;
-            else ((dn[field] as string[] | undefined) ??= []).push(value);
-        }
-    }
-    return dn;
-}
-const dnIsEmpty = (dn: DN) => derChildren(parseDer(encodeName(dn))).length === 0;
-
-// --- Extensions ---------------------------------------------------------------------------------------------
-const KEY_USAGES: Record<string, number> = {
-    digital_signature: 1 << 0,
-    content_commitment: 1 << 1,
-    key_encipherment: 1 << 2,
-    data_encipherment: 1 << 3,
-    key_agreement: 1 << 4,
-    cert_signing: 1 << 5,
-    crl_signing: 1 << 6,
-    encipher_only: 1 << 7,
-    decipher_only: 1 << 8,
-};
-const EXT_KEY_USAGES: Record<string, string> = {
-    any_extended: "2.5.29.37.0",
-    server_auth: "1.3.6.1.5.5.7.3.1",
-    client_auth: "1.3.6.1.5.5.7.3.2",
-    code_signing: "1.3.6.1.5.5.7.3.3",
-    email_protection: "1.3.6.1.5.5.7.3.4",
-    ipsec_end_system: "1.3.6.1.5.5.7.3.5",
-    ipsec_tunnel: "1.3.6.1.5.5.7.3.6",
-    ipsec_user: "1.3.6.1.5.5.7.3.7",
-    timestamping: "1.3.6.1.5.5.7.3.8",
-    ocsp_signing: "1.3.6.1.5.5.7.3.9",
-    microsoft_server_gated_crypto: "1.3.6.1.4.1.311.10.3.3",
-    netscape_server_gated_crypto: "2.16.840.1.113730.4.1",
-    microsoft_commercial_code_signing: "1.3.6.1.4.1.311.2.1.22",
-    microsoft_kernel_code_signing: "1.3.6.1.4.1.311.61.1.1",
-};
-
-function parseAllowedUses(uses: unknown): { keyUsage: number; extKeyUsage: string[] } {
-    if (!Array.isArray(uses)) throw new Error(`"allowedUses" is required (a list of strings), got ${JSON.stringify(uses)}`);
-    let keyUsage = 0;
-    const extKeyUsage: string[] = [];
-    uses.forEach((u, i) => {
-        if (!(u in KEY_USAGES) && !(u in EXT_KEY_USAGES)) {
-            const all = [...Object.keys(KEY_USAGES), ...Object.keys(EXT_KEY_USAGES)].sort();
-            const snake = String(u).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-            throw new Error(
-                `Attribute allowed_uses[${i}] value must be one of: [${all.map((a) => `"${a}"`).join(" ")}], got: "${u}"` +
-                    (snake !== u && all.includes(snake) ? ` (the provider wants snake_case: "${snake}")` : ""),
-            );
-        }
-        if (u in KEY_USAGES) keyUsage |= KEY_USAGES[u];
-        if (u in EXT_KEY_USAGES) extKeyUsage.push(EXT_KEY_USAGES[u]);
-    });
-    return { keyUsage, extKeyUsage };
-}
-
-function extension(oid: string, critical: boolean, value: Buffer): Buffer {
-    return critical ? seq(derOid(oid), derBool(true), derOctet(value)) : seq(derOid(oid), derOctet(value));
-}
-
-function keyUsageValue(ku: number): Buffer {
-    const rev = (b: number) => {
-        let r = 0;
-        for (let i = 0; i < 8; i++) if (b & (1 << i)) r |= 0x80 >> i;
-        return r;
-    };
-    const a = [rev(ku & 0xff), rev((ku >> 8) & 0xff)];
-    const bytes = Buffer.from(a[1] !== 0 ? a : [a[0]]);
-    // number of unused trailing bits after the last set bit
-    const last = bytes[bytes.length - 1];
-    let unused = 0;
-    while (unused < 8 && !(last & (1 << unused))) unused++;
-    return derBitString(bytes, last === 0 ? 0 : unused);
-}
-
-function ipToBytes(ip: string): Buffer {
-    const v = net.isIP(ip);
-    if (v === 4) return Buffer.from(ip.split(".").map(Number));
-    if (v !== 6) throw new Error(`invalid IP address "${ip}"`);
-    let s = ip;
-    let tail: number[] = [];
-    const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-    if (v4) {
-        const b = v4[1].split(".").map(Number);
-        tail = [(b[0] << 8) | b[1], (b[2] << 8) | b[3]];
-        s = s.slice(0, -v4[1].length) + "0:0";
-    }
-    const [head, rest] = s.split("::");
-    const h = head ? head.split(":") : [];
-    const r = rest !== undefined ? (rest ? rest.split(":") : []) : [];
-    const groups = rest !== undefined ? [...h, ...Array(8 - h.length - r.length).fill("0"), ...r] : h;
-    const words = groups.map((g) => parseInt(g || "0", 16));
-    if (tail.length) words.splice(6, 2, ...tail);
-    const buf = Buffer.alloc(16);
-    words.forEach((w, i) => buf.writeUInt16BE(w, i * 2));
-    // Go: an IPv4-mapped address is encoded in 4 bytes (ip.To4()).
-    if (buf.subarray(0, 10).every((x) => x === 0) && buf[10] === 0xff && buf[11] === 0xff) return buf.subarray(12);
-    return buf;
-}
-
-interface SANs {
-    dns: string[];
-    ips: Buffer[];
-    uris: string[];
-}
-function sanValue(s: SANs): Buffer {
-    return seq(
-        ...s.dns.map((d) => tlv(0x82, Buffer.from(d, "ascii"))),
-        ...s.ips.map((ip) => tlv(0x87, ip)),
-        ...s.uris.map((u) => tlv(0x86, Buffer.from(u, "ascii"))),
-    );
-}
-function sansFromInput(inputs: Record<string, any>): SANs {
-    const list = (v: any) => (Array.isArray(v) ? v.map(String) : []);
-    return { dns: list(inputs.dnsNames), ips: list(inputs.ipAddresses).map(ipToBytes), uris: list(inputs.uris) };
-}
-const hasSANs = (s: SANs) => s.dns.length + s.ips.length + s.uris.length > 0;
-
-function signDer(tbs: Buffer, signer: crypto.KeyObject): Buffer {
-    const { algId, hash } = signatureAlgorithm(signer);
-    const sig = crypto.sign(hash, tbs, signer);
-    return seq(tbs, algId, derBitString(sig));
-}
-
-// --- Certificates -------------------------------------------------------------------------------------------
-interface CertTemplate {
-    subject: DN;
-    sans: SANs;
-    isCA: boolean;
-    maxPathLength?: number;
-    keyUsage: number;
-    extKeyUsage: string[];
-    subjectKeyId?: Buffer;
-    authorityKeyId?: Buffer;
-}
-
-/** Go x509.CreateCertificate as driven by terraform-provider-tls createCertificate(). */
-function buildCertificate(t: CertTemplate, issuerName: Buffer, subjectPub: crypto.KeyObject, signer: crypto.KeyObject, validityPeriodHours: number) {
-    const serial = BigInt("0x" + crypto.randomBytes(16).toString("hex"));
-    const notBefore = new Date();
-    const notAfter = new Date(notBefore.getTime() + validityPeriodHours * 3600_000);
-    const subjectName = encodeName(t.subject);
-    const exts: Buffer[] = [];
-    if (t.keyUsage !== 0) exts.push(extension("2.5.29.15", true, keyUsageValue(t.keyUsage)));
-    if (t.extKeyUsage.length > 0) exts.push(extension("2.5.29.37", false, seq(...t.extKeyUsage.map(derOid))));
-    const bc: Buffer[] = [];
-    if (t.isCA) {
-        bc.push(derBool(true));
-        if (t.maxPathLength !== undefined && t.maxPathLength > 0) bc.push(derUInt(BigInt(t.maxPathLength)));
-    }
-    exts.push(extension("2.5.29.19", true, seq(...bc)));
-    if (t.subjectKeyId?.length) exts.push(extension("2.5.29.14", false, derOctet(t.subjectKeyId)));
-    if (t.authorityKeyId?.length) exts.push(extension("2.5.29.35", false, seq(tlv(0x80, t.authorityKeyId))));
-    if (hasSANs(t.sans)) exts.push(extension("2.5.29.17", dnIsEmpty(t.subject), sanValue(t.sans)));
-
-    const { algId } = signatureAlgorithm(signer);
-    const tbs = seq(
-        tlv(0xa0, derUInt(2n)),
-        derUInt(serial),
-        algId,
-        issuerName,
-        seq(derTime(notBefore), derTime(notAfter)),
-        subjectName,
-        spkiOf(subjectPub),
-        tlv(0xa3, seq(...exts)),
-    );
-    const der = signDer(tbs, signer);
-    return {
-        certPem: pemEncode("CERTIFICATE", der),
-        serial: serial.toString(10),
-        validityStartTime: notBefore.toISOString(),
-        validityEndTime: notAfter.toISOString(),
-    };
-}
-
-function certDefaults(inputs: Record<string, any>) {
-    return {
-        earlyRenewalHours: inputs.earlyRenewalHours ?? 0,
-        isCaCertificate: inputs.isCaCertificate ?? false,
-        setSubjectKeyId: inputs.setSubjectKeyId ?? false,
-        readyForRenewal: false,
-    };
-}
-
-function createSelfSignedCert(inputs: Record<string, any>) {
-    if (inputs.privateKeyPemWo !== undefined) throw new Error("privateKeyPemWo is not emulated; use privateKeyPem");
-    const { key, algorithm } = parsePrivateKeyPem(inputs.privateKeyPem, "private_key_pem");
-    const validity = requireInt(inputs.validityPeriodHours, "validity_period_hours", 0);
-    const pub = crypto.createPublicKey(key);
-    const { keyUsage, extKeyUsage } = parseAllowedUses(inputs.allowedUses);
-    const subject = dnFromInput(inputs.subject);
-    const isCA = !!inputs.isCaCertificate;
-    if (isCA && dnIsEmpty(subject)) {
-        throw new Error("Invalid Certificate Subject: Must contain at least one Distinguished Name when creating Certificate Authority (CA)");
-    }
-    const ski = isCA || inputs.setSubjectKeyId ? providerSubjectKeyId(pub) : undefined;
-    let aki: Buffer | undefined;
-    if (inputs.setAuthorityKeyId) {
-        if (!ski) throw new Error("Invalid Certificate Authority: Could not determine Authority Key Identifier");
-        aki = ski;
-    }
-    // Go: the parent is the template itself, so issuer == subject and AKI is only the explicit one.
-    const built = buildCertificate(
-        { subject, sans: sansFromInput(inputs), isCA, maxPathLength: inputs.maxPathLength, keyUsage, extKeyUsage, subjectKeyId: ski, authorityKeyId: aki },
-        encodeName(subject),
-        pub,
-        key,
-        validity,
-    );
-    return {
-        id: built.serial,
-        outputs: {
-            ...inputs,
-            ...certDefaults(inputs),
-            setAuthorityKeyId: inputs.setAuthorityKeyId ?? false,
-            keyAlgorithm: algorithm,
-            certPem: built.certPem,
-            validityStartTime: built.validityStartTime,
-            validityEndTime: built.validityEndTime,
-        },
-    };
-}
-
-function createCertRequest(inputs: Record<string, any>) {
-    if (inputs.privateKeyPemWo !== undefined) throw new Error("privateKeyPemWo is not emulated; use privateKeyPem");
-    const { key, algorithm } = parsePrivateKeyPem(inputs.privateKeyPem, "private_key_pem");
-    const subject = dnFromInput(inputs.subject);
-    const sans = sansFromInput(inputs);
-    // Go x509.CreateCertificateRequest: extensionRequest attribute only when there are SANs (non-critical).
-    const attrs = hasSANs(sans) ? [seq(derOid("1.2.840.113549.1.9.14"), set(seq(extension("2.5.29.17", false, sanValue(sans)))))] : [];
-    const info = seq(derUInt(0n), encodeName(subject), spkiOf(crypto.createPublicKey(key)), tlv(0xa0, ...attrs));
-    const certRequestPem = pemEncode("CERTIFICATE REQUEST", signDer(info, key));
-    return {
-        id: crypto.createHash("sha1").update(certRequestPem).digest("hex"),
-        outputs: { ...inputs, keyAlgorithm: algorithm, certRequestPem },
-    };
-}
-
-interface ParsedCSR {
-    subject: DN;
-    publicKey: crypto.KeyObject;
-    sans: SANs;
-}
-function parseCSR(pem: unknown): ParsedCSR {
-    if (typeof pem !== "string") throw new Error(`"certRequestPem" is required, got ${JSON.stringify(pem)}`);
-    const der = pemDecode(pem, "CERTIFICATE REQUEST");
-    const [info] = derChildren(parseDer(der));
-    const [, subjectNode, spkiNode, ...rest] = derChildren(info);
-    const sans: SANs = { dns: [], ips: [], uris: [] };
-    const attrsNode = rest.find((n) => n.tag === 0xa0);
-    for (const attr of attrsNode ? derChildren(attrsNode) : []) {
-        const [oid, values] = derChildren(attr);
-        if (decodeOid(oid.content) !== "1.2.840.113549.1.9.14") continue;
-        for (const exts of derChildren(values)) {
-            for (const ext of derChildren(exts)) {
-                const parts = derChildren(ext);
-                if (decodeOid(parts[0].content) !== "2.5.29.17") continue;
-                const value = parseDer(parts[parts.length - 1].content);
-                for (const gn of derChildren(value)) {
-                    if (gn.tag === 0x82) sans.dns.push(gn.content.toString("ascii"));
-                    else if (gn.tag === 0x87) sans.ips.push(normalizeIpBytes(gn.content));
-                    else if (gn.tag === 0x86) sans.uris.push(gn.content.toString("ascii"));
-                }
-            }
-        }
-    }
-    return {
-        subject: parseName(subjectNode),
-        publicKey: crypto.createPublicKey({ key: spkiNode.raw, format: "der", type: "spki" }),
-        sans,
-    };
-}
-function normalizeIpBytes(b: Buffer): Buffer {
-    if (b.length === 16 && b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) {
-        return Buffer.from(b.subarray(12));
-    }
-    return Buffer.from(b);
-}
-
-interface ParsedCert {
-    rawSubject: Buffer;
-    spki: Buffer;
-    subjectKeyId?: Buffer;
-    isCA: boolean;
-}
-function parseCert(pem: unknown): ParsedCert {
-    if (typeof pem !== "string") throw new Error(`"caCertPem" is required, got ${JSON.stringify(pem)}`);
-    const der = pemDecode(pem, "CERTIFICATE");
-    const [tbs] = derChildren(parseDer(der));
-    const fields = derChildren(tbs);
-    const hasVersion = fields[0].tag === 0xa0;
-    const f = hasVersion ? fields.slice(1) : fields;
-    // serial, sigAlg, issuer, validity, subject, spki, [1], [2], [3]
-    const result: ParsedCert = { rawSubject: Buffer.from(f[4].raw), spki: Buffer.from(f[5].raw), isCA: false };
-    const extsNode = f.find((n) => n.tag === 0xa3);
-    for (const ext of extsNode ? derChildren(derChildren(extsNode)[0]) : []) {
-        const parts = derChildren(ext);
-        const oid = decodeOid(parts[0].content);
-        const value = parts[parts.length - 1].content;
-        if (oid === "2.5.29.14") result.subjectKeyId = Buffer.from(parseDer(value).content);
-        if (oid === "2.5.29.19") {
-            const bc = derChildren(parseDer(value));
-            result.isCA = bc.length > 0 && bc[0].tag === 0x01 && bc[0].content[0] !== 0;
-        }
-    }
-    return result;
-}
-
-function createLocallySignedCert(inputs: Record<string, any>) {
-    if (inputs.caPrivateKeyPemWo !== undefined) throw new Error("caPrivateKeyPemWo is not emulated; use caPrivateKeyPem");
-    const csr = parseCSR(inputs.certRequestPem);
-    const { key: caKey, algorithm } = parsePrivateKeyPem(inputs.caPrivateKeyPem, "ca_private_key_pem");
-    const ca = parseCert(inputs.caCertPem);
-    const validity = requireInt(inputs.validityPeriodHours, "validity_period_hours", 0);
-    const { keyUsage, extKeyUsage } = parseAllowedUses(inputs.allowedUses);
-    // Go x509.CreateCertificate refuses a signer that does not match the parent certificate.
-    if (!spkiOf(crypto.createPublicKey(caKey)).equals(ca.spki)) {
-        throw new Error("Failed to create certificate: x509: provided PrivateKey doesn't match parent's PublicKey");
-    }
-    const isCA = !!inputs.isCaCertificate;
-    if (isCA && dnIsEmpty(csr.subject)) {
-        throw new Error("Invalid Certificate Subject: Must contain at least one Distinguished Name when creating Certificate Authority (CA)");
-    }
-    const ski = isCA || inputs.setSubjectKeyId ? providerSubjectKeyId(csr.publicKey) : undefined;
-    const subjectName = encodeName(csr.subject);
-    // Go: AKI = parent's SKI whenever issuer != subject.
-    const aki = !ca.rawSubject.equals(subjectName) && ca.subjectKeyId?.length ? ca.subjectKeyId : undefined;
-    const built = buildCertificate(
-        { subject: csr.subject, sans: csr.sans, isCA, maxPathLength: inputs.maxPathLength, keyUsage, extKeyUsage, subjectKeyId: ski, authorityKeyId: aki },
-        ca.rawSubject,
-        csr.publicKey,
-        caKey,
-        validity,
-    );
-    return {
-        id: built.serial,
-        outputs: {
-            ...inputs,
-            ...certDefaults(inputs),
-            caKeyAlgorithm: algorithm,
-            certPem: built.certPem,
-            validityStartTime: built.validityStartTime,
-            validityEndTime: built.validityEndTime,
-        },
-    };
+    return `-----BEGIN ${type}-----\n${der
+        .toString("base64")
+        .match(/.{1,64}/g)!
+        .join("\n")}\n-----END ${type}-----\n`;
 }

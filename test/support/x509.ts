@@ -7,7 +7,6 @@ export interface CertFacts {
     dnsNames: string[];
     ipAddresses: string[];
     isCa: boolean;
-    keyUsages: number;
     extendedKeyUsages: string[];
     notBefore: Date;
     notAfter: Date;
@@ -18,7 +17,6 @@ export function certFacts(pem: string): CertFacts {
     const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
     const names = san ? san.names.toJSON() : [];
     const bc = cert.getExtension(x509.BasicConstraintsExtension);
-    const ku = cert.getExtension(x509.KeyUsagesExtension);
     const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
     return {
         subject: cert.subject,
@@ -26,11 +24,8 @@ export function certFacts(pem: string): CertFacts {
         dnsNames: names.filter((n) => n.type === "dns").map((n) => n.value),
         ipAddresses: names.filter((n) => n.type === "ip").map((n) => n.value),
         isCa: bc?.ca ?? false,
-        keyUsages: ku?.usages ?? 0,
         extendedKeyUsages: (eku?.usages ?? []).map(String),
         notBefore: cert.notBefore,
         notAfter: cert.notAfter,
     };
 }
-
-export { x509 };

@@ -5,36 +5,14 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { criListImages } from "./cri";
-import { startProcess, waitFor, type ProcHandle } from "./procs";
-
-/** Options for {@link startContainerd}. */
-export interface StartContainerdOptions {
-    /** Everything containerd writes goes under here (root, state, opt, socket, CNI dirs, log). */
-    workDir: string;
-    /** CRI `registry.config_path`: the certs.d dir holding HOST[:PORT]/hosts.toml. */
-    certsDir: string;
-    /** Run containerd in a private mount namespace with this file bind-mounted over /etc/hosts. */
-    hostsFile?: string;
-    /** CRI snapshotter (default "overlayfs"; "native" works on any filesystem). */
-    snapshotter?: "overlayfs" | "native";
-    /** Extra environment for the daemon (e.g. SSL_CERT_FILE standing for the node's trust store). */
-    env?: Record<string, string>;
-    /** containerd log level (default "info"). */
-    logLevel?: "debug" | "info" | "warn" | "error";
-    /** Readiness timeout (default 20000 ms). */
-    timeoutMs?: number;
-}
+import { startProcess, waitFor } from "./procs";
 
 /** A running containerd. */
 export interface ContainerdHandle {
     /** Path of the gRPC unix socket (CRI is served there too). */
     socket: string;
-    proc: ProcHandle;
-    configFile: string;
     /** containerd's root dir (content store, snapshots, metadata). */
     root: string;
-    /** Stops containerd. */
-    stop(): Promise<void>;
 }
 
 // Plugins a CRI image pull never needs; disabling them keeps start-up quiet and fast.
@@ -49,8 +27,8 @@ const DISABLED_PLUGINS = [
 
 const q = (s: string): string => JSON.stringify(s); // TOML basic strings accept JSON escapes
 
-/** The containerd 1.6 config (version 2) used by {@link startContainerd}. */
-export function containerdConfig(o: { workDir: string; certsDir: string; socket: string; snapshotter: string; logLevel: string }): string {
+/** The containerd 1.6 config (version 2): every path under workDir, CRI reading hosts from certsDir. */
+function containerdConfig(o: { workDir: string; certsDir: string; socket: string }): string {
     const w = o.workDir;
     return [
         "version = 2",
@@ -65,7 +43,7 @@ export function containerdConfig(o: { workDir: string; certsDir: string; socket:
         `  address = ${q(`${o.socket}.ttrpc`)}`,
         "",
         "[debug]",
-        `  level = ${q(o.logLevel)}`,
+        '  level = "info"',
         "",
         "[plugins]",
         '  [plugins."io.containerd.internal.v1.opt"]',
@@ -75,7 +53,7 @@ export function containerdConfig(o: { workDir: string; certsDir: string; socket:
         '    stream_server_address = "127.0.0.1"',
         '    stream_server_port = "0"',
         '    [plugins."io.containerd.grpc.v1.cri".containerd]',
-        `      snapshotter = ${q(o.snapshotter)}`,
+        '      snapshotter = "overlayfs"',
         '    [plugins."io.containerd.grpc.v1.cri".cni]',
         `      bin_dir = ${q(path.join(w, "cni", "bin"))}`,
         `      conf_dir = ${q(path.join(w, "cni", "net.d"))}`,
@@ -96,52 +74,34 @@ function canConnect(socket: string): Promise<boolean> {
     });
 }
 
-/** Writes a config under workDir, starts containerd (optionally with its own /etc/hosts) and waits until CRI answers. */
-export async function startContainerd(opts: StartContainerdOptions): Promise<ContainerdHandle> {
+/**
+ * Writes a config under workDir, starts containerd with `env` added (e.g. SSL_CERT_FILE standing for the
+ * node's trust store) and waits until CRI answers. It is stopped by stopAll().
+ */
+export async function startContainerd(opts: { workDir: string; certsDir: string; env?: Record<string, string> }): Promise<ContainerdHandle> {
     const workDir = path.resolve(opts.workDir);
     const socket = path.join(workDir, "containerd.sock");
     if (Buffer.byteLength(`${socket}.ttrpc`) > 107) {
         throw new Error(`startContainerd: socket path too long for a unix socket (${socket}); use a shorter workDir`);
     }
-    for (const d of ["root", "state", "opt", "cni/bin", "cni/net.d"]) {
-        fs.mkdirSync(path.join(workDir, d), { recursive: true });
-    }
+    for (const d of ["root", "state", "opt", "cni/bin", "cni/net.d"]) fs.mkdirSync(path.join(workDir, d), { recursive: true });
     fs.mkdirSync(opts.certsDir, { recursive: true });
     const configFile = path.join(workDir, "containerd.toml");
-    fs.writeFileSync(
-        configFile,
-        containerdConfig({
-            workDir,
-            certsDir: path.resolve(opts.certsDir),
-            socket,
-            snapshotter: opts.snapshotter ?? "overlayfs",
-            logLevel: opts.logLevel ?? "info",
-        }),
-    );
+    fs.writeFileSync(configFile, containerdConfig({ workDir, certsDir: path.resolve(opts.certsDir), socket }));
 
     const proc = startProcess("containerd", ["--config", configFile], {
         cwd: workDir,
         logFile: path.join(workDir, "containerd.log"),
-        unshareHostsFile: opts.hostsFile,
         // containerd reads no proxy, so nothing else is needed from the environment
-        env: { ...(opts.env ?? {}), TMPDIR: path.join(workDir, "state") },
+        env: { ...opts.env, TMPDIR: path.join(workDir, "state") },
     });
     try {
-        await waitFor(
-            async () => (await canConnect(socket)) && (await criListImages(socket, { timeoutMs: 2000 })) !== undefined,
-            opts.timeoutMs ?? 20_000,
-            `containerd CRI on ${socket}`,
-            { proc },
-        );
+        await waitFor(async () => (await canConnect(socket)) && (await criListImages(socket, 2000)) !== undefined, 20_000, `containerd CRI on ${socket}`, {
+            proc,
+        });
     } catch (e) {
         await proc.stop();
         throw e;
     }
-    return {
-        socket,
-        proc,
-        configFile,
-        root: path.join(workDir, "root"),
-        stop: () => proc.stop(),
-    };
+    return { socket, root: path.join(workDir, "root") };
 }

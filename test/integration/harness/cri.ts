@@ -8,59 +8,20 @@ import * as protoLoader from "@grpc/proto-loader";
 const PROTO_FILE = path.join(__dirname, "cri-api.proto");
 const SERVICE = "runtime.v1.ImageService";
 
-/** CRI ImageSpec (only `image` is usually set). */
-export interface CriImageSpec {
-    image: string;
-    annotations?: Record<string, string>;
-    user_specified_image?: string;
-    runtime_handler?: string;
-    image_ref?: string;
-}
-
 /**
- * CRI AuthConfig. kubelet fills username/password from an imagePullSecret and leaves
- * server_address empty; containerd then sends the credentials to whichever host it maps the
- * image's registry to (hosts.toml).
+ * CRI AuthConfig as kubelet fills it from an imagePullSecret: username and password, no server_address;
+ * containerd then sends them to whichever host it maps the image's registry to (hosts.toml).
  */
 export interface CriAuth {
-    username?: string;
-    password?: string;
-    /** base64(user:password), as in a .dockerconfigjson */
-    auth?: string;
-    server_address?: string;
-    identity_token?: string;
-    registry_token?: string;
+    username: string;
+    password: string;
 }
 
-/** CRI Image message as decoded here (64-bit numbers as decimal strings). */
+/** The part of a CRI Image message the tests read. */
 export interface CriImage {
     id: string;
     repo_tags: string[];
     repo_digests: string[];
-    size: string;
-    uid: { value: string } | null;
-    username: string;
-    spec: CriImageSpec | null;
-    pinned: boolean;
-}
-
-/** Error from a CRI call: the message carries the gRPC status name and containerd's text. */
-export class CriError extends Error {
-    constructor(
-        readonly method: string,
-        readonly code: number,
-        readonly codeName: string,
-        readonly details: string,
-    ) {
-        super(`CRI ${method} failed: ${codeName}: ${details}`);
-        this.name = "CriError";
-    }
-}
-
-/** Options common to the CRI calls. */
-export interface CriCallOptions {
-    /** Deadline of the call (default 180 s for pulls, 15 s otherwise). */
-    timeoutMs?: number;
 }
 
 let definition: protoLoader.PackageDefinition | undefined;
@@ -94,8 +55,8 @@ function unary<Res>(socket: string, method: string, request: object, timeoutMs: 
             (err, value) => {
                 client.close();
                 if (err) {
-                    const codeName = grpc.status[err.code] ?? String(err.code);
-                    reject(new CriError(`${method}(${label})`, err.code, codeName, err.details || err.message));
+                    // The gRPC status name and containerd's text, which tests match on.
+                    reject(new Error(`CRI ${method}(${label}) failed: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
                     return;
                 }
                 resolve(value as Res);
@@ -104,27 +65,27 @@ function unary<Res>(socket: string, method: string, request: object, timeoutMs: 
     });
 }
 
-/** Pulls an image through CRI PullImage (auth as kubelet passes it) and returns the image_ref. */
-export async function criPull(socket: string, image: string, auth?: CriAuth, opts: CriCallOptions = {}): Promise<string> {
-    const req: { image: CriImageSpec; auth?: CriAuth } = { image: { image } };
+/** Pulls an image through CRI PullImage (auth as kubelet passes it; deadline default 180 s) and returns the image_ref. */
+export async function criPull(socket: string, image: string, auth?: CriAuth, opts: { timeoutMs?: number } = {}): Promise<string> {
+    const req: { image: { image: string }; auth?: CriAuth } = { image: { image } };
     if (auth !== undefined) req.auth = auth;
     const res = await unary<{ image_ref: string }>(socket, "PullImage", req, opts.timeoutMs ?? 180_000, image);
     return res.image_ref;
 }
 
 /** Removes an image through CRI RemoveImage (idempotent). */
-export async function criRemove(socket: string, image: string, opts: CriCallOptions = {}): Promise<void> {
-    await unary<object>(socket, "RemoveImage", { image: { image } }, opts.timeoutMs ?? 15_000, image);
+export async function criRemove(socket: string, image: string): Promise<void> {
+    await unary<object>(socket, "RemoveImage", { image: { image } }, 15_000, image);
 }
 
 /** Returns the CRI Image for a reference or ID, or null when the runtime does not have it. */
-export async function criImageStatus(socket: string, image: string, opts: CriCallOptions = {}): Promise<CriImage | null> {
-    const res = await unary<{ image: CriImage | null }>(socket, "ImageStatus", { image: { image }, verbose: false }, opts.timeoutMs ?? 15_000, image);
+export async function criImageStatus(socket: string, image: string): Promise<CriImage | null> {
+    const res = await unary<{ image: CriImage | null }>(socket, "ImageStatus", { image: { image }, verbose: false }, 15_000, image);
     return res.image ?? null;
 }
 
 /** Lists the images the runtime has (CRI ListImages). */
-export async function criListImages(socket: string, opts: CriCallOptions = {}): Promise<CriImage[]> {
-    const res = await unary<{ images: CriImage[] }>(socket, "ListImages", {}, opts.timeoutMs ?? 15_000, "");
+export async function criListImages(socket: string, timeoutMs = 15_000): Promise<CriImage[]> {
+    const res = await unary<{ images: CriImage[] }>(socket, "ListImages", {}, timeoutMs, "");
     return res.images;
 }

@@ -3,7 +3,7 @@
 import { baseEnv, which } from "./procs";
 
 /** Binaries the integration tests start, with the Debian 12 package that ships each. */
-export const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
+const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
     { bin: "docker-registry", pkg: "docker-registry" },
     { bin: "containerd", pkg: "containerd" },
     { bin: "runc", pkg: "runc" },
@@ -13,7 +13,6 @@ export const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
     // used by the harness itself; part of every Debian install, checked for clarity
     { bin: "tar", pkg: "tar" },
     { bin: "gzip", pkg: "gzip" },
-    { bin: "unshare", pkg: "util-linux" },
 ];
 
 const INSTALL_HINT = "sudo apt-get install -y --no-install-recommends docker-registry containerd runc skopeo openssl busybox";
