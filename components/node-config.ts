@@ -1,20 +1,37 @@
 /** The DaemonSet that makes every node's containerd trust and reach the in-cluster registries. */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
+import { NodeFile, renderNodeFilesData, validateOwner } from "./node-agent/files";
 import { contentChecksum } from "./render/checksum";
 import { HostCapability, renderHostsToml } from "./render/hosts-toml";
-import { NodeFile, renderNodeScript } from "./render/node-script";
-import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
+
+export type { NodeFile } from "./node-agent/files";
 
 /** Where the node's certs.d directory appears inside the DaemonSet's container. */
 export const NODE_CERTS_MOUNT = "/host/certs.d";
-/** Where the script's ConfigMap is mounted. */
-export const NODE_SCRIPT_MOUNT = "/scripts";
-export const NODE_SCRIPT_FILE = "node-config.sh";
+/** Where the agent's ConfigMap (the script alone) is mounted. */
+export const NODE_AGENT_MOUNT = "/node-agent";
+/** The script's name in the repository, in the ConfigMap and in the container. */
+export const NODE_AGENT_FILE = "node-agent.sh";
+/** Where the Secret with the files to write (a manifest plus one key per file) is mounted. */
+export const NODE_FILES_MOUNT = "/node-files";
 /** How often a running pod re-applies, repairing files someone else changed. */
 export const REAPPLY_SECONDS = 300;
 /** Name of the CA file next to each hosts.toml. */
 export const NODE_CA_FILE = "ca.crt";
+/** The agent as it is in the repository; it reaches the nodes byte for byte. */
+export const NODE_AGENT_SCRIPT_PATH = path.join(__dirname, "node-agent", NODE_AGENT_FILE);
+
+/**
+ * The node agent's script. Read when the program runs (it is a shell file, linted by shellcheck,
+ * not a TypeScript string) and the same for every cluster: what it writes comes from the Secret.
+ */
+export function nodeAgentScript(): string {
+    return fs.readFileSync(NODE_AGENT_SCRIPT_PATH, "utf8");
+}
 
 /** One registry as a node sees it. */
 export interface NodeRegistry {
@@ -52,6 +69,84 @@ export function nodeFiles(
     ]);
 }
 
+/**
+ * The pod-template checksum: the script and every key of the files Secret, so a change to either
+ * rolls the pods. Today every node file is public (hosts.toml, the CA); a credential added to the
+ * Secret later must enter here already hashed, as the annotation is plain text.
+ */
+export function nodeAgentChecksum(script: string, filesData: Readonly<Record<string, string>>): string {
+    const keys = Object.keys(filesData).sort();
+    return contentChecksum([script, ...keys.flatMap((k) => [k, filesData[k]])]);
+}
+
+/** The agent's container: the DaemonSet's one command, `run`, with everything it reads mounted read-only. */
+export function nodeAgentContainer(image: string, owner: string): k8s.types.input.core.v1.Container {
+    return {
+        name: "node-config",
+        image,
+        command: ["/bin/sh", `${NODE_AGENT_MOUNT}/${NODE_AGENT_FILE}`, "run"],
+        env: [
+            { name: "CERTS_DIR", value: NODE_CERTS_MOUNT },
+            { name: "FILES_DIR", value: NODE_FILES_MOUNT },
+            { name: "OWNER", value: owner },
+            { name: "REAPPLY_SECONDS", value: String(REAPPLY_SECONDS) },
+            // Tells this pod from the rollout's next one: whichever applied last holds the node.
+            { name: "POD_UID", valueFrom: { fieldRef: { fieldPath: "metadata.uid" } } },
+        ],
+        volumeMounts: [
+            { name: "certs-d", mountPath: NODE_CERTS_MOUNT },
+            { name: "agent", mountPath: NODE_AGENT_MOUNT, readOnly: true },
+            { name: "files", mountPath: NODE_FILES_MOUNT, readOnly: true },
+        ],
+        resources: { requests: { cpu: "5m", memory: "8Mi" }, limits: { memory: "32Mi" } },
+        // Root only to own files in a root-owned directory; no capabilities at all.
+        securityContext: {
+            runAsUser: 0,
+            runAsGroup: 0,
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ["ALL"] },
+            seccompProfile: { type: "RuntimeDefault" },
+        },
+    };
+}
+
+/** The node directory the agent writes to, its script, and the files it writes. */
+export function nodeAgentVolumes(certsDir: string, scriptConfigMap: pulumi.Input<string>, filesSecret: pulumi.Input<string>): k8s.types.input.core.v1.Volume[] {
+    return [
+        // Only the one directory it writes to; created if the node lacks it.
+        { name: "certs-d", hostPath: { path: certsDir, type: "DirectoryOrCreate" } },
+        { name: "agent", configMap: { name: scriptConfigMap, defaultMode: 0o444 } },
+        // The agent runs as root and copies what it writes with its own umask: nobody else needs to read these.
+        { name: "files", secret: { secretName: filesSecret, defaultMode: 0o400 } },
+    ];
+}
+
+/** Every Linux node that runs pods under containerd, control plane and tainted pools included: any of them may pull. */
+export function nodeAgentPodSpec(container: k8s.types.input.core.v1.Container, volumes: k8s.types.input.core.v1.Volume[]): k8s.types.input.core.v1.PodSpec {
+    return {
+        tolerations: [{ operator: "Exists" }],
+        // ...but only where containerd on Linux runs pods: not Windows nodes, not EKS Fargate's
+        // virtual nodes (pods that can never start there would hold the rollout, and `pulumi up`,
+        // until it times out).
+        nodeSelector: { "kubernetes.io/os": "linux" },
+        affinity: {
+            nodeAffinity: {
+                requiredDuringSchedulingIgnoredDuringExecution: {
+                    nodeSelectorTerms: [{ matchExpressions: [{ key: "eks.amazonaws.com/compute-type", operator: "NotIn", values: ["fargate"] }] }],
+                },
+            },
+        },
+        automountServiceAccountToken: false,
+        enableServiceLinks: false,
+        // Time for the SIGTERM trap to restore the node before the kill.
+        terminationGracePeriodSeconds: 30,
+        securityContext: { seccompProfile: { type: "RuntimeDefault" } },
+        containers: [container],
+        volumes,
+    };
+}
+
 export interface NodeConfigArgs {
     /** Namespace of the DaemonSet. */
     namespace: pulumi.Input<string>;
@@ -67,94 +162,42 @@ export interface NodeConfigArgs {
     registries: NodeRegistry[];
 }
 
-/** A DaemonSet on every node, control plane included, keeping certs.d in line with the registries. */
+/**
+ * A DaemonSet on every node keeping certs.d in line with the registries: the agent script from a
+ * ConfigMap that never changes, and what it writes from a Secret.
+ */
 export class NodeConfig extends pulumi.ComponentResource {
-    /** The script the DaemonSet runs (also what tests run against a temp dir). */
-    public readonly script: pulumi.Output<string>;
     /** The node directory it writes to. */
     public readonly certsDir: string;
 
     constructor(name: string, args: NodeConfigArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:NodeConfig", name, {}, opts);
+        validateOwner(args.owner);
         this.certsDir = args.certsDir;
         const labels = { "app.kubernetes.io/name": "node-config", "app.kubernetes.io/instance": name };
-        const metaLabels = { ...labels, ...PART_OF };
+        const metadata = { namespace: args.namespace, labels: { ...labels, ...PART_OF } };
 
+        const script = nodeAgentScript();
         const registries = pulumi.all(args.registries.map((r) => pulumi.output(r)));
-        this.script = pulumi.all([args.caPem, registries]).apply(([caPem, regs]) => renderNodeScript(args.owner, nodeFiles(args.owner, caPem, regs)));
+        const filesData = pulumi.all([args.caPem, registries]).apply(([caPem, regs]) => renderNodeFilesData(nodeFiles(args.owner, caPem, regs)));
 
-        const configMap = new k8s.core.v1.ConfigMap(
-            `${name}-script`,
-            { metadata: { namespace: args.namespace, labels: metaLabels }, data: { [NODE_SCRIPT_FILE]: this.script } },
-            { parent: this },
-        );
+        const agent = new k8s.core.v1.ConfigMap(`${name}-script`, { metadata, data: { [NODE_AGENT_FILE]: script } }, { parent: this });
+        const files = new k8s.core.v1.Secret(`${name}-files`, { metadata, type: "Opaque", stringData: filesData }, { parent: this });
+        const podSpec = nodeAgentPodSpec(nodeAgentContainer(args.image, args.owner), nodeAgentVolumes(args.certsDir, agent.metadata.name, files.metadata.name));
 
         new k8s.apps.v1.DaemonSet(
             name,
             {
-                metadata: { namespace: args.namespace, labels: metaLabels },
+                metadata,
                 spec: {
                     selector: { matchLabels: labels },
                     // The new pod starts (and takes the node over) before the old one stops, so a
                     // rollout never leaves a node without its hosts.toml files.
                     updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+                    // A new CA, ClusterIP or registry list changes the Secret and rolls the pods.
                     template: {
-                        // A new CA, ClusterIP or registry list changes the script and rolls the pods.
-                        metadata: { labels: metaLabels, annotations: { [CHECKSUM_ANNOTATION]: this.script.apply((s) => contentChecksum([s])) } },
-                        spec: {
-                            // Every node, control plane and tainted pools included: any of them may pull.
-                            tolerations: [{ operator: "Exists" }],
-                            // ...but only where containerd on Linux runs pods: not Windows nodes, not
-                            // EKS Fargate's virtual nodes (pods that can never start there would hold
-                            // the rollout, and `pulumi up`, until it times out).
-                            nodeSelector: { "kubernetes.io/os": "linux" },
-                            affinity: {
-                                nodeAffinity: {
-                                    requiredDuringSchedulingIgnoredDuringExecution: {
-                                        nodeSelectorTerms: [
-                                            { matchExpressions: [{ key: "eks.amazonaws.com/compute-type", operator: "NotIn", values: ["fargate"] }] },
-                                        ],
-                                    },
-                                },
-                            },
-                            automountServiceAccountToken: false,
-                            enableServiceLinks: false,
-                            // Time for the SIGTERM trap to restore the node before the kill.
-                            terminationGracePeriodSeconds: 30,
-                            securityContext: { seccompProfile: { type: "RuntimeDefault" } },
-                            containers: [
-                                {
-                                    name: "node-config",
-                                    image: args.image,
-                                    command: ["/bin/sh", `${NODE_SCRIPT_MOUNT}/${NODE_SCRIPT_FILE}`, "run"],
-                                    env: [
-                                        { name: "CERTS_DIR", value: NODE_CERTS_MOUNT },
-                                        { name: "REAPPLY_SECONDS", value: String(REAPPLY_SECONDS) },
-                                        // Tells this pod from the rollout's next one: whichever applied last holds the node.
-                                        { name: "POD_UID", valueFrom: { fieldRef: { fieldPath: "metadata.uid" } } },
-                                    ],
-                                    volumeMounts: [
-                                        { name: "certs-d", mountPath: NODE_CERTS_MOUNT },
-                                        { name: "script", mountPath: NODE_SCRIPT_MOUNT, readOnly: true },
-                                    ],
-                                    resources: { requests: { cpu: "5m", memory: "8Mi" }, limits: { memory: "32Mi" } },
-                                    // Root only to own files in a root-owned directory; no capabilities at all.
-                                    securityContext: {
-                                        runAsUser: 0,
-                                        runAsGroup: 0,
-                                        readOnlyRootFilesystem: true,
-                                        allowPrivilegeEscalation: false,
-                                        capabilities: { drop: ["ALL"] },
-                                        seccompProfile: { type: "RuntimeDefault" },
-                                    },
-                                },
-                            ],
-                            volumes: [
-                                // Only the one directory it writes to; created if the node lacks it.
-                                { name: "certs-d", hostPath: { path: args.certsDir, type: "DirectoryOrCreate" } },
-                                { name: "script", configMap: { name: configMap.metadata.name, defaultMode: 0o444 } },
-                            ],
-                        },
+                        metadata: { labels: metadata.labels, annotations: { [CHECKSUM_ANNOTATION]: filesData.apply((d) => nodeAgentChecksum(script, d)) } },
+                        spec: podSpec,
                     },
                 },
             },

@@ -1,7 +1,8 @@
 /**
  * The node-config DaemonSet's own script, in its own `run` mode under busybox, against a directory
  * standing for a node's certs.d that already holds other tools' files: a rollout (new pod first,
- * then the old one stopped), uninstall, SIGTERM at any moment, and a pod killed outright.
+ * then the old one stopped), uninstall, SIGTERM at any moment, a pod killed outright, and mounted
+ * node files that would lead it out of certs.d.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -9,7 +10,7 @@ import { afterAll, beforeEach, expect, test } from "vitest";
 import { FakeCloud } from "../support/fake-cloud";
 import { describeIntegration } from "./describe-integration";
 import { nodeScript, snapshotTree, waitApplied } from "./harness/node";
-import { stopAll } from "./harness/procs";
+import { stopAll, waitFor } from "./harness/procs";
 import { deploy, tempDir } from "./support";
 
 const HOSTED_IP = "10.96.0.10";
@@ -99,7 +100,7 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
         expect(fs.readdirSync(certs).some((f) => f.endsWith(".lock"))).toBe(true);
 
         const next = nodeScript(cloud, work, certs).start(path.join(work, "next.log"));
-        // The killed pod's lock is taken over once it is 10 s old.
+        // The killed pod's lock is taken over after 100 tries 0.1 s apart (about 10 s).
         await waitApplied(next, 30_000);
         expect(next.log()).toContain("taking over a stale lock");
         const applied = snapshotTree(certs);
@@ -110,4 +111,69 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
         await next.stop();
         expect(snapshotTree(certs)).toEqual(original);
     }, 60_000);
+
+    // Each appended after the program's own (good) lines: nothing may be written before the whole manifest is checked.
+    const BAD_MANIFEST_LINES: Array<[string, string]> = [
+        ["a path that climbs out", "f0 ../evil/hosts.toml"],
+        ["an absolute path", "f0 /etc/evil/hosts.toml"],
+        ["a '..' inside the path", "f0 evil/../../hosts.toml"],
+        ["a path with a subdirectory", "f0 evil/sub/hosts.toml"],
+        ["a host dir starting with a dot", "f0 .evil/hosts.toml"],
+        ["a key naming kubelet's ..data", "..data evil/hosts.toml"],
+        ["a key that climbs out", "../f0 evil/hosts.toml"],
+        ["a third field", "f0 evil/hosts.toml extra"],
+        ["a path given twice", "f0 evil/hosts.toml\nf1 evil/hosts.toml"],
+        ["a key the Secret does not have", "f99 evil/hosts.toml"],
+    ];
+
+    test("a manifest line that is not `KEY <host dir>/<file>` is refused before the node is touched, in every mode", async () => {
+        const cloud = cloudWithIPs();
+        await deploy(HOSTED_IP, {}, cloud);
+        for (const [what, line] of BAD_MANIFEST_LINES) {
+            const pod = nodeScript(cloud, work, certs);
+            const manifest = path.join(pod.filesDir, "manifest");
+            fs.writeFileSync(manifest, `${fs.readFileSync(manifest, "utf8")}${line.replace(/\\n/g, "\n")}\n`);
+
+            const apply = await pod.exec("apply");
+            expect(apply.code, `${what}: ${apply.stdout}${apply.stderr}`).toBe(1);
+            expect(apply.stdout).toContain("nothing changed");
+            expect(snapshotTree(certs), what).toEqual(original);
+
+            const run = pod.start(path.join(work, "bad-run.log"));
+            expect(await run.exited, `${what}: ${run.log()}`).toBe(1);
+            expect(snapshotTree(certs), what).toEqual(original);
+        }
+    });
+
+    test("an OWNER that could name another directory is refused before the node is touched", async () => {
+        const cloud = cloudWithIPs();
+        await deploy(HOSTED_IP, {}, cloud);
+        const pod = nodeScript(cloud, work, certs);
+        for (const owner of ["../x", "a/b", "Registry", ".hidden", "-x"]) {
+            const r = await pod.exec("apply", { OWNER: owner });
+            expect(r.code, `${owner}: ${r.stdout}${r.stderr}`).toBe(2);
+            expect(r.stderr).toContain("must be a lower-case DNS-like name");
+        }
+        expect(snapshotTree(certs)).toEqual(original);
+    });
+
+    test("a pod whose files turn unusable keeps the node as it last applied it, and still restores it on SIGTERM", async () => {
+        const cloud = cloudWithIPs();
+        await deploy(HOSTED_IP, { "cluster-registry:caches": '["docker.io"]' }, cloud);
+        const pod = nodeScript(cloud, work, certs);
+        // Re-applying every second rather than every 300, to see a re-apply happen.
+        const proc = pod.start(path.join(work, "pod.log"), { REAPPLY_SECONDS: "1" });
+        await waitApplied(proc);
+        // What containerd reads; the agent's own state and lock come and go with every re-apply.
+        const hostFiles = () => Object.fromEntries(Object.entries(snapshotTree(certs)).filter(([p]) => !p.startsWith(".cluster-registry")));
+        const applied = hostFiles();
+        // The Secret changed under the running pod (kubelet projects updates) and now has a bad line.
+        fs.appendFileSync(path.join(pod.filesDir, "manifest"), "f0 ../evil/hosts.toml\n");
+        await waitFor(() => proc.log().includes("nothing changed"), 10_000, "a refused re-apply", { proc });
+        expect(proc.hasExited()).toBe(false);
+        expect(hostFiles()).toEqual(applied);
+        await proc.stop();
+        expect(proc.log()).toContain("node-config: node restored");
+        expect(snapshotTree(certs)).toEqual(original);
+    });
 });

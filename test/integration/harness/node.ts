@@ -1,6 +1,7 @@
 /**
- * Runs the node-config DaemonSet's own command, from its own ConfigMap and env, under busybox (the
- * shell of the registry image it runs in), against a directory that stands for the node's certs.d.
+ * Runs the node-config DaemonSet's own command, with its own ConfigMap (the agent script), Secret
+ * (the files it writes) and env, under busybox (the shell of the registry image it runs in), against
+ * a directory that stands for the node's certs.d.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -14,10 +15,12 @@ export interface NodeScript {
     /** The mode the DaemonSet runs (`run`). */
     mode: string;
     env: Record<string, string>;
-    /** Runs the script in a given mode and waits for it. */
-    exec(mode: "apply" | "remove"): Promise<CommandResult>;
-    /** Starts the DaemonSet's own command (`run`) as a long-lived process. */
-    start(logFile: string): ProcHandle;
+    /** Where this pod's Secret of node files is mounted (FILES_DIR, rebased). */
+    filesDir: string;
+    /** Runs the script in a given mode and waits for it; `env` adds to or overrides the pod's. */
+    exec(mode: "apply" | "remove", env?: Record<string, string>): Promise<CommandResult>;
+    /** Starts the DaemonSet's own command (`run`) as a long-lived process; `env` adds to or overrides the pod's. */
+    start(logFile: string, env?: Record<string, string>): ProcHandle;
 }
 
 /** A directory of busybox applets, so cp, mv, cmp and grep behave as in the image. */
@@ -27,18 +30,21 @@ function busyboxPath(workDir: string): string {
         fs.mkdirSync(dir, { recursive: true });
         const bb = ["/usr/bin/busybox", "/bin/busybox"].find((p) => fs.existsSync(p));
         if (!bb) throw new Error("busybox is not installed (apt-get install busybox)");
-        for (const applet of ["sh", "cat", "cp", "mv", "rm", "rmdir", "mkdir", "grep", "cmp", "touch", "sleep", "kill", "echo", "test", "["]) {
+        for (const applet of ["sh", "cat", "cp", "mv", "rm", "rmdir", "mkdir", "grep", "cmp", "touch", "sleep", "kill", "echo", "test", "[", "readlink"]) {
             fs.symlinkSync(bb, path.join(dir, applet));
         }
     }
     return dir;
 }
 
-/** The DaemonSet's script as it would run on a node whose certs.d is `nodeCertsDir`. */
+/**
+ * The DaemonSet's script as it would run on a node whose certs.d is `nodeCertsDir`. Each call is a
+ * new pod with its own mounts, as in a rollout, where the old pod keeps what it was started with.
+ */
 export function nodeScript(cloud: FakeCloud, workDir: string, nodeCertsDir: string): NodeScript {
     const ds = cloud.one("kubernetes:apps/v1:DaemonSet");
     const hostPath = ds.inputs.spec.template.spec.volumes.find((v: { hostPath?: { path: string } }) => v.hostPath).hostPath.path;
-    const local = materialize(cloud, ds, path.join(workDir, "pod"), { [hostPath]: nodeCertsDir });
+    const local = materialize(cloud, ds, fs.mkdtempSync(path.join(workDir, "pod-")), { [hostPath]: nodeCertsDir });
     const [shell, script, mode] = local.container.command as string[];
     if (shell !== "/bin/sh") throw new Error(`the DaemonSet runs ${shell}, not /bin/sh`);
     const bin = busyboxPath(workDir);
@@ -49,8 +55,9 @@ export function nodeScript(cloud: FakeCloud, workDir: string, nodeCertsDir: stri
         argv,
         mode,
         env,
-        exec: (m) => runCommand(argv[0], [argv[1], m], { env, timeoutMs: 30_000 }),
-        start: (logFile) => startProcess(argv[0], [argv[1], mode], { env, logFile }),
+        filesDir: local.env.FILES_DIR,
+        exec: (m, extra = {}) => runCommand(argv[0], [argv[1], m], { env: { ...env, ...extra }, timeoutMs: 30_000 }),
+        start: (logFile, extra = {}) => startProcess(argv[0], [argv[1], mode], { env: { ...env, ...extra }, logFile }),
     };
 }
 

@@ -1,6 +1,7 @@
 /**
  * Turns a pod spec the program generated into a local process: every mounted ConfigMap, Secret and
- * volume is written under a root directory at its mount path, env comes from the container spec
+ * volume is written under a root directory at its mount path (ConfigMaps and Secrets in kubelet's
+ * atomic-writer layout, `items` honoured), env comes from the container spec
  * (secretKeyRef included), and absolute paths in the generated config are rebased onto that root.
  * Nothing is hand-copied: change the Deployment or DaemonSet and these tests see the change.
  */
@@ -37,6 +38,62 @@ function dataOf(r: RecordedResource): Record<string, string> {
     return { ...out, ...(r.inputs.stringData ?? {}) };
 }
 
+/** A ConfigMap or Secret volume's files as kubelet projects them: every key, or only `items` (key -> path). */
+function projectedFiles(
+    source: { defaultMode?: number; items?: Array<{ key: string; path: string; mode?: number }> },
+    data: Record<string, string>,
+    volume: string,
+): Array<{ path: string; content: string; mode: number }> {
+    const mode = source.defaultMode ?? 0o644;
+    if (!source.items) return Object.entries(data).map(([key, content]) => ({ path: key, content, mode }));
+    return source.items.map((item) => {
+        if (!(item.key in data)) throw new Error(`volume ${volume} projects key ${item.key}, which its source does not have`);
+        if (path.isAbsolute(item.path) || item.path.split("/").includes("..")) throw new Error(`volume ${volume} projects to ${item.path}`);
+        return { path: item.path, content: data[item.key], mode: item.mode ?? mode };
+    });
+}
+
+/**
+ * Writes a volume's files the way kubelet's atomic writer does, so a program that lists the directory
+ * or keeps a file open sees what it would in a pod: the files in a timestamped directory `..<ts>`, a
+ * `..data` symlink to it, and one symlink per top-level name through `..data`. Writing again (a pod
+ * restarted on the same root, an updated Secret) swaps `..data` with a rename and drops the old directory.
+ */
+function writeAtomically(dir: string, files: Array<{ path: string; content: string; mode: number }>): void {
+    const stamp = `..${new Date().toISOString().replace(/[-:.]/g, "_")}.${randomUUID().slice(0, 8)}`;
+    for (const f of files) {
+        const p = path.join(dir, stamp, f.path);
+        fs.mkdirSync(path.dirname(p), { recursive: true });
+        fs.writeFileSync(p, f.content, { mode: f.mode });
+        fs.chmodSync(p, f.mode);
+    }
+    fs.mkdirSync(path.join(dir, stamp), { recursive: true });
+    const dataLink = path.join(dir, "..data");
+    const old = linkTarget(dataLink);
+    fs.rmSync(path.join(dir, "..data_tmp"), { force: true });
+    fs.symlinkSync(stamp, path.join(dir, "..data_tmp"));
+    fs.renameSync(path.join(dir, "..data_tmp"), dataLink);
+    const names = new Set(files.map((f) => f.path.split("/")[0]));
+    for (const name of names) {
+        const link = path.join(dir, name);
+        if (linkTarget(link) === path.join("..data", name)) continue;
+        fs.rmSync(link, { recursive: true, force: true });
+        fs.symlinkSync(path.join("..data", name), link);
+    }
+    // Only our own links to names the new version no longer has; anything else in dir is not ours.
+    for (const e of fs.readdirSync(dir)) if (!names.has(e) && linkTarget(path.join(dir, e)) === path.join("..data", e)) fs.rmSync(path.join(dir, e));
+    if (old && old !== stamp) fs.rmSync(path.join(dir, old), { recursive: true, force: true });
+}
+
+/** Where a symlink points, or undefined for anything else (or nothing). */
+function linkTarget(p: string): string | undefined {
+    try {
+        return fs.readlinkSync(p);
+    } catch {
+        return undefined;
+    }
+}
+
 /**
  * Materialises `containerName` of a workload (Deployment or DaemonSet) under `root`. `hostPaths`
  * maps a hostPath volume's node path to a local directory standing for it.
@@ -71,8 +128,7 @@ export function materialize(
                   ? byName(cloud, "kubernetes:core/v1:Secret", v.secret.secretName)
                   : undefined;
             if (source) {
-                const mode = (v.configMap ?? v.secret).defaultMode ?? 0o644;
-                for (const [key, content] of Object.entries(dataOf(source))) fs.writeFileSync(path.join(dir, key), content, { mode });
+                writeAtomically(dir, projectedFiles(v.configMap ?? v.secret, dataOf(source), m.name));
             } else if (!v.persistentVolumeClaim && !v.emptyDir) {
                 throw new Error(`volume ${m.name} has a kind this harness does not know: ${JSON.stringify(v)}`);
             }

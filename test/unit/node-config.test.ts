@@ -1,0 +1,213 @@
+/**
+ * The node agent: a shell file shipped byte for byte, and the Secret that tells it what to write.
+ * The pure parts with literal expected text; the program's ConfigMap, Secret and DaemonSet under the
+ * Pulumi mocks; and the lint step that keeps the script shellcheck-clean.
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, test } from "vitest";
+import { MANIFEST_KEY, renderNodeFilesData, stateDirName, validateNodeFiles } from "../../components/node-agent/files";
+import {
+    NODE_AGENT_FILE,
+    NODE_AGENT_MOUNT,
+    NODE_AGENT_SCRIPT_PATH,
+    NODE_FILES_MOUNT,
+    nodeAgentChecksum,
+    nodeAgentScript,
+    nodeFiles,
+} from "../../components/node-config";
+import { isCI } from "../integration/harness/tools";
+import { FakeCloud, runProgram } from "../support/fake-cloud";
+import { ENTRY, ROOT, stackConfig } from "../support/stacks";
+
+const T = {
+    cm: "kubernetes:core/v1:ConfigMap",
+    secret: "kubernetes:core/v1:Secret",
+    ds: "kubernetes:apps/v1:DaemonSet",
+};
+const CA = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
+
+describe("node files", () => {
+    test("nodeFiles gives each registry a hosts.toml and the CA beside it", () => {
+        expect(
+            nodeFiles("registry.registry", CA, [
+                {
+                    host: "r.example:5000",
+                    server: "https://r.example:5000",
+                    endpoint: "https://10.96.0.10:5000",
+                    capabilities: ["pull", "resolve", "push"],
+                    serverIsOurs: true,
+                },
+            ]),
+        ).toEqual([
+            {
+                path: "r.example:5000/hosts.toml",
+                content:
+                    "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
+                    'server = "https://r.example:5000"\nca = "ca.crt"\n\n[host."https://10.96.0.10:5000"]\ncapabilities = [ "pull", "resolve", "push" ]\nca = "ca.crt"\n',
+            },
+            { path: "r.example:5000/ca.crt", content: CA },
+        ]);
+    });
+
+    test("the Secret data is a manifest plus one key per file, in path order, contents verbatim", () => {
+        expect(
+            renderNodeFilesData([
+                { path: "b.example:5000/hosts.toml", content: 'server = "$NOT_EXPANDED"\n' },
+                { path: "a.example/ca.crt", content: "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----" },
+            ]),
+        ).toEqual({
+            manifest: "f0 a.example/ca.crt\nf1 b.example:5000/hosts.toml\n",
+            f0: "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----",
+            f1: 'server = "$NOT_EXPANDED"\n',
+        });
+        expect(renderNodeFilesData([])).toEqual({ manifest: "" });
+    });
+
+    test.each([
+        ["../etc/passwd"],
+        ["/etc/containerd/x/hosts.toml"],
+        ["host/../../x"],
+        ["host/sub/dir"],
+        ["host name/hosts.toml"],
+        ["host/$(reboot)"],
+        ["host/.."],
+        [".hidden/x"],
+    ])("refuses the unsafe path %s", (p) => {
+        expect(() => renderNodeFilesData([{ path: p, content: "x" }])).toThrow(/unsafe node file path/);
+    });
+
+    test("refuses a path given twice", () => {
+        expect(() =>
+            validateNodeFiles([
+                { path: "h/hosts.toml", content: "a" },
+                { path: "h/hosts.toml", content: "b" },
+            ]),
+        ).toThrow(/node file h\/hosts.toml is given twice/);
+    });
+
+    test("the state directory is hidden from containerd, and the owner must be a plain name", () => {
+        expect(stateDirName("registry.registry")).toBe(".cluster-registry.registry.registry");
+        for (const bad of ["", "../x", "Registry", "a/b", "-x"]) expect(() => stateDirName(bad)).toThrow(/lower-case DNS-like name/);
+    });
+
+    test("the checksum covers the script and every key of the data", () => {
+        const data = { manifest: "f0 h/ca.crt\n", f0: CA };
+        const base = nodeAgentChecksum("script", data);
+        expect(nodeAgentChecksum("script", { f0: CA, manifest: "f0 h/ca.crt\n" })).toBe(base);
+        expect(nodeAgentChecksum("script 2", data)).not.toBe(base);
+        expect(nodeAgentChecksum("script", { ...data, f0: CA + "x" })).not.toBe(base);
+        expect(nodeAgentChecksum("script", { ...data, f1: "" })).not.toBe(base);
+        expect(base).toMatch(/^[0-9a-f]{64}$/);
+    });
+});
+
+describe("the program's node agent", () => {
+    async function deployWith(clusterIP: string) {
+        // A fresh cloud each time: a new CA as well as a new ClusterIP.
+        const cloud = new FakeCloud({ clusterIP: () => clusterIP });
+        const { outputs } = await runProgram(cloud, { config: stackConfig("dev"), entry: ENTRY });
+        const ds = cloud.one(T.ds).inputs;
+        const volumes = Object.fromEntries(ds.spec.template.spec.volumes.map((v: any) => [v.name, v]));
+        const configMap = cloud.byType(T.cm).find((c) => c.outputs.metadata.name === volumes.agent.configMap.name)!;
+        const secret = cloud.byType(T.secret).find((s) => s.outputs.metadata.name === volumes.files.secret.secretName)!;
+        return { cloud, outputs, ds, volumes, configMap, secret };
+    }
+
+    test("the ConfigMap holds the repository's script byte for byte, the same for any ClusterIP and CA; the Secret carries what differs", async () => {
+        const a = await deployWith("10.96.0.10");
+        const b = await deployWith("10.96.7.77");
+        expect(a.outputs.caCertPem).not.toBe(b.outputs.caCertPem);
+
+        expect(a.configMap.inputs.data).toEqual({ [NODE_AGENT_FILE]: fs.readFileSync(NODE_AGENT_SCRIPT_PATH, "utf8") });
+        expect(b.configMap.inputs.data).toEqual(a.configMap.inputs.data);
+
+        const [da, db] = [a.secret.inputs.stringData, b.secret.inputs.stringData];
+        expect(da).not.toEqual(db);
+        // The same paths under the same keys; only the contents differ.
+        expect(da[MANIFEST_KEY]).toBe(db[MANIFEST_KEY]);
+        const keyOf = Object.fromEntries(
+            da[MANIFEST_KEY].trimEnd()
+                .split("\n")
+                .map((l: string) => l.split(" ").reverse()),
+        );
+        const host = "registry.registry.svc.cluster.local:5000";
+        expect(da[keyOf[`${host}/ca.crt`]]).toBe(a.outputs.caCertPem);
+        expect(db[keyOf[`${host}/ca.crt`]]).toBe(b.outputs.caCertPem);
+        expect(da[keyOf[`${host}/hosts.toml`]]).toContain('[host."https://10.96.0.10:5000"]');
+        expect(db[keyOf[`${host}/hosts.toml`]]).toContain('[host."https://10.96.7.77:5000"]');
+        expect(a.secret.inputs.type).toBe("Opaque");
+        for (const key of Object.keys(da)) expect(key).toMatch(/^[-._a-zA-Z0-9]+$/);
+
+        // No ConfigMap carries a node file: the CA and the ClusterIP reach the nodes only through the Secret.
+        for (const cm of a.cloud.byType(T.cm)) {
+            expect(JSON.stringify(cm.inputs)).not.toContain("BEGIN CERTIFICATE");
+            expect(JSON.stringify(cm.inputs)).not.toContain("https://10.96.0.10:5000");
+        }
+        // ...and a change to it rolls the pods.
+        const checksum = (x: typeof a) => x.ds.spec.template.metadata.annotations["cluster-registry/checksum"];
+        expect(checksum(a)).toBe(nodeAgentChecksum(a.configMap.inputs.data[NODE_AGENT_FILE], da));
+        expect(checksum(a)).not.toBe(checksum(b));
+    });
+
+    test("the DaemonSet runs the mounted script with the mounted files, both read-only", async () => {
+        const { ds, volumes, outputs } = await deployWith("10.96.0.10");
+        const [c] = ds.spec.template.spec.containers;
+        expect(c.command).toEqual(["/bin/sh", `${NODE_AGENT_MOUNT}/${NODE_AGENT_FILE}`, "run"]);
+        expect(c.volumeMounts).toEqual([
+            { name: "certs-d", mountPath: "/host/certs.d" },
+            { name: "agent", mountPath: NODE_AGENT_MOUNT, readOnly: true },
+            { name: "files", mountPath: NODE_FILES_MOUNT, readOnly: true },
+        ]);
+        expect(volumes.agent.configMap.defaultMode).toBe(0o444);
+        expect(volumes.files.secret.defaultMode).toBe(0o400);
+        const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+        expect(env).toEqual({
+            CERTS_DIR: "/host/certs.d",
+            FILES_DIR: NODE_FILES_MOUNT,
+            OWNER: "registry.registry",
+            REAPPLY_SECONDS: "300",
+            POD_UID: { fieldRef: { fieldPath: "metadata.uid" } },
+        });
+        expect(outputs.certsDir).toBe(volumes["certs-d"].hostPath.path);
+    });
+});
+
+describe("the agent script", () => {
+    const script = nodeAgentScript();
+    const hasShellcheck = (() => {
+        try {
+            execFileSync("shellcheck", ["--version"], { stdio: "ignore" });
+            return true;
+        } catch {
+            return false;
+        }
+    })();
+
+    test("is a POSIX sh file in the repository", () => {
+        expect(NODE_AGENT_SCRIPT_PATH).toBe(path.join(ROOT, "components", "node-agent", "node-agent.sh"));
+        expect(script.startsWith("#!/bin/sh\n")).toBe(true);
+    });
+
+    test("`npm run lint` runs shellcheck on it as POSIX sh", () => {
+        const lint: string = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).scripts.lint;
+        expect(lint.split("&&").map((s) => s.trim())).toContain("shellcheck -s sh components/node-agent/node-agent.sh");
+    });
+
+    // Outside CI a machine without shellcheck skips this; CI installs it (scripts/test-all) and must run it.
+    test.skipIf(!hasShellcheck && !isCI())("is shellcheck-clean, with no blanket disables and a reason above any targeted one", () => {
+        execFileSync("shellcheck", ["-s", "sh", NODE_AGENT_SCRIPT_PATH], { stdio: "pipe" });
+        const lines = script.split("\n");
+        lines.forEach((line, i) => {
+            if (!/shellcheck\s+disable=/.test(line)) return;
+            expect(line, `line ${i + 1}`).not.toMatch(/disable=all/);
+            // A directive before the first command would cover the whole file.
+            expect(
+                lines.slice(0, i).some((l) => l.trim() !== "" && !l.trim().startsWith("#")),
+                `line ${i + 1} disables for the whole file`,
+            ).toBe(true);
+            expect(lines[i - 1].trim().startsWith("#") && !/shellcheck/.test(lines[i - 1]), `line ${i + 1} needs a comment saying why`).toBe(true);
+        });
+    });
+});
