@@ -1,11 +1,11 @@
-// Reads and validates the stack's config, builds the registry, exports what users build on.
-import { ClusterRegistry } from "./components/cluster-registry";
-import { parseSettings, readRawConfig } from "./components/config";
+// The Pulumi program: the stack's config as ClusterRegistry's args, one ClusterRegistry, its outputs.
+import { ClusterRegistry } from "./components";
+import { parseConfig, readRawConfig } from "./components/stack-config";
 
 const { raw, secretKeys } = readRawConfig();
 // Throws before any resource is registered, naming every bad key at once.
-const settings = parseSettings(raw, secretKeys);
-const registry = new ClusterRegistry("registry", settings);
+const { args, settings } = parseConfig(raw, secretKeys);
+const registry = new ClusterRegistry("registry", args);
 
 export const environment = settings.environment;
 export const host = registry.host;

@@ -1,14 +1,17 @@
 /** The whole product: CA, credentials, hosted registry, caches, pull secrets and node configuration. */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Settings } from "./config";
+import { ENVIRONMENTS } from "./environments";
 import { RegistryCredentials } from "./credentials";
+import { PART_OF } from "./labels";
 import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
 import { PullSecret } from "./pull-secret";
 import { Registry } from "./registry";
-import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig, renderLocalRegistryHosting } from "./render/discovery";
-import { PART_OF } from "./labels";
+import { renderLocalRegistryHosting } from "./render/discovery";
+import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig } from "./render/node-snippets";
+import { resolveSettings } from "./resolve-settings";
+import { ClusterRegistryArgs, Settings } from "./settings";
 
 /** KEP-1755's well-known place, read by Tilt, Skaffold, ctlptl and others. */
 export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-registry-hosting", key: "localRegistryHosting.v1" } as const;
@@ -19,7 +22,17 @@ export const K3S_CA_FILE = "/etc/rancher/k3s/cluster-registry-ca.crt";
 /** The `help` field of the discovery ConfigMap: the KEP that defines it and what its fields mean. */
 export const HELP_URL = "https://github.com/kubernetes/enhancements/tree/master/keps/sig-cluster-lifecycle/generic/1755-communicating-a-local-registry";
 
-/** A private registry, and caches of public ones, that every node trusts. */
+/** A registry and how nodes reach it. */
+interface BuiltCache {
+    host: string;
+    remoteUrl: string;
+    registry: Registry;
+}
+
+/**
+ * A private registry, and caches of public ones, that every node trusts. Pass `{ provider }` to
+ * put it in a cluster the same program creates; every Kubernetes object uses that provider.
+ */
 export class ClusterRegistry extends pulumi.ComponentResource {
     /** `<svc>.<ns>.svc.<domain>:<port>`: use it in image references. */
     public readonly host: pulumi.Output<string>;
@@ -50,191 +63,55 @@ export class ClusterRegistry extends pulumi.ComponentResource {
     /** Bottlerocket user-data settings (mirrors and the CA) for EKS Bottlerocket node groups. */
     public readonly bottlerocketSettings: pulumi.Output<string>;
 
-    constructor(name: string, settings: Settings, opts?: pulumi.ComponentResourceOptions) {
+    constructor(name: string, args: ClusterRegistryArgs = {}, opts?: pulumi.ComponentResourceOptions) {
+        // Checked before anything is registered: bad args create nothing, not even this component.
+        const s = resolveSettings(args, `ClusterRegistry ${name}: `);
         super("cluster-registry:index:ClusterRegistry", name, {}, opts);
-        const s = settings;
-
-        const namespaceResource = s.createNamespace
-            ? new k8s.core.v1.Namespace(
-                  `${name}-namespace`,
-                  {
-                      metadata: {
-                          name: s.namespace,
-                          // The node-config DaemonSet mounts a hostPath, which only the privileged
-                          // Pod Security level admits; the registry pods themselves are restricted.
-                          labels: { "pod-security.kubernetes.io/enforce": "privileged", ...PART_OF },
-                      },
-                  },
-                  { parent: this },
-              )
-            : undefined;
-        const namespace = namespaceResource ? namespaceResource.metadata.name : pulumi.output(s.namespace);
-        const inNamespace = { parent: this, dependsOn: namespaceResource ? [namespaceResource] : [] };
-
+        const namespace = this.namespace(name, s);
+        const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: namespace.resource ? [namespace.resource] : [] };
         const ca = new CertificateAuthority(
             `${name}-ca`,
             { commonName: `cluster-registry CA (${s.namespace})`, keyAlgorithm: s.keyAlgorithm, validityHours: s.caValidityHours },
             { parent: this },
         );
-
         const credentials = new RegistryCredentials(
             `${name}-credentials`,
             {
-                namespace,
-                users: s.users.map((u) => ({ name: u.name, password: u.password === undefined ? undefined : pulumi.secret(u.password) })),
+                namespace: namespace.name,
+                users: s.users.map((u) => ({ name: u.name, password: u.password && pulumi.secret(u.password) })),
                 bcryptCost: s.bcryptCost,
             },
             { parent: this },
         );
-
-        const common = {
-            namespace,
-            port: s.port,
-            clusterDomain: s.clusterDomain,
-            ca,
-            certValidityHours: s.certValidityHours,
-            certEarlyRenewalHours: s.certEarlyRenewalHours,
-            image: s.image,
-            storageClass: s.profile.storageClass,
-        };
-        const registry = new Registry(
-            `${name}-hosted`,
-            {
-                ...common,
-                serviceName: s.serviceName,
-                nodePort: s.nodePort,
-                extraDnsNames: s.extraDnsNames,
-                extraIpAddresses: s.extraIpAddresses,
-                storageSize: s.profile.storageSize,
-                htpasswd: { secretName: credentials.secretName, content: credentials.htpasswd },
-            },
-            inNamespace,
-        );
-
-        // One cache per upstream: distribution's proxy mode serves one upstream and takes no pushes.
-        const caches = s.caches.map((c) => ({
-            host: c.host,
-            remoteUrl: c.remoteUrl,
-            registry: new Registry(
-                `${name}-${c.serviceName}`,
-                {
-                    ...common,
-                    serviceName: c.serviceName,
-                    storageSize: s.profile.cacheStorageSize,
-                    hostPath: s.profile.cacheHostPath ? `${s.profile.cacheHostPath}/${c.serviceName}` : undefined,
-                    proxy: {
-                        remoteUrl: c.remoteUrl,
-                        ttl: s.cacheTtl,
-                        credentials: c.credentials && { username: pulumi.secret(c.credentials.username), password: pulumi.secret(c.credentials.password) },
-                    },
-                },
-                inNamespace,
-            ),
-        }));
-
-        const pushEndpoint = s.nodePort ? `<node address>:${s.nodePort}` : `localhost:${s.port}`;
-        const firstUser = s.users[0].name;
-        const pullSecret = new PullSecret(
-            `${name}-pull`,
-            {
-                secretName: s.pullSecretName,
-                namespaces: [s.namespace, ...s.pullSecretNamespaces],
-                // The workstation's name too, so the same authfile pushes through a port-forward.
-                registries: [registry.host, ...(s.nodePort ? [] : [pushEndpoint])],
-                username: firstUser,
-                password: credentials.passwords.apply((p) => p[firstUser]),
-            },
-            inNamespace,
-        );
-
-        if (s.patchDefaultServiceAccounts) {
-            for (const ns of s.pullSecretNamespaces) {
-                // imagePullSecrets is an atomic list for server-side apply: if another manager
-                // already set it, this patch fails with a conflict rather than replacing theirs.
-                new k8s.core.v1.ServiceAccountPatch(
-                    `${name}-default-sa-${ns}`,
-                    { metadata: { name: "default", namespace: ns }, imagePullSecrets: [{ name: s.pullSecretName }] },
-                    { parent: this, dependsOn: pullSecret.secrets },
-                );
-            }
-        }
-
-        const nodeRegistries: NodeRegistry[] = [
-            {
-                host: registry.host,
-                server: pulumi.interpolate`https://${registry.host}`,
-                endpoint: registry.endpoint,
-                // Nodes only pull; pushes come from people and CI with credentials.
-                capabilities: ["pull", "resolve"],
-                serverIsOurs: true,
-            },
-            ...caches.map((c): NodeRegistry => ({
-                host: c.host,
-                // Fail closed: the cache is also the fallback, so a pull never leaves the cluster.
-                server: s.mirrorFallback === "upstream" ? c.remoteUrl : c.registry.endpoint,
-                endpoint: c.registry.endpoint,
-                capabilities: ["pull", "resolve"],
-                serverIsOurs: s.mirrorFallback !== "upstream",
-            })),
-        ];
+        const hosted = this.hostedRegistry(name, s, namespace.name, ca, credentials, inNamespace);
+        const caches = this.cacheRegistries(name, s, namespace.name, ca, inNamespace);
+        const pullSecret = this.pullSecret(name, s, hosted, credentials, inNamespace);
+        const nodeRegistries = nodeRegistriesOf(s, hosted, caches);
         const nodeConfig = new NodeConfig(
             `${name}-node-config`,
             {
-                namespace,
+                namespace: namespace.name,
                 owner: `${s.namespace}.${s.serviceName}`,
                 image: s.image,
-                certsDir: s.profile.certsDir,
+                certsDir: s.certsDir,
                 caPem: ca.certPem,
                 registries: nodeRegistries,
             },
             inNamespace,
         );
-
-        if (s.localRegistryHosting) {
-            new k8s.core.v1.ConfigMap(
-                `${name}-local-registry-hosting`,
-                {
-                    metadata: {
-                        name: LOCAL_REGISTRY_HOSTING.name,
-                        namespace: LOCAL_REGISTRY_HOSTING.namespace,
-                        labels: { ...PART_OF },
-                    },
-                    data: {
-                        [LOCAL_REGISTRY_HOSTING.key]: registry.host.apply((h) =>
-                            // With a NodePort, kind and k3d publish it on the machine's localhost.
-                            renderLocalRegistryHosting({
-                                host: `localhost:${s.nodePort ?? s.port}`,
-                                hostFromContainerRuntime: h,
-                                hostFromClusterNetwork: h,
-                                help: HELP_URL,
-                            }),
-                        ),
-                    },
-                },
-                { parent: this },
-            );
-        }
+        if (s.localRegistryHosting) this.discovery(name, s, hosted);
 
         const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
             nodeRegistries.map((r) => pulumi.all([r.host, r.endpoint]).apply(([host, endpoint]) => ({ host, endpoint }))),
         );
-        this.kindClusterConfig = pulumi.output(
-            renderKindClusterConfig(
-                s.profile.certsDir,
-                s.profile.cacheHostPath ? { hostDir: KIND_CACHE_HOST_DIR, nodeDir: s.profile.cacheHostPath } : undefined,
-            ),
-        );
+        const kindCacheMount = s.cacheHostPath ? { hostDir: KIND_CACHE_HOST_DIR, nodeDir: s.cacheHostPath } : undefined;
+        this.kindClusterConfig = pulumi.output(renderKindClusterConfig(s.certsDir, kindCacheMount));
         this.k3sRegistriesYaml = mirrors.apply((m) => renderK3sRegistries(m, K3S_CA_FILE));
         this.bottlerocketSettings = pulumi.all([mirrors, ca.certPem]).apply(([m, pem]) => renderBottlerocketSettings(m, pem, "cluster-registry"));
-
-        this.host = registry.host;
-        this.pushEndpoint = pulumi.output(pushEndpoint);
-        this.pushHelp = pulumi.output(
-            s.nodePort
-                ? `push to <node address>:${s.nodePort} (NodePort); ${s.profile.pushHelp}`
-                : `kubectl -n ${s.namespace} port-forward svc/${s.serviceName} ${s.port}:${s.port}, then push to localhost:${s.port} (${s.profile.pushHelp})`,
-        );
-        this.clusterIP = registry.clusterIP;
+        this.host = hosted.host;
+        this.pushEndpoint = pulumi.output(pushEndpointOf(s));
+        this.pushHelp = pulumi.output(pushHelpOf(s));
+        this.clusterIP = hosted.clusterIP;
         this.caCertPem = ca.certPem;
         this.users = pulumi.output(credentials.userNames);
         this.passwords = credentials.passwords;
@@ -245,6 +122,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         this.registerOutputs({
             host: this.host,
             pushEndpoint: this.pushEndpoint,
+            pushHelp: this.pushHelp,
             clusterIP: this.clusterIP,
             caCertPem: this.caCertPem,
             users: this.users,
@@ -258,4 +136,147 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             bottlerocketSettings: this.bottlerocketSettings,
         });
     }
+
+    /** The namespace, created (privileged, for the DaemonSet's hostPath) or taken as it is. */
+    private namespace(name: string, s: Settings): { name: pulumi.Output<string>; resource?: k8s.core.v1.Namespace } {
+        if (!s.createNamespace) return { name: pulumi.output(s.namespace) };
+        // The node-config DaemonSet mounts a hostPath, which only the privileged Pod Security level
+        // admits; the registry pods themselves are restricted.
+        const labels = { "pod-security.kubernetes.io/enforce": "privileged", ...PART_OF };
+        const resource = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: s.namespace, labels } }, { parent: this });
+        return { name: resource.metadata.name, resource };
+    }
+
+    /** What the hosted registry and every cache share. */
+    private registryBase(s: Settings, namespace: pulumi.Output<string>, ca: CertificateAuthority) {
+        return {
+            namespace,
+            port: s.port,
+            clusterDomain: s.clusterDomain,
+            ca,
+            certValidityHours: s.certValidityHours,
+            certEarlyRenewalHours: s.certEarlyRenewalHours,
+            image: s.image,
+            storageClass: s.storageClass,
+        };
+    }
+
+    private hostedRegistry(
+        name: string,
+        s: Settings,
+        namespace: pulumi.Output<string>,
+        ca: CertificateAuthority,
+        credentials: RegistryCredentials,
+        opts: pulumi.CustomResourceOptions,
+    ): Registry {
+        const args = {
+            ...this.registryBase(s, namespace, ca),
+            serviceName: s.serviceName,
+            nodePort: s.nodePort,
+            extraDnsNames: s.extraDnsNames,
+            extraIpAddresses: s.extraIpAddresses,
+            storageSize: s.storageSize,
+            htpasswd: { secretName: credentials.secretName, content: credentials.htpasswd },
+        };
+        return new Registry(`${name}-hosted`, args, opts);
+    }
+
+    /** One cache per upstream: distribution's proxy mode serves one upstream and takes no pushes. */
+    private cacheRegistries(
+        name: string,
+        s: Settings,
+        namespace: pulumi.Output<string>,
+        ca: CertificateAuthority,
+        opts: pulumi.CustomResourceOptions,
+    ): BuiltCache[] {
+        return s.caches.map((c) => {
+            const credentials = c.credentials && { username: pulumi.secret(c.credentials.username), password: pulumi.secret(c.credentials.password) };
+            const args = {
+                ...this.registryBase(s, namespace, ca),
+                serviceName: c.serviceName,
+                storageSize: s.cacheStorageSize,
+                hostPath: s.cacheHostPath ? `${s.cacheHostPath}/${c.serviceName}` : undefined,
+                proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
+            };
+            return { host: c.host, remoteUrl: c.remoteUrl, registry: new Registry(`${name}-${c.serviceName}`, args, opts) };
+        });
+    }
+
+    /** The first user's pull secret in every listed namespace, and the default ServiceAccounts' patches. */
+    private pullSecret(name: string, s: Settings, hosted: Registry, credentials: RegistryCredentials, opts: pulumi.CustomResourceOptions): PullSecret {
+        const firstUser = s.users[0].name;
+        const pullSecret = new PullSecret(
+            `${name}-pull`,
+            {
+                secretName: s.pullSecretName,
+                namespaces: [s.namespace, ...s.pullSecretNamespaces],
+                // The workstation's name too, so the same authfile pushes through a port-forward.
+                registries: [hosted.host, ...(s.nodePort ? [] : [pushEndpointOf(s)])],
+                username: firstUser,
+                password: credentials.passwords.apply((p) => p[firstUser]),
+            },
+            opts,
+        );
+        if (!s.patchDefaultServiceAccounts) return pullSecret;
+        for (const ns of s.pullSecretNamespaces) {
+            // imagePullSecrets is an atomic list for server-side apply: if another manager already
+            // set it, this patch fails with a conflict rather than replacing theirs.
+            new k8s.core.v1.ServiceAccountPatch(
+                `${name}-default-sa-${ns}`,
+                { metadata: { name: "default", namespace: ns }, imagePullSecrets: [{ name: s.pullSecretName }] },
+                { parent: this, dependsOn: pullSecret.secrets },
+            );
+        }
+        return pullSecret;
+    }
+
+    /** KEP-1755's ConfigMap, so Tilt, Skaffold and others find the registry. */
+    private discovery(name: string, s: Settings, hosted: Registry): void {
+        const value = hosted.host.apply((h) =>
+            // With a NodePort, kind and k3d publish it on the machine's localhost.
+            renderLocalRegistryHosting({ host: `localhost:${s.nodePort ?? s.port}`, hostFromContainerRuntime: h, hostFromClusterNetwork: h, help: HELP_URL }),
+        );
+        new k8s.core.v1.ConfigMap(
+            `${name}-local-registry-hosting`,
+            {
+                metadata: { name: LOCAL_REGISTRY_HOSTING.name, namespace: LOCAL_REGISTRY_HOSTING.namespace, labels: { ...PART_OF } },
+                data: { [LOCAL_REGISTRY_HOSTING.key]: value },
+            },
+            { parent: this },
+        );
+    }
+}
+
+/** The hosted registry and each cache as nodes see them. */
+function nodeRegistriesOf(s: Settings, hosted: Registry, caches: BuiltCache[]): NodeRegistry[] {
+    const fallbackToUpstream = s.mirrorFallback === "upstream";
+    return [
+        // Nodes only pull; pushes come from people and CI with credentials.
+        {
+            host: hosted.host,
+            server: pulumi.interpolate`https://${hosted.host}`,
+            endpoint: hosted.endpoint,
+            capabilities: ["pull", "resolve"],
+            serverIsOurs: true,
+        },
+        ...caches.map((c): NodeRegistry => ({
+            host: c.host,
+            // Fail open falls back to the upstream; fail closed names the cache again, so a pull never leaves the cluster.
+            server: fallbackToUpstream ? c.remoteUrl : c.registry.endpoint,
+            endpoint: c.registry.endpoint,
+            capabilities: ["pull", "resolve"],
+            serverIsOurs: !fallbackToUpstream,
+        })),
+    ];
+}
+
+function pushEndpointOf(s: Settings): string {
+    return s.nodePort ? `<node address>:${s.nodePort}` : `localhost:${s.port}`;
+}
+
+function pushHelpOf(s: Settings): string {
+    const help = ENVIRONMENTS[s.environment].pushHelp;
+    return s.nodePort
+        ? `push to <node address>:${s.nodePort} (NodePort); ${help}`
+        : `kubectl -n ${s.namespace} port-forward svc/${s.serviceName} ${s.port}:${s.port}, then push to localhost:${s.port} (${help})`;
 }

@@ -6,6 +6,7 @@ import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
 import { renderRegistryConfig } from "./render/registry-config";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
+import { serviceDnsNames } from "./names";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
 export const REGISTRY_CONTAINER_PORT = 5000;
@@ -75,9 +76,10 @@ export interface RegistryArgs {
     proxy?: RegistryProxyArgs;
 }
 
-/** Every DNS name a registry Service answers to from inside the cluster, shortest first. */
-export function serviceDnsNames(service: string, namespace: string, clusterDomain: string): string[] {
-    return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.${clusterDomain}`];
+/** Labels of one registry: the selector's, and the fuller set its objects carry. */
+interface RegistryLabels {
+    selector: Record<string, string>;
+    meta: Record<string, string>;
 }
 
 /** A registry Deployment with its Service, volume, configuration and certificate. */
@@ -96,31 +98,12 @@ export class Registry extends pulumi.ComponentResource {
         const port = args.port ?? 5000;
         const clusterDomain = args.clusterDomain ?? "cluster.local";
         // The Service name is a DNS label (at most 63 characters), as a label value must be.
-        const labels = { "app.kubernetes.io/name": "registry", "app.kubernetes.io/instance": args.serviceName };
-        const metaLabels = { ...labels, "app.kubernetes.io/component": args.proxy ? "cache" : "hosted", ...PART_OF };
-
-        const service = new k8s.core.v1.Service(
-            `${name}-service`,
-            {
-                metadata: {
-                    name: args.serviceName,
-                    namespace: args.namespace,
-                    labels: metaLabels,
-                    // The certificate needs this Service's ClusterIP, and the Deployment needs the
-                    // certificate: waiting here for endpoints (the provider's default) would deadlock.
-                    annotations: { "pulumi.com/skipAwait": "true" },
-                },
-                spec: {
-                    type: args.nodePort ? "NodePort" : "ClusterIP",
-                    selector: labels,
-                    ports: [{ name: "registry", port, targetPort: "registry", protocol: "TCP", ...(args.nodePort ? { nodePort: args.nodePort } : {}) }],
-                },
-            },
-            { parent: this },
-        );
-        this.clusterIP = service.spec.clusterIP;
-
+        const selector = { "app.kubernetes.io/name": "registry", "app.kubernetes.io/instance": args.serviceName };
+        const labels = { selector, meta: { ...selector, "app.kubernetes.io/component": args.proxy ? "cache" : "hosted", ...PART_OF } };
         const namespace = pulumi.output(args.namespace);
+
+        const service = this.service(name, args, labels, port);
+        this.clusterIP = service.spec.clusterIP;
         const cert = new ServerCertificate(
             `${name}-tls`,
             {
@@ -133,161 +116,42 @@ export class Registry extends pulumi.ComponentResource {
             { parent: this },
         );
         this.certPem = cert.certPem;
-
         const tlsSecret = new k8s.core.v1.Secret(
             `${name}-tls`,
             {
-                metadata: { namespace: args.namespace, labels: metaLabels },
+                metadata: { namespace: args.namespace, labels: labels.meta },
                 type: "kubernetes.io/tls",
                 stringData: { "tls.crt": cert.certPem, "tls.key": cert.privateKeyPem },
             },
             { parent: this },
         );
-
-        const configYaml = renderRegistryConfig({
-            port: REGISTRY_CONTAINER_PORT,
-            storageRoot: MOUNTS.storage,
-            tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
-            htpasswd: args.htpasswd ? { realm: "cluster-registry", path: `${MOUNTS.auth}/htpasswd` } : undefined,
-            proxy: args.proxy ? { remoteUrl: args.proxy.remoteUrl, ttl: args.proxy.ttl } : undefined,
-        });
+        const configYaml = registryConfigOf(args);
         const configMap = new k8s.core.v1.ConfigMap(
             `${name}-config`,
-            { metadata: { namespace: args.namespace, labels: metaLabels }, data: { "config.yml": configYaml } },
+            { metadata: { namespace: args.namespace, labels: labels.meta }, data: { "config.yml": configYaml } },
             { parent: this },
         );
-
-        const env: k8s.types.input.core.v1.EnvVar[] = [];
-        if (args.proxy?.credentials) {
-            const creds = args.proxy.credentials;
-            const upstreamSecret = new k8s.core.v1.Secret(
-                `${name}-upstream`,
-                {
-                    metadata: { namespace: args.namespace, labels: metaLabels },
-                    type: "Opaque",
-                    stringData: { username: creds.username, password: creds.password },
-                },
-                { parent: this },
-            );
-            // From a Secret, not config.yml: the ConfigMap is readable by anyone who can list pods' config.
-            env.push(
-                { name: "REGISTRY_PROXY_USERNAME", valueFrom: { secretKeyRef: { name: upstreamSecret.metadata.name, key: "username" } } },
-                { name: "REGISTRY_PROXY_PASSWORD", valueFrom: { secretKeyRef: { name: upstreamSecret.metadata.name, key: "password" } } },
-            );
-        }
-
-        const storage: k8s.types.input.core.v1.Volume = args.hostPath
-            ? { name: "storage", hostPath: { path: args.hostPath, type: "DirectoryOrCreate" } }
-            : {
-                  name: "storage",
-                  persistentVolumeClaim: {
-                      claimName: new k8s.core.v1.PersistentVolumeClaim(
-                          `${name}-storage`,
-                          {
-                              metadata: { namespace: args.namespace, labels: metaLabels },
-                              spec: {
-                                  accessModes: ["ReadWriteOnce"],
-                                  ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
-                                  resources: { requests: { storage: args.storageSize } },
-                              },
-                          },
-                          { parent: this },
-                      ).metadata.name,
-                  },
-              };
-        // fsGroup does not apply to hostPath, and kubelet creates the directory root-owned.
-        const initContainers: k8s.types.input.core.v1.Container[] = args.hostPath
-            ? [
-                  {
-                      name: "storage-owner",
-                      image: args.image,
-                      command: ["chown", `${REGISTRY_UID}:${REGISTRY_UID}`, MOUNTS.storage],
-                      volumeMounts: [{ name: "storage", mountPath: MOUNTS.storage }],
-                      resources: { requests: { cpu: "5m", memory: "8Mi" }, limits: { memory: "32Mi" } },
-                      securityContext: {
-                          ...RESTRICTED_CONTAINER_SECURITY,
-                          runAsNonRoot: false,
-                          runAsUser: 0,
-                          runAsGroup: 0,
-                          capabilities: { drop: ["ALL"], add: ["CHOWN"] },
-                      },
-                  },
-              ]
-            : [];
-
-        const volumes: k8s.types.input.core.v1.Volume[] = [
-            { name: "config", configMap: { name: configMap.metadata.name } },
-            { name: "tls", secret: { secretName: tlsSecret.metadata.name, defaultMode: 0o440 } },
-            storage,
-            { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
-        ];
-        const mounts: k8s.types.input.core.v1.VolumeMount[] = [
-            { name: "config", mountPath: MOUNTS.config, readOnly: true },
-            { name: "tls", mountPath: MOUNTS.tls, readOnly: true },
-            { name: "storage", mountPath: MOUNTS.storage },
-            { name: "tmp", mountPath: MOUNTS.tmp },
-        ];
-        if (args.htpasswd) {
-            volumes.push({ name: "auth", secret: { secretName: args.htpasswd.secretName, defaultMode: 0o440 } });
-            mounts.push({ name: "auth", mountPath: MOUNTS.auth, readOnly: true });
-        }
-
-        const probe = (initialDelaySeconds: number, periodSeconds: number): k8s.types.input.core.v1.Probe => ({
-            // `/` answers 200 without credentials even with htpasswd on; kubelet does not verify
-            // the certificate of an HTTPS probe.
-            httpGet: { path: "/", port: "registry", scheme: "HTTPS" },
-            initialDelaySeconds,
-            periodSeconds,
-            timeoutSeconds: 3,
-            failureThreshold: 3,
+        const pod = registryPodSpec(args, {
+            configMapName: configMap.metadata.name,
+            tlsSecretName: tlsSecret.metadata.name,
+            storage: this.storageVolume(name, args, labels),
+            env: this.upstreamEnv(name, args, labels),
         });
-
         // Upstream credentials stay out: even hashed, a password has no place in an annotation. Their
         // Secret is replaced when they change, and its new name rolls the pod.
         const checksum = pulumi
             .all([cert.certPem, args.htpasswd?.content ?? ""])
             .apply(([certPem, htpasswd]) => contentChecksum([configYaml, certPem, htpasswd]));
-
         new k8s.apps.v1.Deployment(
             `${name}`,
             {
-                metadata: { namespace: args.namespace, labels: metaLabels },
+                metadata: { namespace: args.namespace, labels: labels.meta },
                 spec: {
                     replicas: 1,
                     // One ReadWriteOnce volume: the old pod must let go before the new one mounts it.
                     strategy: { type: "Recreate" },
-                    selector: { matchLabels: labels },
-                    template: {
-                        metadata: { labels: metaLabels, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
-                        spec: {
-                            automountServiceAccountToken: false,
-                            enableServiceLinks: false,
-                            nodeSelector: { "kubernetes.io/os": "linux" },
-                            securityContext: {
-                                runAsNonRoot: true,
-                                runAsUser: REGISTRY_UID,
-                                runAsGroup: REGISTRY_UID,
-                                fsGroup: REGISTRY_UID,
-                                seccompProfile: { type: "RuntimeDefault" },
-                            },
-                            initContainers,
-                            containers: [
-                                {
-                                    name: "registry",
-                                    image: args.image,
-                                    command: ["registry", "serve", `${MOUNTS.config}/config.yml`],
-                                    ports: [{ name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" }],
-                                    env,
-                                    volumeMounts: mounts,
-                                    readinessProbe: probe(2, 5),
-                                    livenessProbe: probe(10, 20),
-                                    resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
-                                    securityContext: RESTRICTED_CONTAINER_SECURITY,
-                                },
-                            ],
-                            volumes,
-                        },
-                    },
+                    selector: { matchLabels: labels.selector },
+                    template: { metadata: { labels: labels.meta, annotations: { [CHECKSUM_ANNOTATION]: checksum } }, spec: pod },
                 },
             },
             { parent: this },
@@ -297,4 +161,169 @@ export class Registry extends pulumi.ComponentResource {
         this.endpoint = this.clusterIP.apply((ip) => `https://${net.isIPv6(ip) ? `[${ip}]` : ip}:${port}`);
         this.registerOutputs({ clusterIP: this.clusterIP, host: this.host, endpoint: this.endpoint, certPem: this.certPem });
     }
+
+    private service(name: string, args: RegistryArgs, labels: RegistryLabels, port: number): k8s.core.v1.Service {
+        const nodePort = args.nodePort ? { nodePort: args.nodePort } : {};
+        return new k8s.core.v1.Service(
+            `${name}-service`,
+            {
+                metadata: {
+                    name: args.serviceName,
+                    namespace: args.namespace,
+                    labels: labels.meta,
+                    // The certificate needs this Service's ClusterIP, and the Deployment needs the
+                    // certificate: waiting here for endpoints (the provider's default) would deadlock.
+                    annotations: { "pulumi.com/skipAwait": "true" },
+                },
+                spec: {
+                    type: args.nodePort ? "NodePort" : "ClusterIP",
+                    selector: labels.selector,
+                    ports: [{ name: "registry", port, targetPort: "registry", protocol: "TCP", ...nodePort }],
+                },
+            },
+            { parent: this },
+        );
+    }
+
+    /** A cache's upstream credentials, as env from a Secret of their own. */
+    private upstreamEnv(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.EnvVar[] {
+        const creds = args.proxy?.credentials;
+        if (!creds) return [];
+        const secret = new k8s.core.v1.Secret(
+            `${name}-upstream`,
+            {
+                metadata: { namespace: args.namespace, labels: labels.meta },
+                type: "Opaque",
+                stringData: { username: creds.username, password: creds.password },
+            },
+            { parent: this },
+        );
+        // From a Secret, not config.yml: the ConfigMap is readable by anyone who can list pods' config.
+        const fromSecret = (key: string) => ({ secretKeyRef: { name: secret.metadata.name, key } });
+        return [
+            { name: "REGISTRY_PROXY_USERNAME", valueFrom: fromSecret("username") },
+            { name: "REGISTRY_PROXY_PASSWORD", valueFrom: fromSecret("password") },
+        ];
+    }
+
+    /** The registry's storage: a node directory (kind caches) or a PersistentVolumeClaim. */
+    private storageVolume(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.Volume {
+        if (args.hostPath) return { name: "storage", hostPath: { path: args.hostPath, type: "DirectoryOrCreate" } };
+        const claim = new k8s.core.v1.PersistentVolumeClaim(
+            `${name}-storage`,
+            {
+                metadata: { namespace: args.namespace, labels: labels.meta },
+                spec: {
+                    accessModes: ["ReadWriteOnce"],
+                    ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
+                    resources: { requests: { storage: args.storageSize } },
+                },
+            },
+            { parent: this },
+        );
+        return { name: "storage", persistentVolumeClaim: { claimName: claim.metadata.name } };
+    }
+}
+
+/** config.yml for this registry, with the pod's mount paths. */
+export function registryConfigOf(args: Pick<RegistryArgs, "htpasswd" | "proxy">): string {
+    return renderRegistryConfig({
+        port: REGISTRY_CONTAINER_PORT,
+        storageRoot: MOUNTS.storage,
+        tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
+        htpasswd: args.htpasswd ? { realm: "cluster-registry", path: `${MOUNTS.auth}/htpasswd` } : undefined,
+        proxy: args.proxy ? { remoteUrl: args.proxy.remoteUrl, ttl: args.proxy.ttl } : undefined,
+    });
+}
+
+/** What the pod spec refers to that other resources provide. */
+interface PodParts {
+    configMapName: pulumi.Input<string>;
+    tlsSecretName: pulumi.Input<string>;
+    storage: k8s.types.input.core.v1.Volume;
+    env: k8s.types.input.core.v1.EnvVar[];
+}
+
+/** The registry pod: restricted security, the config, certificate, storage and (hosted) htpasswd mounts. */
+export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.input.core.v1.PodSpec {
+    const { volumes, mounts } = registryVolumes(args, parts);
+    return {
+        automountServiceAccountToken: false,
+        enableServiceLinks: false,
+        nodeSelector: { "kubernetes.io/os": "linux" },
+        securityContext: {
+            runAsNonRoot: true,
+            runAsUser: REGISTRY_UID,
+            runAsGroup: REGISTRY_UID,
+            fsGroup: REGISTRY_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+        },
+        // fsGroup does not apply to hostPath, and kubelet creates the directory root-owned.
+        initContainers: args.hostPath ? [storageOwnerContainer(args.image)] : [],
+        containers: [
+            {
+                name: "registry",
+                image: args.image,
+                command: ["registry", "serve", `${MOUNTS.config}/config.yml`],
+                ports: [{ name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" }],
+                env: parts.env,
+                volumeMounts: mounts,
+                readinessProbe: registryProbe(2, 5),
+                livenessProbe: registryProbe(10, 20),
+                resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
+                securityContext: RESTRICTED_CONTAINER_SECURITY,
+            },
+        ],
+        volumes,
+    };
+}
+
+function registryVolumes(args: RegistryArgs, parts: PodParts) {
+    const volumes: k8s.types.input.core.v1.Volume[] = [
+        { name: "config", configMap: { name: parts.configMapName } },
+        { name: "tls", secret: { secretName: parts.tlsSecretName, defaultMode: 0o440 } },
+        parts.storage,
+        { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
+    ];
+    const mounts: k8s.types.input.core.v1.VolumeMount[] = [
+        { name: "config", mountPath: MOUNTS.config, readOnly: true },
+        { name: "tls", mountPath: MOUNTS.tls, readOnly: true },
+        { name: "storage", mountPath: MOUNTS.storage },
+        { name: "tmp", mountPath: MOUNTS.tmp },
+    ];
+    if (args.htpasswd) {
+        volumes.push({ name: "auth", secret: { secretName: args.htpasswd.secretName, defaultMode: 0o440 } });
+        mounts.push({ name: "auth", mountPath: MOUNTS.auth, readOnly: true });
+    }
+    return { volumes, mounts };
+}
+
+/** Gives a kubelet-created (root-owned) node directory to the registry's user, with CAP_CHOWN alone. */
+function storageOwnerContainer(image: string): k8s.types.input.core.v1.Container {
+    return {
+        name: "storage-owner",
+        image,
+        command: ["chown", `${REGISTRY_UID}:${REGISTRY_UID}`, MOUNTS.storage],
+        volumeMounts: [{ name: "storage", mountPath: MOUNTS.storage }],
+        resources: { requests: { cpu: "5m", memory: "8Mi" }, limits: { memory: "32Mi" } },
+        securityContext: {
+            ...RESTRICTED_CONTAINER_SECURITY,
+            runAsNonRoot: false,
+            runAsUser: 0,
+            runAsGroup: 0,
+            capabilities: { drop: ["ALL"], add: ["CHOWN"] },
+        },
+    };
+}
+
+function registryProbe(initialDelaySeconds: number, periodSeconds: number): k8s.types.input.core.v1.Probe {
+    return {
+        // `/` answers 200 without credentials even with htpasswd on; kubelet does not verify the
+        // certificate of an HTTPS probe.
+        httpGet: { path: "/", port: "registry", scheme: "HTTPS" },
+        initialDelaySeconds,
+        periodSeconds,
+        timeoutSeconds: 3,
+        failureThreshold: 3,
+    };
 }

@@ -1,6 +1,5 @@
 /** Pull-through caches, mirrors, discovery and the snippets for what a DaemonSet cannot do. */
 import { describe, expect, test } from "vitest";
-import { ConfigError, parseSettings, RawConfig } from "../../components/config";
 import { renderHostsToml } from "../../components/render/hosts-toml";
 import { FakeCloud, runProgram } from "../support/fake-cloud";
 import { ENTRY } from "../support/stacks";
@@ -18,111 +17,16 @@ async function run(config: Record<string, string>, cloud = new FakeCloud({ clust
     return { cloud, outputs, secretOutputs };
 }
 
-function problemsOf(raw: RawConfig): string {
-    try {
-        parseSettings(raw, new Set(SECRET_KEYS));
-    } catch (e) {
-        if (e instanceof ConfigError) return e.problems.join("\n");
-        throw e;
-    }
-    throw new Error("expected a ConfigError");
+/** The file the node agent writes at a path, looked up through its Secret's manifest. */
+function nodeFile(data: Record<string, string>, path: string): string {
+    const line = data.manifest.split("\n").find((l) => l.endsWith(` ${path}`));
+    expect(line, `the node agent writes ${path}`).toBeDefined();
+    return data[line!.split(" ")[0]];
 }
 
-/** The file the node script writes for a path, cut out of the script's heredoc. */
-function nodeFile(script: string, path: string): string {
-    const start = script.indexOf(`cat > '${path}' <<'CLUSTER_REGISTRY_EOF'\n`);
-    expect(start, `the node script writes ${path}`).toBeGreaterThan(0);
-    const body = script.slice(script.indexOf("\n", start) + 1);
-    return body.slice(0, body.indexOf("CLUSTER_REGISTRY_EOF\n"));
+function nodeFilesOf(cloud: FakeCloud): Record<string, string> {
+    return cloud.one("kubernetes:core/v1:Secret", "node-config-files").inputs.stringData;
 }
-
-function nodeScriptOf(cloud: FakeCloud): string {
-    return cloud.one("kubernetes:core/v1:ConfigMap", "node-config-script").inputs.data["node-config.sh"];
-}
-
-describe("cache config", () => {
-    test("presets resolve to the upstreams' registry APIs", () => {
-        const s = parseSettings({ caches: '["docker.io","quay.io","ghcr.io","registry.k8s.io"]' });
-        expect(s.caches.map((c) => [c.host, c.remoteUrl, c.serviceName])).toEqual([
-            ["docker.io", "https://registry-1.docker.io", "cache-docker-io"],
-            ["quay.io", "https://quay.io", "cache-quay-io"],
-            ["ghcr.io", "https://ghcr.io", "cache-ghcr-io"],
-            ["registry.k8s.io", "https://registry.k8s.io", "cache-registry-k8s-io"],
-        ]);
-        expect(s.mirrorFallback).toBe("upstream");
-        expect(s.cacheTtl).toBe("168h");
-    });
-
-    test("HOST=URL names any upstream, and can point a preset host elsewhere", () => {
-        const s = parseSettings({ caches: '["registry.example.com:5000=https://mirror.example.com","docker.io=https://dockerhub-mirror.example.com"]' });
-        expect(s.caches.map((c) => [c.host, c.remoteUrl])).toEqual([
-            ["registry.example.com:5000", "https://mirror.example.com"],
-            ["docker.io", "https://dockerhub-mirror.example.com"],
-        ]);
-    });
-
-    test("credentials attach to their cache", () => {
-        const s = parseSettings({ caches: '["docker.io"]', cacheCredentials: '["docker.io=me:tok:en"]' }, new Set(SECRET_KEYS));
-        expect(s.caches[0].credentials).toEqual({ username: "me", password: "tok:en" });
-    });
-
-    test.each<[string, RawConfig, RegExp]>([
-        [
-            "duplicate hosts",
-            { caches: '["docker.io","docker.io=https://x.example.com"]' },
-            /cluster-registry:caches: "docker.io" is listed twice; one cache serves one upstream/,
-        ],
-        [
-            "unknown preset",
-            { caches: '["dockerhub"]' },
-            /cluster-registry:caches: "dockerhub" is not valid; expected a preset \(docker.io, quay.io, ghcr.io, registry.k8s.io\) or HOST=URL/,
-        ],
-        ["URL with a path", { caches: '["a.example.com=https://a.example.com/v2"]' }, /expected HOST=URL where URL is an http\(s\) URL with no path/],
-        ["URL with credentials", { caches: '["a.example.com=https://u:p@a.example.com"]' }, /expected HOST=URL where URL is an http\(s\) URL with no path/],
-        ["not a URL", { caches: '["a.example.com=ftp://a.example.com"]' }, /expected HOST=URL where URL is an http\(s\) URL/],
-        ["bad host", { caches: '["Not A Host=https://a.example.com"]' }, /expected HOST=URL where HOST is a registry host name/],
-        ["credentials without a user", { caches: '["docker.io"]', cacheCredentials: '["docker.io=:token"]' }, /the entry for "docker.io" has no user/],
-        ["credentials without a password", { caches: '["docker.io"]', cacheCredentials: '["docker.io=me:"]' }, /the entry for "docker.io" has no password/],
-        [
-            "credentials for an unlisted cache",
-            { caches: '["docker.io"]', cacheCredentials: '["quay.io=me:token"]' },
-            /names "quay.io", which is not in cluster-registry:caches/,
-        ],
-        ["bad TTL", { cacheTtl: "a week" }, /cluster-registry:cacheTtl: "a week" is not valid; expected a duration above zero such as 168h/],
-        ["zero TTL", { cacheTtl: "0h" }, /cluster-registry:cacheTtl: "0h" is not valid; expected a duration above zero/],
-        ["bad fallback", { mirrorFallback: "sometimes" }, /cluster-registry:mirrorFallback: "sometimes" is not valid; expected upstream .* or none/],
-        [
-            "patching with no namespaces",
-            { patchDefaultServiceAccounts: "true" },
-            /patchDefaultServiceAccounts: is true but cluster-registry:pullSecretNamespaces is empty/,
-        ],
-    ])("%s is refused", (_, raw, message) => {
-        expect(problemsOf(raw)).toMatch(message);
-    });
-
-    test.each([
-        ["cacheCredentials", "docker.io=me:sekrit-token"],
-        ["cacheCredentials", '["docker.io=me:sekrit-token", 3]'],
-        ["userPasswords", "admin:sekrit-token"],
-    ])("a malformed %s is refused without echoing it, with a hint that says --secret", (key, value) => {
-        const problems = problemsOf({ caches: '["docker.io"]', [key]: value });
-        expect(problems).toMatch(
-            new RegExp(`cluster-registry:${key}: its value is not valid; expected a list of strings \\(set it with \`pulumi config set --secret --path`),
-        );
-        expect(problems).not.toContain("sekrit");
-    });
-
-    test("credentials in plain text are refused and never echoed", () => {
-        let message = "";
-        try {
-            parseSettings({ caches: '["docker.io"]', cacheCredentials: '["docker.io=me:sekrit-token"]' }, new Set());
-        } catch (e) {
-            message = (e as Error).message;
-        }
-        expect(message).toMatch(/cacheCredentials: is stored in plain text; set it with `pulumi config set --secret/);
-        expect(message).not.toContain("sekrit");
-    });
-});
 
 describe("hosts.toml for a mirror", () => {
     test("fail-open: the upstream is the fallback and keeps the system roots", () => {
@@ -193,12 +97,12 @@ describe("caches in the program", () => {
     });
 
     test("fail-open mirrors fall back to the upstream; fail-closed mirrors fall back to the cache itself", async () => {
-        const open = nodeScriptOf((await run({ "cluster-registry:caches": '["docker.io"]' })).cloud);
+        const open = nodeFilesOf((await run({ "cluster-registry:caches": '["docker.io"]' })).cloud);
         expect(nodeFile(open, "docker.io/hosts.toml")).toBe(
             "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
                 'server = "https://registry-1.docker.io"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
         );
-        const closed = nodeScriptOf((await run({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:mirrorFallback": "none" })).cloud);
+        const closed = nodeFilesOf((await run({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:mirrorFallback": "none" })).cloud);
         expect(nodeFile(closed, "docker.io/hosts.toml")).toBe(
             "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
                 'server = "https://10.96.0.20:5000"\nca = "ca.crt"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',

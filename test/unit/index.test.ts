@@ -60,9 +60,9 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         expect(counts(cloud.resources)).toEqual({
             [T.ns]: 1,
             [T.svc]: 1 + caches,
-            // htpasswd, a tls per registry, one pull secret per namespace
-            [T.secret]: 1 + (1 + caches) + (1 + pullNamespaces),
-            // registry configs, the node script, local-registry-hosting
+            // htpasswd, a tls per registry, one pull secret per namespace, the node agent's files
+            [T.secret]: 1 + (1 + caches) + (1 + pullNamespaces) + 1,
+            // registry configs, the node agent script, local-registry-hosting
             [T.cm]: 1 + caches + 1 + 1,
             [T.pvc]: 1 + cacheVolumes,
             [T.deploy]: 1 + caches,
@@ -179,10 +179,16 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         const [c] = pod.containers;
         expect(c.image).toBe(cloud.one(T.deploy, "hosted").inputs.spec.template.spec.containers[0].image);
         expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
-        const script: string = cloud.byType(T.cm).find((m) => m.inputs.data?.["node-config.sh"])!.inputs.data["node-config.sh"];
-        expect(script).toContain(`    cat > 'registry.registry.svc.cluster.local:5000/hosts.toml' <<'CLUSTER_REGISTRY_EOF'`);
-        expect(script).toContain(`[host."https://${CLUSTER_IP}:5000"]`);
-        expect(script).toContain(outputs.caCertPem as string);
+        // What the agent writes comes from its Secret: a manifest of `KEY PATH` lines and one key per file.
+        const data: Record<string, string> = cloud.one(T.secret, "node-config-files").inputs.stringData;
+        const files = Object.fromEntries(
+            data.manifest
+                .trimEnd()
+                .split("\n")
+                .map((l) => [l.split(" ")[1], data[l.split(" ")[0]]]),
+        );
+        expect(files["registry.registry.svc.cluster.local:5000/hosts.toml"]).toContain(`[host."https://${CLUSTER_IP}:5000"]`);
+        expect(files["registry.registry.svc.cluster.local:5000/ca.crt"]).toBe(outputs.caCertPem);
     });
 
     test("a second run with the same config and state asks for exactly the same inputs", async () => {

@@ -1,0 +1,48 @@
+/** Node settings a DaemonSet cannot make, given as text for cluster creation or node user data. */
+import * as TOML from "smol-toml";
+import * as YAML from "yaml";
+
+/** A registry as node runtimes configured at creation see it: its name and where to reach it. */
+export interface MirrorEntry {
+    /** Name in image references, e.g. `docker.io` or `registry.registry.svc.cluster.local:5000`. */
+    host: string;
+    /** `https://<ClusterIP>:<port>`. */
+    endpoint: string;
+}
+
+/**
+ * The kind cluster config to create clusters with: kind before v0.31 leaves containerd's
+ * `config_path` empty, so hosts.toml files are ignored without the patch; the mount keeps cache
+ * storage on the machine, so a re-created cluster does not download everything again.
+ */
+export function renderKindClusterConfig(certsDir: string, cacheMount?: { hostDir: string; nodeDir: string }): string {
+    const patch = `${TOML.stringify({ plugins: { "io.containerd.grpc.v1.cri": { registry: { config_path: certsDir } } } }).trimEnd()}\n`;
+    return YAML.stringify({
+        kind: "Cluster",
+        apiVersion: "kind.x-k8s.io/v1alpha4",
+        ...(cacheMount ? { nodes: [{ role: "control-plane", extraMounts: [{ hostPath: cacheMount.hostDir, containerPath: cacheMount.nodeDir }] }] } : {}),
+        containerdConfigPatches: [patch],
+    });
+}
+
+/**
+ * k3s regenerates its own certs.d entries from /etc/rancher/k3s/registries.yaml on every restart;
+ * putting the mirrors there as well makes them survive restarts even before the DaemonSet runs.
+ */
+export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: string): string {
+    const doc = {
+        mirrors: Object.fromEntries(mirrors.map((m) => [m.host, { endpoint: [m.endpoint] }])),
+        configs: Object.fromEntries(mirrors.map((m) => [new URL(m.endpoint).host, { tls: { ca_file: caFile } }])),
+    };
+    return YAML.stringify(doc);
+}
+
+/** Bottlerocket nodes keep certs.d read-only: mirrors and the CA go into user data (TOML settings). */
+export function renderBottlerocketSettings(mirrors: readonly MirrorEntry[], caPem: string, bundleName: string): string {
+    return TOML.stringify({
+        settings: {
+            "container-registry": { mirrors: mirrors.map((m) => ({ registry: m.host, endpoint: [m.endpoint] })) },
+            pki: { [bundleName]: { data: Buffer.from(caPem).toString("base64"), trusted: true } },
+        },
+    });
+}

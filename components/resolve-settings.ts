@@ -1,0 +1,193 @@
+/**
+ * Turns `ClusterRegistryArgs` into `Settings`: the environment's defaults applied, every value
+ * checked against what its consumer accepts, every problem collected before anything is created.
+ */
+import { ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
+import { serviceDnsNames } from "./names";
+import { CacheArgs, CacheSetting, ClusterRegistryArgs, defaultFor, RegistryUserArgs, Setting, SettingKey, SETTINGS, Settings } from "./settings";
+import { cacheServiceName, UPSTREAM_PRESETS } from "./upstreams";
+import * as v from "./validators";
+
+/** Raised for bad settings; lists every problem found, one per line, and never a secret value. */
+export class ConfigError extends Error {
+    constructor(public readonly problems: string[]) {
+        super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+        this.name = "ConfigError";
+    }
+}
+
+/** Collects problems, each naming the setting as the user wrote it (`cluster-registry:port`). */
+export class Problems {
+    readonly list: string[] = [];
+    constructor(private readonly prefix: string) {}
+
+    key(k: string): string {
+        return `${this.prefix}${k}`;
+    }
+    add(k: string, text: string): void {
+        this.list.push(`${this.key(k)}: ${text}`);
+    }
+    /** A value the consumer refuses; a secret setting's value is never shown. */
+    invalid(k: SettingKey, value: unknown, expected: string): void {
+        // Numbers as the text the user typed in `pulumi config set`.
+        const shown = (SETTINGS[k] as Setting).secret ? "its value" : JSON.stringify(typeof value === "number" ? String(value) : value);
+        this.add(k, `${shown} is not valid; expected ${expected}`);
+    }
+    throwIfAny(): void {
+        if (this.list.length > 0) throw new ConfigError(this.list);
+    }
+}
+
+/** Settings the generic pass handles: one value (or list of values) with its own check. */
+const PLAIN_KEYS = (Object.keys(SETTINGS) as SettingKey[]).filter((k) => !["environment", "users", "userPasswords", "caches", "cacheCredentials"].includes(k));
+
+/** A setting's value: the given one if any, else the environment's default; checked. */
+function checked(args: ClusterRegistryArgs, key: SettingKey, environment: EnvironmentName, problems: Problems): unknown {
+    const given = (args as Record<string, unknown>)[key];
+    const value = given ?? defaultFor(key, environment);
+    const check = (SETTINGS[key] as Setting).check as ((x: unknown) => string | undefined) | undefined;
+    if (given === undefined || !check) return value;
+    if (Array.isArray(value)) {
+        for (const entry of value) {
+            const expected = check(entry);
+            if (expected) problems.invalid(key, entry, expected);
+        }
+        noDuplicates(key, value as string[], problems);
+    } else {
+        const expected = check(value);
+        if (expected) problems.invalid(key, value, expected);
+    }
+    return value;
+}
+
+function noDuplicates(key: string, values: readonly string[], problems: Problems): void {
+    const seen = new Set<string>();
+    for (const x of values) {
+        if (seen.has(x)) problems.add(key, `${JSON.stringify(x)} is listed twice; list each once`);
+        seen.add(x);
+    }
+}
+
+function environmentOf(args: ClusterRegistryArgs, problems: Problems): EnvironmentName {
+    const e = args.environment ?? "kind";
+    if ((ENVIRONMENT_NAMES as readonly string[]).includes(e)) return e;
+    problems.invalid("environment", e, `one of ${ENVIRONMENT_NAMES.join(", ")}`);
+    return "kind";
+}
+
+function usersOf(args: ClusterRegistryArgs, problems: Problems): RegistryUserArgs[] {
+    const users = (args.users ?? ["admin"]).map((u) => (typeof u === "string" ? { name: u } : u));
+    if (users.length === 0) problems.invalid("users", [], "at least one user name");
+    for (const u of users) {
+        const expected = v.htpasswdUser(u.name);
+        if (expected) problems.invalid("users", u.name, expected);
+        // A password given as an Output is checked by whoever made it; a plain one here.
+        const weak = typeof u.password === "string" ? v.password(u.password) : undefined;
+        if (weak) problems.add("userPasswords", `the password for ${JSON.stringify(u.name)} is not valid; expected ${weak}`);
+    }
+    noDuplicates(
+        "users",
+        users.map((u) => u.name),
+        problems,
+    );
+    return users;
+}
+
+/** A cache entry: a preset host, `HOST=URL`, or `CacheArgs`. */
+function cacheOf(entry: string | CacheArgs, problems: Problems): CacheSetting | undefined {
+    const given: CacheArgs =
+        typeof entry === "string"
+            ? entry.includes("=")
+                ? { host: entry.slice(0, entry.indexOf("=")), remoteUrl: entry.slice(entry.indexOf("=") + 1) }
+                : { host: entry }
+            : entry;
+    const remoteUrl = given.remoteUrl ?? UPSTREAM_PRESETS[given.host];
+    // Shown as the user wrote it, but never credentials someone put in the URL.
+    const shown = given.remoteUrl === undefined ? given.host : `${given.host}=${given.remoteUrl.replace(/\/\/[^/]*@/, "//(credentials hidden)@")}`;
+    const hostProblem = v.registryHost(given.host);
+    const presets = Object.keys(UPSTREAM_PRESETS).join(", ");
+    if (remoteUrl === undefined) {
+        problems.invalid("caches", shown, `a preset (${presets}) or HOST=URL such as registry.example.com=https://registry.example.com`);
+    } else if (hostProblem) {
+        problems.invalid("caches", shown, `HOST=URL where HOST is ${hostProblem}`);
+    } else if (v.upstreamUrl(remoteUrl)) {
+        problems.invalid("caches", shown, `HOST=URL where URL is ${v.upstreamUrl(remoteUrl)}`);
+    } else {
+        return { ...given, remoteUrl, serviceName: cacheServiceName(given.host) };
+    }
+    return undefined;
+}
+
+/** The hosted registry's certs.d directory names: a cache may not take one of them. */
+function hostedHosts(s: Pick<Settings, "serviceName" | "namespace" | "clusterDomain" | "port" | "extraDnsNames">): string[] {
+    return [...serviceDnsNames(s.serviceName, s.namespace, s.clusterDomain), ...s.extraDnsNames].map((n) => `${n}:${s.port}`);
+}
+
+function cachesOf(args: ClusterRegistryArgs, hosted: Parameters<typeof hostedHosts>[0], problems: Problems): CacheSetting[] {
+    const caches: CacheSetting[] = [];
+    const taken = hostedHosts(hosted);
+    for (const entry of args.caches ?? []) {
+        const c = cacheOf(entry, problems);
+        if (!c) continue;
+        if (caches.some((o) => o.host === c.host)) {
+            problems.add("caches", `${JSON.stringify(c.host)} is listed twice; one cache serves one upstream, list each once`);
+        } else if (taken.includes(c.host)) {
+            problems.add("caches", `${JSON.stringify(c.host)} is the hosted registry's own name; a cache needs a host of its own`);
+        } else if (c.serviceName === hosted.serviceName || caches.some((o) => o.serviceName === c.serviceName)) {
+            problems.add(
+                "caches",
+                `${JSON.stringify(c.host)} would need the Service name ${c.serviceName}, which is taken; rename ${problems.key("serviceName")}`,
+            );
+        } else {
+            caches.push(c);
+        }
+    }
+    return caches;
+}
+
+/** Checks that involve more than one setting. */
+function checkTogether(s: Settings, problems: Problems): void {
+    if (s.certEarlyRenewalHours >= s.certValidityHours) {
+        problems.invalid("certEarlyRenewalHours", String(s.certEarlyRenewalHours), `fewer hours than certValidityHours (${s.certValidityHours})`);
+    }
+    if (s.certValidityHours > s.caValidityHours) {
+        problems.invalid("certValidityHours", String(s.certValidityHours), `at most caValidityHours (${s.caValidityHours})`);
+    }
+    if (s.pullSecretNamespaces.includes(s.namespace)) {
+        problems.add("pullSecretNamespaces", `${JSON.stringify(s.namespace)} is the registry's own namespace, which always gets the pull secret; leave it out`);
+    }
+    const system = s.createNamespace ? v.namespaceToCreate(s.namespace) : undefined;
+    if (system) problems.add("namespace", `${JSON.stringify(s.namespace)} cannot be created: expected ${system}, or set createNamespace to false`);
+    if (s.patchDefaultServiceAccounts && s.pullSecretNamespaces.length === 0) {
+        problems.add(
+            "patchDefaultServiceAccounts",
+            `is true but ${problems.key("pullSecretNamespaces")} is empty; list the namespaces whose default ServiceAccount should get the pull secret`,
+        );
+    }
+}
+
+/** Applies defaults and checks everything, adding to `problems`; the result is only usable when there are none. */
+export function collectSettings(args: ClusterRegistryArgs, problems: Problems): Settings {
+    const environment = environmentOf(args, problems);
+    const plain = Object.fromEntries(PLAIN_KEYS.map((k) => [k, checked(args, k, environment, problems)])) as Record<string, unknown>;
+    const extraNames = plain.extraNames as string[];
+    const base = {
+        ...(plain as Omit<Settings, "environment" | "users" | "caches" | "extraDnsNames" | "extraIpAddresses" | "nodePort" | "cacheHostPath">),
+        environment,
+        extraDnsNames: extraNames.filter((n) => v.ipAddress(n) !== undefined),
+        extraIpAddresses: extraNames.filter((n) => v.ipAddress(n) === undefined),
+        nodePort: plain.nodePort === 0 ? undefined : (plain.nodePort as number),
+        cacheHostPath: plain.cacheHostPath === "" ? undefined : (plain.cacheHostPath as string),
+    };
+    const settings: Settings = { ...base, users: usersOf(args, problems), caches: cachesOf(args, base, problems) };
+    checkTogether(settings, problems);
+    return settings;
+}
+
+/** Defaults applied and everything checked; throws a `ConfigError` naming every problem. */
+export function resolveSettings(args: ClusterRegistryArgs, prefix = ""): Settings {
+    const problems = new Problems(prefix);
+    const settings = collectSettings(args, problems);
+    problems.throwIfAny();
+    return settings;
+}

@@ -1,0 +1,372 @@
+/**
+ * Every setting, declared once: its type, default (per environment where it differs), description,
+ * whether it is secret, and what its consumer accepts. The stack-config parser, the component's
+ * defaults, the `config:` block of Pulumi.yaml and the README's table all come from `SETTINGS`.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { KeyAlgorithm } from "./pki";
+import { ENVIRONMENTS, ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
+import { DEFAULT_CACHE_TTL, UPSTREAM_PRESETS } from "./upstreams";
+import * as v from "./validators";
+
+/** Config namespace: the project name in Pulumi.yaml. */
+export const PROJECT = "cluster-registry";
+
+/**
+ * The distribution registry image (the program inside `registry:2`). Pinned: a moving tag would
+ * change the pod on a rerun with no config change.
+ */
+export const DEFAULT_REGISTRY_IMAGE = "docker.io/library/registry:2.8.3";
+
+/** The types the Pulumi CLI accepts in a project's `config:` block. */
+export type SettingType = "string" | "integer" | "boolean" | "array";
+type ValueOf<T extends SettingType> = T extends "string" ? string : T extends "integer" ? number : T extends "boolean" ? boolean : string[];
+/** What a check sees: a list setting is checked entry by entry. */
+type Checked<T extends SettingType> = T extends "array" ? string : ValueOf<T>;
+
+/** A default that differs per environment, read from the environment profiles. */
+export interface PerEnvironment<T> {
+    byEnvironment: Readonly<Record<EnvironmentName, T>>;
+}
+
+export interface Setting<T extends SettingType = SettingType> {
+    type: T;
+    /** One or two sentences; Pulumi.yaml and the README show it. */
+    description: string;
+    /** Absent: no default (the README says `defaultText` or "none"). */
+    default?: ValueOf<T> | PerEnvironment<ValueOf<T> | undefined>;
+    /** How the README states a default that is not a plain value. */
+    defaultText?: string;
+    /** Credentials: must be stored with `--secret`, never echoed, no default. */
+    secret?: boolean;
+    /** `undefined` when the consumer accepts the value, else what it would accept. */
+    check?: (value: Checked<T>) => string | undefined;
+}
+
+function setting<T extends SettingType>(s: Setting<T>): Setting<T> {
+    return s;
+}
+
+function perEnvironment<T>(pick: (e: (typeof ENVIRONMENTS)[EnvironmentName]) => T): PerEnvironment<T> {
+    return { byEnvironment: Object.fromEntries(ENVIRONMENT_NAMES.map((e) => [e, pick(ENVIRONMENTS[e])])) as Record<EnvironmentName, T> };
+}
+
+const oneOf =
+    <T extends string>(values: readonly T[], meaning = `one of ${values.join(", ")}`) =>
+    (value: string) =>
+        (values as readonly string[]).includes(value) ? undefined : meaning;
+const intRange = (min: number, max: number) => (n: number) => (Number.isInteger(n) && n >= min && n <= max ? undefined : `an integer from ${min} to ${max}`);
+
+/** The settings, in the order the README lists them. */
+export const SETTINGS = {
+    environment: setting({
+        type: "string",
+        description: "Cluster kind, which picks node paths, storage and defaults: kind, k3d or eks.",
+        default: "kind",
+        check: oneOf(ENVIRONMENT_NAMES),
+    }),
+    namespace: setting({
+        type: "string",
+        description: "Namespace for the registry, its Secrets and the node-config DaemonSet.",
+        default: "registry",
+        check: v.dnsLabel,
+    }),
+    createNamespace: setting({
+        type: "boolean",
+        description:
+            "Create the namespace (labelled for the privileged Pod Security level the DaemonSet's hostPath needs). Set false to use an existing one, which must admit that hostPath too.",
+        default: true,
+    }),
+    serviceName: setting({
+        type: "string",
+        description: "Name of the registry Service; images are referenced as <serviceName>.<namespace>.svc.<clusterDomain>:<port>.",
+        default: "registry",
+        check: v.serviceName,
+    }),
+    port: setting({ type: "integer", description: "Port of the registry Service (and of each cache's).", default: 5000, check: intRange(1, 65535) }),
+    nodePort: setting({
+        type: "integer",
+        description: "Also expose the registry on this NodePort (30000-32767); 0 for none.",
+        default: 0,
+        check: (n) => (n === 0 || (Number.isInteger(n) && n >= 30000 && n <= 32767) ? undefined : "0 (no NodePort) or a port from 30000 to 32767"),
+    }),
+    clusterDomain: setting({ type: "string", description: "The cluster's DNS domain.", default: "cluster.local", check: v.dnsName }),
+    extraNames: setting({
+        type: "array",
+        description: "More DNS names or IP addresses the registry is reached by; each becomes a SAN in its certificate.",
+        default: [],
+        check: (n) => (v.ipAddress(n) === undefined ? undefined : v.dnsName(n) && `DNS names or IP addresses (${v.dnsName(n)})`),
+    }),
+    users: setting({
+        type: "array",
+        description: "Registry user names; the first one's credentials go into the pull secret.",
+        default: ["admin"],
+        check: v.htpasswdUser,
+    }),
+    userPasswords: setting({
+        type: "array",
+        description:
+            "Passwords you choose, as NAME:PASSWORD entries for users listed in users (12 characters to 72 bytes); set with --secret. Users without one get a generated password.",
+        defaultText: "generated",
+        secret: true,
+    }),
+    bcryptCost: setting({
+        type: "integer",
+        description: "bcrypt cost for every user's htpasswd line (4-14); see Performance in the README.",
+        defaultText: "5 for generated passwords, 10 for given ones",
+        check: intRange(4, 14),
+    }),
+    image: setting({
+        type: "string",
+        description:
+            "Registry image, pinned by tag or digest; the node-config DaemonSet runs it too (it has a shell), so an air-gapped cluster needs one image.",
+        default: DEFAULT_REGISTRY_IMAGE,
+        check: v.imageReference,
+    }),
+    storageClass: setting({
+        type: "string",
+        description: "StorageClass of the registry volume.",
+        default: perEnvironment((e) => e.storageClass),
+        check: v.dnsSubdomain,
+    }),
+    storageSize: setting({
+        type: "string",
+        description: "Size of the registry volume.",
+        default: perEnvironment((e) => e.storageSize),
+        check: (q) => v.storageQuantity(q),
+    }),
+    certsDir: setting({
+        type: "string",
+        description: "containerd's certs.d directory (its config_path) on the nodes.",
+        default: perEnvironment((e) => e.certsDir),
+        check: v.nodePath,
+    }),
+    pullSecretName: setting({
+        type: "string",
+        description: "Name of the kubernetes.io/dockerconfigjson pull secret.",
+        default: "registry-pull",
+        check: v.dnsSubdomain,
+    }),
+    pullSecretNamespaces: setting({
+        type: "array",
+        description: "Existing namespaces that also get the pull secret (the registry's own namespace always does).",
+        default: [],
+        check: v.dnsLabel,
+    }),
+    patchDefaultServiceAccounts: setting({
+        type: "boolean",
+        description:
+            "Add the pull secret to the default ServiceAccount of each namespace in pullSecretNamespaces, so pods need no imagePullSecrets line. Server-side apply treats that list as a whole: if something else set pull secrets there, pulumi up stops with a conflict.",
+        default: false,
+    }),
+    keyAlgorithm: setting({
+        type: "string",
+        description: "Key algorithm for the CA and server certificates: ECDSA (P-256) or RSA (2048).",
+        default: "ECDSA",
+        check: oneOf(["ECDSA", "RSA"] as const, "ECDSA (P-256) or RSA (2048 bits)"),
+    }),
+    caValidityHours: setting({ type: "integer", description: "Validity of the CA certificate in hours.", default: 87600, check: intRange(24, 876000) }),
+    certValidityHours: setting({
+        type: "integer",
+        description: "Validity of each server certificate in hours; renewed on a normal pulumi up once inside certEarlyRenewalHours.",
+        default: 8760,
+        check: intRange(24, 876000),
+    }),
+    certEarlyRenewalHours: setting({
+        type: "integer",
+        description: "Hours before a server certificate expires at which pulumi up renews it.",
+        default: 720,
+        check: intRange(0, 876000),
+    }),
+    caches: setting({
+        type: "array",
+        description: `Pull-through caches nodes use as mirrors: presets ${Object.keys(UPSTREAM_PRESETS).join(", ")}, or HOST=URL (e.g. registry.example.com=https://registry.example.com).`,
+        default: [],
+    }),
+    cacheCredentials: setting({
+        type: "array",
+        description:
+            "Upstream credentials as HOST=USER:PASSWORD for listed caches (e.g. Docker Hub, which limits anonymous pulls); set with --secret. Anyone who can reach the cache can pull what that account can.",
+        secret: true,
+    }),
+    mirrorFallback: setting({
+        type: "string",
+        description:
+            "When a cache is down: upstream (nodes pull from the upstream themselves) or none (the pull fails: no node pull ever leaves the cluster). Caches themselves need to reach their upstreams.",
+        default: "upstream",
+        check: oneOf(["upstream", "none"] as const, "upstream (pull from the upstream when its cache is down) or none (fail the pull: air-gapped clusters)"),
+    }),
+    cacheTtl: setting({
+        type: "string",
+        description: "How long a cache keeps what it fetched before asking the upstream again (a Go duration such as 168h or 72h30m).",
+        default: DEFAULT_CACHE_TTL,
+        check: (d) =>
+            (v.goDuration(d) ?? (v.parseGoDuration(d) === 0n ? "a duration above zero" : undefined)) && "a duration above zero such as 168h or 72h30m",
+    }),
+    cacheStorageSize: setting({
+        type: "string",
+        description: "Size of each cache's volume.",
+        default: perEnvironment((e) => e.cacheStorageSize),
+        check: (q) => v.storageQuantity(q),
+    }),
+    cacheHostPath: setting({
+        type: "string",
+        description:
+            'Node directory that holds cache data instead of volumes; with a kind extraMount (see the kindClusterConfig output) caches outlive the cluster. "" for volumes.',
+        default: perEnvironment((e) => e.cacheHostPath ?? ""),
+        check: (p) => (p === "" ? undefined : v.nodePath(p) && `${v.nodePath(p)}, or "" for volumes`),
+    }),
+    localRegistryHosting: setting({
+        type: "boolean",
+        description: "Publish the KEP-1755 local-registry-hosting ConfigMap in kube-public, which Tilt, Skaffold and others read.",
+        default: true,
+    }),
+} as const;
+
+export type SettingKey = keyof typeof SETTINGS;
+export const SETTING_KEYS = Object.keys(SETTINGS) as SettingKey[];
+
+/** The plain value a setting defaults to in an environment, or `undefined` for none. */
+export function defaultFor(key: SettingKey, environment: EnvironmentName): ValueOf<SettingType> | undefined {
+    const d = (SETTINGS[key] as Setting).default;
+    if (d !== undefined && typeof d === "object" && "byEnvironment" in d) return d.byEnvironment[environment];
+    return d as ValueOf<SettingType> | undefined;
+}
+
+/** A registry user as the component takes it. */
+export interface RegistryUserArgs {
+    /** User name, as htpasswd and the pull secret carry it. */
+    name: string;
+    /** The user's password (12 characters to 72 bytes); generated when absent. Default: generated. */
+    password?: pulumi.Input<string>;
+}
+
+/** A pull-through cache of one upstream registry, as the component takes it. */
+export interface CacheArgs {
+    /** The name in image references, e.g. `docker.io`: the certs.d directory containerd looks up. */
+    host: string;
+    /** The upstream's registry API. Default: the preset for `host` (see `UPSTREAM_PRESETS`). */
+    remoteUrl?: string;
+    /** Upstream credentials, for upstreams that limit anonymous pulls. Default: anonymous. */
+    credentials?: { username: pulumi.Input<string>; password: pulumi.Input<string> };
+}
+
+/** A cache with everything resolved. */
+export interface CacheSetting extends CacheArgs {
+    remoteUrl: string;
+    /** The cache's Service name, derived from its host. */
+    serviceName: string;
+}
+
+export type { KeyAlgorithm };
+
+/** What a node does when a cache is down: go to the upstream itself, or fail the pull. */
+export type MirrorFallback = "upstream" | "none";
+
+/** Everything the component builds from, defaults applied and validated. */
+export interface Settings {
+    environment: EnvironmentName;
+    namespace: string;
+    createNamespace: boolean;
+    serviceName: string;
+    port: number;
+    /** `undefined`: no NodePort. */
+    nodePort: number | undefined;
+    clusterDomain: string;
+    extraDnsNames: string[];
+    extraIpAddresses: string[];
+    users: RegistryUserArgs[];
+    /** `undefined`: per user, by whether the password was given. */
+    bcryptCost: number | undefined;
+    image: string;
+    storageClass: string;
+    storageSize: string;
+    certsDir: string;
+    pullSecretName: string;
+    pullSecretNamespaces: string[];
+    patchDefaultServiceAccounts: boolean;
+    keyAlgorithm: KeyAlgorithm;
+    caValidityHours: number;
+    certValidityHours: number;
+    certEarlyRenewalHours: number;
+    caches: CacheSetting[];
+    mirrorFallback: MirrorFallback;
+    cacheTtl: string;
+    cacheStorageSize: string;
+    /** `undefined`: caches keep their data in volumes. */
+    cacheHostPath: string | undefined;
+    localRegistryHosting: boolean;
+}
+
+/**
+ * What `ClusterRegistry` takes: every setting of `SETTINGS` (users and caches with their secrets
+ * folded in). Each field's last sentence states its default, as the README's table does.
+ */
+export interface ClusterRegistryArgs {
+    /** kind, k3d or eks: picks node paths, storage class and sizes. Default: kind. */
+    environment?: EnvironmentName;
+    /** Namespace for the registries, their Secrets and the node-config DaemonSet. Default: registry. */
+    namespace?: string;
+    /** Create the namespace (privileged Pod Security, for the DaemonSet's hostPath). Default: true. */
+    createNamespace?: boolean;
+    /** The hosted registry's Service name, part of its DNS name. Default: registry. */
+    serviceName?: string;
+    /** Service port of the registry and of each cache. Default: 5000. */
+    port?: number;
+    /** Also expose the registry on this NodePort; 0 for none. Default: 0. */
+    nodePort?: number;
+    /** The cluster's DNS domain. Default: cluster.local. */
+    clusterDomain?: string;
+    /** More DNS names or IP addresses for the registry's certificate. Default: none. */
+    extraNames?: string[];
+    /** Registry users, by name or with a password; the first goes into the pull secret. Default: [admin]. */
+    users?: (string | RegistryUserArgs)[];
+    /** bcrypt cost of every htpasswd line (4-14). Default: 5 for generated passwords, 10 for given ones. */
+    bcryptCost?: number;
+    /** Registry image, pinned; the DaemonSet runs it too. Default: docker.io/library/registry:2.8.3. */
+    image?: string;
+    /** StorageClass of the registry's volume. Default: kind standard, k3d local-path, eks gp2. */
+    storageClass?: string;
+    /** Size of the registry's volume. Default: kind 10Gi, k3d 10Gi, eks 50Gi. */
+    storageSize?: string;
+    /** containerd's certs.d directory on the nodes. Default: kind /etc/containerd/certs.d, k3d /var/lib/rancher/k3s/agent/etc/containerd/certs.d, eks /etc/containerd/certs.d. */
+    certsDir?: string;
+    /** Name of the pull secret. Default: registry-pull. */
+    pullSecretName?: string;
+    /** Existing namespaces that also get the pull secret. Default: none. */
+    pullSecretNamespaces?: string[];
+    /** Add the pull secret to the default ServiceAccount of each of pullSecretNamespaces. Default: false. */
+    patchDefaultServiceAccounts?: boolean;
+    /** Key algorithm of the CA and server certificates. Default: ECDSA. */
+    keyAlgorithm?: KeyAlgorithm;
+    /** CA validity in hours. Default: 87600. */
+    caValidityHours?: number;
+    /** Server certificate validity in hours. Default: 8760. */
+    certValidityHours?: number;
+    /** Renew server certificates this many hours before they expire. Default: 720. */
+    certEarlyRenewalHours?: number;
+    /** Pull-through caches: a preset host, `HOST=URL`, or a `CacheArgs`. Default: none. */
+    caches?: (string | CacheArgs)[];
+    /** When a cache is down: `upstream` or `none` (the pull fails). Default: upstream. */
+    mirrorFallback?: MirrorFallback;
+    /** How long a cache keeps what it fetched (a Go duration). Default: 168h. */
+    cacheTtl?: string;
+    /** Size of each cache's volume. Default: kind 10Gi, k3d 10Gi, eks 50Gi. */
+    cacheStorageSize?: string;
+    /** Node directory for cache data instead of volumes; "" for volumes. Default: kind /var/lib/cluster-registry/caches, k3d "", eks "". */
+    cacheHostPath?: string;
+    /** Publish the KEP-1755 local-registry-hosting ConfigMap. Default: true. */
+    localRegistryHosting?: boolean;
+}
+
+/** How the README and the args' documentation state a setting's default. */
+export function defaultText(key: SettingKey): string {
+    const s = SETTINGS[key] as Setting;
+    if (s.defaultText !== undefined) return s.defaultText;
+    const show = (x: unknown) => (Array.isArray(x) ? (x.length === 0 ? "none" : `[${x.join(", ")}]`) : x === "" ? '""' : String(x));
+    if (s.default === undefined) return "none";
+    if (typeof s.default === "object" && "byEnvironment" in s.default) {
+        return ENVIRONMENT_NAMES.map((e) => `${e} ${show(defaultFor(key, e))}`).join(", ");
+    }
+    return show(s.default);
+}

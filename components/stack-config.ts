@@ -1,0 +1,136 @@
+/**
+ * The stack's `cluster-registry:*` config as `ClusterRegistryArgs`: each raw string read by the
+ * type `SETTINGS` declares, the secret lists folded into users and caches, every problem at once.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { collectSettings, Problems } from "./resolve-settings";
+import { CacheArgs, ClusterRegistryArgs, defaultFor, PROJECT, RegistryUserArgs, Setting, SettingKey, SETTINGS, Settings } from "./settings";
+
+/** What `pulumi config` holds: every value as the string Pulumi stores (arrays as JSON). */
+export type RawConfig = Record<string, string | undefined>;
+
+/** A raw string as the declared type, or `undefined` (and a problem) when it is not one. */
+function typed(key: SettingKey, raw: string, problems: Problems): unknown {
+    const s = SETTINGS[key] as Setting;
+    switch (s.type) {
+        case "string":
+            return raw;
+        case "integer":
+            if (/^-?[0-9]+$/.test(raw.trim())) return Number(raw);
+            problems.invalid(key, raw, "an integer");
+            return undefined;
+        case "boolean":
+            if (raw === "true" || raw === "false") return raw === "true";
+            problems.invalid(key, raw, "true or false");
+            return undefined;
+        case "array":
+            return stringList(key, raw, s.secret === true, problems);
+    }
+}
+
+function stringList(key: SettingKey, raw: string, secret: boolean, problems: Problems): string[] | undefined {
+    let parsed: unknown;
+    try {
+        parsed = JSON.parse(raw);
+    } catch {
+        parsed = undefined;
+    }
+    if (Array.isArray(parsed) && parsed.every((e) => typeof e === "string")) return parsed;
+    const flag = secret ? "--secret " : "";
+    problems.invalid(key, raw, `a list of strings (set it with \`pulumi config set ${flag}--path '${key}[0]' VALUE\`)`);
+    return undefined;
+}
+
+/** A secret list given in plain text is refused: it would sit unencrypted in the stack file. */
+function requireSecret(key: SettingKey, raw: RawConfig, secretKeys: ReadonlySet<string>, problems: Problems, example: string): void {
+    if (raw[key] !== undefined && !secretKeys.has(`${PROJECT}:${key}`)) {
+        problems.add(key, `is stored in plain text; set it with \`pulumi config set --secret --path '${key}[0]' ${example}\``);
+    }
+}
+
+/** `NAME:PASSWORD` entries onto their users. Entries are named by position: they hold passwords. */
+function foldPasswords(users: RegistryUserArgs[], entries: string[], problems: Problems): void {
+    entries.forEach((entry, i) => {
+        const colon = entry.indexOf(":");
+        const user = users.find((u) => colon > 0 && u.name === entry.slice(0, colon));
+        const where = `entry ${i + 1}`;
+        if (!user) {
+            problems.add(
+                "userPasswords",
+                `${where} names no user in ${problems.key("users")} (${users.map((u) => u.name).join(", ")}); entries are NAME:PASSWORD`,
+            );
+        } else if (user.password !== undefined) {
+            problems.add("userPasswords", `user ${JSON.stringify(user.name)} has two passwords; give one`);
+        } else {
+            user.password = entry.slice(colon + 1);
+        }
+    });
+}
+
+/** `HOST=USER:PASSWORD` entries onto their caches; only a listed cache's host is ever shown. */
+function foldCredentials(caches: CacheArgs[], entries: string[], problems: Problems): void {
+    entries.forEach((entry, i) => {
+        const eq = entry.indexOf("=");
+        const cache = caches.find((c) => eq > 0 && c.host === entry.slice(0, eq));
+        const rest = eq > 0 ? entry.slice(eq + 1) : "";
+        const colon = rest.indexOf(":");
+        const where = `entry ${i + 1}`;
+        if (!cache) {
+            problems.add("cacheCredentials", `${where} names no cache in ${problems.key("caches")}; entries are HOST=USER:PASSWORD for a listed cache`);
+        } else if (colon <= 0) {
+            problems.add("cacheCredentials", `the entry for ${JSON.stringify(cache.host)} has no user; entries are HOST=USER:PASSWORD`);
+        } else if (colon === rest.length - 1) {
+            problems.add("cacheCredentials", `the entry for ${JSON.stringify(cache.host)} has no password; entries are HOST=USER:PASSWORD`);
+        } else if (cache.credentials) {
+            problems.add("cacheCredentials", `${JSON.stringify(cache.host)} has two entries; give one`);
+        } else {
+            cache.credentials = { username: rest.slice(0, colon), password: rest.slice(colon + 1) };
+        }
+    });
+}
+
+/** Caches as `CacheArgs`, so credentials can be attached; the strings are parsed later with the rest. */
+function cacheEntries(list: string[] | undefined): CacheArgs[] {
+    return (list ?? []).map((e) => (e.includes("=") ? { host: e.slice(0, e.indexOf("=")), remoteUrl: e.slice(e.indexOf("=") + 1) } : { host: e }));
+}
+
+/**
+ * Parses and checks raw config. `secretKeys` names the keys Pulumi holds encrypted. Throws a
+ * `ConfigError` listing every problem, before any resource exists.
+ */
+export function parseConfig(raw: RawConfig, secretKeys: ReadonlySet<string> = new Set()): { args: ClusterRegistryArgs; settings: Settings } {
+    const problems = new Problems(`${PROJECT}:`);
+    const values: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(raw)) {
+        if (value === undefined) continue;
+        if (!(key in SETTINGS)) problems.add(key, `unknown key; accepted keys are ${Object.keys(SETTINGS).join(", ")}`);
+        else values[key] = typed(key as SettingKey, value, problems);
+    }
+    requireSecret("userPasswords", raw, secretKeys, problems, "NAME:PASSWORD");
+    requireSecret("cacheCredentials", raw, secretKeys, problems, "HOST=USER:PASSWORD");
+    const { userPasswords, cacheCredentials, users, caches, ...rest } = values as Record<string, unknown> & { users?: string[]; caches?: string[] };
+    const userArgs: RegistryUserArgs[] = (users ?? (defaultFor("users", "kind") as string[])).map((name) => ({ name }));
+    const cacheArgs = cacheEntries(caches);
+    foldPasswords(userArgs, (userPasswords as string[] | undefined) ?? [], problems);
+    foldCredentials(cacheArgs, (cacheCredentials as string[] | undefined) ?? [], problems);
+    const args: ClusterRegistryArgs = { ...rest, users: userArgs, caches: cacheArgs };
+    const settings = collectSettings(args, problems);
+    problems.throwIfAny();
+    return { args, settings };
+}
+
+// The SDK exports this at run time but not in its typings; it is how `Config.getSecret` knows.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { isConfigSecret } = require("@pulumi/pulumi/runtime/config") as { isConfigSecret(key: string): boolean };
+
+/** This stack's raw config for the project, and which keys Pulumi holds encrypted. */
+export function readRawConfig(): { raw: RawConfig; secretKeys: Set<string> } {
+    const raw: RawConfig = {};
+    const secretKeys = new Set<string>();
+    for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
+        if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+        raw[fullKey.slice(PROJECT.length + 1)] = value;
+        if (isConfigSecret(fullKey)) secretKeys.add(fullKey);
+    }
+    return { raw, secretKeys };
+}

@@ -1,0 +1,25 @@
+import { describe, expect, test } from "vitest";
+import { renderHostsToml } from "../../../components/render/hosts-toml";
+
+describe("hosts.toml", () => {
+    test("has the server, a host table on the ClusterIP and the CA in both places", () => {
+        expect(
+            renderHostsToml({
+                owner: "cluster-registry (registry.registry)",
+                server: "https://registry.registry.svc.cluster.local:5000",
+                endpoint: "https://10.96.0.10:5000",
+                capabilities: ["pull", "resolve"],
+                ca: "ca.crt",
+                serverIsOurs: true,
+            }),
+        ).toBe(
+            "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://registry.registry.svc.cluster.local:5000"\n' +
+                'ca = "ca.crt"\n' +
+                "\n" +
+                '[host."https://10.96.0.10:5000"]\n' +
+                'capabilities = [ "pull", "resolve" ]\n' +
+                'ca = "ca.crt"\n',
+        );
+    });
+});

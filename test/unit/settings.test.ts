@@ -1,0 +1,129 @@
+/**
+ * SETTINGS is the one declaration of every setting: Pulumi.yaml's config block, the README's table
+ * and ClusterRegistryArgs' documented defaults must say what it says, and its defaults must pass
+ * its own checks in every environment.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import ts from "typescript";
+import YAML from "yaml";
+import { describe, expect, test } from "vitest";
+import { ENVIRONMENT_NAMES } from "../../components/environments";
+import { renderConfigDeclarations, renderSettingsTable } from "../../components/render/settings-docs";
+import { resolveSettings } from "../../components/resolve-settings";
+import { defaultFor, defaultText, Setting, SETTING_KEYS, SETTINGS } from "../../components/settings";
+import { parseConfig } from "../../components/stack-config";
+import { ROOT, shippedStacks } from "../support/stacks";
+
+const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { name: string; config: Record<string, any> };
+const FIX = "run `npm run docs` to regenerate it from components/settings.ts";
+
+function matchesType(value: unknown, type: string, items?: { type: string }): boolean {
+    switch (type) {
+        case "string":
+            return typeof value === "string";
+        case "integer":
+            return Number.isInteger(value);
+        case "boolean":
+            return typeof value === "boolean";
+        case "array":
+            return Array.isArray(value) && value.every((v) => matchesType(v, items?.type ?? "string"));
+        default:
+            return false;
+    }
+}
+
+describe("Pulumi.yaml", () => {
+    test(`declares exactly what SETTINGS declares: keys, types, defaults, descriptions, secrecy (${FIX})`, () => {
+        expect(project.config).toEqual(renderConfigDeclarations());
+    });
+
+    test.each(Object.entries(renderConfigDeclarations()))("%s is declared in the shape the Pulumi CLI's project schema accepts", (_, d) => {
+        expect(["string", "integer", "boolean", "array"]).toContain(d.type);
+        if (d.type === "array") expect(d.items).toEqual({ type: "string" });
+        expect(d.description.length).toBeGreaterThan(10);
+        if (d.default !== undefined) expect(matchesType(d.default, d.type)).toBe(true);
+        if (d.secret) expect(d.default).toBeUndefined();
+    });
+
+    test("the defaults it declares are the program's own defaults", () => {
+        const declared = Object.fromEntries(
+            Object.entries(renderConfigDeclarations())
+                .filter(([, d]) => d.default !== undefined)
+                .map(([k, d]) => [k, String(d.default)]),
+        );
+        expect(parseConfig(declared).settings).toEqual(parseConfig({}).settings);
+    });
+});
+
+describe("README.md", () => {
+    test(`its settings table is the one SETTINGS renders (${FIX})`, () => {
+        const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+        const table = /<!-- settings:begin[^>]*-->\n([\s\S]*?)<!-- settings:end -->/.exec(readme)?.[1];
+        expect(table).toBe(renderSettingsTable());
+    });
+
+    test("states per-environment defaults as they are (cacheStorageSize follows the environment, not storageSize)", () => {
+        expect(defaultText("cacheStorageSize")).toBe("kind 10Gi, k3d 10Gi, eks 50Gi");
+        const s = resolveSettings({ storageSize: "200Gi" });
+        expect(s.cacheStorageSize).toBe("10Gi");
+    });
+});
+
+describe("SETTINGS", () => {
+    test.each(ENVIRONMENT_NAMES)("every default passes its own check in %s", (environment) => {
+        for (const key of SETTING_KEYS) {
+            const s = SETTINGS[key] as Setting;
+            const d = defaultFor(key, environment);
+            if (d === undefined || !s.check) continue;
+            const check = s.check as (v: unknown) => string | undefined;
+            for (const value of Array.isArray(d) ? d : [d]) expect(check(value), `${key} default ${JSON.stringify(value)}`).toBeUndefined();
+        }
+    });
+
+    test("secret settings have no default", () => {
+        for (const key of SETTING_KEYS) if ((SETTINGS[key] as Setting).secret) expect((SETTINGS[key] as Setting).default).toBeUndefined();
+    });
+});
+
+/** ClusterRegistryArgs' fields and the last sentence of each one's JSDoc, read from the source. */
+function argsDocs(): Record<string, string> {
+    const file = path.join(ROOT, "components/settings.ts");
+    const source = ts.createSourceFile(file, fs.readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true);
+    const docs: Record<string, string> = {};
+    source.forEachChild((node) => {
+        if (!ts.isInterfaceDeclaration(node) || node.name.text !== "ClusterRegistryArgs") return;
+        for (const m of node.members) {
+            const jsDoc = (m as unknown as { jsDoc?: ts.JSDoc[] }).jsDoc?.[0];
+            docs[(m.name as ts.Identifier).text] = typeof jsDoc?.comment === "string" ? jsDoc.comment : "";
+        }
+    });
+    return docs;
+}
+
+describe("ClusterRegistryArgs", () => {
+    const docs = argsDocs();
+    // The secret lists of stack config are folded into users and caches in the component's args.
+    const folded: Record<string, string> = { userPasswords: "users", cacheCredentials: "caches" };
+
+    test("has a field for every setting, and no other", () => {
+        const expected = SETTING_KEYS.filter((k) => !(k in folded));
+        expect(Object.keys(docs).sort()).toEqual(expected.sort());
+    });
+
+    test.each(SETTING_KEYS.filter((k) => !(k in folded)))("%s is documented and states the default SETTINGS declares", (key) => {
+        expect(docs[key]).toMatch(new RegExp(`Default: ${defaultText(key).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.$`));
+    });
+});
+
+describe.each(shippedStacks())("Pulumi.%s.yaml", (stack) => {
+    test("sets only declared keys, each with a value of its declared type", () => {
+        const doc = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> };
+        for (const [fullKey, value] of Object.entries(doc.config)) {
+            const [ns, key] = fullKey.split(":");
+            expect(ns).toBe("cluster-registry");
+            expect(project.config[key], `${fullKey} is declared`).toBeDefined();
+            expect(matchesType(value, project.config[key].type, project.config[key].items), `${fullKey} has type ${project.config[key].type}`).toBe(true);
+        }
+    });
+});
