@@ -4,12 +4,19 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
-import { renderRegistryConfig } from "./render/registry-config";
+import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { serviceDnsNames } from "./names";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
 export const REGISTRY_CONTAINER_PORT = 5000;
+/** Port of distribution's debug listener (metrics, health, pprof) inside the pod, and of the metrics Service. */
+export const REGISTRY_DEBUG_PORT = 5001;
+/**
+ * Environment every registry container gets: distribution 3.0 images export OpenTelemetry traces to
+ * localhost:4318 unless told not to, which in a pod only fills the log with connection errors.
+ */
+export const REGISTRY_ENV: readonly k8s.types.input.core.v1.EnvVar[] = [{ name: "OTEL_TRACES_EXPORTER", value: "none" }];
 /** Where the pod finds what it mounts. Tests rebase these onto a temp dir to run the real registry. */
 export const MOUNTS = {
     config: "/etc/registry/config",
@@ -18,6 +25,14 @@ export const MOUNTS = {
     storage: "/var/lib/registry",
     tmp: "/tmp",
 } as const;
+/** Marks a registry's metrics Service, which its ServiceMonitor selects. */
+export const METRICS_LABEL = "cluster-registry/metrics";
+
+/** `<service>-metrics`, kept a DNS label (63 characters at most). */
+export function metricsServiceName(serviceName: string): string {
+    return `${serviceName.slice(0, 63 - "-metrics".length).replace(/-+$/, "")}-metrics`;
+}
+
 /** The non-root user the registry runs as; fsGroup makes the volume writable for it. */
 export const REGISTRY_UID = 1000;
 
@@ -74,6 +89,59 @@ export interface RegistryArgs {
     htpasswd?: { secretName: pulumi.Input<string>; content: pulumi.Input<string> };
     /** Pull-through cache of one upstream. Default: a hosted registry. */
     proxy?: RegistryProxyArgs;
+    /** Not ready (out of its Service) while its storage is at least this full, in percent. Default: no limit. */
+    maxFillPercent?: number;
+    /** Also create a Prometheus Operator ServiceMonitor for the metrics Service. Default: false. */
+    serviceMonitor?: boolean;
+    /** Keep the volume's claim when the stack is destroyed (`retainOnDelete`). Default: false. */
+    retainVolume?: boolean;
+    /** Let a change Kubernetes can only make by replacing the claim give the registry a new, empty volume. Default: false. */
+    allowVolumeReplacement?: boolean;
+}
+
+/**
+ * Fields of a PersistentVolumeClaim the Kubernetes provider can only change by replacing the claim
+ * (a new, empty one first, then the old one deleted), and the setting that feeds each.
+ */
+export const CLAIM_REPLACING_FIELDS = [
+    { path: "metadata.namespace", setting: "namespace" },
+    { path: "spec.storageClassName", setting: "storageClass" },
+] as const;
+
+/** Raised when a change would move a registry onto an empty volume and nobody asked for that. */
+export class VolumeReplacementError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "VolumeReplacementError";
+    }
+}
+
+/**
+ * What the claim's state holds against what the settings ask for; a message naming each setting whose
+ * change would replace the claim, and how to migrate, or undefined when nothing would.
+ */
+export function volumeReplacementProblem(
+    claim: string,
+    live: { namespace?: string; storageClassName?: string },
+    desired: { namespace?: string; storageClassName?: string },
+    settingPrefix = "cluster-registry:",
+): string | undefined {
+    const changed = CLAIM_REPLACING_FIELDS.filter((f) => {
+        const key = f.path.split(".")[1] as "namespace" | "storageClassName";
+        return live[key] !== desired[key];
+    });
+    if (changed.length === 0) return undefined;
+    const what = changed
+        .map((f) => {
+            const key = f.path.split(".")[1] as "namespace" | "storageClassName";
+            return `${settingPrefix}${f.setting} (${JSON.stringify(live[key] ?? "")} now, ${JSON.stringify(desired[key] ?? "")} asked)`;
+        })
+        .join(" and ");
+    return (
+        `${what}: Kubernetes cannot change this on the PersistentVolumeClaim ${claim}, so the registry would move onto a new, EMPTY volume. ` +
+        `Nothing was changed. To keep the images, set the old value back; to move them, copy them first (e.g. skopeo sync from the running registry ` +
+        `to one on the new volume), then run pulumi up with ${settingPrefix}allowVolumeReplacement=true, which replaces the claim (and deletes the old one unless it is kept).`
+    );
 }
 
 /** Labels of one registry: the selector's, and the fuller set its objects carry. */
@@ -104,6 +172,7 @@ export class Registry extends pulumi.ComponentResource {
 
         const service = this.service(name, args, labels, port);
         this.clusterIP = service.spec.clusterIP;
+        this.metrics(name, args, labels);
         const cert = new ServerCertificate(
             `${name}-tls`,
             {
@@ -139,9 +208,11 @@ export class Registry extends pulumi.ComponentResource {
         });
         // Upstream credentials stay out: even hashed, a password has no place in an annotation. Their
         // Secret is replaced when they change, and its new name rolls the pod.
-        const checksum = pulumi
-            .all([cert.certPem, args.htpasswd?.content ?? ""])
-            .apply(([certPem, htpasswd]) => contentChecksum([configYaml, certPem, htpasswd]));
+        // A sha256, so not a secret although the htpasswd is: left secret, it would hide the whole
+        // pod template from `pulumi preview` diffs, and nobody could see why a pod rolls.
+        const checksum = pulumi.unsecret(
+            pulumi.all([cert.certPem, args.htpasswd?.content ?? ""]).apply(([certPem, htpasswd]) => contentChecksum([configYaml, certPem, htpasswd])),
+        );
         new k8s.apps.v1.Deployment(
             `${name}`,
             {
@@ -185,6 +256,45 @@ export class Registry extends pulumi.ComponentResource {
         );
     }
 
+    /**
+     * Prometheus metrics on a ClusterIP Service of their own: a NodePort Service exposes every port it
+     * lists, and the debug listener also serves pprof and expvar, which stay inside the cluster.
+     */
+    private metrics(name: string, args: RegistryArgs, labels: RegistryLabels): void {
+        const metricsLabels = { ...labels.meta, [METRICS_LABEL]: "true" };
+        new k8s.core.v1.Service(
+            `${name}-metrics`,
+            {
+                metadata: {
+                    name: metricsServiceName(args.serviceName),
+                    namespace: args.namespace,
+                    labels: metricsLabels,
+                    annotations: { "pulumi.com/skipAwait": "true" },
+                },
+                spec: {
+                    type: "ClusterIP",
+                    selector: labels.selector,
+                    ports: [{ name: "metrics", port: REGISTRY_DEBUG_PORT, targetPort: "metrics", protocol: "TCP" }],
+                },
+            },
+            { parent: this },
+        );
+        if (!args.serviceMonitor) return;
+        new k8s.apiextensions.CustomResource(
+            `${name}-service-monitor`,
+            {
+                apiVersion: "monitoring.coreos.com/v1",
+                kind: "ServiceMonitor",
+                metadata: { namespace: args.namespace, labels: labels.meta },
+                spec: {
+                    selector: { matchLabels: { ...labels.selector, [METRICS_LABEL]: "true" } },
+                    endpoints: [{ port: "metrics", path: METRICS_PATH, scheme: "http", interval: "30s" }],
+                },
+            },
+            { parent: this },
+        );
+    }
+
     /** A cache's upstream credentials, as env from a Secret of their own. */
     private upstreamEnv(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.EnvVar[] {
         const creds = args.proxy?.credentials;
@@ -209,6 +319,7 @@ export class Registry extends pulumi.ComponentResource {
     /** The registry's storage: a node directory (kind caches) or a PersistentVolumeClaim. */
     private storageVolume(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.Volume {
         if (args.hostPath) return { name: "storage", hostPath: { path: args.hostPath, type: "DirectoryOrCreate" } };
+        const allowReplacement = args.allowVolumeReplacement ?? false;
         const claim = new k8s.core.v1.PersistentVolumeClaim(
             `${name}-storage`,
             {
@@ -219,9 +330,26 @@ export class Registry extends pulumi.ComponentResource {
                     resources: { requests: { storage: args.storageSize } },
                 },
             },
-            { parent: this },
+            {
+                parent: this,
+                retainOnDelete: args.retainVolume ?? false,
+                // The engine keeps the claim's old values for these, so it is never replaced; the guard
+                // below compares them with what is asked and stops `pulumi up` with a message instead.
+                ignoreChanges: allowReplacement ? [] : CLAIM_REPLACING_FIELDS.map((f) => f.path),
+            },
         );
-        return { name: "storage", persistentVolumeClaim: { claimName: claim.metadata.name } };
+        if (allowReplacement) return { name: "storage", persistentVolumeClaim: { claimName: claim.metadata.name } };
+        // The Deployment waits on this: a refused change registers no Deployment on another volume.
+        const claimName = pulumi.all([claim.metadata, claim.spec, args.namespace]).apply(([metadata, spec, namespace]) => {
+            const problem = volumeReplacementProblem(
+                `${metadata.namespace}/${metadata.name}`,
+                { namespace: metadata.namespace, storageClassName: spec.storageClassName },
+                { namespace, storageClassName: args.storageClass },
+            );
+            if (problem) throw new VolumeReplacementError(problem);
+            return metadata.name;
+        });
+        return { name: "storage", persistentVolumeClaim: { claimName } };
     }
 }
 
@@ -229,6 +357,7 @@ export class Registry extends pulumi.ComponentResource {
 export function registryConfigOf(args: Pick<RegistryArgs, "htpasswd" | "proxy">): string {
     return renderRegistryConfig({
         port: REGISTRY_CONTAINER_PORT,
+        debugPort: REGISTRY_DEBUG_PORT,
         storageRoot: MOUNTS.storage,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
         htpasswd: args.htpasswd ? { realm: "cluster-registry", path: `${MOUNTS.auth}/htpasswd` } : undefined,
@@ -265,11 +394,15 @@ export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.
                 name: "registry",
                 image: args.image,
                 command: ["registry", "serve", `${MOUNTS.config}/config.yml`],
-                ports: [{ name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" }],
-                env: parts.env,
+                ports: [
+                    { name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" },
+                    { name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" },
+                ],
+                env: [...REGISTRY_ENV, ...parts.env],
                 volumeMounts: mounts,
-                readinessProbe: registryProbe(2, 5),
-                livenessProbe: registryProbe(10, 20),
+                readinessProbe: readinessProbe(args.maxFillPercent),
+                // Not the readiness check: a full cache is taken out of its Service, never restarted for it.
+                livenessProbe: livenessProbe(),
                 resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
                 securityContext: RESTRICTED_CONTAINER_SECURITY,
             },
@@ -316,13 +449,24 @@ function storageOwnerContainer(image: string): k8s.types.input.core.v1.Container
     };
 }
 
-function registryProbe(initialDelaySeconds: number, periodSeconds: number): k8s.types.input.core.v1.Probe {
+/** The exec readiness check's command: the image's busybox runs {@link READINESS_SCRIPT}. */
+export function readinessCommand(maxFillPercent: number | undefined): string[] {
+    const health = `http://127.0.0.1:${REGISTRY_DEBUG_PORT}${HEALTH_PATH}`;
+    return ["sh", "-c", READINESS_SCRIPT, "registry-ready", MOUNTS.storage, maxFillPercent === undefined ? "-" : String(maxFillPercent), health];
+}
+
+/** Ready only while it can serve: storage healthy and (a cache) its volume below the fill limit. */
+function readinessProbe(maxFillPercent: number | undefined): k8s.types.input.core.v1.Probe {
+    return { exec: { command: readinessCommand(maxFillPercent) }, initialDelaySeconds: 2, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 };
+}
+
+function livenessProbe(): k8s.types.input.core.v1.Probe {
     return {
         // `/` answers 200 without credentials even with htpasswd on; kubelet does not verify the
         // certificate of an HTTPS probe.
         httpGet: { path: "/", port: "registry", scheme: "HTTPS" },
-        initialDelaySeconds,
-        periodSeconds,
+        initialDelaySeconds: 10,
+        periodSeconds: 20,
         timeoutSeconds: 3,
         failureThreshold: 3,
     };

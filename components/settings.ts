@@ -13,10 +13,11 @@ import * as v from "./validators";
 export const PROJECT = "cluster-registry";
 
 /**
- * The distribution registry image (the program inside `registry:2`). Pinned: a moving tag would
- * change the pod on a rerun with no config change.
+ * The distribution registry image: distribution 3, the maintained line (the official image's 2.x
+ * tags get no rebuilds since June 2025). Pinned to a patch release: a moving tag would change the
+ * pod on a rerun with no config change. Its config.yml stays within what 2.8 reads too.
  */
-export const DEFAULT_REGISTRY_IMAGE = "docker.io/library/registry:2.8.3";
+export const DEFAULT_REGISTRY_IMAGE = "docker.io/library/registry:3.1.1";
 
 /** The types the Pulumi CLI accepts in a project's `config:` block. */
 export type SettingType = "string" | "integer" | "boolean" | "array";
@@ -198,10 +199,17 @@ export const SETTINGS = {
     }),
     cacheTtl: setting({
         type: "string",
-        description: "How long a cache keeps what it fetched before asking the upstream again (a Go duration such as 168h or 72h30m).",
+        description:
+            "How long a cache keeps what it fetched before deleting it and asking the upstream again (a Go duration such as 168h or 72h30m); 0 keeps everything forever, so the volume only grows. Honoured by distribution 3; 2.8 always uses 168h.",
         default: DEFAULT_CACHE_TTL,
-        check: (d) =>
-            (v.goDuration(d) ?? (v.parseGoDuration(d) === 0n ? "a duration above zero" : undefined)) && "a duration above zero such as 168h or 72h30m",
+        check: (d) => v.goDuration(d, { min: "0s" }) && "a Go duration such as 168h or 72h30m, or 0 to never expire",
+    }),
+    cacheMaxFillPercent: setting({
+        type: "integer",
+        description:
+            "A cache is taken out of its Service (not ready, never restarted) while its volume is at least this full, in percent, or while its storage fails distribution's health check; 100 turns the fill limit off.",
+        default: 90,
+        check: intRange(1, 100),
     }),
     cacheStorageSize: setting({
         type: "string",
@@ -215,6 +223,24 @@ export const SETTINGS = {
             'Node directory that holds cache data instead of volumes; with a kind extraMount (see the kindClusterConfig output) caches outlive the cluster. "" for volumes.',
         default: perEnvironment((e) => e.cacheHostPath ?? ""),
         check: (p) => (p === "" ? undefined : v.nodePath(p) && `${v.nodePath(p)}, or "" for volumes`),
+    }),
+    serviceMonitors: setting({
+        type: "boolean",
+        description:
+            "Create a Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for each registry's metrics Service; needs the operator's CRDs in the cluster.",
+        default: false,
+    }),
+    keepRegistryVolume: setting({
+        type: "boolean",
+        description:
+            "Keep the hosted registry's volume (its PersistentVolumeClaim, and so the images) when the stack is destroyed; see Destroy in the README for taking it over from a new stack.",
+        default: true,
+    }),
+    allowVolumeReplacement: setting({
+        type: "boolean",
+        description:
+            "Let a change of storageClass (or another field Kubernetes cannot change on a claim) replace a registry's or cache's volume with a new, empty one. Without it, pulumi up stops and says how to migrate.",
+        default: false,
     }),
     localRegistryHosting: setting({
         type: "boolean",
@@ -292,9 +318,13 @@ export interface Settings {
     caches: CacheSetting[];
     mirrorFallback: MirrorFallback;
     cacheTtl: string;
+    cacheMaxFillPercent: number;
     cacheStorageSize: string;
     /** `undefined`: caches keep their data in volumes. */
     cacheHostPath: string | undefined;
+    serviceMonitors: boolean;
+    keepRegistryVolume: boolean;
+    allowVolumeReplacement: boolean;
     localRegistryHosting: boolean;
 }
 
@@ -323,7 +353,7 @@ export interface ClusterRegistryArgs {
     users?: (string | RegistryUserArgs)[];
     /** bcrypt cost of every htpasswd line (4-14). Default: 5 for generated passwords, 10 for given ones. */
     bcryptCost?: number;
-    /** Registry image, pinned; the DaemonSet runs it too. Default: docker.io/library/registry:2.8.3. */
+    /** Registry image, pinned; the DaemonSet runs it too. Default: docker.io/library/registry:3.1.1. */
     image?: string;
     /** StorageClass of the registry's volume. Default: kind standard, k3d local-path, eks gp2. */
     storageClass?: string;
@@ -349,12 +379,20 @@ export interface ClusterRegistryArgs {
     caches?: (string | CacheArgs)[];
     /** When a cache is down: `upstream` or `none` (the pull fails). Default: upstream. */
     mirrorFallback?: MirrorFallback;
-    /** How long a cache keeps what it fetched (a Go duration). Default: 168h. */
+    /** How long a cache keeps what it fetched (a Go duration; 0 never expires, so its volume only grows). Default: 168h. */
     cacheTtl?: string;
+    /** A cache is not ready while its volume is at least this full, in percent (1-100; 100 for no limit). Default: 90. */
+    cacheMaxFillPercent?: number;
     /** Size of each cache's volume. Default: kind 10Gi, k3d 10Gi, eks 50Gi. */
     cacheStorageSize?: string;
     /** Node directory for cache data instead of volumes; "" for volumes. Default: kind /var/lib/cluster-registry/caches, k3d "", eks "". */
     cacheHostPath?: string;
+    /** Create a Prometheus Operator ServiceMonitor for each registry's metrics Service. Default: false. */
+    serviceMonitors?: boolean;
+    /** Keep the hosted registry's volume when the stack is destroyed. Default: true. */
+    keepRegistryVolume?: boolean;
+    /** Let a change of storageClass replace a volume with an empty one instead of stopping pulumi up. Default: false. */
+    allowVolumeReplacement?: boolean;
     /** Publish the KEP-1755 local-registry-hosting ConfigMap. Default: true. */
     localRegistryHosting?: boolean;
 }

@@ -4,6 +4,8 @@ import * as YAML from "yaml";
 export interface RegistryConfigInput {
     /** Port the registry listens on inside the pod. */
     port: number;
+    /** Port of the debug listener (Prometheus `/metrics`, `/debug/health`, pprof, expvar) inside the pod. */
+    debugPort: number;
     /** Where images are stored (the volume's mount path). */
     storageRoot: string;
     /** Server certificate and key files. */
@@ -14,10 +16,16 @@ export interface RegistryConfigInput {
     proxy?: { remoteUrl: string; ttl: string };
 }
 
+/** Where the debug listener serves Prometheus metrics. */
+export const METRICS_PATH = "/metrics";
+/** Where the debug listener serves the health checks' state: 200, or 503 once a check fails. */
+export const HEALTH_PATH = "/debug/health";
+
 /**
  * Secrets are not in this file: it lives in a ConfigMap. Upstream credentials reach a cache as
  * `REGISTRY_PROXY_*` environment variables from a Secret. No `http.secret` is set: it signs upload
- * state between replicas, and there is one replica.
+ * state between replicas, and there is one replica. Every key is in the schema of distribution 2.8
+ * and 3.x alike (configuration/configuration.go); 2.8 ignores `proxy.ttl` and always uses 168h.
  */
 export function renderRegistryConfig(input: RegistryConfigInput): string {
     const config: Record<string, unknown> = {
@@ -25,14 +33,18 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
         log: { level: "info", formatter: "text", fields: { service: "registry" } },
         storage: {
             filesystem: { rootdirectory: input.storageRoot },
-            // A cache's TTL expiry deletes blobs, which needs delete enabled.
-            delete: { enabled: true },
-            cache: { blobdescriptor: "inmemory" },
+            // Only a cache's TTL expiry needs deletes; on the hosted registry any user could delete images.
+            delete: { enabled: !!input.proxy },
+            // Proxy mode with the in-memory descriptor cache can answer "unexpected EOF" once blobs
+            // expire (distribution issue 2367), so a cache has none.
+            ...(input.proxy ? {} : { cache: { blobdescriptor: "inmemory" } }),
         },
         http: {
             addr: `:${input.port}`,
-            tls: { certificate: input.tls.certificate, key: input.tls.key },
+            tls: { certificate: input.tls.certificate, key: input.tls.key, minimumtls: "tls1.2" },
             headers: { "X-Content-Type-Options": ["nosniff"] },
+            // Plain HTTP, never on the NodePort: only a ClusterIP Service of its own reaches it.
+            debug: { addr: `:${input.debugPort}`, prometheus: { enabled: true, path: METRICS_PATH } },
         },
         health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
     };
@@ -40,3 +52,16 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
     if (input.proxy) config.proxy = { remoteurl: input.proxy.remoteUrl, ttl: input.proxy.ttl };
     return YAML.stringify(config);
 }
+
+/**
+ * The readiness check a registry pod runs with the image's busybox `sh -c SCRIPT probe STORAGE
+ * MAX_FILL_PERCENT HEALTH_URL`: not ready while the storage volume is at or above MAX_FILL_PERCENT
+ * (`-` skips that check) or while distribution's health endpoint does not answer 200 (its storage
+ * driver check failing makes it 503). Plain POSIX sh with df, awk and wget, as busybox has them.
+ */
+export const READINESS_SCRIPT = [
+    'used=$(df -P "$1" | awk \'NR == 2 { sub(/%$/, "", $5); print $5 }\')',
+    'case "$used" in "" | *[!0-9]*) echo "cannot read how full $1 is" >&2; exit 1 ;; esac',
+    'if [ "$2" != - ] && [ "$used" -ge "$2" ]; then echo "$1 is $used% full (limit $2%): not serving new content" >&2; exit 1; fi',
+    'wget -q -Y off -O /dev/null "$3" || { echo "$3 does not answer 200: storage unhealthy" >&2; exit 1; }',
+].join("\n");

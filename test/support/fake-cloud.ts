@@ -12,7 +12,8 @@
  *
  * Engine: state is kept per URN across runs of one FakeCloud (each `runProgram` is another `pulumi up` on
  * the same stack): identical inputs give identical outputs; changed inputs, or a certificate inside its
- * early-renewal window, replace. Secret inputs and `additionalSecretOutputs` make outputs secret. Preview
+ * early-renewal window, replace. `ignoreChanges` paths keep their old input values once a resource
+ * exists, as the engine does; `destroy()` deletes what the state holds except `retainOnDelete` resources. Secret inputs and `additionalSecretOutputs` make outputs secret. Preview
  * returns computed outputs unknown. An input the program does not pass today is refused ("not emulated")
  * rather than ignored, so a new use shows up as a failing test instead of a silently wrong artifact.
  */
@@ -37,6 +38,8 @@ export interface RecordedResource {
     id: string;
     /** The explicit provider, as the engine references it (`<urn>::<id>`); "" for the default provider. */
     provider: string;
+    /** The `retainOnDelete` resource option. */
+    retainOnDelete: boolean;
 }
 
 export interface FakeCloudOptions {
@@ -68,6 +71,8 @@ interface Emulated {
 interface Registration {
     parent: string;
     additionalSecretOutputs: string[];
+    ignoreChanges: string[];
+    retainOnDelete: boolean;
 }
 
 export class FakeCloud implements pulumi.runtime.Mocks {
@@ -76,7 +81,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
     /** Registrations the providers refused in the current run (a real `pulumi up` would fail). */
     readonly errors: Error[] = [];
 
-    private readonly state = new Map<string, { inputsJSON: string; created: Created }>();
+    private readonly state = new Map<string, { inputs: Record<string, any>; inputsJSON: string; created: Created; type: string; retainOnDelete: boolean }>();
     private readonly registering: Registration[] = [];
 
     constructor(private readonly opts: FakeCloudOptions = {}) {}
@@ -95,7 +100,12 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         const register = monitor.registerResource;
         monitor.registerResource = (req: any, callback: any) => {
             // MockMonitor calls mocks.newResource synchronously, before its first await, so a stack works.
-            this.registering.push({ parent: req.getParent(), additionalSecretOutputs: req.getAdditionalsecretoutputsList() });
+            this.registering.push({
+                parent: req.getParent(),
+                additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+                ignoreChanges: req.getIgnorechangesList(),
+                retainOnDelete: req.getRetainondelete() === true,
+            });
             try {
                 return register.call(monitor, req, callback);
             } finally {
@@ -103,6 +113,17 @@ export class FakeCloud implements pulumi.runtime.Mocks {
             }
         };
         monitor.__fakeCloud = this;
+    }
+
+    /**
+     * `pulumi destroy` of the stack: every resource the state holds is deleted, except those registered
+     * with `retainOnDelete`, which leave the state but stay in the cluster. Returns both, by URN.
+     */
+    destroy(): { deleted: string[]; retained: string[] } {
+        const result = { deleted: [] as string[], retained: [] as string[] };
+        for (const [urn, entry] of this.state) (entry.retainOnDelete ? result.retained : result.deleted).push(urn);
+        this.state.clear();
+        return result;
     }
 
     byType(type: string): RecordedResource[] {
@@ -135,13 +156,23 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         const secretInputs = Object.keys(raw).filter((k) => containsSecret(raw[k]));
         try {
             // The provider sees secrets unwrapped and unknowns (preview only) as the sentinel.
-            const { id, outputs } = this.apply(args.type, args.name, urn, unwrapSecrets(raw, UNKNOWN), !!args.custom);
+            const { id, outputs } = this.apply(args.type, args.name, urn, unwrapSecrets(raw, UNKNOWN), !!args.custom, reg);
             // Engine semantics: an output is secret if listed in additionalSecretOutputs or if the same-named input was.
             const secret = new Set([...reg.additionalSecretOutputs, ...secretInputs]);
             const state: Record<string, any> = {};
             for (const [k, v] of Object.entries(outputs)) state[k] = secret.has(k) && !containsUnknown(v) ? wrapSecret(v) : v;
             const provider = args.provider ?? "";
-            this.resources.push({ type: args.type, name: args.name, urn, inputs: unwrapSecrets(raw), outputs: knownOnly(outputs), secretInputs, id, provider });
+            this.resources.push({
+                type: args.type,
+                name: args.name,
+                urn,
+                inputs: unwrapSecrets(raw),
+                outputs: knownOnly(outputs),
+                secretInputs,
+                id,
+                provider,
+                retainOnDelete: reg.retainOnDelete,
+            });
             return { id, state };
         } catch (e) {
             const err = e instanceof Error ? e : new Error(String(e));
@@ -152,9 +183,11 @@ export class FakeCloud implements pulumi.runtime.Mocks {
     }
 
     /** Unchanged: what the state holds. Otherwise create it, or in preview plan it (computed outputs absent, so unknown). */
-    private apply(type: string, name: string, urn: string, inputs: Record<string, any>, custom: boolean): Created {
-        const inputsJSON = canonicalJSON(inputs);
+    private apply(type: string, name: string, urn: string, given: Record<string, any>, custom: boolean, reg: Registration): Created {
         const prev = this.state.get(urn);
+        // Engine: an ignored path takes the value the state holds (when the resource exists and has one).
+        const inputs = prev === undefined ? given : withIgnoredChanges(given, prev.inputs, reg.ignoreChanges);
+        const inputsJSON = canonicalJSON(inputs);
         if (prev !== undefined && prev.inputsJSON === inputsJSON && !(EMULATED[type]?.renews && inRenewalWindow(prev.created.outputs))) {
             return structuredClone(prev.created);
         }
@@ -177,7 +210,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         }
         // A preview leaves state alone, and ids are unknown until a resource exists.
         if (preview) return { ...created, id: "" };
-        this.state.set(urn, { inputsJSON, created: structuredClone(created) });
+        this.state.set(urn, { inputs: structuredClone(inputs), inputsJSON, created: structuredClone(created), type, retainOnDelete: reg.retainOnDelete });
         return created;
     }
 
@@ -284,25 +317,33 @@ function registrationError(cloud: FakeCloud): Error {
     return cloud.errors.length === 1 ? cloud.errors[0] : new AggregateError(cloud.errors, msg);
 }
 
+/**
+ * Runs `fn` with the providers' refusals swallowed (they are reported by rejecting). Any other unhandled
+ * rejection is the program's own error (an `apply` that throws inside a resource's inputs): the Pulumi
+ * runtime fails `pulumi up` with it, and so does this.
+ */
 async function withRefusalsSuppressed<T>(cloud: FakeCloud, fn: () => Promise<T>): Promise<T> {
     const saved = process.listeners("unhandledRejection");
-    const ours = (reason: unknown, promise: Promise<unknown>) => {
+    const programErrors: unknown[] = [];
+    const ours = (reason: unknown) => {
         const msg = reason instanceof Error ? reason.message : String(reason);
         if (cloud.errors.some((e) => msg.includes(e.message))) return;
-        for (const l of saved) l(reason, promise);
+        programErrors.push(reason);
     };
     process.removeAllListeners("unhandledRejection");
     process.on("unhandledRejection", ours);
+    let res: T;
     try {
-        const res = await fn();
+        res = await fn();
         await settle(cloud);
-        return res;
     } finally {
         // Unhandled-rejection detection runs after the microtask queue drains; give it a turn.
         await new Promise((r) => setTimeout(r, 0));
         process.removeListener("unhandledRejection", ours);
         for (const l of saved) process.on("unhandledRejection", l);
     }
+    if (programErrors.length > 0) throw programErrors[0];
+    return res;
 }
 
 /** Waits until the Pulumi runtime has no outstanding RPCs and the set of registered resources is stable. */
@@ -362,6 +403,30 @@ function stripUnknowns(v: any): any {
     if (Array.isArray(v)) return v.map(stripUnknowns);
     if (isPlainObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, stripUnknowns(x)]));
     return v;
+}
+
+/** `inputs` with each dotted `ignoreChanges` path set to its value in `old` (removed where `old` has none). */
+export function withIgnoredChanges(inputs: Record<string, any>, old: Record<string, any>, paths: readonly string[]): Record<string, any> {
+    const out = structuredClone(inputs);
+    for (const p of paths) {
+        if (!/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/.test(p)) throw new Error(`ignoreChanges path ${JSON.stringify(p)} is not emulated (dotted names only)`);
+        const keys = p.split(".");
+        let from: any = old;
+        for (const k of keys) from = isPlainObject(from) ? from[k] : undefined;
+        let to: any = out;
+        for (const k of keys.slice(0, -1)) {
+            if (!isPlainObject(to[k])) {
+                if (from === undefined) break;
+                to[k] = {};
+            }
+            to = to[k];
+        }
+        if (!isPlainObject(to)) continue;
+        const last = keys[keys.length - 1];
+        if (from === undefined) delete to[last];
+        else to[last] = structuredClone(from);
+    }
+    return out;
 }
 
 function canonicalJSON(v: any): string {

@@ -189,8 +189,12 @@ describe("cache config", () => {
             { caches: '["docker.io"]', cacheCredentials: '["quay.io=me:token"]' },
             /cluster-registry:cacheCredentials: entry 1 names no cache in cluster-registry:caches; entries are HOST=USER:PASSWORD for a listed cache/,
         ],
-        ["bad TTL", { cacheTtl: "a week" }, /cluster-registry:cacheTtl: "a week" is not valid; expected a duration above zero such as 168h/],
-        ["zero TTL", { cacheTtl: "0h" }, /cluster-registry:cacheTtl: "0h" is not valid; expected a duration above zero/],
+        [
+            "bad TTL",
+            { cacheTtl: "a week" },
+            /cluster-registry:cacheTtl: "a week" is not valid; expected a Go duration such as 168h or 72h30m, or 0 to never expire/,
+        ],
+        ["negative TTL", { cacheTtl: "-1h" }, /cluster-registry:cacheTtl: "-1h" is not valid; expected a Go duration/],
         ["bad fallback", { mirrorFallback: "sometimes" }, /cluster-registry:mirrorFallback: "sometimes" is not valid; expected upstream .* or none/],
         [
             "patching with no namespaces",

@@ -1,16 +1,17 @@
 import { describe, expect, test } from "vitest";
+import YAML from "yaml";
 import { renderRegistryConfig } from "../../../components/render/registry-config";
 
+const BASE = {
+    port: 5000,
+    debugPort: 5001,
+    storageRoot: "/var/lib/registry",
+    tls: { certificate: "/etc/registry/tls/tls.crt", key: "/etc/registry/tls/tls.key" },
+};
+
 describe("registry config", () => {
-    test("hosted: TLS, htpasswd, delete enabled, no proxy", () => {
-        expect(
-            renderRegistryConfig({
-                port: 5000,
-                storageRoot: "/var/lib/registry",
-                tls: { certificate: "/etc/registry/tls/tls.crt", key: "/etc/registry/tls/tls.key" },
-                htpasswd: { realm: "cluster-registry", path: "/etc/registry/auth/htpasswd" },
-            }),
-        ).toBe(`version: "0.1"
+    test("hosted: TLS 1.2 at least, htpasswd, deletes refused, metrics on the debug listener, no proxy", () => {
+        expect(renderRegistryConfig({ ...BASE, htpasswd: { realm: "cluster-registry", path: "/etc/registry/auth/htpasswd" } })).toBe(`version: "0.1"
 log:
   level: info
   formatter: text
@@ -20,7 +21,7 @@ storage:
   filesystem:
     rootdirectory: /var/lib/registry
   delete:
-    enabled: true
+    enabled: false
   cache:
     blobdescriptor: inmemory
 http:
@@ -28,9 +29,15 @@ http:
   tls:
     certificate: /etc/registry/tls/tls.crt
     key: /etc/registry/tls/tls.key
+    minimumtls: tls1.2
   headers:
     X-Content-Type-Options:
       - nosniff
+  debug:
+    addr: :5001
+    prometheus:
+      enabled: true
+      path: /metrics
 health:
   storagedriver:
     enabled: true
@@ -43,14 +50,17 @@ auth:
 `);
     });
 
-    test("cache: proxy section with TTL and no auth", () => {
-        const text = renderRegistryConfig({
-            port: 5000,
-            storageRoot: "/var/lib/registry",
-            tls: { certificate: "/c", key: "/k" },
-            proxy: { remoteUrl: "https://registry-1.docker.io", ttl: "168h" },
-        });
+    test("cache: proxy section with TTL, deletes on (expiry needs them), no in-memory blob descriptor cache (issue 2367), no auth", () => {
+        const text = renderRegistryConfig({ ...BASE, proxy: { remoteUrl: "https://registry-1.docker.io", ttl: "168h" } });
         expect(text).toContain("proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n");
+        const config = YAML.parse(text);
+        expect(config.storage).toEqual({ filesystem: { rootdirectory: "/var/lib/registry" }, delete: { enabled: true } });
+        expect(config.http.debug).toEqual({ addr: ":5001", prometheus: { enabled: true, path: "/metrics" } });
         expect(text).not.toContain("auth:");
+    });
+
+    test("a TTL of 0 (never expire) reaches the config as a duration Go parses to zero", () => {
+        const config = YAML.parse(renderRegistryConfig({ ...BASE, proxy: { remoteUrl: "https://quay.io", ttl: "0" } }));
+        expect(config.proxy.ttl).toBe("0");
     });
 });

@@ -1,0 +1,116 @@
+/**
+ * What the registry pods generate for health and metrics, run for real: the readiness command of the
+ * generated Deployment, run by busybox's sh, df, awk and wget (the registry image's own tools), against
+ * the real distribution 2.8 started from that Deployment; fullness on a small tmpfs in a private mount
+ * namespace; and the Prometheus counters on the debug listener moving with a pull.
+ */
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as path from "node:path";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { REGISTRY_DEBUG_PORT } from "../../components/registry";
+import { buildOciImage, BuiltOciImage } from "./harness/oci";
+import { runCommand, CommandResult } from "./harness/procs";
+import { describeIntegration } from "./describe-integration";
+import { HOSTED_IP, LoopbackCluster } from "./support";
+
+function get(url: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+        http.get(url, { agent: false, timeout: 5000 }, (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => (body += c.toString()));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        }).on("error", reject);
+    });
+}
+
+/** The sum of every sample of a Prometheus counter, from the text format. */
+function counter(text: string, name: string): number {
+    return text
+        .split("\n")
+        .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+        .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+}
+
+describeIntegration("registry health and metrics, with the real registry and busybox", () => {
+    let cluster: LoopbackCluster;
+    let image: BuiltOciImage;
+    let bin: string;
+    const debugUrl = () => `http://${HOSTED_IP}:${REGISTRY_DEBUG_PORT}`;
+
+    beforeAll(async () => {
+        cluster = await LoopbackCluster.start({ prefix: "crhm-", nodeMode: "apply" });
+        image = await buildOciImage(path.join(cluster.work, "oci"), { tag: "v1", layers: [{ files: { "a.txt": "metrics\n" } }] });
+        expect((await cluster.push(image, "demo/metrics:v1")).code).toBe(0);
+        // The registry image's tools are busybox applets: a PATH holding only those.
+        bin = path.join(cluster.work, "probe-bin");
+        fs.mkdirSync(bin);
+        for (const applet of ["sh", "df", "awk", "wget"]) fs.symlinkSync("/bin/busybox", path.join(bin, applet));
+    }, 120_000);
+
+    afterAll(async () => {
+        await cluster?.stop();
+    });
+
+    /** The generated readiness check, run by busybox with only busybox's applets on PATH. */
+    function readiness(storage: string): Promise<CommandResult> {
+        return runCommand(path.join(bin, "sh"), ["-c", ...readinessArgs(storage)], { env: { PATH: bin } });
+    }
+
+    test("the debug listener serves Prometheus metrics whose request counters move with a pull", async () => {
+        const before = await get(`${debugUrl()}/metrics`);
+        expect(before.status).toBe(200);
+        const pull = await runCommand("skopeo", [
+            "copy",
+            "--src-authfile",
+            cluster.client.authfile,
+            "--src-cert-dir",
+            cluster.client.certDir,
+            `docker://localhost:${cluster.port}/demo/metrics:v1`,
+            `oci:${path.join(cluster.work, "pulled")}:v1`,
+        ]);
+        expect(pull.code, pull.stderr).toBe(0);
+        const after = await get(`${debugUrl()}/metrics`);
+        expect(counter(after.body, "registry_http_requests_total")).toBeGreaterThan(counter(before.body, "registry_http_requests_total"));
+    });
+
+    test("the readiness check passes while storage is healthy and below the limit", async () => {
+        const r = await readiness(path.join(cluster.work, "pod", "var", "lib", "registry"));
+        expect(r.code, r.stderr).toBe(0);
+    });
+
+    /** The readiness check against a 1 MiB tmpfs holding `fillKiB` KiB, mounted in a private mount namespace that ends with the check. */
+    async function readinessOnSmallTmpfs(fillKiB: number): Promise<CommandResult> {
+        const mnt = path.join(cluster.work, "small");
+        fs.mkdirSync(mnt, { recursive: true });
+        const [script, name, , limit, url] = readinessArgs(mnt);
+        const setUp = 'mount -t tmpfs -o size=1m tmpfs "$1" && dd if=/dev/zero of="$1/fill" bs=1k count="$2" 2>/dev/null && shift 2 && exec "$@"';
+        const probe = ["/usr/bin/env", `PATH=${bin}`, path.join(bin, "sh"), "-c", script, name, mnt, limit, url];
+        const r = await runCommand("unshare", ["--mount", "--propagation", "private", "sh", "-c", setUp, "sh", mnt, String(fillKiB), ...probe]);
+        // Nothing leaked out of the namespace.
+        expect(fs.readdirSync(mnt)).toEqual([]);
+        return r;
+    }
+
+    test("the readiness check fails once the volume is at the limit, and passes on the same volume with room left", async () => {
+        const full = await readinessOnSmallTmpfs(950);
+        expect(full.code).not.toBe(0);
+        expect(full.stderr).toMatch(/is 9\d% full \(limit 90%\)/);
+        const roomy = await readinessOnSmallTmpfs(100);
+        expect(roomy.code, roomy.stderr).toBe(0);
+    });
+
+    test("the readiness check fails when the registry's health endpoint does not answer", async () => {
+        await cluster.hosted.stop();
+        const r = await readiness(path.join(cluster.work, "pod", "var", "lib", "registry"));
+        expect(r.code).not.toBe(0);
+        expect(r.stderr).toContain("does not answer 200");
+    });
+
+    /** The generated readiness command's script and arguments, the fill limit the cache default (90), the health URL on this machine. */
+    function readinessArgs(storage: string): string[] {
+        const deployment = cluster.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
+        const [, , script, name, , , health] = deployment.inputs.spec.template.spec.containers[0].readinessProbe.exec.command as string[];
+        return [script, name, storage, "90", health.replace(`127.0.0.1:${REGISTRY_DEBUG_PORT}`, `${HOSTED_IP}:${REGISTRY_DEBUG_PORT}`)];
+    }
+});

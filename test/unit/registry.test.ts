@@ -1,0 +1,176 @@
+/** components/registry.ts: probes, metrics, the volume guard and what destroy keeps, through the whole program. */
+import { describe, expect, test } from "vitest";
+import { DEFAULT_REGISTRY_IMAGE } from "../../components/settings";
+import { readinessCommand, volumeReplacementProblem } from "../../components/registry";
+import { FakeCloud, runProgram, withIgnoredChanges } from "../support/fake-cloud";
+import { ENTRY } from "../support/stacks";
+
+const T = {
+    svc: "kubernetes:core/v1:Service",
+    pvc: "kubernetes:core/v1:PersistentVolumeClaim",
+    deploy: "kubernetes:apps/v1:Deployment",
+    ds: "kubernetes:apps/v1:DaemonSet",
+    monitor: "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+};
+/** Caches in volumes (not kind's node directory), so every registry has a claim. */
+const WITH_CACHE = { "cluster-registry:caches": '["docker.io"]', "cluster-registry:cacheHostPath": "" };
+
+async function run(config: Record<string, string>, cloud = new FakeCloud()) {
+    const result = await runProgram(cloud, { config, entry: ENTRY });
+    return { cloud, ...result };
+}
+
+const containerOf = (cloud: FakeCloud, name: string) => cloud.one(T.deploy, name).inputs.spec.template.spec.containers[0];
+
+describe("the registry image and its environment", () => {
+    test("registries and the node agent run the pinned distribution 3 patch release by default", async () => {
+        const { cloud } = await run(WITH_CACHE);
+        expect(DEFAULT_REGISTRY_IMAGE).toBe("docker.io/library/registry:3.1.1");
+        expect(containerOf(cloud, "hosted").image).toBe(DEFAULT_REGISTRY_IMAGE);
+        expect(containerOf(cloud, "cache-docker-io").image).toBe(DEFAULT_REGISTRY_IMAGE);
+        expect(cloud.one(T.ds).inputs.spec.template.spec.containers[0].image).toBe(DEFAULT_REGISTRY_IMAGE);
+    });
+
+    test("every registry container turns off distribution 3's trace export to localhost:4318", async () => {
+        const { cloud } = await run(WITH_CACHE);
+        for (const d of cloud.byType(T.deploy)) {
+            expect(d.inputs.spec.template.spec.containers[0].env, d.name).toContainEqual({ name: "OTEL_TRACES_EXPORTER", value: "none" });
+        }
+    });
+});
+
+describe("probes: ready only while it can serve, alive even when full", () => {
+    test("a cache's readiness runs the probe script with the fill limit; the hosted registry's checks storage health only", async () => {
+        const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "85" });
+        const cache = containerOf(cloud, "cache-docker-io");
+        expect(cache.readinessProbe.exec.command).toEqual(readinessCommand(85));
+        expect(cache.readinessProbe.exec.command.slice(3)).toEqual(["registry-ready", "/var/lib/registry", "85", "http://127.0.0.1:5001/debug/health"]);
+        expect(containerOf(cloud, "hosted").readinessProbe.exec.command.slice(3)).toEqual([
+            "registry-ready",
+            "/var/lib/registry",
+            "-",
+            "http://127.0.0.1:5001/debug/health",
+        ]);
+        for (const c of [cache, containerOf(cloud, "hosted")]) {
+            // Liveness never looks at the fill level: a full cache leaves its Service, it is not restarted.
+            expect(c.livenessProbe).toMatchObject({ httpGet: { path: "/", port: "registry", scheme: "HTTPS" } });
+            expect(c.livenessProbe.exec).toBeUndefined();
+        }
+    });
+
+    test("the default fill limit is 90%; 100 turns it off", async () => {
+        expect(containerOf((await run(WITH_CACHE)).cloud, "cache-docker-io").readinessProbe.exec.command[5]).toBe("90");
+        const off = (await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "100" })).cloud;
+        expect(containerOf(off, "cache-docker-io").readinessProbe.exec.command[5]).toBe("-");
+    });
+
+    test("a TTL of 0 (never expire) is accepted and reaches the cache's config", async () => {
+        const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheTtl": "0" });
+        expect(cloud.one("kubernetes:core/v1:ConfigMap", "cache-docker-io-config").inputs.data["config.yml"]).toContain('ttl: "0"\n');
+        await expect(run({ ...WITH_CACHE, "cluster-registry:cacheTtl": "-1h" })).rejects.toThrow(/cacheTtl: "-1h" is not valid/);
+    });
+});
+
+describe("metrics", () => {
+    test("each registry's metrics are on a ClusterIP Service of their own; the NodePort Service does not list them", async () => {
+        const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:nodePort": "30500" });
+        const hosted = cloud.one(T.svc, "hosted-service").inputs.spec;
+        expect(hosted.type).toBe("NodePort");
+        expect(hosted.ports.map((p: { name: string }) => p.name)).toEqual(["registry"]);
+        for (const [name, svcName] of [
+            ["hosted", "registry-metrics"],
+            ["cache-docker-io", "cache-docker-io-metrics"],
+        ]) {
+            const metrics = cloud.one(T.svc, `${name}-metrics`).inputs;
+            expect(metrics.metadata.name).toBe(svcName);
+            expect(metrics.spec.type).toBe("ClusterIP");
+            expect(metrics.spec.ports).toEqual([{ name: "metrics", port: 5001, targetPort: "metrics", protocol: "TCP" }]);
+            expect(metrics.spec.selector).toEqual(cloud.one(T.deploy, name).inputs.spec.selector.matchLabels);
+            expect(containerOf(cloud, name).ports).toContainEqual({ name: "metrics", containerPort: 5001, protocol: "TCP" });
+        }
+        expect(cloud.byType(T.monitor)).toEqual([]);
+    });
+
+    test("ServiceMonitors, when asked, select exactly each metrics Service and scrape /metrics", async () => {
+        const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:serviceMonitors": "true" });
+        const monitors = cloud.byType(T.monitor);
+        expect(monitors).toHaveLength(2);
+        const services = cloud.byType(T.svc);
+        for (const m of monitors) {
+            expect(m.inputs.apiVersion).toBe("monitoring.coreos.com/v1");
+            expect(m.inputs.spec.endpoints).toEqual([{ port: "metrics", path: "/metrics", scheme: "http", interval: "30s" }]);
+            const selected = services.filter((s) =>
+                Object.entries<string>(m.inputs.spec.selector.matchLabels).every(([k, v]) => s.inputs.metadata.labels?.[k] === v),
+            );
+            expect(selected).toHaveLength(1);
+            expect(selected[0].name).toMatch(/-metrics$/);
+        }
+    });
+});
+
+describe("no config change moves a registry onto an empty volume", () => {
+    test("a storageClass change is refused, naming the setting and the migration, and nothing moves", async () => {
+        const cloud = new FakeCloud();
+        await run({ ...WITH_CACHE, "cluster-registry:storageClass": "standard" }, cloud);
+        const claimBefore = cloud.one(T.pvc, "hosted-storage").outputs;
+        await expect(run({ ...WITH_CACHE, "cluster-registry:storageClass": "premium" }, cloud)).rejects.toThrow(
+            /cluster-registry:storageClass \("standard" now, "premium" asked\).*EMPTY volume.*cluster-registry:allowVolumeReplacement=true/s,
+        );
+        // The engine kept the claim as it was (ignoreChanges) and no Deployment was registered onto another.
+        expect(cloud.one(T.pvc, "hosted-storage").outputs).toEqual(claimBefore);
+        expect(cloud.byType(T.deploy).filter((d) => d.name.endsWith("hosted"))).toEqual([]);
+    });
+
+    test("with allowVolumeReplacement the claim is replaced with the new class", async () => {
+        const cloud = new FakeCloud();
+        await run({ "cluster-registry:storageClass": "standard" }, cloud);
+        await run({ "cluster-registry:storageClass": "premium", "cluster-registry:allowVolumeReplacement": "true" }, cloud);
+        expect(cloud.one(T.pvc, "hosted-storage").outputs.spec.storageClassName).toBe("premium");
+        expect(cloud.one(T.deploy, "hosted").inputs.spec.template.spec.volumes.find((v: { name: string }) => v.name === "storage")).toEqual({
+            name: "storage",
+            persistentVolumeClaim: { claimName: cloud.one(T.pvc, "hosted-storage").outputs.metadata.name },
+        });
+    });
+
+    test("destroy keeps the hosted registry's claim, deletes the caches'; keepRegistryVolume=false deletes it too", async () => {
+        const cloud = new FakeCloud();
+        await run(WITH_CACHE, cloud);
+        const hostedClaim = cloud.one(T.pvc, "hosted-storage").urn;
+        const cacheClaim = cloud.one(T.pvc, "cache-docker-io-storage").urn;
+        const { retained, deleted } = cloud.destroy();
+        expect(retained).toEqual([hostedClaim]);
+        expect(deleted).toContain(cacheClaim);
+
+        const other = new FakeCloud();
+        await run({ ...WITH_CACHE, "cluster-registry:keepRegistryVolume": "false" }, other);
+        expect(other.destroy().retained).toEqual([]);
+    });
+
+    test("the guard names every field that would replace the claim, and stays quiet when none would", () => {
+        expect(volumeReplacementProblem("ns/c", { namespace: "a", storageClassName: "x" }, { namespace: "a", storageClassName: "x" })).toBeUndefined();
+        const both = volumeReplacementProblem("ns/c", { namespace: "a", storageClassName: "x" }, { namespace: "b", storageClassName: "y" });
+        expect(both).toContain('cluster-registry:namespace ("a" now, "b" asked) and cluster-registry:storageClass ("x" now, "y" asked)');
+    });
+
+    test("the fake engine's ignoreChanges keeps the state's value for each path, as the engine does", () => {
+        const old = { metadata: { namespace: "a" }, spec: { storageClassName: "x", size: 1 } };
+        const given = { metadata: { namespace: "b" }, spec: { storageClassName: "y", size: 2 } };
+        expect(withIgnoredChanges(given, old, ["spec.storageClassName", "metadata.namespace"])).toEqual({
+            metadata: { namespace: "a" },
+            spec: { storageClassName: "x", size: 2 },
+        });
+        expect(withIgnoredChanges({ spec: { storageClassName: "y" } }, { spec: {} }, ["spec.storageClassName"])).toEqual({ spec: {} });
+        expect(withIgnoredChanges(given, old, [])).toEqual(given);
+    });
+});
+
+describe("the rollout checksum", () => {
+    test("is a plain value, so a preview diff shows the pod template while the htpasswd it hashes stays secret", async () => {
+        const cloud = new FakeCloud({ clusterIP: () => "10.96.0.10" });
+        await runProgram(cloud, { config: {}, entry: ENTRY });
+        const deployment = cloud.one("kubernetes:apps/v1:Deployment", "registry-hosted");
+        expect(deployment.secretInputs).not.toContain("spec");
+        expect(deployment.inputs.spec.template.metadata.annotations["cluster-registry/checksum"]).toMatch(/^[0-9a-f]{64}$/);
+        expect(cloud.one("kubernetes:core/v1:Secret", "registry-credentials-htpasswd").secretInputs).toContain("stringData");
+    });
+});
