@@ -96,6 +96,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 certsDir: s.certsDir,
                 caPem: ca.certPem,
                 registries: nodeRegistries,
+                daemonSetName: `${s.serviceName}-node-config`,
             },
             inNamespace,
         );
@@ -158,6 +159,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             certEarlyRenewalHours: s.certEarlyRenewalHours,
             image: s.image,
             storageClass: s.storageClass,
+            serviceMonitor: s.serviceMonitors,
+            allowVolumeReplacement: s.allowVolumeReplacement,
         };
     }
 
@@ -177,6 +180,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             extraIpAddresses: s.extraIpAddresses,
             storageSize: s.storageSize,
             htpasswd: { secretName: credentials.secretName, content: credentials.htpasswd },
+            // The images people pushed: kept by `pulumi destroy` unless asked (README, Destroy).
+            retainVolume: s.keepRegistryVolume,
         };
         return new Registry(`${name}-hosted`, args, opts);
     }
@@ -197,6 +202,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 storageSize: s.cacheStorageSize,
                 hostPath: s.cacheHostPath ? `${s.cacheHostPath}/${c.serviceName}` : undefined,
                 proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
+                // 100 is "no limit": a full volume still serves what it holds.
+                maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
             };
             return { host: c.host, remoteUrl: c.remoteUrl, registry: new Registry(`${name}-${c.serviceName}`, args, opts) };
         });

@@ -18,7 +18,13 @@ export const NODE_AGENT_MOUNT = "/node-agent";
 export const NODE_AGENT_FILE = "node-agent.sh";
 /** Where the Secret with the files to write (a manifest plus one key per file) is mounted. */
 export const NODE_FILES_MOUNT = "/node-files";
-/** How often a running pod re-applies, repairing files someone else changed. */
+/** The pod's own scratch directory (an emptyDir): the readiness file, the API call's error output. */
+export const NODE_AGENT_RUN_DIR = "/run/node-agent";
+/** Written by the agent after a successful apply, removed when it cannot apply: the readiness probe. */
+export const NODE_AGENT_READY_FILE = `${NODE_AGENT_RUN_DIR}/ready`;
+/** Where the agent's ServiceAccount token (allowed to `get` its own DaemonSet, nothing else) is mounted. */
+export const NODE_AGENT_TOKEN_DIR = "/var/run/secrets/cluster-registry";
+/** How often a running pod re-applies, putting back files of ours someone deleted. */
 export const REAPPLY_SECONDS = 300;
 /** Name of the CA file next to each hosts.toml. */
 export const NODE_CA_FILE = "ca.crt";
@@ -79,8 +85,11 @@ export function nodeAgentChecksum(script: string, filesData: Readonly<Record<str
     return contentChecksum([script, ...keys.flatMap((k) => [k, filesData[k]])]);
 }
 
-/** The agent's container: the DaemonSet's one command, `run`, with everything it reads mounted read-only. */
-export function nodeAgentContainer(image: string, owner: string): k8s.types.input.core.v1.Container {
+/**
+ * The agent's container: the DaemonSet's one command, `run`, with everything it reads mounted
+ * read-only. `daemonSet` is its own DaemonSet's name, which it asks the API about on SIGTERM.
+ */
+export function nodeAgentContainer(image: string, owner: string, daemonSet: string): k8s.types.input.core.v1.Container {
     return {
         name: "node-config",
         image,
@@ -90,11 +99,20 @@ export function nodeAgentContainer(image: string, owner: string): k8s.types.inpu
             { name: "FILES_DIR", value: NODE_FILES_MOUNT },
             { name: "OWNER", value: owner },
             { name: "REAPPLY_SECONDS", value: String(REAPPLY_SECONDS) },
-            // Tells this pod from the rollout's next one: whichever applied last holds the node.
+            // Tells this pod from the rollout's next one: the pod that reached the node later holds it.
             { name: "POD_UID", valueFrom: { fieldRef: { fieldPath: "metadata.uid" } } },
+            // On SIGTERM the agent restores the node only if this DaemonSet is gone or being deleted.
+            { name: "NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+            { name: "DAEMONSET", value: daemonSet },
+            { name: "TOKEN_FILE", value: `${NODE_AGENT_TOKEN_DIR}/token` },
+            { name: "RUN_DIR", value: NODE_AGENT_RUN_DIR },
         ],
+        // Ready only once this pod has applied; not ready while it cannot, or while a newer pod holds the node.
+        readinessProbe: { exec: { command: ["cat", NODE_AGENT_READY_FILE] }, periodSeconds: 5, failureThreshold: 1 },
         volumeMounts: [
             { name: "certs-d", mountPath: NODE_CERTS_MOUNT },
+            { name: "run", mountPath: NODE_AGENT_RUN_DIR },
+            { name: "token", mountPath: NODE_AGENT_TOKEN_DIR, readOnly: true },
             { name: "agent", mountPath: NODE_AGENT_MOUNT, readOnly: true },
             { name: "files", mountPath: NODE_FILES_MOUNT, readOnly: true },
         ],
@@ -119,12 +137,20 @@ export function nodeAgentVolumes(certsDir: string, scriptConfigMap: pulumi.Input
         { name: "agent", configMap: { name: scriptConfigMap, defaultMode: 0o444 } },
         // The agent runs as root and copies what it writes with its own umask: nobody else needs to read these.
         { name: "files", secret: { secretName: filesSecret, defaultMode: 0o400 } },
+        { name: "run", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+        // Only this container gets a token (automountServiceAccountToken stays off), renewed by kubelet.
+        { name: "token", projected: { defaultMode: 0o400, sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 3600 } }] } },
     ];
 }
 
 /** Every Linux node that runs pods under containerd, control plane and tainted pools included: any of them may pull. */
-export function nodeAgentPodSpec(container: k8s.types.input.core.v1.Container, volumes: k8s.types.input.core.v1.Volume[]): k8s.types.input.core.v1.PodSpec {
+export function nodeAgentPodSpec(
+    container: k8s.types.input.core.v1.Container,
+    volumes: k8s.types.input.core.v1.Volume[],
+    serviceAccountName?: pulumi.Input<string>,
+): k8s.types.input.core.v1.PodSpec {
     return {
+        serviceAccountName,
         tolerations: [{ operator: "Exists" }],
         // ...but only where containerd on Linux runs pods: not Windows nodes, not EKS Fargate's
         // virtual nodes (pods that can never start there would hold the rollout, and `pulumi up`,
@@ -160,6 +186,16 @@ export interface NodeConfigArgs {
     caPem: pulumi.Input<string>;
     /** Registries the nodes must reach. */
     registries: NodeRegistry[];
+    /**
+     * The DaemonSet's name, set explicitly: the agent asks the API about it by name and its Role
+     * names it. Unique per namespace.
+     */
+    daemonSetName: string;
+}
+
+/** What the agent's ServiceAccount may do: read its own DaemonSet, to tell an uninstall from a restart. */
+export function nodeAgentRules(daemonSetName: string): k8s.types.input.rbac.v1.PolicyRule[] {
+    return [{ apiGroups: ["apps"], resources: ["daemonsets"], resourceNames: [daemonSetName], verbs: ["get"] }];
 }
 
 /**
@@ -183,12 +219,33 @@ export class NodeConfig extends pulumi.ComponentResource {
 
         const agent = new k8s.core.v1.ConfigMap(`${name}-script`, { metadata, data: { [NODE_AGENT_FILE]: script } }, { parent: this });
         const files = new k8s.core.v1.Secret(`${name}-files`, { metadata, type: "Opaque", stringData: filesData }, { parent: this });
-        const podSpec = nodeAgentPodSpec(nodeAgentContainer(args.image, args.owner), nodeAgentVolumes(args.certsDir, agent.metadata.name, files.metadata.name));
+        const account = new k8s.core.v1.ServiceAccount(`${name}-agent`, { metadata, automountServiceAccountToken: false }, { parent: this });
+        const role = new k8s.rbac.v1.Role(`${name}-agent`, { metadata, rules: nodeAgentRules(args.daemonSetName) }, { parent: this });
+        const binding = new k8s.rbac.v1.RoleBinding(
+            `${name}-agent`,
+            {
+                metadata,
+                roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
+                subjects: [{ kind: "ServiceAccount", name: account.metadata.name, namespace: args.namespace }],
+            },
+            { parent: this },
+        );
+        const podSpec = nodeAgentPodSpec(
+            nodeAgentContainer(args.image, args.owner, args.daemonSetName),
+            nodeAgentVolumes(args.certsDir, agent.metadata.name, files.metadata.name),
+            account.metadata.name,
+        );
 
         new k8s.apps.v1.DaemonSet(
             name,
             {
-                metadata,
+                metadata: {
+                    ...metadata,
+                    name: args.daemonSetName,
+                    // The DaemonSet stays, marked for deletion, until its pods are gone, and Pulumi
+                    // waits for that before it deletes the RBAC below: the last pods can still ask.
+                    annotations: { "pulumi.com/deletionPropagationPolicy": "foreground" },
+                },
                 spec: {
                     selector: { matchLabels: labels },
                     // The new pod starts (and takes the node over) before the old one stops, so a
@@ -201,7 +258,8 @@ export class NodeConfig extends pulumi.ComponentResource {
                     },
                 },
             },
-            { parent: this },
+            // Deleted before its ServiceAccount and Role, which its pods need to the end.
+            { parent: this, dependsOn: [binding] },
         );
         this.registerOutputs({ certsDir: this.certsDir });
     }

@@ -3,17 +3,28 @@
 # in-cluster registries under $CERTS_DIR, and puts the node back as it was when it is uninstalled.
 #   apply   write the files; a file this agent did not write is backed up first
 #   remove  delete what apply wrote, restore the backups, drop the directories it created
-#   run     the DaemonSet's mode: apply and hold the node, re-apply every $REAPPLY_SECONDS, and on
-#           SIGTERM remove everything, unless a newer pod (a rollout's) has taken the node over
+#   run     the DaemonSet's mode: apply and hold the node, re-apply every $REAPPLY_SECONDS; on
+#           SIGTERM remove everything only if this pod still holds the node and its DaemonSet is
+#           gone or being deleted (a restart, an eviction or a rollout is not an uninstall)
 #
 # This file is the same for every cluster: what it writes reaches it as data. $FILES_DIR (a mounted
 # Secret) holds `manifest`, one `KEY PATH` line per file, and each file under its KEY; the file goes
 # to $CERTS_DIR/PATH, PATH being `<host dir>/<file name>`. $OWNER (`<namespace>.<service>`) tells
 # this installation's state from another's on the same node; $POD_UID tells this pod from the next.
 #
+# Rules that hold at every step, so a pod killed after any command leaves a node the next pod (or
+# remove) completes or rolls back:
+#   - a file is ours only while its content hashes to one listed for it in $MANAGED; anything else
+#     (changed by someone else, a symlink) is never deleted or overwritten;
+#   - a hash is listed before the file is written, and a backup is complete (copied, then renamed)
+#     before the file it backs up is replaced;
+#   - a restore is journaled before the backup is renamed back, and the journal is settled first
+#     thing under the lock;
+#   - every state file is rewritten through a temp file and a rename, and a failed write is a failure.
+#
 # POSIX sh, because it runs in the registry's own image (busybox): an air-gapped cluster needs one
-# image, not two.
-set -eu
+# image, not two. No `set -e`: remove must go on past a failed file, so every step checks itself.
+set -u
 umask 022
 
 log() { echo "node-config: $*"; }
@@ -35,19 +46,135 @@ STATE="$CERTS_DIR/.cluster-registry.$OWNER"
 MANAGED="$STATE/managed"
 CREATED="$STATE/created-dirs"
 HOLDER="$STATE/holder"
+PODS="$STATE/pods"
+JOURNAL="$STATE/journal"
 STAGE="$STATE/stage"
 STAGE_LIST="$STATE/stage.list"
-LOCK="$STATE.lock"
+# One lock per node, shared by every installation: claiming a host directory (see claimed_by)
+# must be atomic across installations too.
+LOCK="$CERTS_DIR/.cluster-registry.lock"
+# A holder renews its lease at every step; a lock whose lease is older than this was left by a pod
+# that is gone (pods do not share a PID namespace, so a PID proves nothing).
+LOCK_LEASE_SECONDS=${LOCK_LEASE_SECONDS:-15}
 ME="${POD_UID:-pid-$$}"
+# Tells this process's lock from an earlier run of the same pod (a restarted container is PID 1 again).
+TOKEN="$ME.$$.$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s)"
+# A directory of the pod's own (an emptyDir): the readiness file, scratch for API calls.
+RUN_DIR=${RUN_DIR:-}
+READY_FILE=${RUN_DIR:+$RUN_DIR/ready}
+LOCKED=
+stop=
 NL='
 '
 
-listed() { [ -f "$1" ] && grep -qxF -- "$2" "$1"; }
-unlist() {
-  [ -f "$1" ] || return 0
-  grep -vxF -- "$2" "$1" > "$1.tmp" || true
-  mv -f "$1.tmp" "$1"
+# ---- small, checked building blocks -------------------------------------------------------------
+
+# Replaces a state file with stdin, through a temp file and a rename; a write error (full disk) fails.
+put() {
+  cat > "$1.tmp" && mv -f "$1.tmp" "$1" && return 0
+  rm -f "$1.tmp"
+  log "could not write $1"
+  return 1
 }
+listed_line() { [ -f "$1" ] && grep -qxF -- "$2" "$1"; }
+add_line() {
+  if listed_line "$1" "$2"; then return 0; fi
+  { [ ! -f "$1" ] || cat "$1"; echo "$2"; } | put "$1"
+}
+del_line() {
+  [ -f "$1" ] || return 0
+  listed_line "$1" "$2" || return 0
+  { grep -vxF -- "$2" "$1" || true; } | put "$1"
+}
+
+# The sha256 of a regular file (not a symlink), or nothing.
+hash_of() {
+  [ -f "$1" ] && [ ! -L "$1" ] || return 1
+  h=$(sha256sum < "$1") || return 1
+  echo "${h%% *}"
+}
+# Lines of $MANAGED are `<path> <sha256>`; a path may have two while it is being rewritten.
+hashes_of() { [ -f "$MANAGED" ] && awk -v p="$1" '$1 == p { print $2 }' "$MANAGED"; }
+is_listed() { [ -f "$MANAGED" ] && awk -v p="$1" '$1 == p { found = 1 } END { exit !found }' "$MANAGED"; }
+ours() {
+  h=$(hash_of "$CERTS_DIR/$1") || return 1
+  # A line without a hash was written by the agent before hashes were kept: it wrote that file.
+  awk -v p="$1" '$1 == p && NF == 1 { found = 1 } END { exit !found }' "$MANAGED" && return 0
+  hashes_of "$1" | grep -qxF -- "$h"
+}
+add_hash() { add_line "$MANAGED" "$1 $2"; }
+# Keeps only `<path> <hash>` for the path, or (no hash) drops the path.
+set_hash() {
+  [ -f "$MANAGED" ] || : | put "$MANAGED" || return 1
+  awk -v p="$1" -v h="${2:-}" '$1 != p || $2 == h' "$MANAGED" | put "$MANAGED"
+}
+# The node's file is the backup we took of it (a pod died between the backup and the write).
+same_as_backup() {
+  b="$STATE/backup/$1"
+  d="$CERTS_DIR/$1"
+  if [ -L "$b" ]; then
+    [ -L "$d" ] && [ "$(readlink "$b")" = "$(readlink "$d")" ]
+  else
+    [ -f "$b" ] && [ -f "$d" ] && [ ! -L "$d" ] && cmp -s "$b" "$d"
+  fi
+}
+exists() { [ -e "$1" ] || [ -L "$1" ]; }
+
+ready() { [ -z "$READY_FILE" ] || : > "$READY_FILE" || true; }
+unready() { [ -z "$READY_FILE" ] || rm -f "$READY_FILE"; }
+
+# ---- the lock -----------------------------------------------------------------------------------
+
+# One writer at a time on this node (a rollout's new pod starts before the old one stops). Fails,
+# rather than waiting forever, when certs.d is missing or not writable, and when SIGTERM comes.
+lock() {
+  if [ ! -d "$CERTS_DIR" ]; then
+    log "cannot work: $CERTS_DIR does not exist (is the hostPath mounted?)"
+    return 1
+  fi
+  while :; do
+    if mkdir "$LOCK" 2>/dev/null; then
+      if echo "$TOKEN" > "$LOCK/owner" 2>/dev/null; then
+        LOCKED=1
+        return 0
+      fi
+      rm -rf "$LOCK"
+      log "cannot write to $CERTS_DIR (read-only or full): nothing changed"
+      return 1
+    fi
+    if ! [ -d "$LOCK" ]; then
+      log "cannot write to $CERTS_DIR (read-only?): nothing changed"
+      return 1
+    fi
+    [ -z "$stop" ] || return 1
+    now=$(date +%s)
+    since=$(stat -c %Y "$LOCK/owner" 2>/dev/null || stat -c %Y "$LOCK" 2>/dev/null || echo "$now")
+    if [ $((now - since)) -ge "$LOCK_LEASE_SECONDS" ]; then
+      log "breaking the lock of $(cat "$LOCK/owner" 2>/dev/null || echo 'a pod that never wrote its name'): its lease expired $((now - since))s ago"
+      if ! mv "$LOCK" "$LOCK.broken.$$" 2> /dev/null || ! rm -rf "$LOCK.broken.$$"; then
+        log "cannot break the lock: $CERTS_DIR is not writable"
+        return 1
+      fi
+    fi
+    sleep 0.1
+  done
+}
+# Still the lock's owner (a pod stalled past its lease may have lost it): renews the lease, or
+# says why it stops. Checked before every change to the node.
+guard() {
+  if [ -z "$LOCKED" ] || [ "$(cat "$LOCK/owner" 2>/dev/null)" != "$TOKEN" ]; then
+    LOCKED=
+    log "lost the lock (stalled past its ${LOCK_LEASE_SECONDS}s lease?): stopping before the next change"
+    return 1
+  fi
+  touch "$LOCK/owner" 2>/dev/null || true
+}
+unlock() {
+  if [ -n "$LOCKED" ] && [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$TOKEN" ]; then rm -rf "$LOCK"; fi
+  LOCKED=
+}
+
+# ---- the files to write -------------------------------------------------------------------------
 
 # A manifest path names a file on the node: exactly `<host dir>/<file>`, each part starting with a
 # letter or digit, no `..`, nothing absolute, nothing the shell or a command could read as a pattern
@@ -112,6 +239,29 @@ check_manifest() {
   done < "$SRC/manifest"
 }
 
+# Another installation on this node that has files in host directory $1, if any: two installations
+# writing docker.io/ would back up each other's files and restore stale ones over live ones.
+claimed_by() {
+  for m in "$CERTS_DIR"/.cluster-registry.*/managed; do
+    if [ ! -f "$m" ] || [ "$m" = "$MANAGED" ]; then continue; fi
+    if awk -v d="$1/" 'index($1, d) == 1 { found = 1 } END { exit !found }' "$m"; then
+      other=${m%/managed}
+      echo "${other##*/.cluster-registry.}"
+      return 0
+    fi
+  done
+  return 1
+}
+check_claims() {
+  while read -r key rel extra || [ -n "$key" ]; do
+    if [ -z "$key$rel$extra" ]; then continue; fi
+    if other=$(claimed_by "${rel%/*}"); then
+      log "refusing: ${rel%/*} on this node is managed by the installation $other; two installations must not manage the same host directory (give each its own caches): nothing changed"
+      return 1
+    fi
+  done < "$SRC/manifest"
+}
+
 # Copies the checked files to $STAGE, in manifest order, listing them in $STAGE_LIST.
 copy_to_stage() {
   rm -rf "$STAGE" "$STAGE_LIST" || return 1
@@ -126,167 +276,297 @@ copy_to_stage() {
   done < "$SRC/manifest"
 }
 
-# Checks the mounted files and stages them; on failure says why and leaves the node as it is. It
-# only ever runs as a condition (`if stage`), where `set -e` is off, so every step checks itself.
+# Checks the mounted files and stages them; on failure says why and leaves the node as it is.
 stage() {
   if ! pin_source || ! check_manifest; then
     log "the node files in $FILES_DIR are unusable: nothing changed"
     return 1
   fi
-  if ! copy_to_stage; then
+  check_claims || return 1
+  if ! mkdir -p "$STATE" 2>/dev/null || ! copy_to_stage; then
     rm -rf "$STAGE" "$STAGE_LIST"
-    log "could not stage the node files: nothing changed"
+    log "could not stage the node files in $STATE (disk full or read-only?): nothing changed"
     return 1
   fi
 }
 
-# One writer at a time on this node (a rollout's new pod starts before the old one stops).
-lock() {
-  tries=0
-  until mkdir "$LOCK" 2>/dev/null; do
-    tries=$((tries + 1))
-    # An apply takes milliseconds, so a lock still held after 100 tries 0.1 s apart (about 10 s)
-    # was left by a killed pod. The lock has no age to read: the tries are the clock.
-    if [ "$tries" -ge 100 ]; then
-      log "taking over a stale lock"
-      rm -rf "$LOCK"
-      tries=0
-    fi
-    sleep 0.1
-  done
-}
-unlock() { rmdir "$LOCK" 2>/dev/null || true; }
+# ---- changing the node --------------------------------------------------------------------------
 
-# Every step is recorded before it is taken, so a pod killed at any point leaves nothing that
-# remove does not know about.
+# Settles a restore a killed pod had started: once the backup has been renamed back, the file on the
+# node is the original and no longer ours.
+settle_journal() {
+  [ -f "$JOURNAL" ] || return 0
+  read -r what rel < "$JOURNAL" || true
+  if [ "$what" = restore ] && [ -n "$rel" ] && ! exists "$STATE/backup/$rel"; then
+    set_hash "$rel" || return 1
+  fi
+  rm -f "$JOURNAL"
+}
+
 install_file() {
   rel=$1
   dst="$CERTS_DIR/$rel"
   dir=${rel%/*}
+  guard || return 1
+  new=$(hash_of "$STAGE/$rel") || return 1
   if [ ! -d "$CERTS_DIR/$dir" ]; then
-    listed "$CREATED" "$dir" || echo "$dir" >> "$CREATED"
-    mkdir -p "$CERTS_DIR/$dir"
+    add_line "$CREATED" "$dir" || return 1
+    mkdir -p "$CERTS_DIR/$dir" || return 1
   fi
-  if [ -e "$dst" ] && ! listed "$MANAGED" "$rel" && [ ! -e "$STATE/backup/$rel" ]; then
-    mkdir -p "$STATE/backup/$dir"
-    cp "$dst" "$STATE/backup/$rel.tmp"
-    mv -f "$STATE/backup/$rel.tmp" "$STATE/backup/$rel"
+  if exists "$dst" && ! ours "$rel" && ! same_as_backup "$rel"; then
+    if is_listed "$rel"; then
+      # Ours once, changed since by someone else: theirs now, kept as it is and never restored over.
+      log "$dst was changed by someone else since this agent wrote it: keeping theirs, not managing it"
+      set_hash "$rel" || return 1
+      rm -rf "$STATE/backup/$rel"
+      return 0
+    fi
+    mkdir -p "$STATE/backup/$dir" || return 1
+    rm -rf "$STATE/backup/$rel.tmp"
+    # -a: the copy keeps mode, owner, mtime, and a symlink stays the same symlink.
+    if ! cp -a "$dst" "$STATE/backup/$rel.tmp" || ! mv -f "$STATE/backup/$rel.tmp" "$STATE/backup/$rel"; then
+      rm -rf "$STATE/backup/$rel.tmp"
+      log "could not back up $dst: leaving it as it is"
+      return 1
+    fi
     log "backed up $dst"
   fi
-  listed "$MANAGED" "$rel" || echo "$rel" >> "$MANAGED"
-  if ! cmp -s "$STAGE/$rel" "$dst"; then
+  if [ "$(hash_of "$dst")" != "$new" ]; then
+    add_hash "$rel" "$new" || return 1
     # Same directory, so the rename is atomic: containerd never reads a half-written file.
-    cp "$STAGE/$rel" "$dst.cluster-registry-tmp"
-    mv -f "$dst.cluster-registry-tmp" "$dst"
+    if ! cp "$STAGE/$rel" "$dst.cluster-registry-tmp" || ! mv -f "$dst.cluster-registry-tmp" "$dst"; then
+      rm -f "$dst.cluster-registry-tmp"
+      log "could not write $dst"
+      return 1
+    fi
     log "wrote $dst"
   fi
+  set_hash "$rel" "$new"
 }
 
+# Takes back one file: restores its backup, or deletes it, but only while it is still ours.
 release_file() {
   rel=$1
   dst="$CERTS_DIR/$rel"
   dir=${rel%/*}
+  guard || return 1
   rm -f "$dst.cluster-registry-tmp"
-  if [ -e "$STATE/backup/$rel" ]; then
-    mv -f "$STATE/backup/$rel" "$dst"
-    rmdir "$STATE/backup/$dir" 2>/dev/null || true
+  if exists "$dst" && ! ours "$rel"; then
+    if same_as_backup "$rel"; then
+      log "$dst is already the original"
+    else
+      log "$dst was changed by someone else since this agent wrote it: keeping theirs"
+    fi
+    rm -rf "$STATE/backup/$rel"
+  elif exists "$STATE/backup/$rel"; then
+    echo "restore $rel" | put "$JOURNAL" || return 1
+    # A rename: the original comes back with its mode, owner, mtime, or as the symlink it was.
+    if ! mv -f "$STATE/backup/$rel" "$dst"; then
+      rm -f "$JOURNAL"
+      log "could not restore $dst"
+      # Never leave our file live where the original should be.
+      rm -f "$dst"
+      return 1
+    fi
     log "restored $dst"
-  elif [ -e "$dst" ]; then
-    rm -f "$dst"
+  elif exists "$dst"; then
+    if ! rm -f "$dst"; then
+      log "could not remove $dst"
+      return 1
+    fi
     log "removed $dst"
   fi
-  unlist "$MANAGED" "$rel"
-  if listed "$CREATED" "$dir" && rmdir "$CERTS_DIR/$dir" 2>/dev/null; then
-    unlist "$CREATED" "$dir"
+  set_hash "$rel" || return 1
+  rm -f "$JOURNAL"
+  rmdir "$STATE/backup/$dir" 2> /dev/null
+  if listed_line "$CREATED" "$dir" && rmdir "$CERTS_DIR/$dir" 2> /dev/null; then
+    del_line "$CREATED" "$dir" || return 1
   fi
+  return 0
 }
 
+managed_paths() { [ ! -f "$MANAGED" ] || awk '!seen[$1]++ { print $1 }' "$MANAGED"; }
+
 # Puts the staged files in place and releases the ones no longer wanted (stage has succeeded).
-# The loops read their list through a redirect, so release_file's rewrites of $MANAGED (a new
-# file renamed over it) do not disturb the copy being read.
 apply_staged() {
-  touch "$MANAGED" "$CREATED"
+  settle_journal || return 1
+  [ -f "$MANAGED" ] || : | put "$MANAGED" || return 1
+  [ -f "$CREATED" ] || : | put "$CREATED" || return 1
+  for rel in $(managed_paths); do
+    if [ ! -f "$STAGE/$rel" ]; then release_file "$rel" || return 1; fi
+  done
   while read -r rel; do
-    if [ ! -f "$STAGE/$rel" ]; then release_file "$rel"; fi
-  done < "$MANAGED"
-  while read -r rel; do
-    install_file "$rel"
+    install_file "$rel" || return 1
   done < "$STAGE_LIST"
   rm -rf "$STAGE" "$STAGE_LIST"
 }
 
+# Finishes what it can: a file it cannot put back is reported and the state kept for the next try.
 remove() {
   if [ ! -d "$STATE" ]; then
     log "nothing to remove"
     return 0
   fi
-  if [ -f "$MANAGED" ]; then
-    while read -r rel; do
-      release_file "$rel"
-    done < "$MANAGED"
-  fi
+  settle_journal || return 1
+  failed=0
+  for rel in $(managed_paths); do
+    release_file "$rel" || failed=$((failed + 1))
+  done
   if [ -f "$CREATED" ]; then
     while read -r dir; do
-      rmdir "$CERTS_DIR/$dir" 2>/dev/null || true
+      rmdir "$CERTS_DIR/$dir" 2> /dev/null || true
     done < "$CREATED"
   fi
-  rm -rf "$STATE"
+  if [ "$failed" -gt 0 ]; then
+    log "node NOT fully restored: $failed file(s) could not be put back; what is left is listed in $STATE"
+    return 1
+  fi
+  if ! rm -rf "$STATE"; then
+    log "node restored, but $STATE could not be removed"
+    return 1
+  fi
   log "node restored"
 }
 
-holding() { [ "$(cat "$HOLDER" 2>/dev/null)" = "$ME" ]; }
+# ---- who holds the node -------------------------------------------------------------------------
+
+# Pods are ordered by when they first reached this node: each pod UID gets the next serial once, and
+# keeps it across container restarts. A rollout's new pod always starts after the old one is running
+# (maxSurge), so the higher serial is the newer configuration. The pod template cannot carry such
+# a number: Pulumi has no counter to put there and a content checksum is not ordered.
+my_serial() {
+  s=$(awk -v u="$ME" '$2 == u { print $1 }' "$PODS" 2>/dev/null)
+  if [ -z "$s" ]; then
+    last=$(awk '$1 > m { m = $1 } END { print m + 0 }' "$PODS" 2>/dev/null || echo 0)
+    s=$((last + 1))
+    # The last 50 are plenty: only pods alive at the same time are ever compared.
+    { [ ! -f "$PODS" ] || tail -n 49 "$PODS"; echo "$s $ME"; } | put "$PODS" || return 1
+  fi
+  echo "$s"
+}
+holder_serial() { awk '{ print $1; exit }' "$HOLDER" 2>/dev/null; }
+holding() { [ "$(cat "$HOLDER" 2>/dev/null)" = "$SERIAL $ME" ]; }
+# This pod may take the node: nobody holds it, or a pod that reached the node earlier does.
+may_take() {
+  h=$(holder_serial)
+  case $h in
+    "" | *[!0-9]*) return 0 ;; # nobody, or the agent before serials (a bare pod UID)
+  esac
+  [ "$h" -le "$SERIAL" ]
+}
+
+# ---- is this an uninstall? ----------------------------------------------------------------------
+
+# Asks the Kubernetes API whether this pod's DaemonSet is gone or being deleted (`pulumi destroy`,
+# or a replacement with a new name). Prints gone, present or unknown. The ServiceAccount may only
+# `get` this one DaemonSet. busybox wget takes --header (checked with busybox 1.35).
+daemonset_state() {
+  if [ -z "${DAEMONSET:-}" ] || [ -z "${NAMESPACE:-}" ] || [ -z "${KUBERNETES_SERVICE_HOST:-}" ] || [ ! -r "${TOKEN_FILE:-}" ]; then
+    echo unknown
+    return
+  fi
+  host=$KUBERNETES_SERVICE_HOST
+  case $host in *:*) host="[$host]" ;; esac
+  url="https://$host:${KUBERNETES_SERVICE_PORT:-443}/apis/apps/v1/namespaces/$NAMESPACE/daemonsets/$DAEMONSET"
+  err="${RUN_DIR:-/tmp}/wget.err"
+  # --no-check-certificate: busybox wget cannot be given the cluster's CA (its openssl helper checks
+  # only the system's), so it would refuse the API server. The token can read one DaemonSet, nothing else.
+  body=$(timeout 10 wget -q -O - --no-check-certificate --header "Authorization: Bearer $(cat "$TOKEN_FILE")" "$url" 2> "$err")
+  rc=$?
+  if [ "$rc" -eq 0 ]; then
+    case $body in
+      *'"deletionTimestamp"'*) echo gone ;;
+      *'"kind":"DaemonSet"'* | *'"kind": "DaemonSet"'*) echo present ;;
+      *) echo unknown ;;
+    esac
+  elif grep -q ' 404 ' "$err" 2> /dev/null; then
+    echo gone
+  else
+    echo unknown
+  fi
+}
+
+# ---- modes --------------------------------------------------------------------------------------
+
+on_exit() {
+  unready
+  unlock
+}
 
 run() {
-  stop=
   sleeper=
   # Only a flag: an apply or remove under way always finishes before the pod acts on SIGTERM.
   trap 'stop=1; [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null || true' TERM INT
-  lock
+  lock || exit 1
   # Checked before this pod takes the node over: a pod with unusable files leaves it to the old one.
-  if ! stage; then
-    unlock
+  stage || exit 1
+  if ! SERIAL=$(my_serial); then
+    log "cannot record this pod on the node: $STATE is not writable"
     exit 1
   fi
-  echo "$ME" > "$HOLDER.tmp"
-  mv -f "$HOLDER.tmp" "$HOLDER"
-  apply_staged
-  unlock
-  log "applied; re-applying every ${REAPPLY_SECONDS:-300}s"
+  passive=
+  if ! may_take; then
+    passive=1
+    rm -rf "$STAGE" "$STAGE_LIST"
+    log "a newer pod (serial $(holder_serial)) holds this node; this pod (serial $SERIAL) of an earlier rollout leaves it alone"
+    unlock
+  else
+    if ! guard || ! echo "$SERIAL $ME" | put "$HOLDER" || ! apply_staged; then
+      log "could not apply: the node keeps what it had"
+      exit 1
+    fi
+    unlock
+    ready
+    log "applied; re-applying every ${REAPPLY_SECONDS:-300}s"
+  fi
   while [ -z "$stop" ]; do
     sleep "${REAPPLY_SECONDS:-300}" &
     sleeper=$!
     wait "$sleeper" || true
     sleeper=
     [ -z "$stop" ] || break
-    lock
-    # Files that became unusable meanwhile keep the last good ones on the node.
-    if holding && stage; then apply_staged; fi
+    [ -z "$passive" ] || continue
+    lock || {
+      unready
+      continue
+    }
+    if ! holding; then
+      passive=1
+      unready
+      log "a newer pod holds this node: leaving it alone"
+    elif stage; then
+      # Files that became unusable meanwhile keep the last good ones on the node.
+      if apply_staged; then ready; else unready; fi
+    fi
     unlock
   done
-  lock
-  if holding; then
-    remove
-  else
+  lock || exit 1
+  if ! holding; then
     log "a newer pod holds this node: leaving its files"
+  else
+    case $(daemonset_state) in
+      gone) remove || {
+        unlock
+        exit 1
+      } ;;
+      present) log "the DaemonSet remains (a restart, an eviction or a drain, not an uninstall): keeping the node's files" ;;
+      *) log "cannot tell whether the DaemonSet was deleted: keeping the node's files (run '$0 remove' on the node to restore it)" ;;
+    esac
   fi
   unlock
   exit 0
 }
 
+trap on_exit EXIT
 case "${1:-run}" in
   apply)
-    lock
-    if ! stage; then
-      unlock
-      exit 1
-    fi
-    apply_staged
-    unlock
+    lock || exit 1
+    stage || exit 1
+    apply_staged || exit 1
     ;;
   remove)
-    lock
-    remove
-    unlock
+    lock || exit 1
+    remove || exit 1
     ;;
   run) run ;;
   *)

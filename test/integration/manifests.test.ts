@@ -14,6 +14,7 @@ type Validating = new (data: any) => any;
 async function models(): Promise<Record<string, Validating>> {
     const core = await import("kubernetes-models/v1");
     const apps = await import("kubernetes-models/apps/v1");
+    const rbac = await import("kubernetes-models/rbac.authorization.k8s.io/v1");
     return {
         "v1/Namespace": core.Namespace,
         "v1/Service": core.Service,
@@ -23,6 +24,8 @@ async function models(): Promise<Record<string, Validating>> {
         "v1/ServiceAccount": core.ServiceAccount,
         "apps/v1/Deployment": apps.Deployment,
         "apps/v1/DaemonSet": apps.DaemonSet,
+        "rbac.authorization.k8s.io/v1/Role": rbac.Role,
+        "rbac.authorization.k8s.io/v1/RoleBinding": rbac.RoleBinding,
     };
 }
 

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { afterAll, beforeEach, expect, test } from "vitest";
 import { FakeCloud } from "../support/fake-cloud";
 import { describeIntegration } from "./describe-integration";
-import { nodeScript, snapshotTree, waitApplied } from "./harness/node";
+import { FakeKubeApi, nodeScript, snapshotTree, waitApplied } from "./harness/node";
 import { stopAll, waitFor } from "./harness/procs";
 import { deploy, tempDir } from "./support";
 
@@ -26,8 +26,10 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
     let work: string;
     let certs: string;
     let original: Record<string, string>;
+    // The API the agent asks on SIGTERM whether its DaemonSet is gone (an uninstall) or not (a restart).
+    let api: FakeKubeApi;
 
-    beforeEach(() => {
+    beforeEach(async () => {
         work = tempDir("crlc-");
         certs = path.join(work, "certs.d");
         // What the node had before: k3s's own docker.io mirror and another tool's registry.
@@ -36,8 +38,10 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
         fs.mkdirSync(path.join(certs, "other.example"), { recursive: true });
         fs.writeFileSync(path.join(certs, "other.example", "hosts.toml"), 'server = "https://other.example"\n');
         original = snapshotTree(certs);
+        api = await FakeKubeApi.start(work);
         return async () => {
             await stopAll();
+            await api.stop();
             fs.rmSync(work, { recursive: true, force: true });
         };
     });
@@ -46,7 +50,7 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
     test("a rollout hands the node to the new pod with no gap, a cache turned off is restored, and uninstall leaves the node as it was", async () => {
         const cloud = cloudWithIPs();
         await deploy(HOSTED_IP, { "cluster-registry:caches": '["docker.io"]' }, cloud);
-        const first = nodeScript(cloud, work, certs).start(path.join(work, "pod-1.log"));
+        const first = nodeScript(cloud, work, certs, api).start(path.join(work, "pod-1.log"));
         await waitApplied(first);
         const applied = snapshotTree(certs);
         expect(applied["docker.io/hosts.toml"]).toContain(`[host."https://${CACHE_IPS["docker.io"]}:5000"]`);
@@ -54,7 +58,7 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
 
         // `pulumi up` with docker.io's cache off and quay.io's on: the new pod starts first (maxSurge).
         await deploy(HOSTED_IP, { "cluster-registry:caches": '["quay.io"]' }, cloud);
-        const second = nodeScript(cloud, work, certs).start(path.join(work, "pod-2.log"));
+        const second = nodeScript(cloud, work, certs, api).start(path.join(work, "pod-2.log"));
         await waitApplied(second);
         const rolled = snapshotTree(certs);
         expect(rolled["docker.io/hosts.toml"]).toBe(original["docker.io/hosts.toml"]);
@@ -66,16 +70,18 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
         expect(first.log()).toContain("a newer pod holds this node: leaving its files");
         expect(snapshotTree(certs)).toEqual(rolled);
 
-        // `pulumi destroy`: the last pod stops and the node is byte for byte what it was.
+        // `pulumi destroy`: the DaemonSet is marked for deletion, its last pod stops, and the node is byte for byte what it was.
+        api.state = "deleting";
         await second.stop();
         expect(second.log()).toContain("node-config: node restored");
         expect(snapshotTree(certs)).toEqual(original);
     });
 
-    test("SIGTERM at any moment of an apply still leaves the node as it was", async () => {
+    test("SIGTERM at any moment of an apply, the DaemonSet deleted, still leaves the node as it was", async () => {
         const cloud = cloudWithIPs();
+        api.state = "gone";
         await deploy(HOSTED_IP, { "cluster-registry:caches": JSON.stringify(Object.keys(CACHE_IPS)) }, cloud);
-        const pod = nodeScript(cloud, work, certs);
+        const pod = nodeScript(cloud, work, certs, api);
         for (let i = 0; i < 8; i++) {
             const proc = pod.start(path.join(work, `pod-${i}.log`));
             // From the first milliseconds of the apply to well after it.
@@ -90,7 +96,7 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
     test("a pod killed outright mid-apply leaves a lock and half its files; the next pod takes over and its uninstall restores the node", async () => {
         const cloud = cloudWithIPs();
         await deploy(HOSTED_IP, { "cluster-registry:caches": JSON.stringify(Object.keys(CACHE_IPS)) }, cloud);
-        const killed = nodeScript(cloud, work, certs).start(path.join(work, "killed.log"));
+        const killed = nodeScript(cloud, work, certs, api).start(path.join(work, "killed.log"));
         // Kill it once it has written something but before it is done.
         const deadline = Date.now() + 10_000;
         while (!killed.log().includes("wrote ") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
@@ -99,15 +105,16 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
         expect(killed.log()).not.toContain("node-config: applied");
         expect(fs.readdirSync(certs).some((f) => f.endsWith(".lock"))).toBe(true);
 
-        const next = nodeScript(cloud, work, certs).start(path.join(work, "next.log"));
-        // The killed pod's lock is taken over after 100 tries 0.1 s apart (about 10 s).
+        const next = nodeScript(cloud, work, certs, api).start(path.join(work, "next.log"));
+        // The killed pod's lock is broken once its lease (15 s, renewed at every step while held) runs out.
         await waitApplied(next, 30_000);
-        expect(next.log()).toContain("taking over a stale lock");
+        expect(next.log()).toContain("its lease expired");
         const applied = snapshotTree(certs);
         for (const host of Object.keys(CACHE_IPS)) expect(applied[`${host}/hosts.toml`]).toContain(`https://${CACHE_IPS[host]}:5000`);
         // The k3s file was backed up once, by the killed pod, and the new pod knew it was not its own.
         expect(applied[".cluster-registry.registry.registry/backup/docker.io/hosts.toml"]).toBe(original["docker.io/hosts.toml"]);
 
+        api.state = "gone";
         await next.stop();
         expect(snapshotTree(certs)).toEqual(original);
     }, 60_000);
@@ -130,7 +137,7 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
         const cloud = cloudWithIPs();
         await deploy(HOSTED_IP, {}, cloud);
         for (const [what, line] of BAD_MANIFEST_LINES) {
-            const pod = nodeScript(cloud, work, certs);
+            const pod = nodeScript(cloud, work, certs, api);
             const manifest = path.join(pod.filesDir, "manifest");
             fs.writeFileSync(manifest, `${fs.readFileSync(manifest, "utf8")}${line.replace(/\\n/g, "\n")}\n`);
 
@@ -148,7 +155,7 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
     test("an OWNER that could name another directory is refused before the node is touched", async () => {
         const cloud = cloudWithIPs();
         await deploy(HOSTED_IP, {}, cloud);
-        const pod = nodeScript(cloud, work, certs);
+        const pod = nodeScript(cloud, work, certs, api);
         for (const owner of ["../x", "a/b", "Registry", ".hidden", "-x"]) {
             const r = await pod.exec("apply", { OWNER: owner });
             expect(r.code, `${owner}: ${r.stdout}${r.stderr}`).toBe(2);
@@ -157,10 +164,10 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
         expect(snapshotTree(certs)).toEqual(original);
     });
 
-    test("a pod whose files turn unusable keeps the node as it last applied it, and still restores it on SIGTERM", async () => {
+    test("a pod whose files turn unusable keeps the node as it last applied it, and still restores it on uninstall", async () => {
         const cloud = cloudWithIPs();
         await deploy(HOSTED_IP, { "cluster-registry:caches": '["docker.io"]' }, cloud);
-        const pod = nodeScript(cloud, work, certs);
+        const pod = nodeScript(cloud, work, certs, api);
         // Re-applying every second rather than every 300, to see a re-apply happen.
         const proc = pod.start(path.join(work, "pod.log"), { REAPPLY_SECONDS: "1" });
         await waitApplied(proc);
@@ -172,6 +179,7 @@ describeIntegration("the node lifecycle on the DaemonSet's own script", () => {
         await waitFor(() => proc.log().includes("nothing changed"), 10_000, "a refused re-apply", { proc });
         expect(proc.hasExited()).toBe(false);
         expect(hostFiles()).toEqual(applied);
+        api.state = "gone";
         await proc.stop();
         expect(proc.log()).toContain("node-config: node restored");
         expect(snapshotTree(certs)).toEqual(original);

@@ -9,16 +9,18 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { describe } from "vitest";
 import YAML from "yaml";
 import { FakeCloud, RecordedResource, runProgram } from "../support/fake-cloud";
 import { ENTRY, stackConfig } from "../support/stacks";
-import { ContainerdHandle, startContainerd } from "./harness/containerd";
-import { nodeScript, NodeScript, snapshotTree, waitApplied } from "./harness/node";
+import { ContainerdBuild, containerdBuild, ContainerdHandle, ContainerdLine, NodeContainerdConfig, startContainerd } from "./harness/containerd";
+import { FakeKubeApi, nodeScript, NodeScript, snapshotTree, waitApplied } from "./harness/node";
 import { BuiltOciImage } from "./harness/oci";
 import { materialize, rebaseYamlPaths } from "./harness/pod";
 import { CommandResult, freePort, ProcHandle, runCommand, stopAll } from "./harness/procs";
 import { RegistryHandle, startRegistry } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
+import { isCI, missingForIntegration } from "./harness/tools";
 
 /** The hosted registry's ClusterIP (and every other Service's but docker.io's cache's), on loopback. */
 export const HOSTED_IP = "127.0.0.2";
@@ -55,6 +57,37 @@ export interface LoopbackClusterOptions {
     nodeFiles?: Record<string, string>;
     /** How the DaemonSet's script runs: as its pod does (`run`, kept running) or one `apply`. Default: `run`. */
     nodeMode?: "run" | "apply";
+    /**
+     * The node's containerd: which program and which node config, or `false` for none (start them with
+     * `startNodeContainerd`). Default: Debian 12's containerd 1.6 with the harness's own config.
+     */
+    containerd?: NodeContainerdSpec | false;
+}
+
+/** A node's containerd: a program (e.g. a {@link ContainerdBuild}'s binary) and a real node's config. */
+export interface NodeContainerdSpec {
+    /** Default: containerd on PATH. */
+    binary?: string;
+    /** Default: the harness's own 1.6 config, reading `nodeCerts`. */
+    nodeConfig?: NodeContainerdConfig;
+}
+
+/**
+ * `describe` for one containerd line: named after the version found (`containerd 2.1 ...`); when the
+ * line's build is missing it skips with one line saying how to get it, except in CI where it fails,
+ * as the other integration tests do.
+ */
+export function describeContainerd(line: ContainerdLine, name: string, fn: (build: ContainerdBuild) => void): void {
+    const found = containerdBuild(line);
+    const missing = missingForIntegration() ?? ("missing" in found ? found.missing : null);
+    if (missing !== null && isCI()) throw new Error(`CI must run the containerd ${line} tests, but: ${missing}`);
+    if (missing !== null || "missing" in found) {
+        console.warn(`containerd ${line} tests skipped: ${missing}`);
+        describe.skip(`containerd ${line} ${name}`, () => undefined);
+        return;
+    }
+    console.info(`containerd ${line}: ${found.versionLine} (${found.binary})`);
+    describe(`containerd ${found.label} ${name}`, () => fn(found));
 }
 
 /** What a workstation keeps from the stack's outputs to push: the CA (a file, and a skopeo cert dir) and the authfile. */
@@ -94,6 +127,8 @@ export class LoopbackCluster {
     node!: NodeScript;
     /** The DaemonSet's pod, in `run` mode. */
     nodeProc?: ProcHandle;
+    /** The API server the node agent asks on SIGTERM whether its DaemonSet is gone; set `state` to uninstall. */
+    api!: FakeKubeApi;
     containerd!: ContainerdHandle;
     private config: Record<string, string> = {};
     private readonly forwards: Array<{ close(): Promise<void> }> = [];
@@ -140,21 +175,30 @@ export class LoopbackCluster {
         }
         fs.mkdirSync(this.nodeCerts, { recursive: true });
         this.nodeBefore = snapshotTree(this.nodeCerts);
-        this.node = nodeScript(this.cloud, this.work, this.nodeCerts);
+        this.api = await FakeKubeApi.start(this.work);
+        this.node = nodeScript(this.cloud, this.work, this.nodeCerts, this.api);
         if ((opts.nodeMode ?? "run") === "run") {
             this.nodeProc = this.node.start(path.join(this.work, "node-config.log"));
             await waitApplied(this.nodeProc);
         } else await this.applyNode();
+        if (opts.containerd !== false) this.containerd = await this.startNodeContainerd("ctd", opts.containerd);
+    }
+
+    /**
+     * Starts (another) node containerd reading `nodeCerts`, in work dir `<work>/<name>` (keep it short:
+     * unix socket paths). Several can run at once against the same registries, one per node config.
+     */
+    async startNodeContainerd(name: string, spec: NodeContainerdSpec = {}): Promise<ContainerdHandle> {
         // A node trusts docker.io's public CA; here the stand-in's.
         const env: Record<string, string> = this.upstream ? { SSL_CERT_FILE: this.upstream.trustBundle } : {};
-        this.containerd = await startContainerd({ workDir: path.join(this.work, "ctd"), certsDir: this.nodeCerts, env });
+        return startContainerd({ workDir: path.join(this.work, name), certsDir: this.nodeCerts, env, ...spec });
     }
 
     /** `pulumi up` again on the same stack with more config, then the new DaemonSet's script applied once; the registries run on as they were. */
     async redeploy(config: Record<string, string>): Promise<void> {
         this.config = { ...this.config, ...config };
         this.dep = await deploy(HOSTED_IP, this.config, this.cloud);
-        this.node = nodeScript(this.cloud, this.work, this.nodeCerts);
+        this.node = nodeScript(this.cloud, this.work, this.nodeCerts, this.api);
         await this.applyNode();
     }
 
@@ -209,6 +253,7 @@ export class LoopbackCluster {
     async stop(): Promise<void> {
         for (const f of this.forwards.splice(0)) await f.close();
         await stopAll();
+        await this.api?.stop();
         fs.rmSync(this.work, { recursive: true, force: true });
     }
 
@@ -251,7 +296,11 @@ async function startRegistryFromDeployment(
     const [program, verb, configPath] = local.container.command as string[];
     if (program !== "registry" || verb !== "serve") throw new Error(`unexpected registry command ${local.container.command}`);
     const configYaml = rebaseYamlPaths(fs.readFileSync(local.rebase(configPath), "utf8"), local.rebase);
-    return startRegistry({ configYaml, env: { ...local.env, ...extraEnv }, workDir: root, addr: listen, caFile });
+    // A debug listener (`:PORT`, every interface of the pod) moves onto the Service's loopback IP too,
+    // so the hosted registry and a cache, each on its own IP, can both have it.
+    const debugAddr = (YAML.parse(configYaml) as { http?: { debug?: { addr?: string } } }).http?.debug?.addr;
+    const debugEnv: Record<string, string> = debugAddr ? { REGISTRY_HTTP_DEBUG_ADDR: `${listen.split(":")[0]}:${debugAddr.split(":").pop()}` } : {};
+    return startRegistry({ configYaml, env: { ...local.env, ...extraEnv, ...debugEnv }, workDir: root, addr: listen, caFile });
 }
 
 /** Where a registry stores what it holds: its config's storage.filesystem.rootdirectory. */

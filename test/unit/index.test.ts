@@ -59,7 +59,8 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         const cacheVolumes = ENVIRONMENTS[(config["cluster-registry:environment"] ?? "kind") as EnvironmentName].cacheHostPath ? 0 : caches;
         expect(counts(cloud.resources)).toEqual({
             [T.ns]: 1,
-            [T.svc]: 1 + caches,
+            // each registry's own Service, and its metrics Service
+            [T.svc]: 2 * (1 + caches),
             // htpasswd, a tls per registry, one pull secret per namespace, the node agent's files
             [T.secret]: 1 + (1 + caches) + (1 + pullNamespaces) + 1,
             // registry configs, the node agent script, local-registry-hosting
@@ -67,6 +68,10 @@ describe.each(shippedStacks())("stack %s", (stack) => {
             [T.pvc]: 1 + cacheVolumes,
             [T.deploy]: 1 + caches,
             [T.ds]: 1,
+            // the node agent's ServiceAccount, allowed to get its own DaemonSet
+            "kubernetes:core/v1:ServiceAccount": 1,
+            "kubernetes:rbac.authorization.k8s.io/v1:Role": 1,
+            "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": 1,
             [T.key]: 2 + caches,
             [T.selfSigned]: 1,
             [T.csr]: 1 + caches,
@@ -126,7 +131,7 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         }
     });
 
-    test("the Deployment mounts what the config names, probes over HTTPS, runs restricted and rolls on change", async () => {
+    test("the Deployment mounts what the config names, probes readiness and liveness, runs restricted and rolls on change", async () => {
         const { cloud } = await run(config);
         const spec = cloud.one(T.deploy, "hosted").inputs.spec;
         expect(spec.replicas).toBe(1);
@@ -145,7 +150,9 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         expect(configYaml).toContain(`path: ${MOUNTS.auth}/htpasswd`);
         expect(configYaml).toContain(`rootdirectory: ${MOUNTS.storage}`);
 
-        for (const probe of [c.readinessProbe, c.livenessProbe]) expect(probe.httpGet).toEqual({ path: "/", port: "registry", scheme: "HTTPS" });
+        expect(c.livenessProbe.httpGet).toEqual({ path: "/", port: "registry", scheme: "HTTPS" });
+        expect(c.readinessProbe.exec.command.slice(0, 2)).toEqual(["sh", "-c"]);
+        expect(c.readinessProbe.exec.command.slice(3)).toEqual(["registry-ready", MOUNTS.storage, "-", "http://127.0.0.1:5001/debug/health"]);
         expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
         expect(c.securityContext).toMatchObject({
             runAsNonRoot: true,

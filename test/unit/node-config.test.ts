@@ -157,9 +157,13 @@ describe("the program's node agent", () => {
         expect(c.command).toEqual(["/bin/sh", `${NODE_AGENT_MOUNT}/${NODE_AGENT_FILE}`, "run"]);
         expect(c.volumeMounts).toEqual([
             { name: "certs-d", mountPath: "/host/certs.d" },
+            { name: "run", mountPath: "/run/node-agent" },
+            { name: "token", mountPath: "/var/run/secrets/cluster-registry", readOnly: true },
             { name: "agent", mountPath: NODE_AGENT_MOUNT, readOnly: true },
             { name: "files", mountPath: NODE_FILES_MOUNT, readOnly: true },
         ]);
+        expect(c.readinessProbe.exec.command).toEqual(["cat", "/run/node-agent/ready"]);
+        expect(volumes.run.emptyDir.medium).toBe("Memory");
         expect(volumes.agent.configMap.defaultMode).toBe(0o444);
         expect(volumes.files.secret.defaultMode).toBe(0o400);
         const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
@@ -169,8 +173,23 @@ describe("the program's node agent", () => {
             OWNER: "registry.registry",
             REAPPLY_SECONDS: "300",
             POD_UID: { fieldRef: { fieldPath: "metadata.uid" } },
+            NAMESPACE: { fieldRef: { fieldPath: "metadata.namespace" } },
+            DAEMONSET: "registry-node-config",
+            TOKEN_FILE: "/var/run/secrets/cluster-registry/token",
+            RUN_DIR: "/run/node-agent",
         });
         expect(outputs.certsDir).toBe(volumes["certs-d"].hostPath.path);
+    });
+
+    test("the agent's ServiceAccount may only get its own DaemonSet, which is named for it and outlives no pod of its own", async () => {
+        const { ds, cloud } = await deployWith("10.96.0.10");
+        expect(ds.metadata.name).toBe("registry-node-config");
+        expect(ds.metadata.annotations["pulumi.com/deletionPropagationPolicy"]).toBe("foreground");
+        const [role] = cloud.byType("kubernetes:rbac.authorization.k8s.io/v1:Role");
+        expect(role.inputs.rules).toEqual([{ apiGroups: ["apps"], resources: ["daemonsets"], resourceNames: ["registry-node-config"], verbs: ["get"] }]);
+        const [account] = cloud.byType("kubernetes:core/v1:ServiceAccount");
+        expect(ds.spec.template.spec.serviceAccountName).toBe(account.outputs.metadata.name);
+        expect(ds.spec.template.spec.automountServiceAccountToken).toBe(false);
     });
 });
 

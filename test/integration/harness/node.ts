@@ -3,7 +3,10 @@
  * (the files it writes) and env, under busybox (the shell of the registry image it runs in), against
  * a directory that stands for the node's certs.d.
  */
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as https from "node:https";
+import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import type { FakeCloud } from "../../support/fake-cloud";
 import { materialize } from "./pod";
@@ -23,6 +26,34 @@ export interface NodeScript {
     start(logFile: string, env?: Record<string, string>): ProcHandle;
 }
 
+/** Every command the agent runs, as busybox applets (the image has no other). */
+export const NODE_AGENT_APPLETS = [
+    "sh",
+    "cat",
+    "cp",
+    "mv",
+    "rm",
+    "rmdir",
+    "mkdir",
+    "grep",
+    "cmp",
+    "touch",
+    "sleep",
+    "kill",
+    "echo",
+    "test",
+    "[",
+    "readlink",
+    "awk",
+    "sha256sum",
+    "stat",
+    "date",
+    "tail",
+    "timeout",
+    "wget",
+    "ssl_client",
+];
+
 /** A directory of busybox applets, so cp, mv, cmp and grep behave as in the image. */
 function busyboxPath(workDir: string): string {
     const dir = path.join(workDir, "busybox-bin");
@@ -30,7 +61,7 @@ function busyboxPath(workDir: string): string {
         fs.mkdirSync(dir, { recursive: true });
         const bb = ["/usr/bin/busybox", "/bin/busybox"].find((p) => fs.existsSync(p));
         if (!bb) throw new Error("busybox is not installed (apt-get install busybox)");
-        for (const applet of ["sh", "cat", "cp", "mv", "rm", "rmdir", "mkdir", "grep", "cmp", "touch", "sleep", "kill", "echo", "test", "[", "readlink"]) {
+        for (const applet of NODE_AGENT_APPLETS) {
             fs.symlinkSync(bb, path.join(dir, applet));
         }
     }
@@ -41,7 +72,7 @@ function busyboxPath(workDir: string): string {
  * The DaemonSet's script as it would run on a node whose certs.d is `nodeCertsDir`. Each call is a
  * new pod with its own mounts, as in a rollout, where the old pod keeps what it was started with.
  */
-export function nodeScript(cloud: FakeCloud, workDir: string, nodeCertsDir: string): NodeScript {
+export function nodeScript(cloud: FakeCloud, workDir: string, nodeCertsDir: string, api?: FakeKubeApi): NodeScript {
     const ds = cloud.one("kubernetes:apps/v1:DaemonSet");
     const hostPath = ds.inputs.spec.template.spec.volumes.find((v: { hostPath?: { path: string } }) => v.hostPath).hostPath.path;
     const local = materialize(cloud, ds, fs.mkdtempSync(path.join(workDir, "pod-")), { [hostPath]: nodeCertsDir });
@@ -49,7 +80,8 @@ export function nodeScript(cloud: FakeCloud, workDir: string, nodeCertsDir: stri
     if (shell !== "/bin/sh") throw new Error(`the DaemonSet runs ${shell}, not /bin/sh`);
     const bin = busyboxPath(workDir);
     // busybox applets first; the rest of PATH only so the harness finds setpriv.
-    const env = { ...local.env, PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` };
+    const kube: Record<string, string> = api ? { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: String(api.port) } : {};
+    const env = { ...local.env, ...kube, PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` };
     const argv = [path.join(bin, "sh"), local.rebase(script)];
     return {
         argv,
@@ -81,4 +113,54 @@ export function snapshotTree(dir: string): Record<string, string> {
     };
     walk(dir);
     return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** What the fake API answers for the agent's DaemonSet. */
+export type DaemonSetState = "present" | "deleting" | "gone" | "down";
+
+/**
+ * The one Kubernetes API call the agent makes, `GET .../daemonsets/NAME`, over TLS (busybox wget
+ * does not check the certificate, as in the image) on 127.0.0.1. `state` is what the cluster would
+ * say; `requests` records each call with its Authorization header.
+ */
+export class FakeKubeApi {
+    state: DaemonSetState = "present";
+    readonly requests: Array<{ url: string; authorization?: string }> = [];
+    private constructor(
+        private readonly server: https.Server,
+        readonly port: number,
+    ) {}
+
+    static async start(workDir: string): Promise<FakeKubeApi> {
+        const key = path.join(workDir, "api.key");
+        const crt = path.join(workDir, "api.crt");
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=127.0.0.1"], {
+            stdio: "ignore",
+        });
+        const self: { api?: FakeKubeApi } = {};
+        // busybox's own TLS (ssl_client) only completes a TLS 1.2 handshake whose signature algorithms include RSA+SHA1.
+        const tls = { ciphers: "DEFAULT@SECLEVEL=0", maxVersion: "TLSv1.2" as const, sigalgs: "RSA+SHA256:RSA+SHA1:RSA-PSS+SHA256" };
+        const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(crt), ...tls }, (req, res) => {
+            self.api!.requests.push({ url: req.url ?? "", authorization: req.headers.authorization });
+            const m = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/daemonsets\/([^/?]+)$/.exec(req.url ?? "");
+            if (!m || self.api!.state === "gone") {
+                res.writeHead(404, { "content-type": "application/json" }).end('{"kind":"Status","code":404}');
+                return;
+            }
+            if (self.api!.state === "down") {
+                res.writeHead(503).end();
+                return;
+            }
+            const metadata: Record<string, string> = { name: m[2], namespace: m[1] };
+            if (self.api!.state === "deleting") metadata.deletionTimestamp = new Date().toISOString();
+            res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ kind: "DaemonSet", apiVersion: "apps/v1", metadata }));
+        });
+        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        self.api = new FakeKubeApi(server, (server.address() as AddressInfo).port);
+        return self.api;
+    }
+
+    async stop(): Promise<void> {
+        await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    }
 }

@@ -129,6 +129,13 @@ export function materialize(
                   : undefined;
             if (source) {
                 writeAtomically(dir, projectedFiles(v.configMap ?? v.secret, dataOf(source), m.name));
+            } else if (v.projected) {
+                // Only what kubelet would put there for a ServiceAccount token: a token nobody checks.
+                const files = v.projected.sources.map((src: any) => {
+                    if (!src.serviceAccountToken) throw new Error(`volume ${m.name} projects a source this harness does not know: ${JSON.stringify(src)}`);
+                    return { path: src.serviceAccountToken.path, content: `fake-token-for-${pod.uid}`, mode: v.projected.defaultMode ?? 0o644 };
+                });
+                writeAtomically(dir, files);
             } else if (!v.persistentVolumeClaim && !v.emptyDir) {
                 throw new Error(`volume ${m.name} has a kind this harness does not know: ${JSON.stringify(v)}`);
             }
@@ -150,7 +157,11 @@ export function materialize(
             const ref = e.valueFrom.secretKeyRef;
             env[e.name] = dataOf(byName(cloud, "kubernetes:core/v1:Secret", ref.name))[ref.key];
         } else if (e.valueFrom?.fieldRef) {
-            const field: Record<string, string> = { "metadata.uid": pod.uid, "metadata.name": pod.name };
+            const field: Record<string, string> = {
+                "metadata.uid": pod.uid,
+                "metadata.name": pod.name,
+                "metadata.namespace": workload.inputs.metadata?.namespace,
+            };
             const value = field[e.valueFrom.fieldRef.fieldPath];
             if (value === undefined)
                 throw new Error(`env ${e.name} asks the downward API for ${e.valueFrom.fieldRef.fieldPath}, which this harness does not know`);
