@@ -19,6 +19,8 @@ export const MEASURE = {
     /** Concurrent clients and duration of the throughput run. */
     CLIENTS: 8,
     THROUGHPUT_MS: 5_000,
+    /** Slices the throughput of targets compared with each other is measured in, taken in turn. */
+    THROUGHPUT_SLICES: 5,
     REQUEST_TIMEOUT_MS: 10_000,
     /** How long containerd may take to garbage-collect a removed image's content. */
     GC_WAIT_MS: 15_000,
@@ -196,37 +198,56 @@ export interface HeadLatency {
 
 /** Sequential HEADs over keep-alive connections, authenticated and anonymous interleaved so drift hits both alike. */
 export async function headLatency(url: string, ca: string, authorization: string): Promise<HeadLatency> {
-    const authAgent = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
-    const anonAgent = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
+    const [auth, anon] = await headLatencies(
+        [
+            { url, authorization, want: 200 },
+            { url, want: 401 },
+        ],
+        ca,
+    );
+    return { samples: MEASURE.HEAD_SAMPLES, authMs: auth, anonMs: anon, addedMs: auth.median - anon.median };
+}
+
+/** One kind of HEAD: where, with which credentials (none: anonymous), and the status it must get. */
+export interface HeadTarget {
+    url: string;
+    authorization?: string;
+    want: number;
+}
+
+/**
+ * Sequential HEADs, one to each target in turn (so drift hits all alike), each target over its own
+ * keep-alive connection; HEAD_WARMUP rounds, then HEAD_SAMPLES counted. Stats per target, in order.
+ */
+export async function headLatencies(targets: HeadTarget[], ca: string): Promise<Stats[]> {
+    const agents = targets.map(() => new https.Agent({ keepAlive: true, maxSockets: 1, ca }));
     try {
-        const authMs: number[] = [];
-        const anonMs: number[] = [];
+        const ms: number[][] = targets.map(() => []);
         for (let i = 0; i < MEASURE.HEAD_WARMUP + MEASURE.HEAD_SAMPLES; i++) {
-            const a = await head(url, authAgent, authorization);
-            const n = await head(url, anonAgent);
-            if (a.status !== 200 || n.status !== 401) throw new Error(`manifest HEAD: authenticated ${a.status} (want 200), anonymous ${n.status} (want 401)`);
-            if (i < MEASURE.HEAD_WARMUP) continue;
-            authMs.push(a.ms);
-            anonMs.push(n.ms);
+            for (const [t, target] of targets.entries()) {
+                const r = await head(target.url, agents[t], target.authorization);
+                if (r.status !== target.want) {
+                    const who = target.authorization === undefined ? "anonymous" : "authenticated";
+                    throw new Error(`HEAD ${target.url} (${who}): ${r.status}, want ${target.want}`);
+                }
+                if (i >= MEASURE.HEAD_WARMUP) ms[t].push(r.ms);
+            }
         }
-        const auth = stats(authMs);
-        const anon = stats(anonMs);
-        return { samples: MEASURE.HEAD_SAMPLES, authMs: auth, anonMs: anon, addedMs: auth.median - anon.median };
+        return ms.map(stats);
     } finally {
-        authAgent.destroy();
-        anonAgent.destroy();
+        for (const a of agents) a.destroy();
     }
 }
 
-/** CLIENTS concurrent loops of HEADs for THROUGHPUT_MS; requests answered with `want` per second. */
-export async function headThroughput(url: string, ca: string, authorization: string | undefined, want: number) {
+/** CLIENTS concurrent loops of HEADs for `ms` (default THROUGHPUT_MS); requests answered with `want` per second. */
+export async function headThroughput(url: string, ca: string, authorization: string | undefined, want: number, ms: number = MEASURE.THROUGHPUT_MS) {
     const agent = new https.Agent({ keepAlive: true, maxSockets: MEASURE.CLIENTS, ca });
     try {
         let requests = 0;
         let errors = 0;
         const t0 = performance.now();
         const client = async () => {
-            while (performance.now() < t0 + MEASURE.THROUGHPUT_MS) {
+            while (performance.now() < t0 + ms) {
                 const status = await head(url, agent, authorization).then(
                     (r) => r.status,
                     () => 0,
@@ -242,4 +263,21 @@ export async function headThroughput(url: string, ca: string, authorization: str
     } finally {
         agent.destroy();
     }
+}
+
+/**
+ * headThroughput for several targets, THROUGHPUT_MS each, in THROUGHPUT_SLICES slices taken in turn
+ * (so other work on the machine hits all alike); per target, in order.
+ */
+export async function headThroughputs(targets: HeadTarget[], ca: string) {
+    const sum = targets.map(() => ({ requests: 0, errors: 0, seconds: 0 }));
+    for (let slice = 0; slice < MEASURE.THROUGHPUT_SLICES; slice++) {
+        for (const [i, t] of targets.entries()) {
+            const r = await headThroughput(t.url, ca, t.authorization, t.want, MEASURE.THROUGHPUT_MS / MEASURE.THROUGHPUT_SLICES);
+            sum[i].requests += r.requests;
+            sum[i].errors += r.errors;
+            sum[i].seconds += r.seconds;
+        }
+    }
+    return sum.map((s) => ({ ...s, reqPerSec: s.requests / s.seconds }));
 }

@@ -32,6 +32,7 @@ import { basicAuth } from "../test/integration/harness/registry";
 import { missingForIntegration } from "../test/integration/harness/tools";
 import { HOSTED_IP, LoopbackCluster, tempDir, type LoopbackClusterOptions } from "../test/integration/support";
 import { coldPulls, headLatency, headThroughput, MEASURE, mb, type ColdPulls, type ColdPullsInput, type HeadLatency } from "./measure";
+import { IDENTITY_COSTS, nodeIdentityTargets, type IdentityRow } from "./node-identity";
 
 /** The cost compared with the program's default (bcrypt's usual default, and ours for given passwords). */
 const COMPARED_COST = 10;
@@ -39,6 +40,9 @@ const COMPARED_COST = 10;
 const IMAGE = { repo: "bench/app", tag: "v1", layers: 4, layerBytes: 15 << 20 } as const;
 /** A scenario process that takes longer is killed. */
 const SCENARIO_TIMEOUT_MS = 240_000;
+/** Tries per scenario, and the pause between them (see runWithRetries). */
+const SCENARIO_ATTEMPTS = 3;
+const RETRY_PAUSE_MS = 10_000;
 /** A 1-minute load average above this before the start means other work may share the cores: warn. */
 const BUSY_LOAD_AVERAGE = 1.0;
 const RESULTS_DIR = path.join(__dirname, "results");
@@ -51,12 +55,13 @@ interface PullsSpec {
     /** Passed as `cluster-registry:bcryptCost`; absent: the program's own default is measured. */
     bcryptCost?: number;
 }
-type ScenarioSpec = PullsSpec | { kind: "cache"; label: string };
+type ScenarioSpec = PullsSpec | { kind: "cache" | "identity"; label: string };
 
 const SCENARIOS: ScenarioSpec[] = [
     { kind: "pulls", label: "program default" },
     { kind: "pulls", label: `cost ${COMPARED_COST}`, bcryptCost: COMPARED_COST },
     { kind: "cache", label: "docker.io cache" },
+    { kind: "identity", label: "node identity" },
 ];
 
 interface PullsRow {
@@ -85,7 +90,7 @@ interface CacheRow {
     cacheWarm: ColdPulls;
 }
 
-type Row = PullsRow | CacheRow;
+type Row = PullsRow | CacheRow | IdentityRow;
 
 // ---------------------------------------------------------------------------------------------------
 // Scenarios: each stands the cluster up, pushes the image and measures
@@ -111,16 +116,23 @@ function nodeAndImage(cluster: LoopbackCluster, image: BuiltOciImage): Pick<Cold
 async function pullsScenario(spec: PullsSpec, image: BuiltOciImage): Promise<PullsRow> {
     const log = (msg: string) => console.log(`[${spec.label}] ${msg}`);
     const loadAverageAtStart = os.loadavg()[0];
-    const config: Record<string, string> = spec.bcryptCost === undefined ? {} : { "cluster-registry:bcryptCost": String(spec.bcryptCost) };
+    // Nodes without the node identity (cost 4, measured in its own scenario): containerd sends the
+    // credentials it is given, a user's, whose cost is the one this scenario sets.
+    const config: Record<string, string> = {
+        "cluster-registry:nodePulls": "false",
+        ...(spec.bcryptCost === undefined ? {} : { "cluster-registry:bcryptCost": String(spec.bcryptCost) }),
+    };
     const cluster = await clusterWithImage(image, { prefix: "bench-", config });
-    const cost = servedBcryptCost(cluster.hosted.configFile);
+    const user = (cluster.dep.outputs.users as string[])[0];
+    const userAuth = { username: user, password: (cluster.dep.outputs.passwords as Record<string, string>)[user] };
+    const cost = servedBcryptCost(cluster.hosted.configFile, user);
     if (spec.bcryptCost !== undefined && cost !== spec.bcryptCost) throw new Error(`asked for bcrypt cost ${spec.bcryptCost}, the htpasswd has ${cost}`);
     log(`registry started from the generated Deployment, htpasswd at bcrypt cost ${cost}; image pushed with skopeo through the port-forward`);
 
     const coldPull = await coldPulls({
         ...nodeAndImage(cluster, image),
         ref: cluster.ref(`${IMAGE.repo}:${IMAGE.tag}`),
-        auth: cluster.dep.pullAuth,
+        auth: userAuth,
         // The config and every layer; the manifest is not a blob.
         expectBlobGets: image.layers.length + 1,
         registryLog: cluster.hosted.proc.logFile,
@@ -129,7 +141,7 @@ async function pullsScenario(spec: PullsSpec, image: BuiltOciImage): Promise<Pul
 
     const manifestUrl = `https://${HOSTED_IP}:${cluster.port}/v2/${IMAGE.repo}/manifests/${IMAGE.tag}`;
     const ca = cluster.dep.outputs.caCertPem as string;
-    const authorization = basicAuth(cluster.dep.pullAuth.username, cluster.dep.pullAuth.password);
+    const authorization = basicAuth(userAuth.username, userAuth.password);
     const head = await headLatency(manifestUrl, ca, authorization);
     log(`manifest HEAD median: authenticated ${head.authMs.median.toFixed(1)} ms, anonymous ${head.anonMs.median.toFixed(1)} ms`);
     const auth = await headThroughput(manifestUrl, ca, authorization, 200);
@@ -169,14 +181,33 @@ async function cacheScenario(spec: { label: string }, image: BuiltOciImage): Pro
     return { kind: "cache", label: spec.label, loadAverageAtStart, direct, cacheCold, cacheWarm };
 }
 
-/** The bcrypt cost of the hashes in the htpasswd file the running registry reads (all users share it). */
-function servedBcryptCost(registryConfigFile: string): number {
+/** Issue 11: every request a node makes to the hosted registry or a cache pays a bcrypt check (see node-identity.ts). */
+async function identityScenario(spec: { label: string }, image: BuiltOciImage): Promise<IdentityRow> {
+    const log = (msg: string) => console.log(`[${spec.label}] ${msg}`);
+    const loadAverageAtStart = os.loadavg()[0];
+    // No node is needed: requests are made from here, as a node's containerd would make them.
+    const cluster = await clusterWithImage(image, { prefix: "bench-", dockerIoCache: true, containerd: false, nodeMode: "apply" });
+    const publicRepo = `library/${path.basename(IMAGE.repo)}`;
+    must(await cluster.pushUpstream(image, `${publicRepo}:${IMAGE.tag}`), "skopeo push to the stand-in docker.io");
+    log(
+        `htpasswd made here with bcryptjs at cost ${IDENTITY_COSTS.join(" and ")}; registries run from the generated hosted and cache configs with only auth replaced`,
+    );
+    const targets = await nodeIdentityTargets(cluster, { hostedRepo: IMAGE.repo, publicRepo, manifestDigest: image.manifestDigest, log });
+    return { kind: "identity", label: spec.label, loadAverageAtStart, costs: IDENTITY_COSTS, targets };
+}
+
+/** The bcrypt cost of `user`'s line in the htpasswd file the running registry reads. */
+function servedBcryptCost(registryConfigFile: string, user: string): number {
     const config = YAML.parse(fs.readFileSync(registryConfigFile, "utf8")) as { auth?: { htpasswd?: { path?: string } } };
     const file = config.auth?.htpasswd?.path;
     if (file === undefined) throw new Error(`the registry's config has no auth.htpasswd.path (${registryConfigFile})`);
-    const costs = [...fs.readFileSync(file, "utf8").matchAll(/:\$2[aby]\$(\d\d)\$/gm)].map((m) => Number(m[1]));
-    if (costs.length === 0 || costs.some((c) => c !== costs[0])) throw new Error(`cannot read one bcrypt cost from ${file} (${costs.join(", ")})`);
-    return costs[0];
+    const line = fs
+        .readFileSync(file, "utf8")
+        .split("\n")
+        .find((l) => l.startsWith(`${user}:`));
+    const cost = /^[^:]+:\$2[aby]\$(\d\d)\$/.exec(line ?? "")?.[1];
+    if (cost === undefined) throw new Error(`no bcrypt line for ${user} in ${file}`);
+    return Number(cost);
 }
 
 function must(r: CommandResult, what: string): void {
@@ -211,6 +242,22 @@ async function runIsolated(spec: ScenarioSpec, imageFile: string, scratch: strin
     }
 }
 
+/**
+ * runIsolated, tried up to SCENARIO_ATTEMPTS times: the registries' debug listeners have fixed ports on
+ * the Services' loopback IPs, so an integration test running at the same time makes a scenario fail to start.
+ */
+async function runWithRetries(spec: ScenarioSpec, imageFile: string, scratch: string): Promise<Row> {
+    for (let attempt = 1; ; attempt++) {
+        try {
+            return await runIsolated(spec, imageFile, scratch);
+        } catch (e) {
+            if (attempt >= SCENARIO_ATTEMPTS) throw e;
+            console.warn(`bench: ${(e as Error).message}; another run may hold a port, trying again in ${RETRY_PAUSE_MS / 1000} s`);
+            await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+        }
+    }
+}
+
 /** In a scenario's process: run it, write its row, stop everything it started (also on a signal). */
 async function child(specJson: string, imageFile: string, outFile: string): Promise<void> {
     const spec = JSON.parse(specJson) as ScenarioSpec;
@@ -218,7 +265,12 @@ async function child(specJson: string, imageFile: string, outFile: string): Prom
     const onSignal = (sig: NodeJS.Signals) => void onStop().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
     process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
     try {
-        const row = spec.kind === "pulls" ? await pullsScenario(spec, image) : await cacheScenario(spec, image);
+        const row =
+            spec.kind === "pulls"
+                ? await pullsScenario(spec, image)
+                : spec.kind === "cache"
+                  ? await cacheScenario(spec, image)
+                  : await identityScenario(spec, image);
         fs.writeFileSync(outFile, JSON.stringify(row));
     } finally {
         await onStop();
@@ -256,7 +308,7 @@ async function main(): Promise<void> {
         const imageFile = path.join(scratch, "image.json");
         fs.writeFileSync(imageFile, JSON.stringify(image));
         const rows: Row[] = [];
-        for (const spec of SCENARIOS) rows.push(await runIsolated(spec, imageFile, scratch));
+        for (const spec of SCENARIOS) rows.push(await runWithRetries(spec, imageFile, scratch));
         const ratios = printReport(rows, image);
         writeResults({ started, loadAverage, machine, image, rows, ratios });
     } finally {
@@ -313,7 +365,33 @@ const CACHE_COLUMNS: Column<CacheRow>[] = [
     { header: "upstream blob GETs warm", cell: (r) => spread(r.cacheWarm.blobGets) },
 ];
 
-/** Prints both tables and the ratios to compare between runs; returns the ratios. */
+/** One line of a table whose rows are measures and whose columns are the cache cold and warm. */
+interface CacheMeasure {
+    measure: string;
+    cold: string;
+    warm: string;
+}
+
+const CACHE_MEASURE_COLUMNS: Column<CacheMeasure>[] = [
+    { header: "measure", cell: (r) => r.measure },
+    { header: "cache cold (emptied)", cell: (r) => r.cold },
+    { header: "cache warm", cell: (r) => r.warm },
+];
+
+/** One line per registry variant of the node-identity scenario. */
+type IdentityLine = IdentityRow["targets"][number]["variants"][number] & { target: string };
+
+const IDENTITY_COLUMNS: Column<IdentityLine>[] = [
+    { header: "target", cell: (r) => r.target },
+    { header: "auth", cell: (r) => (r.cost === null ? "anonymous (none)" : `htpasswd cost ${r.cost}`) },
+    { header: "HEAD ms (median)", cell: (r) => r.ms.median.toFixed(2) },
+    { header: "p90 ms", cell: (r) => r.ms.p90.toFixed(2) },
+    { header: "added ms", cell: (r) => (r.cost === null ? "-" : r.addedMs.toFixed(2)) },
+    { header: `${MEASURE.CLIENTS}-client req/s`, cell: (r) => r.reqPerSec.toFixed(0) },
+    { header: "req/s / anonymous", cell: (r) => r.reqPerSecOverAnonymous.toFixed(2) },
+];
+
+/** Prints the tables and the ratios to compare between runs; returns the ratios. */
 function printReport(rows: Row[], image: BuiltOciImage) {
     const pulls = rows.filter((x): x is PullsRow => x.kind === "pulls");
     const caches = rows.filter((x): x is CacheRow => x.kind === "cache");
@@ -331,7 +409,6 @@ function printReport(rows: Row[], image: BuiltOciImage) {
         reqPerSecDefaultOverCompared: byDefault.throughput.authReqPerSec / compared.throughput.authReqPerSec,
         /** Added latency per authenticated request, by cost. */
         addedMsByCost: Object.fromEntries(pulls.map((r) => [String(r.cost), r.head.addedMs])),
-        cache: Object.fromEntries(caches.map((c) => [c.label, { coldOverDirect: over(c.cacheCold, c.direct), warmOverDirect: over(c.cacheWarm, c.direct) }])),
     };
     const costs = `cost ${byDefault.cost} / cost ${COMPARED_COST}`;
     console.log(`\nRatios (these are what to compare between runs):`);
@@ -348,9 +425,56 @@ function printReport(rows: Row[], image: BuiltOciImage) {
         CACHE_COLUMNS,
         caches,
     );
-    for (const c of caches)
+    const blobs = image.layers.length + 1;
+    for (const c of caches) {
+        printTable(`${c.label}, per cold pull (containerd cold) of the ${blobs}-blob image, against the direct authenticated pull`, CACHE_MEASURE_COLUMNS, [
+            { measure: "pull time / direct pull", cold: over(c.cacheCold, c.direct).toFixed(2), warm: over(c.cacheWarm, c.direct).toFixed(2) },
+            { measure: "upstream blob GETs per cold pull", cold: spread(c.cacheCold.blobGets), warm: spread(c.cacheWarm.blobGets) },
+            {
+                measure: "upstream blob GETs per blob",
+                cold: spread(c.cacheCold.blobGets.map((n) => n / blobs)),
+                warm: spread(c.cacheWarm.blobGets.map((n) => n / blobs)),
+            },
+        ]);
         console.log(`  ${c.label}: a warm pull through the cache takes ${over(c.cacheWarm, c.direct).toFixed(2)}x a direct pull (aim: at most 1)`);
-    return ratios;
+    }
+    const cacheRatios = Object.fromEntries(
+        caches.map((c) => [
+            c.label,
+            {
+                coldOverDirect: over(c.cacheCold, c.direct),
+                warmOverDirect: over(c.cacheWarm, c.direct),
+                imageBlobs: blobs,
+                upstreamBlobGetsPerColdPull: { cacheCold: c.cacheCold.blobGets, cacheWarm: c.cacheWarm.blobGets },
+            },
+        ]),
+    );
+
+    const identity = rows.filter((x): x is IdentityRow => x.kind === "identity");
+    const lines = identity.flatMap((r) => r.targets.flatMap((t) => t.variants.map((v) => ({ ...v, target: t.target }))));
+    printTable(
+        `What node pulls cost: one manifest HEAD by digest, anonymous vs a node identity (htpasswd made with bcryptjs), median of ${HEAD_SAMPLES}; ${CLIENTS} clients for ${THROUGHPUT_MS / 1000} s`,
+        IDENTITY_COLUMNS,
+        lines,
+    );
+    const nodeIdentity = Object.fromEntries(
+        identity.flatMap((r) =>
+            r.targets.map((t) => [
+                t.target,
+                Object.fromEntries(
+                    t.variants
+                        .filter((v) => v.cost !== null)
+                        .map((v) => [`cost ${v.cost}`, { addedMs: v.addedMs, reqPerSec: v.reqPerSec, reqPerSecOverAnonymous: v.reqPerSecOverAnonymous }]),
+                ),
+            ]),
+        ),
+    );
+    for (const [target, byCost] of Object.entries(nodeIdentity))
+        for (const [cost, v] of Object.entries(byCost))
+            console.log(
+                `  ${target}, ${cost}: +${v.addedMs.toFixed(2)} ms per request, ${v.reqPerSecOverAnonymous.toFixed(2)}x the anonymous ${CLIENTS}-client req/s`,
+            );
+    return { ...ratios, cache: cacheRatios, nodeIdentity };
 }
 
 /** Writes bench/results/pulls-<start time>.json and bench/results/latest.json. */
@@ -368,7 +492,7 @@ function writeResults(r: {
         finishedAt: finished.toISOString(),
         note: "2 cores shared by registry, containerd and load generator over loopback: compare ratios, not absolute times",
         machine: { ...r.machine, loadAverage1mAtStart: r.loadAverage },
-        settings: { CLUSTER_IP: HOSTED_IP, COMPARED_COST, IMAGE, ...MEASURE },
+        settings: { CLUSTER_IP: HOSTED_IP, COMPARED_COST, IDENTITY_COSTS, IMAGE, ...MEASURE },
         image: {
             totalBytes: r.image.totalBytes,
             manifestDigest: r.image.manifestDigest,
