@@ -4,15 +4,16 @@ import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
-import { NodeFile, renderNodeFilesData, validateOwner } from "./node-agent/files";
+import { ContainerdCheckMode, NodeFile, renderNodeFilesData, validateOwner } from "./node-agent/files";
 import { contentChecksum } from "./render/checksum";
 import { HostCapability, renderHostsToml } from "./render/hosts-toml";
 
-export type { NodeFile } from "./node-agent/files";
+export { CONTAINERD_CHECK_MODES } from "./node-agent/files";
+export type { ContainerdCheckMode, NodeFile } from "./node-agent/files";
 
 /** Where the node's certs.d directory appears inside the DaemonSet's container. */
 export const NODE_CERTS_MOUNT = "/host/certs.d";
-/** Where the agent's ConfigMap (the script alone) is mounted. */
+/** Where the agent's ConfigMap (the agent and the containerd check) is mounted. */
 export const NODE_AGENT_MOUNT = "/node-agent";
 /** The script's name in the repository, in the ConfigMap and in the container. */
 export const NODE_AGENT_FILE = "node-agent.sh";
@@ -30,6 +31,18 @@ export const REAPPLY_SECONDS = 300;
 export const NODE_CA_FILE = "ca.crt";
 /** The agent as it is in the repository; it reaches the nodes byte for byte. */
 export const NODE_AGENT_SCRIPT_PATH = path.join(__dirname, "node-agent", NODE_AGENT_FILE);
+/** The check the agent runs on the node's containerd config, shipped beside it in the same ConfigMap. */
+export const CONTAINERD_CHECK_FILE = "containerd-check.sh";
+export const CONTAINERD_CHECK_SCRIPT_PATH = path.join(__dirname, "node-agent", CONTAINERD_CHECK_FILE);
+/** Where the directory holding the node's containerd config is mounted, read-only. */
+export const CONTAINERD_CONFIG_MOUNT = "/host/containerd-config";
+/**
+ * How long `pulumi up` waits for the DaemonSet's rollout (every pod ready) before it fails naming it.
+ * The provider awaits DaemonSets (kstatus: desired = updated = ready = available) for 10 minutes by
+ * default. Create starts every node's pod at once; an update rolls node by node (maxSurge 1, some
+ * seconds a node), so it gets longer.
+ */
+export const NODE_AGENT_TIMEOUTS = { create: "5m", update: "10m" } as const;
 
 /**
  * The node agent's script. Read when the program runs (it is a shell file, linted by shellcheck,
@@ -37,6 +50,11 @@ export const NODE_AGENT_SCRIPT_PATH = path.join(__dirname, "node-agent", NODE_AG
  */
 export function nodeAgentScript(): string {
     return fs.readFileSync(NODE_AGENT_SCRIPT_PATH, "utf8");
+}
+
+/** The ConfigMap's data: the agent and the containerd check, each byte for byte as in the repository. */
+export function nodeAgentScripts(): Record<string, string> {
+    return { [NODE_AGENT_FILE]: nodeAgentScript(), [CONTAINERD_CHECK_FILE]: fs.readFileSync(CONTAINERD_CHECK_SCRIPT_PATH, "utf8") };
 }
 
 /** One registry as a node sees it. */
@@ -51,13 +69,22 @@ export interface NodeRegistry {
     capabilities: HostCapability[];
     /** `server` is one of ours (signed by our CA), not a public upstream. */
     serverIsOurs: boolean;
+    /** Headers containerd sends to the endpoint (the node identity's Authorization). Default: none. */
+    header?: pulumi.Input<Record<string, string>>;
 }
 
 /** The files a node needs for the given registries, all trusting one CA. Pure, for tests. */
 export function nodeFiles(
     owner: string,
     caPem: string,
-    registries: ReadonlyArray<{ host: string; server: string; endpoint: string; capabilities: readonly HostCapability[]; serverIsOurs: boolean }>,
+    registries: ReadonlyArray<{
+        host: string;
+        server: string;
+        endpoint: string;
+        capabilities: readonly HostCapability[];
+        serverIsOurs: boolean;
+        header?: Record<string, string>;
+    }>,
 ): NodeFile[] {
     return registries.flatMap((r) => [
         {
@@ -69,6 +96,7 @@ export function nodeFiles(
                 capabilities: r.capabilities,
                 ca: NODE_CA_FILE,
                 serverIsOurs: r.serverIsOurs,
+                header: r.header,
             }),
         },
         { path: `${r.host}/${NODE_CA_FILE}`, content: caPem },
@@ -76,20 +104,45 @@ export function nodeFiles(
 }
 
 /**
- * The pod-template checksum: the script and every key of the files Secret, so a change to either
- * rolls the pods. Today every node file is public (hosts.toml, the CA); a credential added to the
- * Secret later must enter here already hashed, as the annotation is plain text.
+ * The pod-template checksum: every key of the scripts ConfigMap and of the files Secret, so a change
+ * to either rolls the pods. A sha256 reveals nothing of what it hashes: the component unsecrets it
+ * (see NodeConfig) so a credential in the Secret does not hide the pod template from preview diffs.
  */
-export function nodeAgentChecksum(script: string, filesData: Readonly<Record<string, string>>): string {
-    const keys = Object.keys(filesData).sort();
-    return contentChecksum([script, ...keys.flatMap((k) => [k, filesData[k]])]);
+export function nodeAgentChecksum(scripts: Readonly<Record<string, string>>, filesData: Readonly<Record<string, string>>): string {
+    const flat = (d: Readonly<Record<string, string>>) =>
+        Object.keys(d)
+            .sort()
+            .flatMap((k) => [k, d[k]]);
+    return contentChecksum(["scripts", ...flat(scripts), "files", ...flat(filesData)]);
+}
+
+/** Where the agent reads the node's containerd config: `configFile` is the node's path. */
+export function containerdConfigMountPath(configFile: string): string {
+    return `${CONTAINERD_CONFIG_MOUNT}/${path.posix.basename(configFile)}`;
 }
 
 /**
  * The agent's container: the DaemonSet's one command, `run`, with everything it reads mounted
  * read-only. `daemonSet` is its own DaemonSet's name, which it asks the API about on SIGTERM.
  */
-export function nodeAgentContainer(image: string, owner: string, daemonSet: string): k8s.types.input.core.v1.Container {
+export function nodeAgentContainer(
+    image: string,
+    owner: string,
+    daemonSet: string,
+    check: { mode: ContainerdCheckMode; configFile: string; certsDir: string },
+): k8s.types.input.core.v1.Container {
+    const checkEnv =
+        check.mode === "off"
+            ? [{ name: "CONTAINERD_CHECK", value: "off" }]
+            : [
+                  { name: "CONTAINERD_CHECK", value: check.mode },
+                  { name: "CONTAINERD_CONFIG", value: containerdConfigMountPath(check.configFile) },
+                  // The check compares containerd's config_path with the node's name for certs.d, not the mount's.
+                  { name: "NODE_CERTS_DIR", value: check.certsDir },
+                  // Named in its log line, rather than where it is mounted.
+                  { name: "NODE_CONTAINERD_CONFIG", value: check.configFile },
+              ];
+    const checkMount = check.mode === "off" ? [] : [{ name: "containerd-config", mountPath: CONTAINERD_CONFIG_MOUNT, readOnly: true }];
     return {
         name: "node-config",
         image,
@@ -106,8 +159,10 @@ export function nodeAgentContainer(image: string, owner: string, daemonSet: stri
             { name: "DAEMONSET", value: daemonSet },
             { name: "TOKEN_FILE", value: `${NODE_AGENT_TOKEN_DIR}/token` },
             { name: "RUN_DIR", value: NODE_AGENT_RUN_DIR },
+            ...checkEnv,
         ],
-        // Ready only once this pod has applied; not ready while it cannot, or while a newer pod holds the node.
+        // Ready only once this pod has applied (and, under `enforce`, containerd will read what it
+        // wrote); not ready while it cannot, or while a newer pod holds the node.
         readinessProbe: { exec: { command: ["cat", NODE_AGENT_READY_FILE] }, periodSeconds: 5, failureThreshold: 1 },
         volumeMounts: [
             { name: "certs-d", mountPath: NODE_CERTS_MOUNT },
@@ -115,6 +170,7 @@ export function nodeAgentContainer(image: string, owner: string, daemonSet: stri
             { name: "token", mountPath: NODE_AGENT_TOKEN_DIR, readOnly: true },
             { name: "agent", mountPath: NODE_AGENT_MOUNT, readOnly: true },
             { name: "files", mountPath: NODE_FILES_MOUNT, readOnly: true },
+            ...checkMount,
         ],
         resources: { requests: { cpu: "5m", memory: "8Mi" }, limits: { memory: "32Mi" } },
         // Root only to own files in a root-owned directory; no capabilities at all.
@@ -129,8 +185,22 @@ export function nodeAgentContainer(image: string, owner: string, daemonSet: stri
     };
 }
 
-/** The node directory the agent writes to, its script, and the files it writes. */
-export function nodeAgentVolumes(certsDir: string, scriptConfigMap: pulumi.Input<string>, filesSecret: pulumi.Input<string>): k8s.types.input.core.v1.Volume[] {
+/**
+ * The node directory the agent writes to, its script, the files it writes, and (unless the check is
+ * off) the directory of the node's containerd config.
+ */
+export function nodeAgentVolumes(
+    certsDir: string,
+    scriptConfigMap: pulumi.Input<string>,
+    filesSecret: pulumi.Input<string>,
+    containerdConfig?: string,
+): k8s.types.input.core.v1.Volume[] {
+    // The config's directory, not the file: a single-file bind mount pins the inode, so a config
+    // rewritten by rename (k3s regenerates its own at every start) would never be seen; `Directory`
+    // because creating it (`DirectoryOrCreate`, `FileOrCreate`) would change the node and hide a
+    // missing config from the check.
+    const configDir =
+        containerdConfig === undefined ? [] : [{ name: "containerd-config", hostPath: { path: path.posix.dirname(containerdConfig), type: "Directory" } }];
     return [
         // Only the one directory it writes to; created if the node lacks it.
         { name: "certs-d", hostPath: { path: certsDir, type: "DirectoryOrCreate" } },
@@ -140,6 +210,7 @@ export function nodeAgentVolumes(certsDir: string, scriptConfigMap: pulumi.Input
         { name: "run", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
         // Only this container gets a token (automountServiceAccountToken stays off), renewed by kubelet.
         { name: "token", projected: { defaultMode: 0o400, sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 3600 } }] } },
+        ...configDir,
     ];
 }
 
@@ -182,6 +253,10 @@ export interface NodeConfigArgs {
     image: string;
     /** containerd's certs.d directory on the node. */
     certsDir: string;
+    /** containerd's config file on the node, which containerd-check.sh reads. */
+    containerdConfig: string;
+    /** What a node whose containerd will not read certs.d does: see `ContainerdCheckMode`. Default: enforce. */
+    containerdCheck?: ContainerdCheckMode;
     /** CA certificate PEM that signs every registry's certificate. */
     caPem: pulumi.Input<string>;
     /** Registries the nodes must reach. */
@@ -213,11 +288,12 @@ export class NodeConfig extends pulumi.ComponentResource {
         const labels = { "app.kubernetes.io/name": "node-config", "app.kubernetes.io/instance": name };
         const metadata = { namespace: args.namespace, labels: { ...labels, ...PART_OF } };
 
-        const script = nodeAgentScript();
+        const containerdCheck = args.containerdCheck ?? "enforce";
+        const scripts = nodeAgentScripts();
         const registries = pulumi.all(args.registries.map((r) => pulumi.output(r)));
         const filesData = pulumi.all([args.caPem, registries]).apply(([caPem, regs]) => renderNodeFilesData(nodeFiles(args.owner, caPem, regs)));
 
-        const agent = new k8s.core.v1.ConfigMap(`${name}-script`, { metadata, data: { [NODE_AGENT_FILE]: script } }, { parent: this });
+        const agent = new k8s.core.v1.ConfigMap(`${name}-script`, { metadata, data: scripts }, { parent: this });
         const files = new k8s.core.v1.Secret(`${name}-files`, { metadata, type: "Opaque", stringData: filesData }, { parent: this });
         const account = new k8s.core.v1.ServiceAccount(`${name}-agent`, { metadata, automountServiceAccountToken: false }, { parent: this });
         const role = new k8s.rbac.v1.Role(`${name}-agent`, { metadata, rules: nodeAgentRules(args.daemonSetName) }, { parent: this });
@@ -231,11 +307,18 @@ export class NodeConfig extends pulumi.ComponentResource {
             { parent: this },
         );
         const podSpec = nodeAgentPodSpec(
-            nodeAgentContainer(args.image, args.owner, args.daemonSetName),
-            nodeAgentVolumes(args.certsDir, agent.metadata.name, files.metadata.name),
+            nodeAgentContainer(args.image, args.owner, args.daemonSetName, {
+                mode: containerdCheck,
+                configFile: args.containerdConfig,
+                certsDir: args.certsDir,
+            }),
+            nodeAgentVolumes(args.certsDir, agent.metadata.name, files.metadata.name, containerdCheck === "off" ? undefined : args.containerdConfig),
             account.metadata.name,
         );
 
+        // A sha256 is not a secret, although what it hashes may be (node credentials in the Secret):
+        // left secret, it would make the whole pod template secret and hide it from preview diffs.
+        const checksum = pulumi.unsecret(filesData.apply((d) => nodeAgentChecksum(scripts, d)));
         new k8s.apps.v1.DaemonSet(
             name,
             {
@@ -253,13 +336,16 @@ export class NodeConfig extends pulumi.ComponentResource {
                     updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
                     // A new CA, ClusterIP or registry list changes the Secret and rolls the pods.
                     template: {
-                        metadata: { labels: metadata.labels, annotations: { [CHECKSUM_ANNOTATION]: filesData.apply((d) => nodeAgentChecksum(script, d)) } },
+                        metadata: { labels: metadata.labels, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
                         spec: podSpec,
                     },
                 },
             },
-            // Deleted before its ServiceAccount and Role, which its pods need to the end.
-            { parent: this, dependsOn: [binding] },
+            // Deleted before its ServiceAccount and Role, which its pods need to the end. The provider
+            // awaits a DaemonSet's rollout (every pod ready): a node whose containerd will not read
+            // certs.d keeps its pod unready under `enforce`, and `pulumi up` fails within these
+            // timeouts naming the DaemonSet, its pods' state, rather than reporting success.
+            { parent: this, dependsOn: [binding], customTimeouts: NODE_AGENT_TIMEOUTS },
         );
         this.registerOutputs({ certsDir: this.certsDir });
     }

@@ -10,6 +10,14 @@ export interface NodeFile {
     content: string;
 }
 
+/**
+ * What the agent does when containerd-check.sh says the node's containerd will not read certs.d:
+ * `enforce` keeps the pod unready (so `pulumi up` fails naming the DaemonSet), `warn` logs the same
+ * line and is ready, `off` mounts nothing and checks nothing (nodes without a containerd config file).
+ */
+export const CONTAINERD_CHECK_MODES = ["enforce", "warn", "off"] as const;
+export type ContainerdCheckMode = (typeof CONTAINERD_CHECK_MODES)[number];
+
 /** The Secret key listing, one `KEY PATH` line per file, which key goes where. */
 export const MANIFEST_KEY = "manifest";
 

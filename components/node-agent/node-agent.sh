@@ -25,7 +25,9 @@
 # POSIX sh, because it runs in the registry's own image (busybox): an air-gapped cluster needs one
 # image, not two. No `set -e`: remove must go on past a failed file, so every step checks itself.
 set -u
-umask 022
+# Every file it writes is the root's alone (containerd reads them as root; hosts.toml may carry a
+# node credential): 0600, directories 0700, except host directories it creates (0755, as certs.d's own).
+umask 077
 
 log() { echo "node-config: $*"; }
 die() {
@@ -40,11 +42,21 @@ die() {
 case $OWNER in
   [!a-z0-9]* | *[!a-z0-9.-]*) die "OWNER '$OWNER' must be a lower-case DNS-like name ([a-z0-9][a-z0-9.-]*)" ;;
 esac
+case ${CONTAINERD_CHECK:-off} in
+  off) ;;
+  enforce | warn)
+    : "${CONTAINERD_CONFIG:?set CONTAINERD_CONFIG to the containerd config file of this node, as mounted here}"
+    : "${NODE_CERTS_DIR:?set NODE_CERTS_DIR to the path of CERTS_DIR as the node names it}"
+    ;;
+  *) die "CONTAINERD_CHECK '$CONTAINERD_CHECK' must be enforce, warn or off" ;;
+esac
 
 # The leading dot keeps containerd from taking the state directory for a registry host.
 STATE="$CERTS_DIR/.cluster-registry.$OWNER"
 MANAGED="$STATE/managed"
 CREATED="$STATE/created-dirs"
+# Files it has a backup of: a backup that went missing is reported, never taken for "nothing to restore".
+BACKED_UP="$STATE/backed-up"
 HOLDER="$STATE/holder"
 PODS="$STATE/pods"
 JOURNAL="$STATE/journal"
@@ -62,6 +74,14 @@ TOKEN="$ME.$$.$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s)"
 # A directory of the pod's own (an emptyDir): the readiness file, scratch for API calls.
 RUN_DIR=${RUN_DIR:-}
 READY_FILE=${RUN_DIR:+$RUN_DIR/ready}
+# containerd-check.sh ships beside this file. enforce: not ready while the node's containerd will not
+# read $NODE_CERTS_DIR (the node's name for $CERTS_DIR); warn: say so and be ready; off: no check.
+CONTAINERD_CHECK=${CONTAINERD_CHECK:-off}
+case $0 in
+  */*) CHECK_SCRIPT="${0%/*}/containerd-check.sh" ;;
+  *) CHECK_SCRIPT=./containerd-check.sh ;;
+esac
+CHECK_SAID=
 LOCKED=
 stop=
 NL='
@@ -136,6 +156,8 @@ lock() {
     if mkdir "$LOCK" 2>/dev/null; then
       if echo "$TOKEN" > "$LOCK/owner" 2>/dev/null; then
         LOCKED=1
+        # A pod killed while breaking a lock leaves the broken one behind, renamed.
+        rm -rf "$LOCK".broken.*
         return 0
       fi
       rm -rf "$LOCK"
@@ -299,6 +321,7 @@ settle_journal() {
   read -r what rel < "$JOURNAL" || true
   if [ "$what" = restore ] && [ -n "$rel" ] && ! exists "$STATE/backup/$rel"; then
     set_hash "$rel" || return 1
+    del_line "$BACKED_UP" "$rel" || return 1
   fi
   rm -f "$JOURNAL"
 }
@@ -311,7 +334,7 @@ install_file() {
   new=$(hash_of "$STAGE/$rel") || return 1
   if [ ! -d "$CERTS_DIR/$dir" ]; then
     add_line "$CREATED" "$dir" || return 1
-    mkdir -p "$CERTS_DIR/$dir" || return 1
+    mkdir -m 755 "$CERTS_DIR/$dir" || [ -d "$CERTS_DIR/$dir" ] || return 1
   fi
   if exists "$dst" && ! ours "$rel" && ! same_as_backup "$rel"; then
     if is_listed "$rel"; then
@@ -319,12 +342,13 @@ install_file() {
       log "$dst was changed by someone else since this agent wrote it: keeping theirs, not managing it"
       set_hash "$rel" || return 1
       rm -rf "$STATE/backup/$rel"
-      return 0
+      del_line "$BACKED_UP" "$rel"
+      return
     fi
     mkdir -p "$STATE/backup/$dir" || return 1
     rm -rf "$STATE/backup/$rel.tmp"
     # -a: the copy keeps mode, owner, mtime, and a symlink stays the same symlink.
-    if ! cp -a "$dst" "$STATE/backup/$rel.tmp" || ! mv -f "$STATE/backup/$rel.tmp" "$STATE/backup/$rel"; then
+    if ! cp -a "$dst" "$STATE/backup/$rel.tmp" || ! add_line "$BACKED_UP" "$rel" || ! mv -f "$STATE/backup/$rel.tmp" "$STATE/backup/$rel"; then
       rm -rf "$STATE/backup/$rel.tmp"
       log "could not back up $dst: leaving it as it is"
       return 1
@@ -333,13 +357,17 @@ install_file() {
   fi
   if [ "$(hash_of "$dst")" != "$new" ]; then
     add_hash "$rel" "$new" || return 1
-    # Same directory, so the rename is atomic: containerd never reads a half-written file.
-    if ! cp "$STAGE/$rel" "$dst.cluster-registry-tmp" || ! mv -f "$dst.cluster-registry-tmp" "$dst"; then
+    # Same directory, so the rename is atomic: containerd never reads a half-written file. chmod:
+    # cp onto a temp file a killed pod left keeps that file's mode.
+    if ! cp "$STAGE/$rel" "$dst.cluster-registry-tmp" || ! chmod 600 "$dst.cluster-registry-tmp" || ! mv -f "$dst.cluster-registry-tmp" "$dst"; then
       rm -f "$dst.cluster-registry-tmp"
       log "could not write $dst"
       return 1
     fi
     log "wrote $dst"
+  elif [ "$(stat -c %a "$dst")" != 600 ]; then
+    # Written by an agent before 0600, or chmod-ed since: ours, so root's alone.
+    chmod 600 "$dst" || return 1
   fi
   set_hash "$rel" "$new"
 }
@@ -358,6 +386,7 @@ release_file() {
       log "$dst was changed by someone else since this agent wrote it: keeping theirs"
     fi
     rm -rf "$STATE/backup/$rel"
+    del_line "$BACKED_UP" "$rel" || return 1
   elif exists "$STATE/backup/$rel"; then
     echo "restore $rel" | put "$JOURNAL" || return 1
     # A rename: the original comes back with its mode, owner, mtime, or as the symlink it was.
@@ -369,6 +398,14 @@ release_file() {
       return 1
     fi
     log "restored $dst"
+  elif listed_line "$BACKED_UP" "$rel"; then
+    # Someone deleted the backup: the original is lost. Ours goes (never left live where the
+    # original should be), and the failure is reported, once.
+    rm -f "$dst"
+    set_hash "$rel" || return 1
+    del_line "$BACKED_UP" "$rel" || return 1
+    log "could not restore $dst: its backup in $STATE/backup is gone; removed this agent's file, the original is lost"
+    return 1
   elif exists "$dst"; then
     if ! rm -f "$dst"; then
       log "could not remove $dst"
@@ -377,6 +414,7 @@ release_file() {
     log "removed $dst"
   fi
   set_hash "$rel" || return 1
+  del_line "$BACKED_UP" "$rel" || return 1
   rm -f "$JOURNAL"
   rmdir "$STATE/backup/$dir" 2> /dev/null
   if listed_line "$CREATED" "$dir" && rmdir "$CERTS_DIR/$dir" 2> /dev/null; then
@@ -486,6 +524,42 @@ daemonset_state() {
   fi
 }
 
+# ---- will containerd read it? -------------------------------------------------------------------
+
+# Runs containerd-check.sh on the node's containerd config; says its one line when the answer
+# changes. False only under `enforce` with a node that will not read $NODE_CERTS_DIR. No containerd
+# version is passed: the check's answer is then the cautious one (see README, Nodes).
+containerd_reads() {
+  [ "$CONTAINERD_CHECK" != off ] || return 0
+  said=$(sh "$CHECK_SCRIPT" "$CONTAINERD_CONFIG" "$NODE_CERTS_DIR" 2>&1)
+  rc=$?
+  if [ "$rc" -eq 0 ]; then
+    [ -z "$CHECK_SAID" ] || log "containerd now reads $NODE_CERTS_DIR"
+    CHECK_SAID=
+    return 0
+  fi
+  said=${said%%"$NL"*}
+  [ -n "$said" ] || said="containerd-check: failed ($rc) on $CONTAINERD_CONFIG"
+  # The node's name for its config, not where it is mounted here.
+  if [ -n "${NODE_CONTAINERD_CONFIG:-}" ]; then
+    while :; do
+      case $said in
+        *"$CONTAINERD_CONFIG"*) said="${said%%"$CONTAINERD_CONFIG"*}$NODE_CONTAINERD_CONFIG${said#*"$CONTAINERD_CONFIG"}" ;;
+        *) break ;;
+      esac
+    done
+  fi
+  if [ "$said" != "$CHECK_SAID" ]; then
+    if [ "$CONTAINERD_CHECK" = enforce ]; then
+      log "not ready: $said"
+    else
+      log "warning (containerdCheck: warn): $said"
+    fi
+  fi
+  CHECK_SAID=$said
+  [ "$CONTAINERD_CHECK" = warn ]
+}
+
 # ---- modes --------------------------------------------------------------------------------------
 
 on_exit() {
@@ -512,12 +586,12 @@ run() {
     unlock
   else
     if ! guard || ! echo "$SERIAL $ME" | put "$HOLDER" || ! apply_staged; then
-      log "could not apply: the node keeps what it had"
+      log "could not apply: stopping; what was written is recorded, for the next pod to finish and uninstall to remove"
       exit 1
     fi
     unlock
-    ready
     log "applied; re-applying every ${REAPPLY_SECONDS:-300}s"
+    if containerd_reads; then ready; fi
   fi
   while [ -z "$stop" ]; do
     sleep "${REAPPLY_SECONDS:-300}" &
@@ -536,7 +610,7 @@ run() {
       log "a newer pod holds this node: leaving it alone"
     elif stage; then
       # Files that became unusable meanwhile keep the last good ones on the node.
-      if apply_staged; then ready; else unready; fi
+      if apply_staged && containerd_reads; then ready; else unready; fi
     fi
     unlock
   done

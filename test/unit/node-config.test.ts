@@ -5,10 +5,14 @@
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, test } from "vitest";
 import { MANIFEST_KEY, renderNodeFilesData, stateDirName, validateNodeFiles } from "../../components/node-agent/files";
 import {
+    CONTAINERD_CHECK_FILE,
+    CONTAINERD_CHECK_SCRIPT_PATH,
+    CONTAINERD_CONFIG_MOUNT,
     NODE_AGENT_FILE,
     NODE_AGENT_MOUNT,
     NODE_AGENT_SCRIPT_PATH,
@@ -92,13 +96,17 @@ describe("node files", () => {
         for (const bad of ["", "../x", "Registry", "a/b", "-x"]) expect(() => stateDirName(bad)).toThrow(/lower-case DNS-like name/);
     });
 
-    test("the checksum covers the script and every key of the data", () => {
+    test("the checksum covers both scripts and every key of the data", () => {
         const data = { manifest: "f0 h/ca.crt\n", f0: CA };
-        const base = nodeAgentChecksum("script", data);
-        expect(nodeAgentChecksum("script", { f0: CA, manifest: "f0 h/ca.crt\n" })).toBe(base);
-        expect(nodeAgentChecksum("script 2", data)).not.toBe(base);
-        expect(nodeAgentChecksum("script", { ...data, f0: CA + "x" })).not.toBe(base);
-        expect(nodeAgentChecksum("script", { ...data, f1: "" })).not.toBe(base);
+        const scripts = { "node-agent.sh": "agent", "containerd-check.sh": "check" };
+        const base = nodeAgentChecksum(scripts, data);
+        expect(nodeAgentChecksum(scripts, { f0: CA, manifest: "f0 h/ca.crt\n" })).toBe(base);
+        expect(nodeAgentChecksum({ ...scripts, "node-agent.sh": "agent 2" }, data)).not.toBe(base);
+        expect(nodeAgentChecksum({ ...scripts, "containerd-check.sh": "check 2" }, data)).not.toBe(base);
+        expect(nodeAgentChecksum(scripts, { ...data, f0: CA + "x" })).not.toBe(base);
+        expect(nodeAgentChecksum(scripts, { ...data, f1: "" })).not.toBe(base);
+        // A key moved from one map to the other is a different checksum.
+        expect(nodeAgentChecksum({ ...scripts, f0: CA }, { manifest: data.manifest })).not.toBe(base);
         expect(base).toMatch(/^[0-9a-f]{64}$/);
     });
 });
@@ -120,7 +128,10 @@ describe("the program's node agent", () => {
         const b = await deployWith("10.96.7.77");
         expect(a.outputs.caCertPem).not.toBe(b.outputs.caCertPem);
 
-        expect(a.configMap.inputs.data).toEqual({ [NODE_AGENT_FILE]: fs.readFileSync(NODE_AGENT_SCRIPT_PATH, "utf8") });
+        expect(a.configMap.inputs.data).toEqual({
+            [NODE_AGENT_FILE]: fs.readFileSync(NODE_AGENT_SCRIPT_PATH, "utf8"),
+            [CONTAINERD_CHECK_FILE]: fs.readFileSync(CONTAINERD_CHECK_SCRIPT_PATH, "utf8"),
+        });
         expect(b.configMap.inputs.data).toEqual(a.configMap.inputs.data);
 
         const [da, db] = [a.secret.inputs.stringData, b.secret.inputs.stringData];
@@ -147,7 +158,7 @@ describe("the program's node agent", () => {
         }
         // ...and a change to it rolls the pods.
         const checksum = (x: typeof a) => x.ds.spec.template.metadata.annotations["cluster-registry/checksum"];
-        expect(checksum(a)).toBe(nodeAgentChecksum(a.configMap.inputs.data[NODE_AGENT_FILE], da));
+        expect(checksum(a)).toBe(nodeAgentChecksum(a.configMap.inputs.data, da));
         expect(checksum(a)).not.toBe(checksum(b));
     });
 
@@ -161,7 +172,10 @@ describe("the program's node agent", () => {
             { name: "token", mountPath: "/var/run/secrets/cluster-registry", readOnly: true },
             { name: "agent", mountPath: NODE_AGENT_MOUNT, readOnly: true },
             { name: "files", mountPath: NODE_FILES_MOUNT, readOnly: true },
+            { name: "containerd-config", mountPath: CONTAINERD_CONFIG_MOUNT, readOnly: true },
         ]);
+        // The config's directory, read-only, never created: a missing one keeps the pod from starting.
+        expect(volumes["containerd-config"].hostPath).toEqual({ path: "/etc/containerd", type: "Directory" });
         expect(c.readinessProbe.exec.command).toEqual(["cat", "/run/node-agent/ready"]);
         expect(volumes.run.emptyDir.medium).toBe("Memory");
         expect(volumes.agent.configMap.defaultMode).toBe(0o444);
@@ -177,6 +191,10 @@ describe("the program's node agent", () => {
             DAEMONSET: "registry-node-config",
             TOKEN_FILE: "/var/run/secrets/cluster-registry/token",
             RUN_DIR: "/run/node-agent",
+            CONTAINERD_CHECK: "enforce",
+            CONTAINERD_CONFIG: `${CONTAINERD_CONFIG_MOUNT}/config.toml`,
+            NODE_CONTAINERD_CONFIG: "/etc/containerd/config.toml",
+            NODE_CERTS_DIR: "/etc/containerd/certs.d",
         });
         expect(outputs.certsDir).toBe(volumes["certs-d"].hostPath.path);
     });
@@ -228,5 +246,77 @@ describe("the agent script", () => {
             ).toBe(true);
             expect(lines[i - 1].trim().startsWith("#") && !/shellcheck/.test(lines[i - 1]), `line ${i + 1} needs a comment saying why`).toBe(true);
         });
+    });
+});
+
+describe("the containerd check's wiring", () => {
+    async function daemonSet(config: Record<string, string>) {
+        const cloud = new FakeCloud({ clusterIP: () => "10.96.0.10" });
+        await runProgram(cloud, { config: { ...stackConfig("dev"), ...config }, entry: ENTRY });
+        const ds = cloud.one(T.ds).inputs;
+        const [c] = ds.spec.template.spec.containers;
+        return {
+            env: Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom])),
+            mounts: c.volumeMounts.map((m: any) => m.name),
+            volumes: Object.fromEntries(ds.spec.template.spec.volumes.map((v: any) => [v.name, v])),
+        };
+    }
+
+    test("k3d checks k3s's generated config against k3s's certs.d", async () => {
+        const { env, volumes } = await daemonSet({ "cluster-registry:environment": "k3d" });
+        expect(volumes["containerd-config"].hostPath).toEqual({ path: "/var/lib/rancher/k3s/agent/etc/containerd", type: "Directory" });
+        expect(env.NODE_CONTAINERD_CONFIG).toBe("/var/lib/rancher/k3s/agent/etc/containerd/config.toml");
+        expect(env.NODE_CERTS_DIR).toBe("/var/lib/rancher/k3s/agent/etc/containerd/certs.d");
+        expect(env.NODE_CERTS_DIR).toBe(volumes["certs-d"].hostPath.path);
+    });
+
+    test("warn keeps the check and its mount; off drops both", async () => {
+        const warn = await daemonSet({ "cluster-registry:containerdCheck": "warn" });
+        expect(warn.env.CONTAINERD_CHECK).toBe("warn");
+        expect(warn.mounts).toContain("containerd-config");
+        const off = await daemonSet({ "cluster-registry:containerdCheck": "off" });
+        expect(off.env.CONTAINERD_CHECK).toBe("off");
+        expect(off.env.CONTAINERD_CONFIG).toBeUndefined();
+        expect(off.mounts).not.toContain("containerd-config");
+        expect(off.volumes["containerd-config"]).toBeUndefined();
+    });
+
+    test("any other value is refused before anything is created, naming the key", async () => {
+        const cloud = new FakeCloud({ clusterIP: () => "10.96.0.10" });
+        await expect(runProgram(cloud, { config: { ...stackConfig("dev"), "cluster-registry:containerdCheck": "strict" }, entry: ENTRY })).rejects.toThrow(
+            /cluster-registry:containerdCheck: "strict" is not valid; expected one of enforce, warn, off/,
+        );
+        expect(cloud.resources).toHaveLength(0);
+    });
+});
+
+describe("the rollout checksum of the node agent", () => {
+    test("stays plain when the node files are secret, so preview diffs still show the pod template", async () => {
+        // A program whose node files carry a secret (a CA marked secret stands for a node credential).
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nodecfg-secret-"));
+        const entry = path.join(dir, "index.ts");
+        fs.writeFileSync(
+            entry,
+            [
+                `import * as pulumi from "@pulumi/pulumi";`,
+                `import { NodeConfig } from ${JSON.stringify(path.join(ROOT, "components", "node-config"))};`,
+                `new NodeConfig("nc", {`,
+                `    namespace: "registry", owner: "registry.registry", image: "registry:3", daemonSetName: "registry-node-config",`,
+                `    certsDir: "/etc/containerd/certs.d", containerdConfig: "/etc/containerd/config.toml",`,
+                `    caPem: pulumi.secret(${JSON.stringify(CA)}),`,
+                `    registries: [{ host: "r.example:5000", server: "https://r.example:5000", endpoint: "https://10.96.0.10:5000", capabilities: ["pull"], serverIsOurs: true }],`,
+                `});`,
+            ].join("\n"),
+        );
+        try {
+            const cloud = new FakeCloud({ clusterIP: () => "10.96.0.10" });
+            await runProgram(cloud, { config: {}, entry });
+            expect(cloud.one(T.secret).secretInputs).toContain("stringData");
+            const ds = cloud.one(T.ds);
+            expect(ds.secretInputs).not.toContain("spec");
+            expect(ds.inputs.spec.template.metadata.annotations["cluster-registry/checksum"]).toMatch(/^[0-9a-f]{64}$/);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
     });
 });

@@ -3,7 +3,7 @@
  * (the files it writes) and env, under busybox (the shell of the registry image it runs in), against
  * a directory that stands for the node's certs.d.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
@@ -52,6 +52,10 @@ export const NODE_AGENT_APPLETS = [
     "timeout",
     "wget",
     "ssl_client",
+    "chmod",
+    // containerd-check.sh's
+    "sed",
+    "printf",
 ];
 
 /** A directory of busybox applets, so cp, mv, cmp and grep behave as in the image. */
@@ -68,14 +72,39 @@ function busyboxPath(workDir: string): string {
     return dir;
 }
 
+/** A containerd config that makes containerd read `certsDir` (kind v0.31's shape). */
+export function goodContainerdConfig(certsDir: string): string {
+    return `version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "${certsDir}"\n`;
+}
+
+/** Where the node's containerd config is: its directory's local stand-in, or a config text for one made here. */
+export interface NodeContainerd {
+    /** A local directory standing for the node's containerd config directory (the hostPath). */
+    configDir?: string;
+    /** The config file's text; default: one that reads the DaemonSet's certs.d. */
+    config?: string;
+}
+
 /**
  * The DaemonSet's script as it would run on a node whose certs.d is `nodeCertsDir`. Each call is a
  * new pod with its own mounts, as in a rollout, where the old pod keeps what it was started with.
  */
-export function nodeScript(cloud: FakeCloud, workDir: string, nodeCertsDir: string, api?: FakeKubeApi): NodeScript {
+export function nodeScript(cloud: FakeCloud, workDir: string, nodeCertsDir: string, api?: FakeKubeApi, containerd: NodeContainerd = {}): NodeScript {
     const ds = cloud.one("kubernetes:apps/v1:DaemonSet");
-    const hostPath = ds.inputs.spec.template.spec.volumes.find((v: { hostPath?: { path: string } }) => v.hostPath).hostPath.path;
-    const local = materialize(cloud, ds, fs.mkdtempSync(path.join(workDir, "pod-")), { [hostPath]: nodeCertsDir });
+    const volumes: Array<{ name: string; hostPath?: { path: string } }> = ds.inputs.spec.template.spec.volumes;
+    const hostPath = volumes.find((v) => v.name === "certs-d")!.hostPath!.path;
+    const hostPaths: Record<string, string> = { [hostPath]: nodeCertsDir };
+    const configVolume = volumes.find((v) => v.name === "containerd-config");
+    if (configVolume) {
+        const configFile = ds.inputs.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === "NODE_CONTAINERD_CONFIG").value;
+        let dir = containerd.configDir;
+        if (!dir) {
+            dir = fs.mkdtempSync(path.join(workDir, "containerd-"));
+            fs.writeFileSync(path.join(dir, path.basename(configFile)), containerd.config ?? goodContainerdConfig(hostPath));
+        }
+        hostPaths[configVolume.hostPath!.path] = dir;
+    }
+    const local = materialize(cloud, ds, fs.mkdtempSync(path.join(workDir, "pod-")), hostPaths);
     const [shell, script, mode] = local.container.command as string[];
     if (shell !== "/bin/sh") throw new Error(`the DaemonSet runs ${shell}, not /bin/sh`);
     const bin = busyboxPath(workDir);
@@ -163,4 +192,105 @@ export class FakeKubeApi {
     async stop(): Promise<void> {
         await new Promise<void>((resolve) => this.server.close(() => resolve()));
     }
+}
+
+/**
+ * A PATH of the agent's applets, each a wrapper that runs the busybox applet, then counts it (a line
+ * in `$KILL_DIR/commands`, in the order commands finish) and, at the `$KILL_AT`th, SIGKILLs its whole process
+ * group: the agent and whatever it runs, as a container's kill would. busybox sh runs every command
+ * that is not a shell builtin through PATH, so each external command is a point to kill at.
+ */
+export function killingApplets(workDir: string): string {
+    const dir = path.join(workDir, "killing-bin");
+    if (fs.existsSync(dir)) return dir;
+    const bb = ["/usr/bin/busybox", "/bin/busybox"].find((p) => fs.existsSync(p));
+    if (!bb) throw new Error("busybox is not installed (apt-get install busybox)");
+    fs.mkdirSync(dir, { recursive: true });
+    for (const applet of NODE_AGENT_APPLETS) {
+        const wrapper = [
+            `#!${bb} sh`,
+            `${bb} ${applet} "$@"`,
+            `rc=$?`,
+            // Builtins only from here (a spawn per command would slow every run): one line appended
+            // (O_APPEND, atomic) and the lines counted. Two commands of a pipeline finishing together
+            // may both count past KILL_AT; the first to make the marker kills.
+            `echo "${applet} $*" >> "$KILL_DIR/commands"`,
+            `n=0`,
+            `while read -r _; do n=$((n + 1)); done < "$KILL_DIR/commands"`,
+            `if [ "\${KILL_AT:-0}" -gt 0 ] && [ "$n" -ge "$KILL_AT" ] && ${bb} mkdir "$KILL_DIR/killed" 2>/dev/null; then kill -KILL 0; fi`,
+            `exit $rc`,
+            ``,
+        ].join("\n");
+        fs.writeFileSync(path.join(dir, applet), wrapper, { mode: 0o755 });
+    }
+    return dir;
+}
+
+export interface KilledRun {
+    /** Exit code, or null when it was killed. */
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    /** How many external commands finished before the end. */
+    commands: number;
+    /** The commands, one a line: `applet args`. */
+    commandLog: string;
+    output: string;
+}
+
+/**
+ * Runs the agent in `mode` under {@link killingApplets}, in a process group of its own, killed at its
+ * `killAt`th external command (0: never). `until` ends a run that does not end by itself (run mode,
+ * once it sleeps): the test's own SIGKILL of the group, after which `commands` is how many it ran.
+ */
+export async function runKilledAt(
+    pod: NodeScript,
+    workDir: string,
+    mode: "run" | "apply" | "remove",
+    killAt: number,
+    opts: { env?: Record<string, string>; until?: () => boolean; timeoutMs?: number; uncounted?: boolean } = {},
+): Promise<KilledRun> {
+    // uncounted: the plain applets, for a run that is only to be stopped (faster).
+    const bin = opts.uncounted ? busyboxPath(workDir) : killingApplets(workDir);
+    const killDir = fs.mkdtempSync(path.join(workDir, "kill-"));
+    const outFile = path.join(killDir, "output");
+    const fd = fs.openSync(outFile, "w");
+    const bb = ["/usr/bin/busybox", "/bin/busybox"].find((p) => fs.existsSync(p))!;
+    const child = spawn(bb, ["sh", pod.argv[1], mode], {
+        env: { ...pod.env, ...opts.env, PATH: opts.uncounted ? pod.env.PATH : bin, KILL_DIR: killDir, KILL_AT: String(killAt) },
+        stdio: ["ignore", fd, fd],
+        detached: true,
+    });
+    fs.closeSync(fd);
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once("exit", (code, sig) => resolve([code, sig])));
+    const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+    let done: [number | null, NodeJS.Signals | null] | undefined;
+    void exited.then((r) => (done = r));
+    const killGroup = () => {
+        try {
+            process.kill(-child.pid!, "SIGKILL");
+        } catch {
+            // already gone
+        }
+    };
+    while (!done) {
+        if (opts.until?.() || Date.now() > deadline) {
+            killGroup();
+            await exited;
+            break;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+    }
+    const [code, signal] = await exited;
+    // Whatever it started in the background (run mode's sleep) goes with it.
+    killGroup();
+    const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "");
+    const result = {
+        code,
+        signal,
+        commands: read(path.join(killDir, "commands")).split("\n").filter(Boolean).length,
+        commandLog: read(path.join(killDir, "commands")),
+        output: read(outFile),
+    };
+    fs.rmSync(killDir, { recursive: true, force: true });
+    return result;
 }
