@@ -2,15 +2,17 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ENVIRONMENTS } from "./environments";
-import { RegistryCredentials } from "./credentials";
+import { HtpasswdSecret, NODE_IDENTITY, PULL_IDENTITY, RegistryCredentials } from "./credentials";
 import { PART_OF } from "./labels";
 import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
 import { PullSecret } from "./pull-secret";
+import { renderDockerConfigJson } from "./render/docker-config";
 import { Registry } from "./registry";
 import { renderLocalRegistryHosting } from "./render/discovery";
 import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig } from "./render/node-snippets";
 import { resolveSettings } from "./resolve-settings";
+import { serviceDnsNames } from "./names";
 import { ClusterRegistryArgs, Settings } from "./settings";
 
 /** KEP-1755's well-known place, read by Tilt, Skaffold, ctlptl and others. */
@@ -36,20 +38,24 @@ interface BuiltCache {
 export class ClusterRegistry extends pulumi.ComponentResource {
     /** `<svc>.<ns>.svc.<domain>:<port>`: use it in image references. */
     public readonly host: pulumi.Output<string>;
-    /** Where a workstation pushes, once it reaches the Service (see `pushHelp`). */
+    /** Where a workstation pushes, once it reaches the Service's push port (see `pushHelp`). */
     public readonly pushEndpoint: pulumi.Output<string>;
+    /** `<svc>.<ns>.svc.<domain>:<pushPort>`: where a build pod in the cluster pushes. */
+    public readonly pushHost: pulumi.Output<string>;
     /** How to reach `pushEndpoint` from a workstation. */
     public readonly pushHelp: pulumi.Output<string>;
     /** The Service's ClusterIP, which nodes use in place of DNS. */
     public readonly clusterIP: pulumi.Output<string>;
     /** The CA certificate, PEM: trust it to push from a workstation. */
     public readonly caCertPem: pulumi.Output<string>;
-    /** Registry user names. */
+    /** Users who push. */
     public readonly users: pulumi.Output<string[]>;
     /** Passwords by user (secret). */
     public readonly passwords: pulumi.Output<Record<string, string>>;
-    /** `.dockerconfigjson` for the first user (secret): an authfile for skopeo, docker or crane. */
+    /** The pull secret's `.dockerconfigjson` (secret): the pull-only identity, for `host`. */
     public readonly dockerConfigJson: pulumi.Output<string>;
+    /** `.dockerconfigjson` of the first user (secret) for `pushEndpoint` and `pushHost`: a push authfile for skopeo, crane, kaniko. */
+    public readonly pushDockerConfigJson: pulumi.Output<string>;
     /** Name of the pull secret in each namespace. */
     public readonly pullSecretName: pulumi.Output<string>;
     /** The node directory the DaemonSet writes hosts.toml files to. */
@@ -74,19 +80,12 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             { commonName: `cluster-registry CA (${s.namespace})`, keyAlgorithm: s.keyAlgorithm, validityHours: s.caValidityHours },
             { parent: this },
         );
-        const credentials = new RegistryCredentials(
-            `${name}-credentials`,
-            {
-                namespace: namespace.name,
-                users: s.users.map((u) => ({ name: u.name, password: u.password && pulumi.secret(u.password) })),
-                bcryptCost: s.bcryptCost,
-            },
-            { parent: this },
-        );
+        const credentials = this.credentials(name, s, namespace.name);
         const hosted = this.hostedRegistry(name, s, namespace.name, ca, credentials, inNamespace);
-        const caches = this.cacheRegistries(name, s, namespace.name, ca, inNamespace);
-        const pullSecret = this.pullSecret(name, s, hosted, credentials, inNamespace);
-        const nodeRegistries = nodeRegistriesOf(s, hosted, caches);
+        const caches = this.cacheRegistries(name, s, namespace.name, ca, credentials.htpasswd.node, inNamespace);
+        const pullSecret = this.pullSecret(name, s, hosted, credentials, { parent: this });
+        const nodeAuth = s.nodePulls ? credentials.identityPasswords.apply((p) => ({ username: NODE_IDENTITY, password: p[NODE_IDENTITY] })) : undefined;
+        const nodeRegistries = nodeRegistriesOf(s, hosted, caches, nodeAuth);
         const nodeConfig = new NodeConfig(
             `${name}-node-config`,
             {
@@ -94,6 +93,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 owner: `${s.namespace}.${s.serviceName}`,
                 image: s.image,
                 certsDir: s.certsDir,
+                containerdConfig: ENVIRONMENTS[s.environment].containerdConfig,
+                containerdCheck: s.containerdCheck,
                 caPem: ca.certPem,
                 registries: nodeRegistries,
                 daemonSetName: `${s.serviceName}-node-config`,
@@ -103,32 +104,42 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         if (s.localRegistryHosting) this.discovery(name, s, hosted);
 
         const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
-            nodeRegistries.map((r) => pulumi.all([r.host, r.endpoint]).apply(([host, endpoint]) => ({ host, endpoint }))),
+            nodeRegistries.map((r) => pulumi.all([r.host, r.endpoint, nodeAuth]).apply(([host, endpoint, auth]) => ({ host, endpoint, auth }))),
         );
         const kindCacheMount = s.cacheHostPath ? { hostDir: KIND_CACHE_HOST_DIR, nodeDir: s.cacheHostPath } : undefined;
         this.kindClusterConfig = pulumi.output(renderKindClusterConfig(s.certsDir, kindCacheMount));
-        this.k3sRegistriesYaml = mirrors.apply((m) => renderK3sRegistries(m, K3S_CA_FILE));
-        this.bottlerocketSettings = pulumi.all([mirrors, ca.certPem]).apply(([m, pem]) => renderBottlerocketSettings(m, pem, "cluster-registry"));
+        // Both carry the node identity: secret.
+        this.k3sRegistriesYaml = pulumi.secret(mirrors.apply((m) => renderK3sRegistries(m, K3S_CA_FILE)));
+        this.bottlerocketSettings = pulumi.secret(
+            pulumi.all([mirrors, ca.certPem]).apply(([m, pem]) => renderBottlerocketSettings(m, pem, "cluster-registry")),
+        );
         this.host = hosted.host;
         this.pushEndpoint = pulumi.output(pushEndpointOf(s));
+        this.pushHost = pulumi.output(pushHostOf(s));
         this.pushHelp = pulumi.output(pushHelpOf(s));
         this.clusterIP = hosted.clusterIP;
         this.caCertPem = ca.certPem;
         this.users = pulumi.output(credentials.userNames);
         this.passwords = credentials.passwords;
         this.dockerConfigJson = pullSecret.dockerConfigJson;
+        const firstUser = s.users[0].name;
+        this.pushDockerConfigJson = pulumi.secret(
+            credentials.passwords.apply((p) => renderDockerConfigJson([pushEndpointOf(s), pushHostOf(s)], firstUser, p[firstUser])),
+        );
         this.pullSecretName = pulumi.output(pullSecret.secretName);
         this.certsDir = pulumi.output(nodeConfig.certsDir);
         this.caches = pulumi.all(caches.map((c) => c.registry.endpoint.apply((e) => [c.host, e] as const))).apply((pairs) => Object.fromEntries(pairs));
         this.registerOutputs({
             host: this.host,
             pushEndpoint: this.pushEndpoint,
+            pushHost: this.pushHost,
             pushHelp: this.pushHelp,
             clusterIP: this.clusterIP,
             caCertPem: this.caCertPem,
             users: this.users,
             passwords: this.passwords,
             dockerConfigJson: this.dockerConfigJson,
+            pushDockerConfigJson: this.pushDockerConfigJson,
             pullSecretName: this.pullSecretName,
             certsDir: this.certsDir,
             caches: this.caches,
@@ -146,6 +157,28 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         const labels = { "pod-security.kubernetes.io/enforce": "privileged", ...PART_OF };
         const resource = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: s.namespace, labels } }, { parent: this });
         return { name: resource.metadata.name, resource };
+    }
+
+    /**
+     * Pushers (the users), the pull secret's pull-only identity and the nodes' identity, and an
+     * htpasswd per door: `push` admits pushers only; `pull` (the read-only port) pushers and the
+     * identities; `node` (the caches) the node identity alone.
+     */
+    private credentials(name: string, s: Settings, namespace: pulumi.Output<string>): RegistryCredentials {
+        const users = s.users.map((u) => u.name);
+        const identities = [PULL_IDENTITY, ...(s.nodePulls ? [NODE_IDENTITY] : [])];
+        const cachesAuthenticate = s.nodePulls && s.caches.length > 0;
+        return new RegistryCredentials(
+            `${name}-credentials`,
+            {
+                namespace,
+                users: s.users.map((u) => ({ name: u.name, password: u.password && pulumi.secret(u.password) })),
+                bcryptCost: s.bcryptCost,
+                identities,
+                files: { push: users, pull: [...users, ...identities], ...(cachesAuthenticate ? { node: [NODE_IDENTITY] } : {}) },
+            },
+            { parent: this },
+        );
     }
 
     /** What the hosted registry and every cache share. */
@@ -179,7 +212,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             extraDnsNames: s.extraDnsNames,
             extraIpAddresses: s.extraIpAddresses,
             storageSize: s.storageSize,
-            htpasswd: { secretName: credentials.secretName, content: credentials.htpasswd },
+            htpasswd: credentials.htpasswd.pull,
+            push: { port: s.pushPort, htpasswd: credentials.htpasswd.push },
             // The images people pushed: kept by `pulumi destroy` unless asked (README, Destroy).
             retainVolume: s.keepRegistryVolume,
         };
@@ -192,6 +226,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         s: Settings,
         namespace: pulumi.Output<string>,
         ca: CertificateAuthority,
+        /** The node identity's htpasswd; absent: caches are anonymous (nodePulls off). */
+        htpasswd: HtpasswdSecret | undefined,
         opts: pulumi.CustomResourceOptions,
     ): BuiltCache[] {
         return s.caches.map((c) => {
@@ -202,6 +238,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 storageSize: s.cacheStorageSize,
                 hostPath: s.cacheHostPath ? `${s.cacheHostPath}/${c.serviceName}` : undefined,
                 proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
+                // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
+                htpasswd,
                 // 100 is "no limit": a full volume still serves what it holds.
                 maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
             };
@@ -209,18 +247,19 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         });
     }
 
-    /** The first user's pull secret in every listed namespace, and the default ServiceAccounts' patches. */
+    /**
+     * The pull-only identity's pull secret in each listed namespace (and nowhere else), for the hosted
+     * registry's read-only port only, and the default ServiceAccounts' patches.
+     */
     private pullSecret(name: string, s: Settings, hosted: Registry, credentials: RegistryCredentials, opts: pulumi.CustomResourceOptions): PullSecret {
-        const firstUser = s.users[0].name;
         const pullSecret = new PullSecret(
             `${name}-pull`,
             {
                 secretName: s.pullSecretName,
-                namespaces: [s.namespace, ...s.pullSecretNamespaces],
-                // The workstation's name too, so the same authfile pushes through a port-forward.
-                registries: [hosted.host, ...(s.nodePort ? [] : [pushEndpointOf(s)])],
-                username: firstUser,
-                password: credentials.passwords.apply((p) => p[firstUser]),
+                namespaces: s.pullSecretNamespaces,
+                registries: [hosted.host],
+                username: PULL_IDENTITY,
+                password: credentials.identityPasswords.apply((p) => p[PULL_IDENTITY]),
             },
             opts,
         );
@@ -255,8 +294,15 @@ export class ClusterRegistry extends pulumi.ComponentResource {
 }
 
 /** The hosted registry and each cache as nodes see them. */
-function nodeRegistriesOf(s: Settings, hosted: Registry, caches: BuiltCache[]): NodeRegistry[] {
+function nodeRegistriesOf(
+    s: Settings,
+    hosted: Registry,
+    caches: BuiltCache[],
+    nodeAuth: pulumi.Output<{ username: string; password: string }> | undefined,
+): NodeRegistry[] {
     const fallbackToUpstream = s.mirrorFallback === "upstream";
+    // Sent by containerd to the endpoint only (never to an upstream `server`), from a root-only file.
+    const header = nodeAuth?.apply((a) => ({ Authorization: `Basic ${Buffer.from(`${a.username}:${a.password}`).toString("base64")}` }));
     return [
         // Nodes only pull; pushes come from people and CI with credentials.
         {
@@ -265,6 +311,7 @@ function nodeRegistriesOf(s: Settings, hosted: Registry, caches: BuiltCache[]): 
             endpoint: hosted.endpoint,
             capabilities: ["pull", "resolve"],
             serverIsOurs: true,
+            header,
         },
         ...caches.map((c): NodeRegistry => ({
             host: c.host,
@@ -273,17 +320,23 @@ function nodeRegistriesOf(s: Settings, hosted: Registry, caches: BuiltCache[]): 
             endpoint: c.registry.endpoint,
             capabilities: ["pull", "resolve"],
             serverIsOurs: !fallbackToUpstream,
+            header,
         })),
     ];
 }
 
+/** A workstation's way to the push port: the NodePort, or a port-forward to localhost:<port>. */
 function pushEndpointOf(s: Settings): string {
     return s.nodePort ? `<node address>:${s.nodePort}` : `localhost:${s.port}`;
+}
+
+function pushHostOf(s: Settings): string {
+    return `${serviceDnsNames(s.serviceName, s.namespace, s.clusterDomain)[3]}:${s.pushPort}`;
 }
 
 function pushHelpOf(s: Settings): string {
     const help = ENVIRONMENTS[s.environment].pushHelp;
     return s.nodePort
-        ? `push to <node address>:${s.nodePort} (NodePort); ${help}`
-        : `kubectl -n ${s.namespace} port-forward svc/${s.serviceName} ${s.port}:${s.port}, then push to localhost:${s.port} (${help})`;
+        ? `push to <node address>:${s.nodePort} (NodePort on the push port); ${help}`
+        : `kubectl -n ${s.namespace} port-forward svc/${s.serviceName} ${s.port}:${s.pushPort}, then push to localhost:${s.port} (${help})`;
 }

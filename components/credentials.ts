@@ -19,6 +19,22 @@ export const GIVEN_PASSWORD_BCRYPT_COST = 10;
 /** Length of generated passwords: letters and digits only, so they survive shells and URLs. */
 export const GENERATED_PASSWORD_LENGTH = 32;
 
+/**
+ * bcrypt cost for the identities the program makes for machines (the node identity, the pull-only
+ * identity): the lowest bcrypt allows. Their passwords are 32 random letters and digits (~190 bits),
+ * which no guessing reaches at any cost, so stretching adds nothing but the price every request pays:
+ * the registry checks bcrypt on every request, and every node pull of every image goes through it.
+ * Requiring the node identity on caches costs each cache request that check: about 1 ms at cost 4
+ * on distribution 2.8 here (2.5-3.7 ms at cost 5), against nothing for the anonymous caches before.
+ */
+export const GENERATED_IDENTITY_BCRYPT_COST = 4;
+/** The identity every node's containerd pulls with (sent by hosts.toml, never in a pod's reach). */
+export const NODE_IDENTITY = "cluster-registry-node";
+/** The identity of the pull secret: may pull from the hosted registry, nothing else. */
+export const PULL_IDENTITY = "cluster-registry-pull";
+/** Names users may not take: the program's own identities. */
+export const RESERVED_USER_NAMES: readonly string[] = [NODE_IDENTITY, PULL_IDENTITY];
+
 export interface RegistryUser {
     /** User name. */
     name: string;
@@ -27,57 +43,100 @@ export interface RegistryUser {
 }
 
 export interface RegistryCredentialsArgs {
-    /** Namespace of the htpasswd Secret. */
+    /** Namespace of the htpasswd Secrets. */
     namespace: pulumi.Input<string>;
-    /** Users, at least one. */
+    /** People and CI that push, at least one. */
     users: RegistryUser[];
     /** bcrypt cost for every user. Default: 5 for generated passwords, 10 for given ones. */
     bcryptCost?: number;
+    /** Machine identities with generated passwords at {@link GENERATED_IDENTITY_BCRYPT_COST}. Default: none. */
+    identities?: string[];
+    /**
+     * The htpasswd Secrets to make, by a short name (the Secret's logical name is `<name>-<key>`), each
+     * listing the users and identities it admits. Default: one, `htpasswd`, with every user.
+     */
+    files?: Record<string, string[]>;
 }
 
-/** The users of the hosted registry and the htpasswd Secret it mounts. */
+/** An htpasswd Secret: its name, and its content for the pod's rollout checksum (secret). */
+export interface HtpasswdSecret {
+    secretName: pulumi.Output<string>;
+    content: pulumi.Output<string>;
+}
+
+/** The registries' users and machine identities, and the htpasswd Secrets the registries mount. */
 export class RegistryCredentials extends pulumi.ComponentResource {
     /** User names, in config order. */
     public readonly userNames: string[];
     /** Passwords by user name (secret). */
     public readonly passwords: pulumi.Output<Record<string, string>>;
-    /** The htpasswd file's content (secret; hashes only, but still nobody's business). */
-    public readonly htpasswd: pulumi.Output<string>;
-    /** Name of the Secret holding `htpasswd`. */
-    public readonly secretName: pulumi.Output<string>;
+    /** Passwords of the machine identities, by name (secret). */
+    public readonly identityPasswords: pulumi.Output<Record<string, string>>;
+    /** Each htpasswd Secret asked for in `files`. */
+    public readonly htpasswd: Record<string, HtpasswdSecret>;
 
     constructor(name: string, args: RegistryCredentialsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:RegistryCredentials", name, {}, opts);
         if (args.users.length === 0) throw new Error("RegistryCredentials needs at least one user");
+        const identities = args.identities ?? [];
 
-        const entries = args.users.map((user) => {
+        const users = args.users.map((user) => {
             const given = user.password !== undefined;
             const password = given
                 ? pulumi.secret(user.password as pulumi.Input<string>)
                 : new random.RandomPassword(`${name}-${user.name}-password`, { length: GENERATED_PASSWORD_LENGTH, special: false }, { parent: this }).result;
-            // The salt lives in state, so an unchanged password hashes to the same line on every run.
-            const salt = new random.RandomBytes(`${name}-${user.name}-salt`, { length: BCRYPT_SALT_BYTES }, { parent: this });
             const cost = args.bcryptCost ?? (given ? GIVEN_PASSWORD_BCRYPT_COST : GENERATED_PASSWORD_BCRYPT_COST);
-            const hash = pulumi.all([password, salt.base64]).apply(([p, s]) => bcryptHash(p, s, cost));
-            return { user: user.name, password, hash };
+            return { user: user.name, password, hash: this.hashed(`${name}-${user.name}`, password, cost) };
+        });
+        const machines = identities.map((id) => {
+            const password = new random.RandomPassword(
+                `${name}-identity-${id}-password`,
+                { length: GENERATED_PASSWORD_LENGTH, special: false },
+                { parent: this },
+            ).result;
+            return { user: id, password, hash: this.hashed(`${name}-identity-${id}`, password, GENERATED_IDENTITY_BCRYPT_COST) };
         });
 
         this.userNames = args.users.map((u) => u.name);
-        this.passwords = pulumi.secret(pulumi.all(entries.map((e) => e.password)).apply((ps) => Object.fromEntries(ps.map((p, i) => [this.userNames[i], p]))));
-        this.htpasswd = pulumi.secret(
-            pulumi.all(entries.map((e) => e.hash)).apply((hashes) => renderHtpasswd(hashes.map((hash, i) => ({ user: this.userNames[i], hash })))),
+        this.passwords = byName(users);
+        this.identityPasswords = byName(machines);
+        const all = [...users, ...machines];
+        const files = args.files ?? { htpasswd: this.userNames };
+        this.htpasswd = Object.fromEntries(
+            Object.entries(files).map(([key, names]) => {
+                const entries = names.map(
+                    (n) => all.find((e) => e.user === n) ?? fail(`RegistryCredentials: ${key} names ${n}, who is not a user or identity`),
+                );
+                return [key, this.htpasswdSecret(`${name}-${key}`, args.namespace, entries)];
+            }),
         );
+        this.registerOutputs({ userNames: this.userNames });
+    }
 
+    /** A bcrypt hash whose salt lives in state, so an unchanged password hashes to the same line on every run. */
+    private hashed(prefix: string, password: pulumi.Output<string>, cost: number): pulumi.Output<string> {
+        const salt = new random.RandomBytes(`${prefix}-salt`, { length: BCRYPT_SALT_BYTES }, { parent: this });
+        return pulumi.all([password, salt.base64]).apply(([p, s]) => bcryptHash(p, s, cost));
+    }
+
+    private htpasswdSecret(secretName: string, namespace: pulumi.Input<string>, entries: Array<{ user: string; hash: pulumi.Output<string> }>): HtpasswdSecret {
+        // Hashes only, but still nobody's business: secret.
+        const content = pulumi.secret(
+            pulumi.all(entries.map((e) => e.hash)).apply((hashes) => renderHtpasswd(hashes.map((hash, i) => ({ user: entries[i].user, hash })))),
+        );
         const secret = new k8s.core.v1.Secret(
-            `${name}-htpasswd`,
-            {
-                metadata: { namespace: args.namespace, labels: { ...PART_OF } },
-                type: "Opaque",
-                stringData: { htpasswd: this.htpasswd },
-            },
+            secretName,
+            { metadata: { namespace, labels: { ...PART_OF } }, type: "Opaque", stringData: { htpasswd: content } },
             { parent: this },
         );
-        this.secretName = secret.metadata.name;
-        this.registerOutputs({ userNames: this.userNames, secretName: this.secretName });
+        return { secretName: secret.metadata.name, content };
     }
+}
+
+function byName(entries: Array<{ user: string; password: pulumi.Output<string> }>): pulumi.Output<Record<string, string>> {
+    return pulumi.secret(pulumi.all(entries.map((e) => e.password)).apply((ps) => Object.fromEntries(ps.map((p, i) => [entries[i].user, p]))));
+}
+
+function fail(message: string): never {
+    throw new Error(message);
 }

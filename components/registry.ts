@@ -12,6 +12,12 @@ import { serviceDnsNames } from "./names";
 export const REGISTRY_CONTAINER_PORT = 5000;
 /** Port of distribution's debug listener (metrics, health, pprof) inside the pod, and of the metrics Service. */
 export const REGISTRY_DEBUG_PORT = 5001;
+/** The hosted registry's read-write container: where it takes pushes inside the pod. */
+export const REGISTRY_PUSH_CONTAINER_PORT = 5002;
+/** The read-write container's own debug listener (its health check; containers in a pod share ports). */
+export const REGISTRY_PUSH_DEBUG_PORT = 5003;
+/** The config files in a registry's ConfigMap: the pull (for a cache, the only) one, and the push one. */
+export const CONFIG_FILES = { pull: "config.yml", push: "push.yml" } as const;
 /**
  * Environment every registry container gets: distribution 3.0 images export OpenTelemetry traces to
  * localhost:4318 unless told not to, which in a pod only fills the log with connection errors.
@@ -22,6 +28,7 @@ export const MOUNTS = {
     config: "/etc/registry/config",
     tls: "/etc/registry/tls",
     auth: "/etc/registry/auth",
+    pushAuth: "/etc/registry/push-auth",
     storage: "/var/lib/registry",
     tmp: "/tmp",
 } as const;
@@ -56,6 +63,12 @@ export interface RegistryProxyArgs {
     credentials?: { username: pulumi.Input<string>; password: pulumi.Input<string> };
 }
 
+/** An htpasswd Secret (key `htpasswd`) and its content, for the rollout checksum. */
+export interface HtpasswdRef {
+    secretName: pulumi.Input<string>;
+    content: pulumi.Input<string>;
+}
+
 export interface RegistryArgs {
     /** Namespace to run in. */
     namespace: pulumi.Input<string>;
@@ -85,8 +98,14 @@ export interface RegistryArgs {
     storageSize: string;
     /** Keep the data in this node directory instead of a volume (kind caches that outlive the cluster). Default: a PVC. */
     hostPath?: string;
-    /** htpasswd authentication: the Secret's name and its content (for the rollout checksum). Default: anonymous. */
-    htpasswd?: { secretName: pulumi.Input<string>; content: pulumi.Input<string> };
+    /** htpasswd authentication of pulls: the Secret's name and its content (for the rollout checksum). Default: anonymous. */
+    htpasswd?: HtpasswdRef;
+    /**
+     * Take pushes on a port of their own: a second, read-write container over the same volume, with
+     * its own htpasswd (pushers only), while the registry port's container turns read-only. Hosted only.
+     * Default: none (a cache, which takes no pushes).
+     */
+    push?: { port: number; htpasswd: HtpasswdRef };
     /** Pull-through cache of one upstream. Default: a hosted registry. */
     proxy?: RegistryProxyArgs;
     /** Not ready (out of its Service) while its storage is at least this full, in percent. Default: no limit. */
@@ -194,10 +213,10 @@ export class Registry extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        const configYaml = registryConfigOf(args);
+        const configs = registryConfigsOf(args);
         const configMap = new k8s.core.v1.ConfigMap(
             `${name}-config`,
-            { metadata: { namespace: args.namespace, labels: labels.meta }, data: { "config.yml": configYaml } },
+            { metadata: { namespace: args.namespace, labels: labels.meta }, data: configs },
             { parent: this },
         );
         const pod = registryPodSpec(args, {
@@ -211,7 +230,9 @@ export class Registry extends pulumi.ComponentResource {
         // A sha256, so not a secret although the htpasswd is: left secret, it would hide the whole
         // pod template from `pulumi preview` diffs, and nobody could see why a pod rolls.
         const checksum = pulumi.unsecret(
-            pulumi.all([cert.certPem, args.htpasswd?.content ?? ""]).apply(([certPem, htpasswd]) => contentChecksum([configYaml, certPem, htpasswd])),
+            pulumi
+                .all([cert.certPem, args.htpasswd?.content ?? "", args.push?.htpasswd.content ?? ""])
+                .apply(([certPem, pull, push]) => contentChecksum([...Object.values(configs), certPem, pull, push])),
         );
         new k8s.apps.v1.Deployment(
             `${name}`,
@@ -249,7 +270,13 @@ export class Registry extends pulumi.ComponentResource {
                 spec: {
                     type: args.nodePort ? "NodePort" : "ClusterIP",
                     selector: labels.selector,
-                    ports: [{ name: "registry", port, targetPort: "registry", protocol: "TCP", ...nodePort }],
+                    // With a push port, the NodePort goes there: what a workstation reaches is where it pushes.
+                    ports: args.push
+                        ? [
+                              { name: "registry", port, targetPort: "registry", protocol: "TCP" },
+                              { name: "push", port: args.push.port, targetPort: "push", protocol: "TCP", ...nodePort },
+                          ]
+                        : [{ name: "registry", port, targetPort: "registry", protocol: "TCP", ...nodePort }],
                 },
             },
             { parent: this },
@@ -353,16 +380,31 @@ export class Registry extends pulumi.ComponentResource {
     }
 }
 
-/** config.yml for this registry, with the pod's mount paths. */
-export function registryConfigOf(args: Pick<RegistryArgs, "htpasswd" | "proxy">): string {
-    return renderRegistryConfig({
-        port: REGISTRY_CONTAINER_PORT,
-        debugPort: REGISTRY_DEBUG_PORT,
+/**
+ * The ConfigMap's config files, with the pod's mount paths: `config.yml`, and with a push port,
+ * `push.yml` for the read-write container while `config.yml` turns read-only.
+ */
+export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push">): Record<string, string> {
+    const common = {
         storageRoot: MOUNTS.storage,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
-        htpasswd: args.htpasswd ? { realm: "cluster-registry", path: `${MOUNTS.auth}/htpasswd` } : undefined,
         proxy: args.proxy ? { remoteUrl: args.proxy.remoteUrl, ttl: args.proxy.ttl } : undefined,
+    };
+    const pull = renderRegistryConfig({
+        ...common,
+        port: REGISTRY_CONTAINER_PORT,
+        debugPort: REGISTRY_DEBUG_PORT,
+        htpasswd: args.htpasswd ? { realm: "cluster-registry", path: `${MOUNTS.auth}/htpasswd` } : undefined,
+        readOnly: !!args.push,
     });
+    if (!args.push) return { [CONFIG_FILES.pull]: pull };
+    const push = renderRegistryConfig({
+        ...common,
+        port: REGISTRY_PUSH_CONTAINER_PORT,
+        debugPort: REGISTRY_PUSH_DEBUG_PORT,
+        htpasswd: { realm: "cluster-registry-push", path: `${MOUNTS.pushAuth}/htpasswd` },
+    });
+    return { [CONFIG_FILES.pull]: pull, [CONFIG_FILES.push]: push };
 }
 
 /** What the pod spec refers to that other resources provide. */
@@ -393,21 +435,42 @@ export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.
             {
                 name: "registry",
                 image: args.image,
-                command: ["registry", "serve", `${MOUNTS.config}/config.yml`],
+                command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.pull}`],
                 ports: [
                     { name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" },
                     { name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" },
                 ],
                 env: [...REGISTRY_ENV, ...parts.env],
-                volumeMounts: mounts,
-                readinessProbe: readinessProbe(args.maxFillPercent),
+                // The read-only container's storage is read-only to the kernel too.
+                volumeMounts: args.push ? mounts.map((m) => (m.name === "storage" ? { ...m, readOnly: true } : m)) : mounts,
+                readinessProbe: readinessProbe(args.maxFillPercent, REGISTRY_DEBUG_PORT),
                 // Not the readiness check: a full cache is taken out of its Service, never restarted for it.
-                livenessProbe: livenessProbe(),
+                livenessProbe: livenessProbe("registry"),
                 resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
                 securityContext: RESTRICTED_CONTAINER_SECURITY,
             },
+            ...(args.push ? [pushContainer(args.image, mounts)] : []),
         ],
         volumes,
+    };
+}
+
+/** The hosted registry's read-write container: the same image and volume, pushers' htpasswd, its own ports. */
+function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMount[]): k8s.types.input.core.v1.Container {
+    return {
+        name: "push",
+        image,
+        command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.push}`],
+        ports: [
+            { name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" },
+            { name: "push-metrics", containerPort: REGISTRY_PUSH_DEBUG_PORT, protocol: "TCP" },
+        ],
+        env: [...REGISTRY_ENV],
+        volumeMounts: [...mounts.filter((m) => m.name !== "auth"), { name: "push-auth", mountPath: MOUNTS.pushAuth, readOnly: true }],
+        readinessProbe: readinessProbe(undefined, REGISTRY_PUSH_DEBUG_PORT),
+        livenessProbe: livenessProbe("push"),
+        resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
+        securityContext: RESTRICTED_CONTAINER_SECURITY,
     };
 }
 
@@ -428,6 +491,7 @@ function registryVolumes(args: RegistryArgs, parts: PodParts) {
         volumes.push({ name: "auth", secret: { secretName: args.htpasswd.secretName, defaultMode: 0o440 } });
         mounts.push({ name: "auth", mountPath: MOUNTS.auth, readOnly: true });
     }
+    if (args.push) volumes.push({ name: "push-auth", secret: { secretName: args.push.htpasswd.secretName, defaultMode: 0o440 } });
     return { volumes, mounts };
 }
 
@@ -450,21 +514,21 @@ function storageOwnerContainer(image: string): k8s.types.input.core.v1.Container
 }
 
 /** The exec readiness check's command: the image's busybox runs {@link READINESS_SCRIPT}. */
-export function readinessCommand(maxFillPercent: number | undefined): string[] {
-    const health = `http://127.0.0.1:${REGISTRY_DEBUG_PORT}${HEALTH_PATH}`;
+export function readinessCommand(maxFillPercent: number | undefined, debugPort = REGISTRY_DEBUG_PORT): string[] {
+    const health = `http://127.0.0.1:${debugPort}${HEALTH_PATH}`;
     return ["sh", "-c", READINESS_SCRIPT, "registry-ready", MOUNTS.storage, maxFillPercent === undefined ? "-" : String(maxFillPercent), health];
 }
 
 /** Ready only while it can serve: storage healthy and (a cache) its volume below the fill limit. */
-function readinessProbe(maxFillPercent: number | undefined): k8s.types.input.core.v1.Probe {
-    return { exec: { command: readinessCommand(maxFillPercent) }, initialDelaySeconds: 2, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 };
+function readinessProbe(maxFillPercent: number | undefined, debugPort: number): k8s.types.input.core.v1.Probe {
+    return { exec: { command: readinessCommand(maxFillPercent, debugPort) }, initialDelaySeconds: 2, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 };
 }
 
-function livenessProbe(): k8s.types.input.core.v1.Probe {
+function livenessProbe(port: string): k8s.types.input.core.v1.Probe {
     return {
         // `/` answers 200 without credentials even with htpasswd on; kubelet does not verify the
         // certificate of an HTTPS probe.
-        httpGet: { path: "/", port: "registry", scheme: "HTTPS" },
+        httpGet: { path: "/", port, scheme: "HTTPS" },
         initialDelaySeconds: 10,
         periodSeconds: 20,
         timeoutSeconds: 3,

@@ -2,6 +2,7 @@
  * Turns `ClusterRegistryArgs` into `Settings`: the environment's defaults applied, every value
  * checked against what its consumer accepts, every problem collected before anything is created.
  */
+import { RESERVED_USER_NAMES } from "./credentials";
 import { ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
 import { serviceDnsNames } from "./names";
 import { CacheArgs, CacheSetting, ClusterRegistryArgs, defaultFor, RegistryUserArgs, Setting, SettingKey, SETTINGS, Settings } from "./settings";
@@ -81,6 +82,8 @@ function usersOf(args: ClusterRegistryArgs, problems: Problems): RegistryUserArg
     for (const u of users) {
         const expected = v.htpasswdUser(u.name);
         if (expected) problems.invalid("users", u.name, expected);
+        if (RESERVED_USER_NAMES.includes(u.name))
+            problems.invalid("users", u.name, `a name other than ${RESERVED_USER_NAMES.join(" and ")}, the program's own identities`);
         // A password given as an Output is checked by whoever made it; a plain one here.
         const weak = typeof u.password === "string" ? v.password(u.password) : undefined;
         if (weak) problems.add("userPasswords", `the password for ${JSON.stringify(u.name)} is not valid; expected ${weak}`);
@@ -153,8 +156,8 @@ function checkTogether(s: Settings, problems: Problems): void {
     if (s.certValidityHours > s.caValidityHours) {
         problems.invalid("certValidityHours", String(s.certValidityHours), `at most caValidityHours (${s.caValidityHours})`);
     }
-    if (s.pullSecretNamespaces.includes(s.namespace)) {
-        problems.add("pullSecretNamespaces", `${JSON.stringify(s.namespace)} is the registry's own namespace, which always gets the pull secret; leave it out`);
+    if (s.pushPort === s.port) {
+        problems.invalid("pushPort", s.pushPort, `a port other than port (${s.port}): pulls and pushes are served by different containers`);
     }
     const system = s.createNamespace ? v.namespaceToCreate(s.namespace) : undefined;
     if (system) problems.add("namespace", `${JSON.stringify(s.namespace)} cannot be created: expected ${system}, or set createNamespace to false`);

@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { KeyAlgorithm } from "./pki";
 import { ENVIRONMENTS, ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
+import { CONTAINERD_CHECK_MODES, ContainerdCheckMode } from "./node-agent/files";
 import { DEFAULT_CACHE_TTL, UPSTREAM_PRESETS } from "./upstreams";
 import * as v from "./validators";
 
@@ -84,10 +85,21 @@ export const SETTINGS = {
         default: "registry",
         check: v.serviceName,
     }),
-    port: setting({ type: "integer", description: "Port of the registry Service (and of each cache's).", default: 5000, check: intRange(1, 65535) }),
+    port: setting({
+        type: "integer",
+        description: "Port of the registry Service (and of each cache's) where nodes and pods pull; it is read-only.",
+        default: 5000,
+        check: intRange(1, 65535),
+    }),
+    pushPort: setting({
+        type: "integer",
+        description: "Port of the registry Service where users push (and pull), served by a read-write registry over the same volume.",
+        default: 5002,
+        check: intRange(1, 65535),
+    }),
     nodePort: setting({
         type: "integer",
-        description: "Also expose the registry on this NodePort (30000-32767); 0 for none.",
+        description: "Also expose the registry's push port on this NodePort (30000-32767); 0 for none.",
         default: 0,
         check: (n) => (n === 0 || (Number.isInteger(n) && n >= 30000 && n <= 32767) ? undefined : "0 (no NodePort) or a port from 30000 to 32767"),
     }),
@@ -100,7 +112,8 @@ export const SETTINGS = {
     }),
     users: setting({
         type: "array",
-        description: "Registry user names; the first one's credentials go into the pull secret.",
+        description:
+            "Users who push (and pull); the first one's credentials are the pushDockerConfigJson output. Pods and nodes pull with identities of their own.",
         default: ["admin"],
         check: v.htpasswdUser,
     }),
@@ -142,6 +155,13 @@ export const SETTINGS = {
         default: perEnvironment((e) => e.certsDir),
         check: v.nodePath,
     }),
+    containerdCheck: setting({
+        type: "string",
+        description:
+            "When a node's containerd config (the environment's config.toml) will not make containerd read certsDir: enforce (the node-config pod stays unready, so pulumi up fails naming the DaemonSet; its log says what to change), warn (log the same line, stay ready) or off (no check).",
+        default: "enforce",
+        check: oneOf(CONTAINERD_CHECK_MODES),
+    }),
     pullSecretName: setting({
         type: "string",
         description: "Name of the kubernetes.io/dockerconfigjson pull secret.",
@@ -150,7 +170,8 @@ export const SETTINGS = {
     }),
     pullSecretNamespaces: setting({
         type: "array",
-        description: "Existing namespaces that also get the pull secret (the registry's own namespace always does).",
+        description:
+            "Existing namespaces that get the pull secret, a pull-only identity for the hosted registry (for nodes that cannot take hosts.toml headers, e.g. Bottlerocket or CRI-O, and for tools). With nodePulls, pods need none.",
         default: [],
         check: v.dnsLabel,
     }),
@@ -178,6 +199,12 @@ export const SETTINGS = {
         description: "Hours before a server certificate expires at which pulumi up renews it.",
         default: 720,
         check: intRange(0, 876000),
+    }),
+    nodePulls: setting({
+        type: "boolean",
+        description:
+            "Nodes pull with a node identity containerd sends from hosts.toml (root-only files), so pods need no pull secret and caches admit nodes only. false: pods need the pull secret for the hosted registry, and caches are anonymous to every pod.",
+        default: true,
     }),
     caches: setting({
         type: "array",
@@ -296,6 +323,7 @@ export interface Settings {
     createNamespace: boolean;
     serviceName: string;
     port: number;
+    pushPort: number;
     /** `undefined`: no NodePort. */
     nodePort: number | undefined;
     clusterDomain: string;
@@ -308,9 +336,11 @@ export interface Settings {
     storageClass: string;
     storageSize: string;
     certsDir: string;
+    containerdCheck: ContainerdCheckMode;
     pullSecretName: string;
     pullSecretNamespaces: string[];
     patchDefaultServiceAccounts: boolean;
+    nodePulls: boolean;
     keyAlgorithm: KeyAlgorithm;
     caValidityHours: number;
     certValidityHours: number;
@@ -341,15 +371,17 @@ export interface ClusterRegistryArgs {
     createNamespace?: boolean;
     /** The hosted registry's Service name, part of its DNS name. Default: registry. */
     serviceName?: string;
-    /** Service port of the registry and of each cache. Default: 5000. */
+    /** Service port of the registry (read-only: pulls) and of each cache. Default: 5000. */
     port?: number;
-    /** Also expose the registry on this NodePort; 0 for none. Default: 0. */
+    /** Service port where users push, to a read-write registry over the same volume. Default: 5002. */
+    pushPort?: number;
+    /** Also expose the registry's push port on this NodePort; 0 for none. Default: 0. */
     nodePort?: number;
     /** The cluster's DNS domain. Default: cluster.local. */
     clusterDomain?: string;
     /** More DNS names or IP addresses for the registry's certificate. Default: none. */
     extraNames?: string[];
-    /** Registry users, by name or with a password; the first goes into the pull secret. Default: [admin]. */
+    /** Users who push, by name or with a password; the first one's is `pushDockerConfigJson`. Default: [admin]. */
     users?: (string | RegistryUserArgs)[];
     /** bcrypt cost of every htpasswd line (4-14). Default: 5 for generated passwords, 10 for given ones. */
     bcryptCost?: number;
@@ -361,9 +393,11 @@ export interface ClusterRegistryArgs {
     storageSize?: string;
     /** containerd's certs.d directory on the nodes. Default: kind /etc/containerd/certs.d, k3d /var/lib/rancher/k3s/agent/etc/containerd/certs.d, eks /etc/containerd/certs.d. */
     certsDir?: string;
+    /** What a node whose containerd will not read certsDir does: enforce (pod unready, pulumi up fails), warn (logged) or off. Default: enforce. */
+    containerdCheck?: ContainerdCheckMode;
     /** Name of the pull secret. Default: registry-pull. */
     pullSecretName?: string;
-    /** Existing namespaces that also get the pull secret. Default: none. */
+    /** Existing namespaces that get the pull secret (a pull-only identity). Default: none. */
     pullSecretNamespaces?: string[];
     /** Add the pull secret to the default ServiceAccount of each of pullSecretNamespaces. Default: false. */
     patchDefaultServiceAccounts?: boolean;
@@ -375,6 +409,8 @@ export interface ClusterRegistryArgs {
     certValidityHours?: number;
     /** Renew server certificates this many hours before they expire. Default: 720. */
     certEarlyRenewalHours?: number;
+    /** Nodes pull with a node identity from hosts.toml; pods need no pull secret, caches admit nodes only. Default: true. */
+    nodePulls?: boolean;
     /** Pull-through caches: a preset host, `HOST=URL`, or a `CacheArgs`. Default: none. */
     caches?: (string | CacheArgs)[];
     /** When a cache is down: `upstream` or `none` (the pull fails). Default: upstream. */

@@ -15,6 +15,12 @@ export interface HostsTomlInput {
     ca: string;
     /** Whether `server` is ours too (and so needs our CA); false when it is a public upstream. */
     serverIsOurs: boolean;
+    /**
+     * Headers containerd sends to the endpoint on every request (containerd 1.5+): the node identity's
+     * `Authorization`, so nodes pull with no pull secret. Never on `server`: a public upstream must not
+     * see it. Default: none.
+     */
+    header?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -25,7 +31,13 @@ export function renderHostsToml(input: HostsTomlInput): string {
     const body = TOML.stringify({
         server: input.server,
         ...(input.serverIsOurs ? { ca: input.ca } : {}),
-        host: { [input.endpoint]: { capabilities: [...input.capabilities], ca: input.ca } },
+        host: {
+            [input.endpoint]: {
+                capabilities: [...input.capabilities],
+                ca: input.ca,
+                ...(input.header && Object.keys(input.header).length > 0 ? { header: { ...input.header } } : {}),
+            },
+        },
     });
     return `# Written by ${input.owner}. Removed, and any earlier file restored, when it is uninstalled.\n${body.trimEnd()}\n`;
 }

@@ -8,6 +8,8 @@ export interface MirrorEntry {
     host: string;
     /** `https://<ClusterIP>:<port>`. */
     endpoint: string;
+    /** The node identity the endpoint asks for. Default: none (anonymous). */
+    auth?: { username: string; password: string };
 }
 
 /**
@@ -32,7 +34,13 @@ export function renderKindClusterConfig(certsDir: string, cacheMount?: { hostDir
 export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: string): string {
     const doc = {
         mirrors: Object.fromEntries(mirrors.map((m) => [m.host, { endpoint: [m.endpoint] }])),
-        configs: Object.fromEntries(mirrors.map((m) => [new URL(m.endpoint).host, { tls: { ca_file: caFile } }])),
+        // Keyed by the endpoint's host, where containerd looks credentials and TLS up for a mirror.
+        configs: Object.fromEntries(
+            mirrors.map((m) => [
+                new URL(m.endpoint).host,
+                { ...(m.auth ? { auth: { username: m.auth.username, password: m.auth.password } } : {}), tls: { ca_file: caFile } },
+            ]),
+        ),
     };
     return YAML.stringify(doc);
 }
@@ -41,7 +49,18 @@ export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: str
 export function renderBottlerocketSettings(mirrors: readonly MirrorEntry[], caPem: string, bundleName: string): string {
     return TOML.stringify({
         settings: {
-            "container-registry": { mirrors: mirrors.map((m) => ({ registry: m.host, endpoint: [m.endpoint] })) },
+            "container-registry": {
+                mirrors: mirrors.map((m) => ({ registry: m.host, endpoint: [m.endpoint] })),
+                // Bottlerocket's documented shape: one table per registry, containerd's credential fields.
+                // The endpoint's host, as k3s's configs: that is the host containerd authenticates to.
+                ...(mirrors.some((m) => m.auth)
+                    ? {
+                          credentials: mirrors
+                              .filter((m) => m.auth)
+                              .map((m) => ({ registry: new URL(m.endpoint).host, username: m.auth!.username, password: m.auth!.password })),
+                      }
+                    : {}),
+            },
             pki: { [bundleName]: { data: Buffer.from(caPem).toString("base64"), trusted: true } },
         },
     });

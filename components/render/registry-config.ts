@@ -14,6 +14,12 @@ export interface RegistryConfigInput {
     htpasswd?: { realm: string; path: string };
     /** Pull-through cache of one upstream; absent for the hosted registry. */
     proxy?: { remoteUrl: string; ttl: string };
+    /**
+     * Serve pulls only: distribution's maintenance read-only mode refuses every write (push, tag,
+     * delete) with 405 whoever asks, so a pull identity cannot write however the htpasswd is set up.
+     * Its upload purger is off too: the read-write container beside it owns the uploads.
+     */
+    readOnly?: boolean;
 }
 
 /** Where the debug listener serves Prometheus metrics. */
@@ -38,6 +44,7 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
             // Proxy mode with the in-memory descriptor cache can answer "unexpected EOF" once blobs
             // expire (distribution issue 2367), so a cache has none.
             ...(input.proxy ? {} : { cache: { blobdescriptor: "inmemory" } }),
+            ...(input.readOnly ? { maintenance: { uploadpurging: { enabled: false }, readonly: { enabled: true } } } : {}),
         },
         http: {
             addr: `:${input.port}`,

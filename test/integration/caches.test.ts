@@ -7,6 +7,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import YAML from "yaml";
+import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { criImageStatus, criPull, criRemove } from "./harness/cri";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
 import { RegistryHandle } from "./harness/registry";
@@ -54,7 +56,7 @@ describeIntegration("a generated pull-through cache in front of a stand-in docke
 
     afterAll(() => cluster?.stop());
 
-    test("a cold pull of docker.io/library/nginx:stable comes through the cache, as a mirror", async () => {
+    test("no pull secret: a cold pull of docker.io/library/nginx:stable with no credentials comes through the cache (which admits only the node identity), as a mirror", async () => {
         const before = blobGets(upstream);
         await criPull(socket, IMAGE);
         const status = await criImageStatus(socket, IMAGE);
@@ -73,8 +75,19 @@ describeIntegration("a generated pull-through cache in front of a stand-in docke
         await criRemove(socket, IMAGE);
     });
 
-    test("the cache refuses pushes: it is no place to publish to", async () => {
-        const push = await skopeoCopy({ src: image.ref, dest: `docker://${CACHE_IP}:${cluster.port}/library/evil:latest`, certDir: cluster.client.certDir });
+    test("the cache refuses clients without the node identity, and pushes even with it: it is no place to publish to", async () => {
+        const dest = `docker://${CACHE_IP}:${cluster.port}/library/evil:latest`;
+        const anonymous = await skopeoCopy({ src: image.ref, dest, certDir: cluster.client.certDir });
+        expect(anonymous.code).not.toBe(0);
+        expect(anonymous.stderr).toMatch(/unauthorized|401/i);
+        // The node identity, as the k3s registries.yaml output carries it for the cache's endpoint.
+        const configs = (
+            YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
+        ).configs;
+        const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
+        const authfile = path.join(cluster.work, "node-auth.json");
+        fs.writeFileSync(authfile, renderDockerConfigJson([`${CACHE_IP}:${cluster.port}`], node.username, node.password), { mode: 0o600 });
+        const push = await skopeoCopy({ src: image.ref, dest, certDir: cluster.client.certDir, authfile });
         expect(push.code).not.toBe(0);
         expect(push.stderr).toMatch(/unsupported|405|Method Not Allowed/i);
     });

@@ -13,7 +13,8 @@ import { criPull } from "./harness/cri";
 import { ContainerdHandle } from "./harness/containerd";
 import { buildOciImage } from "./harness/oci";
 import { runCommand, which } from "./harness/procs";
-import { describeContainerd, LoopbackCluster, tempDir } from "./support";
+import { describeContainerd } from "./describe-integration";
+import { LoopbackCluster, tempDir } from "./support";
 
 const SCRIPT = path.resolve(__dirname, "../../components/node-agent/containerd-check.sh");
 const FIXTURES = path.resolve(__dirname, "../fixtures/containerd");

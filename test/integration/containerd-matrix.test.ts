@@ -15,7 +15,8 @@ import { criImageStatus, criPull, criRemove } from "./harness/cri";
 import { ContainerdHandle, ContainerdLine } from "./harness/containerd";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
 import { RegistryHandle } from "./harness/registry";
-import { CACHE_IP, describeContainerd, LoopbackCluster } from "./support";
+import { describeContainerd } from "./describe-integration";
+import { CACHE_IP, LoopbackCluster } from "./support";
 
 const FIXTURES = path.resolve(__dirname, "../fixtures/containerd");
 const MIRRORED = "docker.io/library/nginx:stable";

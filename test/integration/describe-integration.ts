@@ -1,4 +1,5 @@
 import { describe } from "vitest";
+import { containerdBuild, type ContainerdBuild, type ContainerdLine } from "./harness/containerd";
 import { isCI, missingForIntegration } from "./harness/tools";
 
 /** `describe` that skips with one line saying what is missing, except in CI where it must run. */
@@ -9,4 +10,22 @@ export function describeIntegration(name: string, fn: () => void): void {
         console.warn(missing);
         describe.skip(name, fn);
     } else describe(name, fn);
+}
+
+/**
+ * `describe` for one containerd line: named after the version found (`containerd 2.1 ...`); when the
+ * line's build is missing it skips with one line saying how to get it, except in CI where it fails,
+ * as the other integration tests do.
+ */
+export function describeContainerd(line: ContainerdLine, name: string, fn: (build: ContainerdBuild) => void): void {
+    const found = containerdBuild(line);
+    const missing = missingForIntegration() ?? ("missing" in found ? found.missing : null);
+    if (missing !== null && isCI()) throw new Error(`CI must run the containerd ${line} tests, but: ${missing}`);
+    if (missing !== null || "missing" in found) {
+        console.warn(`containerd ${line} tests skipped: ${missing}`);
+        describe.skip(`containerd ${line} ${name}`, () => undefined);
+        return;
+    }
+    console.info(`containerd ${line}: ${found.versionLine} (${found.binary})`);
+    describe(`containerd ${found.label} ${name}`, () => fn(found));
 }

@@ -9,6 +9,7 @@ import * as http from "node:http";
 import * as path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { REGISTRY_DEBUG_PORT } from "../../components/registry";
+import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
 import { runCommand, CommandResult } from "./harness/procs";
 import { describeIntegration } from "./describe-integration";
@@ -60,13 +61,17 @@ describeIntegration("registry health and metrics, with the real registry and bus
     test("the debug listener serves Prometheus metrics whose request counters move with a pull", async () => {
         const before = await get(`${debugUrl()}/metrics`);
         expect(before.status).toBe(200);
+        // Pulled as a pod pulls, from the read-only container whose debug listener the metrics Service reaches.
+        const pullAuthfile = path.join(cluster.work, "pull-at-clusterip.json");
+        const { username, password } = cluster.dep.pullAuth;
+        fs.writeFileSync(pullAuthfile, renderDockerConfigJson([`${HOSTED_IP}:${cluster.port}`], username, password), { mode: 0o600 });
         const pull = await runCommand("skopeo", [
             "copy",
             "--src-authfile",
-            cluster.client.authfile,
+            pullAuthfile,
             "--src-cert-dir",
             cluster.client.certDir,
-            `docker://localhost:${cluster.port}/demo/metrics:v1`,
+            `docker://${HOSTED_IP}:${cluster.port}/demo/metrics:v1`,
             `oci:${path.join(cluster.work, "pulled")}:v1`,
         ]);
         expect(pull.code, pull.stderr).toBe(0);

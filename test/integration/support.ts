@@ -9,18 +9,16 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { describe } from "vitest";
 import YAML from "yaml";
 import { FakeCloud, RecordedResource, runProgram } from "../support/fake-cloud";
 import { ENTRY, stackConfig } from "../support/stacks";
-import { ContainerdBuild, containerdBuild, ContainerdHandle, ContainerdLine, NodeContainerdConfig, startContainerd } from "./harness/containerd";
+import { ContainerdHandle, NodeContainerdConfig, startContainerd } from "./harness/containerd";
 import { FakeKubeApi, nodeScript, NodeScript, snapshotTree, waitApplied } from "./harness/node";
 import { BuiltOciImage } from "./harness/oci";
 import { materialize, rebaseYamlPaths } from "./harness/pod";
 import { CommandResult, freePort, ProcHandle, runCommand, stopAll } from "./harness/procs";
 import { RegistryHandle, startRegistry } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
-import { isCI, missingForIntegration } from "./harness/tools";
 
 /** The hosted registry's ClusterIP (and every other Service's but docker.io's cache's), on loopback. */
 export const HOSTED_IP = "127.0.0.2";
@@ -35,7 +33,7 @@ export function tempDir(prefix: string): string {
 export interface Deployed {
     cloud: FakeCloud;
     outputs: Record<string, any>;
-    /** What the first user's pull secret holds for the in-cluster host. */
+    /** What the pull secret (the pull-only identity) holds for the in-cluster host. */
     pullAuth: { username: string; password: string };
 }
 
@@ -72,30 +70,14 @@ export interface NodeContainerdSpec {
     nodeConfig?: NodeContainerdConfig;
 }
 
-/**
- * `describe` for one containerd line: named after the version found (`containerd 2.1 ...`); when the
- * line's build is missing it skips with one line saying how to get it, except in CI where it fails,
- * as the other integration tests do.
- */
-export function describeContainerd(line: ContainerdLine, name: string, fn: (build: ContainerdBuild) => void): void {
-    const found = containerdBuild(line);
-    const missing = missingForIntegration() ?? ("missing" in found ? found.missing : null);
-    if (missing !== null && isCI()) throw new Error(`CI must run the containerd ${line} tests, but: ${missing}`);
-    if (missing !== null || "missing" in found) {
-        console.warn(`containerd ${line} tests skipped: ${missing}`);
-        describe.skip(`containerd ${line} ${name}`, () => undefined);
-        return;
-    }
-    console.info(`containerd ${line}: ${found.versionLine} (${found.binary})`);
-    describe(`containerd ${found.label} ${name}`, () => fn(found));
-}
-
 /** What a workstation keeps from the stack's outputs to push: the CA (a file, and a skopeo cert dir) and the authfile. */
 export interface ClientFiles {
     caFile: string;
     certDir: string;
-    /** The `dockerConfigJson` output, mode 0600. */
+    /** The `pushDockerConfigJson` output, mode 0600. */
     authfile: string;
+    /** The `dockerConfigJson` output (the pull secret's), mode 0600. */
+    pullAuthfile: string;
 }
 
 /** A stand-in for a public registry: anonymous, TLS from its own CA, as docker.io has its own. */
@@ -118,7 +100,10 @@ export class LoopbackCluster {
     client!: ClientFiles;
     /** The stand-in docker.io, with `dockerIoCache`. */
     upstream?: StandInUpstream;
+    /** The hosted registry's read-only container, on the Service's registry port. */
     hosted!: RegistryHandle;
+    /** The hosted registry's read-write container, on the Service's push port. */
+    hostedPush!: RegistryHandle;
     /** docker.io's cache, with `dockerIoCache`. */
     cache?: RegistryHandle;
     /** The directory standing for the node's certs.d, and what it held before the DaemonSet came. */
@@ -137,6 +122,8 @@ export class LoopbackCluster {
         readonly work: string,
         /** Every Service's port (their ClusterIPs differ). */
         readonly port: number,
+        /** The hosted registry Service's push port. */
+        readonly pushPort: number,
         readonly cloud: FakeCloud,
     ) {
         this.nodeCerts = path.join(work, "node", "certs.d");
@@ -145,7 +132,10 @@ export class LoopbackCluster {
     /** Deploys, then starts the registries, the port-forward, the node's script and containerd; stops all it started if a step fails. */
     static async start(opts: LoopbackClusterOptions): Promise<LoopbackCluster> {
         const cloud = new FakeCloud({ clusterIP: (name) => (name.includes("cache-docker-io") ? CACHE_IP : HOSTED_IP) });
-        const cluster = new LoopbackCluster(tempDir(opts.prefix), await freePort(), cloud);
+        const port = await freePort();
+        let pushPort = await freePort();
+        while (pushPort === port) pushPort = await freePort();
+        const cluster = new LoopbackCluster(tempDir(opts.prefix), port, pushPort, cloud);
         try {
             await cluster.setUp(opts);
             return cluster;
@@ -156,7 +146,7 @@ export class LoopbackCluster {
     }
 
     private async setUp(opts: LoopbackClusterOptions): Promise<void> {
-        this.config = { "cluster-registry:port": String(this.port) };
+        this.config = { "cluster-registry:port": String(this.port), "cluster-registry:pushPort": String(this.pushPort) };
         if (opts.dockerIoCache) {
             this.upstream = await startStandInUpstream(path.join(this.work, "upstream"));
             this.config["cluster-registry:caches"] = JSON.stringify([`docker.io=${new URL(this.upstream.registry.url).origin}`]);
@@ -165,8 +155,8 @@ export class LoopbackCluster {
         this.dep = await deploy(HOSTED_IP, this.config, this.cloud);
         this.client = writeClientFiles(this.dep.outputs, this.work);
         await this.startHosted();
-        // `kubectl port-forward svc/registry PORT:PORT`, which is how the README says to push.
-        await this.forward("127.0.0.1");
+        // `kubectl port-forward svc/registry PORT:PUSHPORT`, which is how the README says to push.
+        await this.forward("127.0.0.1", this.pushPort);
         if (opts.dockerIoCache) await this.startCache();
 
         for (const [rel, content] of Object.entries(opts.nodeFiles ?? {})) {
@@ -202,11 +192,17 @@ export class LoopbackCluster {
         await this.applyNode();
     }
 
-    /** (Re)starts the hosted registry on the same pod directory: its storage survives, as a PVC's does. */
+    /**
+     * (Re)starts the hosted registry's pod on the same pod directory, so its storage survives as a
+     * PVC's does: both containers, each from its own container spec, over the one storage directory.
+     */
     async startHosted(): Promise<RegistryHandle> {
         await this.hosted?.stop();
+        await this.hostedPush?.stop();
         const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
-        this.hosted = await startRegistryFromDeployment(this.cloud, deployment, path.join(this.work, "pod"), `${HOSTED_IP}:${this.port}`, this.client.caFile);
+        const pod = path.join(this.work, "pod");
+        this.hosted = await startRegistryFromDeployment(this.cloud, deployment, pod, `${HOSTED_IP}:${this.port}`, this.client.caFile, {}, "registry");
+        this.hostedPush = await startRegistryFromDeployment(this.cloud, deployment, pod, `${HOSTED_IP}:${this.pushPort}`, this.client.caFile, {}, "push");
         return this.hosted;
     }
 
@@ -228,12 +224,12 @@ export class LoopbackCluster {
         return this.cache;
     }
 
-    /** Forwards `host`:port to the hosted registry, as port-forward or kube-proxy would. */
-    async forward(host: string): Promise<void> {
-        this.forwards.push(await portForward({ host, port: this.port }, { host: HOSTED_IP, port: this.port }));
+    /** Forwards `host`:port to the hosted registry's port `to` (default: the read-only one), as port-forward or kube-proxy would. */
+    async forward(host: string, to = this.port): Promise<void> {
+        this.forwards.push(await portForward({ host, port: this.port }, { host: HOSTED_IP, port: to }));
     }
 
-    /** Pushes with skopeo through the port-forward, with the generated authfile (or another) and CA. */
+    /** Pushes with skopeo through the port-forward to the push port, with the generated push authfile (or another) and CA. */
     push(image: BuiltOciImage, repoTag: string, authfile = this.client.authfile): Promise<CommandResult> {
         return skopeoCopy({ src: image.ref, dest: `docker://localhost:${this.port}/${repoTag}`, authfile, certDir: this.client.certDir });
     }
@@ -274,15 +270,18 @@ function writeClientFiles(outputs: Record<string, any>, dir: string): ClientFile
     fs.mkdirSync(certDir, { recursive: true });
     fs.writeFileSync(path.join(certDir, "ca.crt"), outputs.caCertPem);
     const authfile = path.join(dir, "auth.json");
-    fs.writeFileSync(authfile, outputs.dockerConfigJson, { mode: 0o600 });
-    return { caFile, certDir, authfile };
+    fs.writeFileSync(authfile, outputs.pushDockerConfigJson, { mode: 0o600 });
+    const pullAuthfile = path.join(dir, "pull-auth.json");
+    fs.writeFileSync(pullAuthfile, outputs.dockerConfigJson, { mode: 0o600 });
+    return { caFile, certDir, authfile, pullAuthfile };
 }
 
 /**
  * Starts the real distribution registry from a registry Deployment: its command, env and config file,
  * with every mounted Secret and ConfigMap written at its mount path under `root`. Only the listen
  * address differs: the Service's DNAT to the pod becomes the registry listening on ClusterIP:port itself.
- * `extraEnv` stands for what the image brings (its trust store).
+ * `extraEnv` stands for what the image brings (its trust store). `containerName` picks a container of
+ * a pod with several (the hosted registry's `push`); default: the first.
  */
 async function startRegistryFromDeployment(
     cloud: FakeCloud,
@@ -291,8 +290,9 @@ async function startRegistryFromDeployment(
     listen: string,
     caFile: string,
     extraEnv: Record<string, string> = {},
+    containerName?: string,
 ): Promise<RegistryHandle> {
-    const local = materialize(cloud, deployment, root);
+    const local = materialize(cloud, deployment, root, {}, containerName);
     const [program, verb, configPath] = local.container.command as string[];
     if (program !== "registry" || verb !== "serve") throw new Error(`unexpected registry command ${local.container.command}`);
     const configYaml = rebaseYamlPaths(fs.readFileSync(local.rebase(configPath), "utf8"), local.rebase);

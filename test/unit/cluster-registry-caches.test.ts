@@ -1,5 +1,6 @@
 /** Pull-through caches, mirrors, discovery and the snippets for what a DaemonSet cannot do. */
 import { describe, expect, test } from "vitest";
+import YAML from "yaml";
 import { renderHostsToml } from "../../components/render/hosts-toml";
 import { FakeCloud, runProgram } from "../support/fake-cloud";
 import { ENTRY } from "../support/stacks";
@@ -57,16 +58,16 @@ describe("caches in the program", () => {
         const config: string = cloud.one("kubernetes:core/v1:ConfigMap", "cache-docker-io-config").inputs.data["config.yml"];
         expect(config).toContain("proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n");
         expect(config).toContain("delete:\n    enabled: true");
-        expect(config).not.toContain("auth:");
+        // The cache admits the node identity only: pods reach upstream images through their node.
+        expect(config).toContain("auth:\n  htpasswd:");
         expect(cloud.one("kubernetes:core/v1:PersistentVolumeClaim", "cache-docker-io-storage").inputs.spec.resources.requests.storage).toBe("30Gi");
         expect(cloud.one("kubernetes:core/v1:Service", "cache-docker-io-service").inputs.metadata.name).toBe("cache-docker-io");
         const cert = certFacts(cloud.one("tls:index/locallySignedCert:LocallySignedCert", "cache-docker-io-tls-cert").outputs.certPem);
         expect(cert.ipAddresses).toEqual(["10.96.0.20", "127.0.0.1"]);
         expect(cert.dnsNames).toContain("cache-docker-io.registry.svc.cluster.local");
         expect(cert.issuer).toBe(certFacts(outputs.caCertPem as string).subject);
-        // A cache takes no htpasswd: pods pulling public images carry no credentials for it.
         const pod = cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io").inputs.spec.template.spec;
-        expect(pod.volumes.map((v: { name: string }) => v.name)).not.toContain("auth");
+        expect(pod.volumes.map((v: { name: string }) => v.name)).toContain("auth");
         expect(pod.initContainers).toEqual([]);
     });
 
@@ -97,17 +98,34 @@ describe("caches in the program", () => {
     });
 
     test("fail-open mirrors fall back to the upstream; fail-closed mirrors fall back to the cache itself", async () => {
-        const open = nodeFilesOf((await run({ "cluster-registry:caches": '["docker.io"]' })).cloud);
+        // Node pulls off: the files as they are without the node identity's header (tested below).
+        const open = nodeFilesOf((await run({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:nodePulls": "false" })).cloud);
         expect(nodeFile(open, "docker.io/hosts.toml")).toBe(
             "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
                 'server = "https://registry-1.docker.io"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
         );
-        const closed = nodeFilesOf((await run({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:mirrorFallback": "none" })).cloud);
+        const closed = nodeFilesOf(
+            (await run({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:mirrorFallback": "none", "cluster-registry:nodePulls": "false" })).cloud,
+        );
         expect(nodeFile(closed, "docker.io/hosts.toml")).toBe(
             "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
                 'server = "https://10.96.0.20:5000"\nca = "ca.crt"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
         );
         expect(nodeFile(closed, "docker.io/ca.crt")).toContain("-----BEGIN CERTIFICATE-----");
+    });
+
+    test("with node pulls (the default), a mirror's hosts.toml sends the node identity to the cache and never to the upstream", async () => {
+        const { cloud, outputs } = await run({ "cluster-registry:caches": '["docker.io"]' });
+        const file = nodeFile(nodeFilesOf(cloud), "docker.io/hosts.toml");
+        const auth = (YAML.parse(outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }).configs[
+            "10.96.0.20:5000"
+        ].auth;
+        const basic = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString("base64")}`;
+        expect(file).toBe(
+            "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://registry-1.docker.io"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n\n' +
+                `[host."https://10.96.0.20:5000".header]\nAuthorization = "${basic}"\n`,
+        );
     });
 
     test("upstream credentials reach the cache from a Secret, never from its config or any other input", async () => {
@@ -167,7 +185,11 @@ describe("caches in the program", () => {
     });
 
     test("snippets for kind, k3s and Bottlerocket, as literal text", async () => {
-        const { outputs } = await run({ "cluster-registry:caches": '["docker.io"]' });
+        const { outputs, secretOutputs } = await run({ "cluster-registry:caches": '["docker.io"]' });
+        const node = (outputs.k3sRegistriesYaml as string).match(/password: (\w+)/)![1];
+        expect(node).toMatch(/^[A-Za-z0-9]{32}$/);
+        // Both carry the node identity.
+        expect(secretOutputs.has("k3sRegistriesYaml") && secretOutputs.has("bottlerocketSettings")).toBe(true);
         expect(outputs.kindClusterConfig).toBe(
             "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n" +
                 "nodes:\n  - role: control-plane\n    extraMounts:\n      - hostPath: /var/tmp/cluster-registry-caches\n        containerPath: /var/lib/cluster-registry/caches\n" +
@@ -179,13 +201,15 @@ describe("caches in the program", () => {
                 "  registry.registry.svc.cluster.local:5000:\n    endpoint:\n      - https://10.96.0.10:5000\n" +
                 "  docker.io:\n    endpoint:\n      - https://10.96.0.20:5000\n" +
                 "configs:\n" +
-                "  10.96.0.10:5000:\n    tls:\n      ca_file: /etc/rancher/k3s/cluster-registry-ca.crt\n" +
-                "  10.96.0.20:5000:\n    tls:\n      ca_file: /etc/rancher/k3s/cluster-registry-ca.crt\n",
+                `  10.96.0.10:5000:\n    auth:\n      username: cluster-registry-node\n      password: ${node}\n    tls:\n      ca_file: /etc/rancher/k3s/cluster-registry-ca.crt\n` +
+                `  10.96.0.20:5000:\n    auth:\n      username: cluster-registry-node\n      password: ${node}\n    tls:\n      ca_file: /etc/rancher/k3s/cluster-registry-ca.crt\n`,
         );
         const ca = Buffer.from(outputs.caCertPem as string).toString("base64");
         expect(outputs.bottlerocketSettings).toBe(
             '[[settings.container-registry.mirrors]]\nregistry = "registry.registry.svc.cluster.local:5000"\nendpoint = [ "https://10.96.0.10:5000" ]\n\n' +
                 '[[settings.container-registry.mirrors]]\nregistry = "docker.io"\nendpoint = [ "https://10.96.0.20:5000" ]\n\n' +
+                `[[settings.container-registry.credentials]]\nregistry = "10.96.0.10:5000"\nusername = "cluster-registry-node"\npassword = "${node}"\n\n` +
+                `[[settings.container-registry.credentials]]\nregistry = "10.96.0.20:5000"\nusername = "cluster-registry-node"\npassword = "${node}"\n\n` +
                 `[settings.pki.cluster-registry]\ndata = "${ca}"\ntrusted = true\n`,
         );
     });

@@ -100,9 +100,9 @@ describe("FakeCloud state, as the engine keeps it", () => {
     it("gives identical outputs for identical inputs and replaces only what changed", async () => {
         const cloud = new FakeCloud();
         const first = pems((await up({}, cloud)).cloud);
-        const firstPassword = cloud.one(T.password).outputs.result;
+        const firstPassword = cloud.one(T.password, "admin-password").outputs.result;
         expect(pems((await up({}, cloud)).cloud)).toEqual(first);
-        expect(cloud.one(T.password).outputs.result).toBe(firstPassword);
+        expect(cloud.one(T.password, "admin-password").outputs.result).toBe(firstPassword);
 
         const longer = pems((await up({ "cluster-registry:certValidityHours": "9000" }, cloud)).cloud);
         expect(longer.serverCert).not.toBe(first.serverCert);
@@ -129,10 +129,10 @@ describe("FakeCloud state, as the engine keeps it", () => {
         const b = await up();
         expect(pems(b.cloud).caKey).not.toBe(pems(a.cloud).caKey);
         expect(pems(b.cloud).serverCert).not.toBe(pems(a.cloud).serverCert);
-        expect(b.cloud.one(T.password).outputs.result).not.toBe(a.cloud.one(T.password).outputs.result);
-        expect(b.cloud.one(T.bytes).outputs.base64).not.toBe(a.cloud.one(T.bytes).outputs.base64);
-        expect(a.cloud.one(T.password).outputs.result).toMatch(/^[A-Za-z0-9]{32}$/);
-        expect(Buffer.from(a.cloud.one(T.bytes).outputs.base64, "base64")).toHaveLength(a.cloud.one(T.bytes).inputs.length);
+        expect(b.cloud.one(T.password, "admin-password").outputs.result).not.toBe(a.cloud.one(T.password, "admin-password").outputs.result);
+        expect(b.cloud.one(T.bytes, "admin-salt").outputs.base64).not.toBe(a.cloud.one(T.bytes, "admin-salt").outputs.base64);
+        expect(a.cloud.one(T.password, "admin-password").outputs.result).toMatch(/^[A-Za-z0-9]{32}$/);
+        expect(Buffer.from(a.cloud.one(T.bytes, "admin-salt").outputs.base64, "base64")).toHaveLength(a.cloud.one(T.bytes, "admin-salt").inputs.length);
     });
 
     it("marks outputs secret as the engine does: additionalSecretOutputs and secret inputs", async () => {
@@ -162,7 +162,7 @@ describe("FakeCloud kubernetes", () => {
         expect(outputs.caCertPem).toBeUndefined();
         expect(outputs.clusterIP).toBeUndefined();
         expect(cloud.one(T.key, "ca-key").outputs.privateKeyPem).toBeUndefined();
-        expect(cloud.one(T.password).outputs).toEqual({ length: 32, special: false });
+        expect(cloud.one(T.password, "admin-password").outputs).toEqual({ length: 32, special: false });
         expect(cloud.one(T.svc, "hosted-service").outputs.metadata.name).toBe("registry");
     });
 });

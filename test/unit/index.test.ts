@@ -2,8 +2,10 @@
  * Runs index.ts under Pulumi mocks whose tls and random resources make real keys, certificates and
  * passwords from the program's own inputs, and checks what a cluster would be asked to create.
  */
+import * as path from "node:path";
 import * as bcrypt from "bcryptjs";
 import { describe, expect, test } from "vitest";
+import { NODE_IDENTITY, PULL_IDENTITY } from "../../components/credentials";
 import { ENVIRONMENTS, EnvironmentName } from "../../components/environments";
 import { MOUNTS } from "../../components/registry";
 import { FakeCloud, RecordedResource, runProgram } from "../support/fake-cloud";
@@ -61,8 +63,9 @@ describe.each(shippedStacks())("stack %s", (stack) => {
             [T.ns]: 1,
             // each registry's own Service, and its metrics Service
             [T.svc]: 2 * (1 + caches),
-            // htpasswd, a tls per registry, one pull secret per namespace, the node agent's files
-            [T.secret]: 1 + (1 + caches) + (1 + pullNamespaces) + 1,
+            // htpasswd for pushes, for pulls (and for caches, the node identity's), a tls per registry,
+            // one pull secret per listed namespace, the node agent's files
+            [T.secret]: 2 + (caches ? 1 : 0) + (1 + caches) + pullNamespaces + 1,
             // registry configs, the node agent script, local-registry-hosting
             [T.cm]: 1 + caches + 1 + 1,
             [T.pvc]: 1 + cacheVolumes,
@@ -76,8 +79,9 @@ describe.each(shippedStacks())("stack %s", (stack) => {
             [T.selfSigned]: 1,
             [T.csr]: 1 + caches,
             [T.signed]: 1 + caches,
-            [T.password]: 1,
-            [T.bytes]: 1,
+            // admin, the pull-only identity, the node identity
+            [T.password]: 3,
+            [T.bytes]: 3,
             ...(patched ? { [T.saPatch]: patched } : {}),
         });
     });
@@ -104,31 +108,55 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         for (const key of cloud.byType(T.key)) expect(key.inputs).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
     });
 
-    test("secrets have the right types, the htpasswd verifies and the pull secret decodes to the same credentials", async () => {
+    test("secrets have the right types, each htpasswd admits exactly its door's users, and the pull secret is the pull-only identity", async () => {
         const { cloud, outputs } = await run(config);
         const passwords = outputs.passwords as Record<string, string>;
         expect(Object.keys(passwords)).toEqual(["admin"]);
         expect(passwords.admin).toMatch(/^[A-Za-z0-9]{32}$/);
 
-        const [htpasswdSecret] = cloud.byType(T.secret).filter((s) => s.inputs.stringData?.htpasswd !== undefined);
-        const [user, hash] = htpasswdSecret.inputs.stringData.htpasswd.trim().split(":");
-        expect(user).toBe("admin");
-        expect(bcrypt.compareSync(passwords.admin, hash)).toBe(true);
-        expect(bcrypt.compareSync(passwords.admin + "x", hash)).toBe(false);
+        const htpasswd = (door: string) =>
+            Object.fromEntries(
+                (cloud.one(T.secret, `credentials-${door}`).inputs.stringData.htpasswd as string)
+                    .trim()
+                    .split("\n")
+                    .map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1)]),
+            );
+        // Pushes: the users only. Pulls (read-only): the users and the program's two identities.
+        expect(Object.keys(htpasswd("push"))).toEqual(["admin"]);
+        expect(Object.keys(htpasswd("pull"))).toEqual(["admin", PULL_IDENTITY, NODE_IDENTITY]);
+        expect(bcrypt.compareSync(passwords.admin, htpasswd("push").admin)).toBe(true);
+        expect(bcrypt.compareSync(passwords.admin + "x", htpasswd("push").admin)).toBe(false);
+        // Generated machine identities: the lowest bcrypt cost (see GENERATED_IDENTITY_BCRYPT_COST).
+        expect(bcrypt.getRounds(htpasswd("pull")[NODE_IDENTITY])).toBe(4);
+        expect(bcrypt.getRounds(htpasswd("pull")[PULL_IDENTITY])).toBe(4);
 
         const tlsSecret = cloud.one(T.secret, "hosted-tls");
         expect(tlsSecret.inputs.stringData["tls.crt"]).toBe(cloud.one(T.signed, "hosted-tls-cert").outputs.certPem);
         expect(tlsSecret.inputs.stringData["tls.key"]).toMatch(/-----BEGIN EC PRIVATE KEY-----/);
 
+        // Only the listed namespaces: not the registries' own unless listed.
         const pulls = secretsByType(cloud, "kubernetes.io/dockerconfigjson");
-        const namespaces = ["registry", ...JSON.parse(config["cluster-registry:pullSecretNamespaces"] ?? "[]")];
+        const namespaces: string[] = JSON.parse(config["cluster-registry:pullSecretNamespaces"] ?? "[]");
         expect(pulls.map((p) => p.inputs.metadata.namespace).sort()).toEqual(namespaces.sort());
+        const pullAuths = JSON.parse(outputs.dockerConfigJson as string).auths;
+        // The read-only port only: no localhost (push) entry, no pusher.
+        expect(Object.keys(pullAuths)).toEqual(["registry.registry.svc.cluster.local:5000"]);
+        const entry = pullAuths["registry.registry.svc.cluster.local:5000"];
+        expect(entry.username).toBe(PULL_IDENTITY);
+        expect(bcrypt.compareSync(entry.password, htpasswd("pull")[PULL_IDENTITY])).toBe(true);
+        expect(htpasswd("push")[PULL_IDENTITY]).toBeUndefined();
         for (const p of pulls) {
             expect(p.inputs.metadata.name).toBe("registry-pull");
-            const auths = JSON.parse(p.inputs.stringData[".dockerconfigjson"]).auths;
-            const entry = auths["registry.registry.svc.cluster.local:5000"];
-            expect(entry).toEqual({ username: "admin", password: passwords.admin, auth: Buffer.from(`admin:${passwords.admin}`).toString("base64") });
+            expect(p.inputs.stringData[".dockerconfigjson"]).toBe(outputs.dockerConfigJson);
         }
+        // The push authfile: the first user, for the workstation's port-forward and the in-cluster push port.
+        const pushAuths = JSON.parse(outputs.pushDockerConfigJson as string).auths;
+        expect(Object.keys(pushAuths)).toEqual(["localhost:5000", "registry.registry.svc.cluster.local:5002"]);
+        expect(pushAuths["localhost:5000"]).toEqual({
+            username: "admin",
+            password: passwords.admin,
+            auth: Buffer.from(`admin:${passwords.admin}`).toString("base64"),
+        });
     });
 
     test("the Deployment mounts what the config names, probes readiness and liveness, runs restricted and rolls on change", async () => {
@@ -171,7 +199,10 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         expect(svc.metadata.name).toBe("registry");
         expect(svc.metadata.annotations["pulumi.com/skipAwait"]).toBe("true");
         expect(svc.spec.type).toBe("ClusterIP");
-        expect(svc.spec.ports).toEqual([{ name: "registry", port: 5000, targetPort: "registry", protocol: "TCP" }]);
+        expect(svc.spec.ports).toEqual([
+            { name: "registry", port: 5000, targetPort: "registry", protocol: "TCP" },
+            { name: "push", port: 5002, targetPort: "push", protocol: "TCP" },
+        ]);
         expect(svc.spec.selector).toEqual(cloud.one(T.deploy, "hosted").inputs.spec.selector.matchLabels);
     });
 
@@ -180,7 +211,11 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         const certsDir = { dev: "/etc/containerd/certs.d", eks: "/etc/containerd/certs.d", k3d: "/var/lib/rancher/k3s/agent/etc/containerd/certs.d" }[stack];
         const pod = cloud.one(T.ds).inputs.spec.template.spec;
         const hostPaths = pod.volumes.filter((v: Record<string, unknown>) => v.hostPath);
-        expect(hostPaths).toEqual([{ name: "certs-d", hostPath: { path: certsDir, type: "DirectoryOrCreate" } }]);
+        // certs.d to write, and containerd's config directory (its parent here) to read, read-only.
+        expect(hostPaths).toEqual([
+            { name: "certs-d", hostPath: { path: certsDir, type: "DirectoryOrCreate" } },
+            { name: "containerd-config", hostPath: { path: path.posix.dirname(certsDir as string), type: "Directory" } },
+        ]);
         expect(outputs.certsDir).toBe(certsDir);
         expect(pod.tolerations).toEqual([{ operator: "Exists" }]);
         const [c] = pod.containers;
@@ -235,7 +270,12 @@ describe("config choices reach the resources", () => {
         );
         const passwords = outputs.passwords as Record<string, string>;
         expect(passwords.ci).toBe(password);
-        expect(cloud.byType(T.password)).toHaveLength(1); // only admin's is generated
+        // only admin's user password is generated (and the program's two identities')
+        expect(cloud.byType(T.password).map((r) => r.name)).toEqual([
+            "registry-credentials-admin-password",
+            `registry-credentials-identity-${PULL_IDENTITY}-password`,
+            `registry-credentials-identity-${NODE_IDENTITY}-password`,
+        ]);
         const lines: string[] = cloud
             .byType(T.secret)
             .find((s) => s.inputs.stringData?.htpasswd)!
@@ -275,9 +315,9 @@ describe("config choices reach the resources", () => {
         expect(server.ipAddresses).toEqual([CLUSTER_IP, "127.0.0.1", "192.168.5.5"]);
         const svc = cloud.one(T.svc, "hosted-service").inputs.spec;
         expect(svc.type).toBe("NodePort");
-        expect(svc.ports[0].nodePort).toBe(30500);
+        expect(svc.ports.find((p: { name: string }) => p.name === "push").nodePort).toBe(30500);
         expect(outputs.pushEndpoint).toBe("<node address>:30500");
-        expect(secretsByType(cloud, "kubernetes.io/dockerconfigjson").map((s) => s.inputs.metadata.namespace)).toEqual(["registry", "apps", "ci"]);
+        expect(secretsByType(cloud, "kubernetes.io/dockerconfigjson").map((s) => s.inputs.metadata.namespace)).toEqual(["apps", "ci"]);
     });
 
     test("createNamespace=false uses the existing namespace and creates none", async () => {

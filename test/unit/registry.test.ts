@@ -76,7 +76,11 @@ describe("metrics", () => {
         const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:nodePort": "30500" });
         const hosted = cloud.one(T.svc, "hosted-service").inputs.spec;
         expect(hosted.type).toBe("NodePort");
-        expect(hosted.ports.map((p: { name: string }) => p.name)).toEqual(["registry"]);
+        // The NodePort is on the push port, where a workstation pushes; metrics are on neither.
+        expect(hosted.ports.map((p: { name: string; nodePort?: number }) => [p.name, p.nodePort])).toEqual([
+            ["registry", undefined],
+            ["push", 30500],
+        ]);
         for (const [name, svcName] of [
             ["hosted", "registry-metrics"],
             ["cache-docker-io", "cache-docker-io-metrics"],
@@ -171,6 +175,7 @@ describe("the rollout checksum", () => {
         const deployment = cloud.one("kubernetes:apps/v1:Deployment", "registry-hosted");
         expect(deployment.secretInputs).not.toContain("spec");
         expect(deployment.inputs.spec.template.metadata.annotations["cluster-registry/checksum"]).toMatch(/^[0-9a-f]{64}$/);
-        expect(cloud.one("kubernetes:core/v1:Secret", "registry-credentials-htpasswd").secretInputs).toContain("stringData");
+        for (const door of ["push", "pull"])
+            expect(cloud.one("kubernetes:core/v1:Secret", `registry-credentials-${door}`).secretInputs).toContain("stringData");
     });
 });

@@ -22,4 +22,23 @@ describe("hosts.toml", () => {
                 'ca = "ca.crt"\n',
         );
     });
+
+    test("the node identity goes in a header table of the endpoint only, never of the upstream server", () => {
+        expect(
+            renderHostsToml({
+                owner: "o",
+                server: "https://registry-1.docker.io",
+                endpoint: "https://10.96.0.20:5000",
+                capabilities: ["pull", "resolve"],
+                ca: "ca.crt",
+                serverIsOurs: false,
+                header: { Authorization: "Basic bm9kZTpwdw==" },
+            }),
+        ).toBe(
+            "# Written by o. Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://registry-1.docker.io"\n\n' +
+                '[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n\n' +
+                '[host."https://10.96.0.20:5000".header]\nAuthorization = "Basic bm9kZTpwdw=="\n',
+        );
+    });
 });

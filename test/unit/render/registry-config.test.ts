@@ -63,4 +63,10 @@ auth:
         const config = YAML.parse(renderRegistryConfig({ ...BASE, proxy: { remoteUrl: "https://quay.io", ttl: "0" } }));
         expect(config.proxy.ttl).toBe("0");
     });
+
+    test("read-only: distribution's maintenance read-only mode on, upload purging left to the read-write container", () => {
+        const config = YAML.parse(renderRegistryConfig({ ...BASE, readOnly: true }));
+        expect(config.storage.maintenance).toEqual({ uploadpurging: { enabled: false }, readonly: { enabled: true } });
+        expect(YAML.parse(renderRegistryConfig(BASE)).storage.maintenance).toBeUndefined();
+    });
 });
