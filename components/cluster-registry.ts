@@ -73,7 +73,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         // Checked before anything is registered: bad args create nothing, not even this component.
         const s = resolveSettings(args, `ClusterRegistry ${name}: `);
         super("cluster-registry:index:ClusterRegistry", name, {}, opts);
-        const namespace = this.namespace(name, s);
+        const namespace = this.namespace(name, s, "registries");
         const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: namespace.resource ? [namespace.resource] : [] };
         const ca = new CertificateAuthority(
             `${name}-ca`,
@@ -86,21 +86,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         const pullSecret = this.pullSecret(name, s, hosted, credentials, { parent: this });
         const nodeAuth = s.nodePulls ? credentials.identityPasswords.apply((p) => ({ username: NODE_IDENTITY, password: p[NODE_IDENTITY] })) : undefined;
         const nodeRegistries = nodeRegistriesOf(s, hosted, caches, nodeAuth);
-        const nodeConfig = new NodeConfig(
-            `${name}-node-config`,
-            {
-                namespace: namespace.name,
-                owner: `${s.namespace}.${s.serviceName}`,
-                image: s.image,
-                certsDir: s.certsDir,
-                containerdConfig: ENVIRONMENTS[s.environment].containerdConfig,
-                containerdCheck: s.containerdCheck,
-                caPem: ca.certPem,
-                registries: nodeRegistries,
-                daemonSetName: `${s.serviceName}-node-config`,
-            },
-            inNamespace,
-        );
+        const nodeConfig = this.nodeAgent(name, s, ca, nodeRegistries);
         if (s.localRegistryHosting) this.discovery(name, s, hosted);
 
         const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
@@ -149,14 +135,39 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         });
     }
 
-    /** The namespace, created (privileged, for the DaemonSet's hostPath) or taken as it is. */
-    private namespace(name: string, s: Settings): { name: pulumi.Output<string>; resource?: k8s.core.v1.Namespace } {
-        if (!s.createNamespace) return { name: pulumi.output(s.namespace) };
-        // The node-config DaemonSet mounts a hostPath, which only the privileged Pod Security level
-        // admits; the registry pods themselves are restricted.
-        const labels = { "pod-security.kubernetes.io/enforce": "privileged", ...PART_OF };
-        const resource = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: s.namespace, labels } }, { parent: this });
+    /**
+     * A namespace, created with its Pod Security level or taken as it is. The node agent writes node
+     * directories (hostPath), which only `privileged` admits, so it has a namespace of its own with
+     * nothing else in it: whoever may create pods or edit Secrets beside the registries does not get
+     * root on every node. The registries run `restricted`, unless caches keep their data in a node
+     * directory (kind's cacheHostPath), which only `privileged` admits too.
+     */
+    private namespace(name: string, s: Settings, which: "registries" | "nodeAgent"): { name: pulumi.Output<string>; resource?: k8s.core.v1.Namespace } {
+        const namespace = which === "registries" ? s.namespace : s.nodeAgentNamespace;
+        if (!s.createNamespace) return { name: pulumi.output(namespace) };
+        const hostPathCaches = s.cacheHostPath !== undefined && s.caches.length > 0;
+        const level = which === "nodeAgent" || hostPathCaches ? "privileged" : "restricted";
+        const labels = { "pod-security.kubernetes.io/enforce": level, ...PART_OF };
+        const logicalName = which === "registries" ? `${name}-namespace` : `${name}-node-agent-namespace`;
+        const resource = new k8s.core.v1.Namespace(logicalName, { metadata: { name: namespace, labels } }, { parent: this });
         return { name: resource.metadata.name, resource };
+    }
+
+    /** The node agent, alone in its privileged namespace. */
+    private nodeAgent(name: string, s: Settings, ca: CertificateAuthority, registries: NodeRegistry[]): NodeConfig {
+        const namespace = this.namespace(name, s, "nodeAgent");
+        const args = {
+            namespace: namespace.name,
+            owner: `${s.namespace}.${s.serviceName}`,
+            image: s.image,
+            certsDir: s.certsDir,
+            containerdConfig: ENVIRONMENTS[s.environment].containerdConfig,
+            containerdCheck: s.containerdCheck,
+            caPem: ca.certPem,
+            registries,
+            daemonSetName: `${s.serviceName}-node-config`,
+        };
+        return new NodeConfig(`${name}-node-config`, args, { parent: this, dependsOn: namespace.resource ? [namespace.resource] : [] });
     }
 
     /**

@@ -159,8 +159,13 @@ function checkTogether(s: Settings, problems: Problems): void {
     if (s.pushPort === s.port) {
         problems.invalid("pushPort", s.pushPort, `a port other than port (${s.port}): pulls and pushes are served by different containers`);
     }
-    const system = s.createNamespace ? v.namespaceToCreate(s.namespace) : undefined;
-    if (system) problems.add("namespace", `${JSON.stringify(s.namespace)} cannot be created: expected ${system}, or set createNamespace to false`);
+    for (const key of ["namespace", "nodeAgentNamespace"] as const) {
+        const system = s.createNamespace ? v.namespaceToCreate(s[key]) : undefined;
+        if (system) problems.add(key, `${JSON.stringify(s[key])} cannot be created: expected ${system}, or set createNamespace to false`);
+    }
+    if (s.nodeAgentNamespace === s.namespace) {
+        problems.add("nodeAgentNamespace", `is the registries' namespace; the privileged node agent needs a namespace of its own`);
+    }
     if (s.patchDefaultServiceAccounts && s.pullSecretNamespaces.length === 0) {
         problems.add(
             "patchDefaultServiceAccounts",
@@ -181,7 +186,14 @@ export function collectSettings(args: ClusterRegistryArgs, problems: Problems): 
         extraIpAddresses: extraNames.filter((n) => v.ipAddress(n) === undefined),
         nodePort: plain.nodePort === 0 ? undefined : (plain.nodePort as number),
         cacheHostPath: plain.cacheHostPath === "" ? undefined : (plain.cacheHostPath as string),
+        nodeAgentNamespace: (plain.nodeAgentNamespace as string | undefined) ?? `${plain.namespace as string}-node-agent`,
     };
+    if (args.nodeAgentNamespace === undefined && v.dnsLabel(base.nodeAgentNamespace)) {
+        problems.add(
+            "nodeAgentNamespace",
+            `${JSON.stringify(base.nodeAgentNamespace)}, made from namespace, is too long for a namespace; set nodeAgentNamespace`,
+        );
+    }
     const settings: Settings = { ...base, users: usersOf(args, problems), caches: cachesOf(args, base, problems) };
     checkTogether(settings, problems);
     return settings;

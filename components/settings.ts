@@ -69,14 +69,22 @@ export const SETTINGS = {
     }),
     namespace: setting({
         type: "string",
-        description: "Namespace for the registry, its Secrets and the node-config DaemonSet.",
+        description:
+            "Namespace for the registries and their Secrets; it enforces the restricted Pod Security level, except where caches keep their data in a node directory (cacheHostPath, kind's default), which only the privileged level admits.",
         default: "registry",
+        check: v.dnsLabel,
+    }),
+    nodeAgentNamespace: setting({
+        type: "string",
+        description:
+            "Namespace for the node agent alone (its DaemonSet, script, files and RBAC): it writes node directories, so it needs the privileged Pod Security level, and nothing else runs there.",
+        defaultText: "<namespace>-node-agent",
         check: v.dnsLabel,
     }),
     createNamespace: setting({
         type: "boolean",
         description:
-            "Create the namespace (labelled for the privileged Pod Security level the DaemonSet's hostPath needs). Set false to use an existing one, which must admit that hostPath too.",
+            "Create both namespaces, labelled for their Pod Security levels. Set false to use existing ones; the node agent's must admit privileged pods (hostPath).",
         default: true,
     }),
     serviceName: setting({
@@ -320,6 +328,7 @@ export type MirrorFallback = "upstream" | "none";
 export interface Settings {
     environment: EnvironmentName;
     namespace: string;
+    nodeAgentNamespace: string;
     createNamespace: boolean;
     serviceName: string;
     port: number;
@@ -365,9 +374,11 @@ export interface Settings {
 export interface ClusterRegistryArgs {
     /** kind, k3d or eks: picks node paths, storage class and sizes. Default: kind. */
     environment?: EnvironmentName;
-    /** Namespace for the registries, their Secrets and the node-config DaemonSet. Default: registry. */
+    /** Namespace for the registries and their Secrets (restricted Pod Security). Default: registry. */
     namespace?: string;
-    /** Create the namespace (privileged Pod Security, for the DaemonSet's hostPath). Default: true. */
+    /** Namespace for the node agent alone (privileged Pod Security). Default: <namespace>-node-agent. */
+    nodeAgentNamespace?: string;
+    /** Create both namespaces, labelled for their Pod Security levels. Default: true. */
     createNamespace?: boolean;
     /** The hosted registry's Service name, part of its DNS name. Default: registry. */
     serviceName?: string;

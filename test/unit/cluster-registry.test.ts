@@ -54,3 +54,56 @@ describe("secrets stay secret (issue 11)", () => {
         }
     });
 });
+
+describe("the privileged part alone", () => {
+    const NS = "kubernetes:core/v1:Namespace";
+    const run = async (config: Record<string, string>) => {
+        const cloud = new FakeCloud({ clusterIP: () => "10.96.0.10" });
+        await runProgram(cloud, { config, entry: path.join(__dirname, "../../index.ts") });
+        return cloud;
+    };
+    const level = (cloud: FakeCloud, ns: string) =>
+        cloud.byType(NS).find((r) => r.inputs.metadata.name === ns)?.inputs.metadata.labels["pod-security.kubernetes.io/enforce"];
+
+    test("the node agent and everything it reads live in a privileged namespace of their own; the registries' namespace enforces restricted", async () => {
+        const cloud = await run({ "cluster-registry:environment": "eks", "cluster-registry:caches": '["docker.io"]' });
+        expect(level(cloud, "registry-node-agent")).toBe("privileged");
+        expect(level(cloud, "registry")).toBe("restricted");
+        const inAgentNamespace = cloud.resources.filter((r) => r.type.startsWith("kubernetes:") && r.inputs.metadata?.namespace === "registry-node-agent");
+        expect(inAgentNamespace.map((r) => r.type).sort()).toEqual(
+            [
+                "kubernetes:apps/v1:DaemonSet",
+                "kubernetes:core/v1:ConfigMap",
+                "kubernetes:core/v1:Secret",
+                "kubernetes:core/v1:ServiceAccount",
+                "kubernetes:rbac.authorization.k8s.io/v1:Role",
+                "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+            ].sort(),
+        );
+        // Nothing that runs in the registries' namespace asks for more than restricted allows.
+        for (const d of cloud.byType("kubernetes:apps/v1:Deployment")) {
+            const pod = d.inputs.spec.template.spec;
+            expect(
+                pod.volumes.filter((v: Record<string, unknown>) => v.hostPath),
+                d.name,
+            ).toEqual([]);
+            for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+                expect(c.securityContext, `${d.name} ${c.name}`).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+            }
+            expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+        }
+    });
+
+    test("on kind, caches in a node directory need privileged in the registries' namespace too, and say so by its label", async () => {
+        const cloud = await run({ "cluster-registry:caches": '["docker.io"]' });
+        expect(level(cloud, "registry")).toBe("privileged");
+        expect(level(cloud, "registry-node-agent")).toBe("privileged");
+        expect(level(await run({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:cacheHostPath": "" }), "registry")).toBe("restricted");
+    });
+
+    test("the agent's namespace cannot be the registries' own, nor a namespace every cluster already has", () => {
+        expect(() => new ClusterRegistry("r", { nodeAgentNamespace: "registry" })).toThrow(/nodeAgentNamespace: is the registries' namespace/);
+        expect(() => new ClusterRegistry("r", { nodeAgentNamespace: "kube-system" })).toThrow(/nodeAgentNamespace: "kube-system" cannot be created/);
+        expect(() => new ClusterRegistry("r", { namespace: "a".repeat(60) })).toThrow(/nodeAgentNamespace: "a+-node-agent", made from namespace, is too long/);
+    });
+});

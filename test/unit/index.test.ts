@@ -60,7 +60,8 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         // kind keeps caches in a node directory (a host mount survives the cluster), not volumes.
         const cacheVolumes = ENVIRONMENTS[(config["cluster-registry:environment"] ?? "kind") as EnvironmentName].cacheHostPath ? 0 : caches;
         expect(counts(cloud.resources)).toEqual({
-            [T.ns]: 1,
+            // the registries', and the node agent's own
+            [T.ns]: 2,
             // each registry's own Service, and its metrics Service
             [T.svc]: 2 * (1 + caches),
             // htpasswd for pushes, for pulls (and for caches, the node identity's), a tls per registry,
