@@ -110,7 +110,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         this.dockerConfigJson = pullSecret.dockerConfigJson;
         const firstUser = s.users[0].name;
         this.pushDockerConfigJson = pulumi.secret(
-            credentials.passwords.apply((p) => renderDockerConfigJson([pushEndpointOf(s), pushHostOf(s)], firstUser, p[firstUser])),
+            // With a NodePort the workstation's host is a node address we cannot know: in-cluster name only.
+            credentials.passwords.apply((p) => renderDockerConfigJson([...(s.nodePort ? [] : [pushEndpointOf(s)]), pushHostOf(s)], firstUser, p[firstUser])),
         );
         this.pullSecretName = pulumi.output(pullSecret.secretName);
         this.certsDir = pulumi.output(nodeConfig.certsDir);
@@ -149,7 +150,9 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         const level = which === "nodeAgent" || hostPathCaches ? "privileged" : "restricted";
         const labels = { "pod-security.kubernetes.io/enforce": level, ...PART_OF };
         const logicalName = which === "registries" ? `${name}-namespace` : `${name}-node-agent-namespace`;
-        const resource = new k8s.core.v1.Namespace(logicalName, { metadata: { name: namespace, labels } }, { parent: this });
+        // Deleting a namespace deletes every claim in it: a kept volume keeps its namespace too.
+        const retainOnDelete = which === "registries" && s.keepRegistryVolume;
+        const resource = new k8s.core.v1.Namespace(logicalName, { metadata: { name: namespace, labels } }, { parent: this, retainOnDelete });
         return { name: resource.metadata.name, resource };
     }
 
@@ -227,6 +230,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             push: { port: s.pushPort, htpasswd: credentials.htpasswd.push },
             // The images people pushed: kept by `pulumi destroy` unless asked (README, Destroy).
             retainVolume: s.keepRegistryVolume,
+            existingClaim: s.registryVolumeClaim,
         };
         return new Registry(`${name}-hosted`, args, opts);
     }
@@ -291,7 +295,13 @@ export class ClusterRegistry extends pulumi.ComponentResource {
     private discovery(name: string, s: Settings, hosted: Registry): void {
         const value = hosted.host.apply((h) =>
             // With a NodePort, kind and k3d publish it on the machine's localhost.
-            renderLocalRegistryHosting({ host: `localhost:${s.nodePort ?? s.port}`, hostFromContainerRuntime: h, hostFromClusterNetwork: h, help: HELP_URL }),
+            // Tools push from the cluster network (the push port) and name images for the runtime (the pull port).
+            renderLocalRegistryHosting({
+                host: `localhost:${s.nodePort ?? s.port}`,
+                hostFromContainerRuntime: h,
+                hostFromClusterNetwork: pushHostOf(s),
+                help: HELP_URL,
+            }),
         );
         new k8s.core.v1.ConfigMap(
             `${name}-local-registry-hosting`,

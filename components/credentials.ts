@@ -7,10 +7,9 @@ import { PART_OF } from "./labels";
 
 /**
  * bcrypt cost for generated passwords. The registry checks bcrypt on every request (a CRI pull of a
- * 4-layer image makes 7 authenticated ones) and caches nothing. `npm run bench`, two runs here (the
- * README's Performance table): cost 5 adds 2.9-3.7 ms per request and 8 clients get 369-392 requests/s;
- * cost 10 adds 74-82 ms and caps them at 21-25 requests/s, and a cold 60 MB pull takes 0.54-0.75 s
- * against 0.94 s at cost 10. A 32-character random password has ~190 bits of entropy: no amount of key
+ * 4-layer image makes 7 authenticated ones) and caches nothing; `npm run bench` measures what each
+ * cost adds (the README's Performance section has the figures: cost 10 serves about a fourteenth of
+ * cost 5's requests/s). A 32-character random password has ~190 bits of entropy: no amount of key
  * stretching makes guessing it any harder.
  */
 export const GENERATED_PASSWORD_BCRYPT_COST = 5;
@@ -24,8 +23,8 @@ export const GENERATED_PASSWORD_LENGTH = 32;
  * identity): the lowest bcrypt allows. Their passwords are 32 random letters and digits (~190 bits),
  * which no guessing reaches at any cost, so stretching adds nothing but the price every request pays:
  * the registry checks bcrypt on every request, and every node pull of every image goes through it.
- * Requiring the node identity on caches costs each cache request that check: about 1 ms at cost 4
- * on distribution 2.8 here (2.5-3.7 ms at cost 5), against nothing for the anonymous caches before.
+ * Requiring the node identity on caches costs each cache request that check (the README's "What node
+ * pulls cost" has the benchmark's figures), against nothing for the anonymous caches before.
  */
 export const GENERATED_IDENTITY_BCRYPT_COST = 4;
 /** The identity every node's containerd pulls with (sent by hosts.toml, never in a pod's reach). */

@@ -114,6 +114,8 @@ export interface RegistryArgs {
     serviceMonitor?: boolean;
     /** Keep the volume's claim when the stack is destroyed (`retainOnDelete`). Default: false. */
     retainVolume?: boolean;
+    /** Run on this existing claim, created and deleted by nobody here. Default: a claim of its own. */
+    existingClaim?: string;
     /** Let a change Kubernetes can only make by replacing the claim give the registry a new, empty volume. Default: false. */
     allowVolumeReplacement?: boolean;
 }
@@ -255,7 +257,11 @@ export class Registry extends pulumi.ComponentResource {
     }
 
     private service(name: string, args: RegistryArgs, labels: RegistryLabels, port: number): k8s.core.v1.Service {
-        const nodePort = args.nodePort ? { nodePort: args.nodePort } : {};
+        const ports = [
+            { name: "registry", port, targetPort: "registry", protocol: "TCP" },
+            ...(args.push ? [{ name: "push", port: args.push.port, targetPort: "push", protocol: "TCP" }] : []),
+        ];
+        if (args.nodePort) this.nodePortService(name, args, labels);
         return new k8s.core.v1.Service(
             `${name}-service`,
             {
@@ -267,17 +273,30 @@ export class Registry extends pulumi.ComponentResource {
                     // certificate: waiting here for endpoints (the provider's default) would deadlock.
                     annotations: { "pulumi.com/skipAwait": "true" },
                 },
-                spec: {
-                    type: args.nodePort ? "NodePort" : "ClusterIP",
-                    selector: labels.selector,
-                    // With a push port, the NodePort goes there: what a workstation reaches is where it pushes.
-                    ports: args.push
-                        ? [
-                              { name: "registry", port, targetPort: "registry", protocol: "TCP" },
-                              { name: "push", port: args.push.port, targetPort: "push", protocol: "TCP", ...nodePort },
-                          ]
-                        : [{ name: "registry", port, targetPort: "registry", protocol: "TCP", ...nodePort }],
+                spec: { type: "ClusterIP", selector: labels.selector, ports },
+            },
+            { parent: this },
+        );
+    }
+
+    /**
+     * The NodePort on a Service of its own that lists only the push port (the registry port without
+     * one): a NodePort Service gives every port it lists a port on every node.
+     */
+    private nodePortService(name: string, args: RegistryArgs, labels: RegistryLabels): void {
+        const target = args.push
+            ? { name: "push", port: args.push.port, targetPort: "push" }
+            : { name: "registry", port: args.port ?? 5000, targetPort: "registry" };
+        new k8s.core.v1.Service(
+            `${name}-node-port`,
+            {
+                metadata: {
+                    name: `${args.serviceName}-node-port`.slice(0, 63),
+                    namespace: args.namespace,
+                    labels: labels.meta,
+                    annotations: { "pulumi.com/skipAwait": "true" },
                 },
+                spec: { type: "NodePort", selector: labels.selector, ports: [{ ...target, protocol: "TCP", nodePort: args.nodePort }] },
             },
             { parent: this },
         );
@@ -346,6 +365,7 @@ export class Registry extends pulumi.ComponentResource {
     /** The registry's storage: a node directory (kind caches) or a PersistentVolumeClaim. */
     private storageVolume(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.Volume {
         if (args.hostPath) return { name: "storage", hostPath: { path: args.hostPath, type: "DirectoryOrCreate" } };
+        if (args.existingClaim) return { name: "storage", persistentVolumeClaim: { claimName: args.existingClaim } };
         const allowReplacement = args.allowVolumeReplacement ?? false;
         const claim = new k8s.core.v1.PersistentVolumeClaim(
             `${name}-storage`,

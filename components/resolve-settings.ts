@@ -70,14 +70,14 @@ function noDuplicates(key: string, values: readonly string[], problems: Problems
 }
 
 function environmentOf(args: ClusterRegistryArgs, problems: Problems): EnvironmentName {
-    const e = args.environment ?? "kind";
+    const e = args.environment ?? (defaultFor("environment", "kind") as EnvironmentName);
     if ((ENVIRONMENT_NAMES as readonly string[]).includes(e)) return e;
     problems.invalid("environment", e, `one of ${ENVIRONMENT_NAMES.join(", ")}`);
     return "kind";
 }
 
 function usersOf(args: ClusterRegistryArgs, problems: Problems): RegistryUserArgs[] {
-    const users = (args.users ?? ["admin"]).map((u) => (typeof u === "string" ? { name: u } : u));
+    const users = (args.users ?? (defaultFor("users", "kind") as string[])).map((u) => (typeof u === "string" ? { name: u } : u));
     if (users.length === 0) problems.invalid("users", [], "at least one user name");
     for (const u of users) {
         const expected = v.htpasswdUser(u.name);
@@ -122,8 +122,9 @@ function cacheOf(entry: string | CacheArgs, problems: Problems): CacheSetting | 
 }
 
 /** The hosted registry's certs.d directory names: a cache may not take one of them. */
-function hostedHosts(s: Pick<Settings, "serviceName" | "namespace" | "clusterDomain" | "port" | "extraDnsNames">): string[] {
-    return [...serviceDnsNames(s.serviceName, s.namespace, s.clusterDomain), ...s.extraDnsNames].map((n) => `${n}:${s.port}`);
+function hostedHosts(s: Pick<Settings, "serviceName" | "namespace" | "clusterDomain" | "port" | "pushPort" | "extraDnsNames" | "extraIpAddresses">): string[] {
+    const names = [...serviceDnsNames(s.serviceName, s.namespace, s.clusterDomain), ...s.extraDnsNames, ...s.extraIpAddresses];
+    return names.flatMap((n) => [`${n}:${s.port}`, `${n}:${s.pushPort}`]);
 }
 
 function cachesOf(args: ClusterRegistryArgs, hosted: Parameters<typeof hostedHosts>[0], problems: Problems): CacheSetting[] {
@@ -180,12 +181,16 @@ export function collectSettings(args: ClusterRegistryArgs, problems: Problems): 
     const plain = Object.fromEntries(PLAIN_KEYS.map((k) => [k, checked(args, k, environment, problems)])) as Record<string, unknown>;
     const extraNames = plain.extraNames as string[];
     const base = {
-        ...(plain as Omit<Settings, "environment" | "users" | "caches" | "extraDnsNames" | "extraIpAddresses" | "nodePort" | "cacheHostPath">),
+        ...(plain as Omit<
+            Settings,
+            "environment" | "users" | "caches" | "extraDnsNames" | "extraIpAddresses" | "nodePort" | "cacheHostPath" | "registryVolumeClaim"
+        >),
         environment,
         extraDnsNames: extraNames.filter((n) => v.ipAddress(n) !== undefined),
         extraIpAddresses: extraNames.filter((n) => v.ipAddress(n) === undefined),
         nodePort: plain.nodePort === 0 ? undefined : (plain.nodePort as number),
         cacheHostPath: plain.cacheHostPath === "" ? undefined : (plain.cacheHostPath as string),
+        registryVolumeClaim: plain.registryVolumeClaim === "" ? undefined : (plain.registryVolumeClaim as string),
         nodeAgentNamespace: (plain.nodeAgentNamespace as string | undefined) ?? `${plain.namespace as string}-node-agent`,
     };
     if (args.nodeAgentNamespace === undefined && v.dnsLabel(base.nodeAgentNamespace)) {

@@ -16,7 +16,7 @@ export const PROJECT = "cluster-registry";
 /**
  * The distribution registry image: distribution 3, the maintained line (the official image's 2.x
  * tags get no rebuilds since June 2025). Pinned to a patch release: a moving tag would change the
- * pod on a rerun with no config change. Its config.yml stays within what 2.8 reads too.
+ * pod on a rerun with no config change. Its config.yml is one 2.8 also starts with (proved here).
  */
 export const DEFAULT_REGISTRY_IMAGE = "docker.io/library/registry:3.1.1";
 
@@ -271,6 +271,13 @@ export const SETTINGS = {
             "Keep the hosted registry's volume (its PersistentVolumeClaim, and so the images) when the stack is destroyed; see Destroy in the README for taking it over from a new stack.",
         default: true,
     }),
+    registryVolumeClaim: setting({
+        type: "string",
+        description:
+            "An existing PersistentVolumeClaim in the registries' namespace for the hosted registry to run on (a volume kept by an earlier stack's destroy); the stack then neither creates nor deletes a claim. \"\" for a claim of its own.",
+        default: "",
+        check: (c) => (c === "" ? undefined : v.dnsSubdomain(c) && `${v.dnsSubdomain(c)}, or "" for a claim of its own`),
+    }),
     allowVolumeReplacement: setting({
         type: "boolean",
         description:
@@ -363,6 +370,8 @@ export interface Settings {
     cacheHostPath: string | undefined;
     serviceMonitors: boolean;
     keepRegistryVolume: boolean;
+    /** `undefined`: the hosted registry gets a claim of its own. */
+    registryVolumeClaim: string | undefined;
     allowVolumeReplacement: boolean;
     localRegistryHosting: boolean;
 }
@@ -438,6 +447,8 @@ export interface ClusterRegistryArgs {
     serviceMonitors?: boolean;
     /** Keep the hosted registry's volume when the stack is destroyed. Default: true. */
     keepRegistryVolume?: boolean;
+    /** An existing claim (in the registries' namespace) for the hosted registry; "" for its own. Default: "". */
+    registryVolumeClaim?: string;
     /** Let a change of storageClass replace a volume with an empty one instead of stopping pulumi up. Default: false. */
     allowVolumeReplacement?: boolean;
     /** Publish the KEP-1755 local-registry-hosting ConfigMap. Default: true. */

@@ -6,9 +6,6 @@
  * secrets, and the caller decides whether to echo one.
  */
 
-/** A check: `undefined` when the value is accepted, else what would be. */
-export type Check = (value: string) => string | undefined;
-
 // ---------------------------------------------------------------------------------------------------
 // Kubernetes names
 // ---------------------------------------------------------------------------------------------------

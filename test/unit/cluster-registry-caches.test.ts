@@ -152,7 +152,7 @@ describe("caches in the program", () => {
         expect(cm.data["localRegistryHosting.v1"]).toBe(
             "host: localhost:5000\n" +
                 "hostFromContainerRuntime: registry.registry.svc.cluster.local:5000\n" +
-                "hostFromClusterNetwork: registry.registry.svc.cluster.local:5000\n" +
+                "hostFromClusterNetwork: registry.registry.svc.cluster.local:5002\n" +
                 "help: https://github.com/kubernetes/enhancements/tree/master/keps/sig-cluster-lifecycle/generic/1755-communicating-a-local-registry\n",
         );
         expect((await run({ "cluster-registry:localRegistryHosting": "false" })).cloud.byType("kubernetes:core/v1:ConfigMap").map((c) => c.name)).not.toContain(

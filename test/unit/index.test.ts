@@ -314,9 +314,10 @@ describe("config choices reach the resources", () => {
         const server = certFacts(cloud.one(T.signed, "hosted-tls-cert").outputs.certPem);
         expect(server.dnsNames).toContain("registry.example.com");
         expect(server.ipAddresses).toEqual([CLUSTER_IP, "127.0.0.1", "192.168.5.5"]);
-        const svc = cloud.one(T.svc, "hosted-service").inputs.spec;
-        expect(svc.type).toBe("NodePort");
-        expect(svc.ports.find((p: { name: string }) => p.name === "push").nodePort).toBe(30500);
+        expect(cloud.one(T.svc, "hosted-service").inputs.spec.type).toBe("ClusterIP");
+        const nodePort = cloud.one(T.svc, "hosted-node-port").inputs.spec;
+        expect(nodePort.type).toBe("NodePort");
+        expect(nodePort.ports).toEqual([{ name: "push", port: 5002, targetPort: "push", protocol: "TCP", nodePort: 30500 }]);
         expect(outputs.pushEndpoint).toBe("<node address>:30500");
         expect(secretsByType(cloud, "kubernetes.io/dockerconfigjson").map((s) => s.inputs.metadata.namespace)).toEqual(["apps", "ci"]);
     });

@@ -72,15 +72,19 @@ describe("probes: ready only while it can serve, alive even when full", () => {
 });
 
 describe("metrics", () => {
-    test("each registry's metrics are on a ClusterIP Service of their own; the NodePort Service does not list them", async () => {
+    test("each registry's metrics are on a ClusterIP Service of their own; the NodePort Service lists the push port alone", async () => {
         const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:nodePort": "30500" });
-        const hosted = cloud.one(T.svc, "hosted-service").inputs.spec;
-        expect(hosted.type).toBe("NodePort");
-        // The NodePort is on the push port, where a workstation pushes; metrics are on neither.
-        expect(hosted.ports.map((p: { name: string; nodePort?: number }) => [p.name, p.nodePort])).toEqual([
-            ["registry", undefined],
-            ["push", 30500],
-        ]);
+        expect(
+            cloud
+                .byType(T.svc)
+                .filter((s) => s.inputs.spec.type === "NodePort")
+                .map((s) => s.name),
+        ).toEqual(["registry-hosted-node-port"]);
+        // Every port a NodePort Service lists gets a port on every node: only the push port, where a
+        // workstation pushes; neither the read-only port nor metrics.
+        const nodePort = cloud.one(T.svc, "hosted-node-port").inputs.spec;
+        expect(nodePort.ports.map((p: { name: string; nodePort?: number }) => [p.name, p.nodePort])).toEqual([["push", 30500]]);
+        expect(cloud.one(T.svc, "hosted-service").inputs.spec.type).toBe("ClusterIP");
         for (const [name, svcName] of [
             ["hosted", "registry-metrics"],
             ["cache-docker-io", "cache-docker-io-metrics"],
@@ -136,18 +140,29 @@ describe("no config change moves a registry onto an empty volume", () => {
         });
     });
 
-    test("destroy keeps the hosted registry's claim, deletes the caches'; keepRegistryVolume=false deletes it too", async () => {
+    test("destroy keeps the hosted registry's claim and its namespace (deleting a namespace deletes its claims), deletes the caches'; keepRegistryVolume=false deletes it too", async () => {
         const cloud = new FakeCloud();
         await run(WITH_CACHE, cloud);
         const hostedClaim = cloud.one(T.pvc, "hosted-storage").urn;
         const cacheClaim = cloud.one(T.pvc, "cache-docker-io-storage").urn;
+        const namespace = cloud.one("kubernetes:core/v1:Namespace", "registry-namespace").urn;
         const { retained, deleted } = cloud.destroy();
-        expect(retained).toEqual([hostedClaim]);
+        expect(retained.sort()).toEqual([hostedClaim, namespace].sort());
         expect(deleted).toContain(cacheClaim);
 
         const other = new FakeCloud();
         await run({ ...WITH_CACHE, "cluster-registry:keepRegistryVolume": "false" }, other);
         expect(other.destroy().retained).toEqual([]);
+    });
+
+    test("a new stack runs the hosted registry on a kept claim it names (registryVolumeClaim), and creates no claim of its own", async () => {
+        const { cloud } = await run({ "cluster-registry:registryVolumeClaim": "registry-hosted-storage-1a2b3c4d" });
+        expect(cloud.byType(T.pvc).map((p) => p.name)).toEqual([]);
+        const volumes = cloud.one(T.deploy, "hosted").inputs.spec.template.spec.volumes;
+        expect(volumes.find((v: { name: string }) => v.name === "storage")).toEqual({
+            name: "storage",
+            persistentVolumeClaim: { claimName: "registry-hosted-storage-1a2b3c4d" },
+        });
     });
 
     test("the guard names every field that would replace the claim, and stays quiet when none would", () => {

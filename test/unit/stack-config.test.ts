@@ -240,6 +240,11 @@ describe("settings that only make sense together", () => {
         expect(problemsOf({ caches: JSON.stringify([`${hosted}=https://mirror.example.com`]) }).join("\n")).toMatch(
             /cluster-registry:caches: "registry.registry.svc.cluster.local:5000" is the hosted registry's own name/,
         );
+        // Its push port and its extra names are its own too.
+        for (const host of ["registry.registry.svc.cluster.local:5002", "10.0.0.9:5000"]) {
+            const problems = problemsOf({ extraNames: '["10.0.0.9"]', caches: JSON.stringify([`${host}=https://mirror.example.com`]) }).join("\n");
+            expect(problems).toContain(`"${host}" is the hosted registry's own name`);
+        }
     });
 });
 
