@@ -57,6 +57,9 @@ MANAGED="$STATE/managed"
 CREATED="$STATE/created-dirs"
 # Files it has a backup of: a backup that went missing is reported, never taken for "nothing to restore".
 BACKED_UP="$STATE/backed-up"
+# Files that were ours once and that someone else changed since: `<path> <sha256 of theirs>`. Theirs
+# while they exist (never backed up, overwritten or restored over); once they delete it, ours again.
+RELEASED="$STATE/released"
 HOLDER="$STATE/holder"
 PODS="$STATE/pods"
 JOURNAL="$STATE/journal"
@@ -84,6 +87,9 @@ esac
 CHECK_SAID=
 LOCKED=
 stop=
+# After SIGTERM: when lock() stops waiting for the lock, and whether it has said so.
+GIVE_UP_AT=
+GAVE_UP=
 NL='
 '
 
@@ -146,40 +152,121 @@ unready() { [ -z "$READY_FILE" ] || rm -f "$READY_FILE"; }
 # ---- the lock -----------------------------------------------------------------------------------
 
 # One writer at a time on this node (a rollout's new pod starts before the old one stops). Fails,
-# rather than waiting forever, when certs.d is missing or not writable, and when SIGTERM comes.
+# rather than waiting forever, when certs.d is missing or not writable, and (after SIGTERM) when the
+# lock is still held a lease and a few seconds later: the pod's grace period (30 s) is not forever.
 lock() {
   if [ ! -d "$CERTS_DIR" ]; then
     log "cannot work: $CERTS_DIR does not exist (is the hostPath mounted?)"
     return 1
   fi
+  retries=0
   while :; do
-    if mkdir "$LOCK" 2>/dev/null; then
-      if echo "$TOKEN" > "$LOCK/owner" 2>/dev/null; then
-        LOCKED=1
-        # A pod killed while breaking a lock leaves the broken one behind, renamed.
-        rm -rf "$LOCK".broken.*
-        return 0
+    # Made whole beside it, then renamed into place: a lock is never seen without its owner, and
+    # the rename fails onto another pod's lock (a directory that is not empty).
+    new_lock="$LOCK.new.$$"
+    rm -rf "$new_lock"
+    if mkdir "$new_lock" 2>/dev/null; then
+      if ! echo "$TOKEN" > "$new_lock/owner" 2>/dev/null; then
+        rm -rf "$new_lock"
+        log "cannot write to $CERTS_DIR (read-only or full): nothing changed"
+        return 1
       fi
-      rm -rf "$LOCK"
-      log "cannot write to $CERTS_DIR (read-only or full): nothing changed"
-      return 1
+      if ! mv -T "$new_lock" "$LOCK" 2>/dev/null; then rm -rf "$new_lock"; fi
+    fi
+    if [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$TOKEN" ]; then
+      LOCKED=1
+      # A pod killed while taking or breaking a lock leaves it behind, renamed. Only a stale one goes:
+      # a fresh one is another pod's, being taken or given back (see break_lock).
+      for b in "$LOCK".broken.* "$LOCK".new.*; do
+        exists "$b" || continue
+        now=$(date +%s)
+        since=$(stat -c %Y "$b/owner" 2>/dev/null || stat -c %Y "$b" 2>/dev/null || echo 0)
+        [ $((now - since)) -lt "$LOCK_LEASE_SECONDS" ] || rm -rf "$b"
+      done
+      return 0
     fi
     if ! [ -d "$LOCK" ]; then
+      retries=$((${retries:-0} + 1))
+      if writable && [ "$retries" -le 50 ]; then
+        # Released or broken between our mkdir and this test: try again.
+        sleep 0.1
+        continue
+      fi
       log "cannot write to $CERTS_DIR (read-only?): nothing changed"
       return 1
     fi
-    [ -z "$stop" ] || return 1
     now=$(date +%s)
-    since=$(stat -c %Y "$LOCK/owner" 2>/dev/null || stat -c %Y "$LOCK" 2>/dev/null || echo "$now")
-    if [ $((now - since)) -ge "$LOCK_LEASE_SECONDS" ]; then
-      log "breaking the lock of $(cat "$LOCK/owner" 2>/dev/null || echo 'a pod that never wrote its name'): its lease expired $((now - since))s ago"
-      if ! mv "$LOCK" "$LOCK.broken.$$" 2> /dev/null || ! rm -rf "$LOCK.broken.$$"; then
-        log "cannot break the lock: $CERTS_DIR is not writable"
+    if [ -n "$stop" ]; then
+      [ -n "$GIVE_UP_AT" ] || GIVE_UP_AT=$((now + LOCK_LEASE_SECONDS + 5))
+      if [ "$now" -ge "$GIVE_UP_AT" ]; then
+        [ -n "$GAVE_UP" ] || log "stopping (SIGTERM) while $(cat "$LOCK/owner" 2>/dev/null || echo 'another pod') still holds the node's lock: left the node as it is, no uninstall done (if this is an uninstall, run '$0 remove' on the node)"
+        GAVE_UP=1
         return 1
       fi
     fi
+    holder=$(cat "$LOCK/owner" 2>/dev/null)
+    since=$(stat -c %Y "$LOCK/owner" 2>/dev/null || stat -c %Y "$LOCK" 2>/dev/null || echo "$now")
+    if [ $((now - since)) -ge "$LOCK_LEASE_SECONDS" ]; then
+      break_lock "$holder" || return 1
+      continue
+    fi
     sleep 0.1
   done
+}
+# Whether certs.d takes a new entry (busybox's `test -w` is always true for root).
+writable() {
+  probe="$CERTS_DIR/.cluster-registry.probe.$$"
+  mkdir "$probe" 2>/dev/null && rmdir "$probe"
+}
+# The lock's lease, $1 its owner as read, looked expired: moves it aside, and removes it only if it is
+# still that owner's with an expired lease. Another pod may have broken it and taken it meanwhile: a
+# fresh lock is never removed. Fails only when certs.d is not writable.
+break_lock() {
+  # One breaker at a time (a breaker killed meanwhile leaves it; it goes after a lease).
+  if ! mkdir "$LOCK.breaking" 2>/dev/null; then
+    if ! exists "$LOCK.breaking" && ! writable; then
+      log "cannot break the lock: $CERTS_DIR is not writable"
+      return 1
+    fi
+    since=$(stat -c %Y "$LOCK.breaking" 2>/dev/null) || return 0
+    [ $(($(date +%s) - since)) -lt "$LOCK_LEASE_SECONDS" ] || rm -rf "$LOCK.breaking"
+    sleep 0.1
+    return 0
+  fi
+  break_held "$1"
+  rc=$?
+  rm -rf "$LOCK.breaking"
+  return "$rc"
+}
+break_held() {
+  aside="$LOCK.broken.$$"
+  # Read again right before the rename: the lock may have changed hands since.
+  [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$1" ] || return 0
+  since=$(stat -c %Y "$LOCK/owner" 2>/dev/null || stat -c %Y "$LOCK" 2>/dev/null) || return 0
+  [ $(($(date +%s) - since)) -ge "$LOCK_LEASE_SECONDS" ] || return 0
+  rm -rf "$aside"
+  if ! mv -T "$LOCK" "$aside" 2> /dev/null; then
+    if [ -d "$LOCK" ] && ! writable; then
+      log "cannot break the lock: $CERTS_DIR is not writable"
+      return 1
+    fi
+    # Someone else broke it first.
+    sleep 0.1
+    return 0
+  fi
+  now=$(date +%s)
+  since=$(stat -c %Y "$aside/owner" 2>/dev/null || stat -c %Y "$aside" 2>/dev/null || echo "$now")
+  # Gone already: the next holder cleaned it up, which it does to stale ones only.
+  if ! exists "$aside" || { [ "$(cat "$aside/owner" 2>/dev/null)" = "$1" ] && [ $((now - since)) -ge "$LOCK_LEASE_SECONDS" ]; }; then
+    log "breaking the lock of ${1:-a pod that never wrote its name}: its lease expired $((now - since))s ago"
+    rm -rf "$aside"
+    return 0
+  fi
+  # Moved a fresh lock (taken between the check and the rename): give it back. If a third pod took
+  # the place meanwhile, the fresh lock's holder finds it lost at its next guard and stops.
+  mv -T "$aside" "$LOCK" 2> /dev/null || true
+  sleep 0.1
+  return 0
 }
 # Still the lock's owner (a pod stalled past its lease may have lost it): renews the lease, or
 # says why it stops. Checked before every change to the node.
@@ -332,6 +419,23 @@ install_file() {
   dir=${rel%/*}
   guard || return 1
   new=$(hash_of "$STAGE/$rel") || return 1
+  if released "$rel"; then
+    if exists "$dst"; then
+      theirs=$(hash_of "$dst") || theirs=-
+      # Still theirs: left alone, quietly (said once, when it was released). What a killed pod left
+      # of our record of it is dropped.
+      if [ "$(released_hash "$rel")" != "$theirs" ]; then set_released "$rel" "$theirs" || return 1; fi
+      if is_listed "$rel"; then set_hash "$rel" || return 1; fi
+      if exists "$STATE/backup/$rel" || listed_line "$BACKED_UP" "$rel"; then
+        rm -rf "$STATE/backup/$rel"
+        del_line "$BACKED_UP" "$rel" || return 1
+      fi
+      return 0
+    fi
+    # They deleted it: the path is free, ours again.
+    log "$dst, left to someone else, is gone: this agent writes it again"
+    set_released "$rel" || return 1
+  fi
   if [ ! -d "$CERTS_DIR/$dir" ]; then
     add_line "$CREATED" "$dir" || return 1
     mkdir -m 755 "$CERTS_DIR/$dir" || [ -d "$CERTS_DIR/$dir" ] || return 1
@@ -339,7 +443,9 @@ install_file() {
   if exists "$dst" && ! ours "$rel" && ! same_as_backup "$rel"; then
     if is_listed "$rel"; then
       # Ours once, changed since by someone else: theirs now, kept as it is and never restored over.
-      log "$dst was changed by someone else since this agent wrote it: keeping theirs, not managing it"
+      log "$dst was changed by someone else since this agent wrote it: keeping theirs, not managing it while it is there"
+      # Recorded first: a pod killed after it finishes the rest at the next apply.
+      set_released "$rel" "$(hash_of "$dst" || echo -)" || return 1
       set_hash "$rel" || return 1
       rm -rf "$STATE/backup/$rel"
       del_line "$BACKED_UP" "$rel"
@@ -423,6 +529,15 @@ release_file() {
   return 0
 }
 
+released() { [ -f "$RELEASED" ] && awk -v p="$1" '$1 == p { found = 1 } END { exit !found }' "$RELEASED"; }
+released_paths() { [ ! -f "$RELEASED" ] || awk '{ print $1 }' "$RELEASED"; }
+released_hash() { [ -f "$RELEASED" ] && awk -v p="$1" '$1 == p { print $2; exit }' "$RELEASED"; }
+# Keeps only `<path> <hash>` for the path, or (no hash) drops the path.
+set_released() {
+  [ -f "$RELEASED" ] || : | put "$RELEASED" || return 1
+  { awk -v p="$1" '$1 != p' "$RELEASED"; [ -z "${2:-}" ] || echo "$1 $2"; } | put "$RELEASED"
+}
+
 managed_paths() { [ ! -f "$MANAGED" ] || awk '!seen[$1]++ { print $1 }' "$MANAGED"; }
 
 # Puts the staged files in place and releases the ones no longer wanted (stage has succeeded).
@@ -436,6 +551,12 @@ apply_staged() {
   while read -r rel; do
     install_file "$rel" || return 1
   done < "$STAGE_LIST"
+  # A path no longer wanted is no longer anyone's concern here.
+  if [ -f "$RELEASED" ]; then
+    for rel in $(released_paths); do
+      grep -qxF -- "$rel" "$STAGE_LIST" || set_released "$rel" || return 1
+    done
+  fi
   rm -rf "$STAGE" "$STAGE_LIST"
 }
 
@@ -571,6 +692,8 @@ run() {
   sleeper=
   # Only a flag: an apply or remove under way always finishes before the pod acts on SIGTERM.
   trap 'stop=1; [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null || true' TERM INT
+  # RUN_DIR is an emptyDir: a restarted container (SIGKILL, OOM) finds the last one's ready file.
+  unready
   lock || exit 1
   # Checked before this pod takes the node over: a pod with unusable files leaves it to the old one.
   stage || exit 1
@@ -590,8 +713,9 @@ run() {
       exit 1
     fi
     unlock
-    log "applied; re-applying every ${REAPPLY_SECONDS:-300}s"
+    # Readiness settled before the line that says it applied.
     if containerd_reads; then ready; fi
+    log "applied; re-applying every ${REAPPLY_SECONDS:-300}s"
   fi
   while [ -z "$stop" ]; do
     sleep "${REAPPLY_SECONDS:-300}" &
