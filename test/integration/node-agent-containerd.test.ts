@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { afterAll, beforeEach, expect, test } from "vitest";
 import { FakeCloud } from "../support/fake-cloud";
 import { describeIntegration } from "./describe-integration";
-import { FakeKubeApi, nodeScript, waitApplied } from "./harness/node";
+import { FakeKubeApi, nodeScript, nodeWorkspace, waitApplied } from "./harness/node";
 import { stopAll, waitFor } from "./harness/procs";
 import { deploy, tempDir } from "./support";
 
@@ -28,15 +28,9 @@ describeIntegration("the node agent checks that containerd will read what it wri
     let api: FakeKubeApi;
 
     beforeEach(async () => {
-        work = tempDir("crcc-");
-        certs = path.join(work, "certs.d");
-        fs.mkdirSync(certs);
-        api = await FakeKubeApi.start(work);
-        return async () => {
-            await stopAll();
-            await api.stop();
-            fs.rmSync(work, { recursive: true, force: true });
-        };
+        const ws = await nodeWorkspace(tempDir("crcc-"));
+        ({ work, certs, api } = ws);
+        return ws.dispose;
     });
     afterAll(() => stopAll());
 

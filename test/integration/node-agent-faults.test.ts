@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { afterAll, beforeEach, expect, test } from "vitest";
 import { FakeCloud } from "../support/fake-cloud";
 import { describeIntegration } from "./describe-integration";
-import { FakeKubeApi, nodeScript, snapshotTree, waitApplied } from "./harness/node";
+import { FakeKubeApi, nodeScript, nodeWorkspace, snapshotTree, waitApplied } from "./harness/node";
 import { stopAll } from "./harness/procs";
 import { deploy, tempDir } from "./support";
 
@@ -48,17 +48,9 @@ describeIntegration("the node agent under faults", () => {
     let original: Record<string, string>;
 
     beforeEach(async () => {
-        work = tempDir("crfault-");
-        certs = path.join(work, "certs.d");
-        fs.mkdirSync(path.join(certs, "docker.io"), { recursive: true });
-        fs.writeFileSync(path.join(certs, "docker.io", "hosts.toml"), K3S_FILE);
-        original = snapshotTree(certs);
-        api = await FakeKubeApi.start(work);
-        return async () => {
-            await stopAll();
-            await api.stop();
-            fs.rmSync(work, { recursive: true, force: true });
-        };
+        const ws = await nodeWorkspace(tempDir("crfault-"), { "docker.io/hosts.toml": K3S_FILE });
+        ({ work, certs, original, api } = ws);
+        return ws.dispose;
     });
     afterAll(() => stopAll());
 

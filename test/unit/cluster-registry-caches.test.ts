@@ -1,7 +1,6 @@
 /** Pull-through caches, mirrors, discovery and the snippets for what a DaemonSet cannot do. */
 import { describe, expect, test } from "vitest";
 import YAML from "yaml";
-import { renderHostsToml } from "../../components/render/hosts-toml";
 import { FakeCloud, runProgram } from "../support/fake-cloud";
 import { ENTRY } from "../support/stacks";
 import { certFacts } from "../support/x509";
@@ -28,24 +27,6 @@ function nodeFile(data: Record<string, string>, path: string): string {
 function nodeFilesOf(cloud: FakeCloud): Record<string, string> {
     return cloud.one("kubernetes:core/v1:Secret", "node-config-files").inputs.stringData;
 }
-
-describe("hosts.toml for a mirror", () => {
-    test("fail-open: the upstream is the fallback and keeps the system roots", () => {
-        expect(
-            renderHostsToml({
-                owner: "o",
-                server: "https://registry-1.docker.io",
-                endpoint: "https://10.96.0.20:5000",
-                capabilities: ["pull", "resolve"],
-                ca: "ca.crt",
-                serverIsOurs: false,
-            }),
-        ).toBe(
-            "# Written by o. Removed, and any earlier file restored, when it is uninstalled.\n" +
-                'server = "https://registry-1.docker.io"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
-        );
-    });
-});
 
 describe("caches in the program", () => {
     test("each upstream gets its own proxy registry, volume, Service and certificate from the same CA", async () => {

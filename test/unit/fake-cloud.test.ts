@@ -11,17 +11,9 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { FakeCloud, runProgram } from "../support/fake-cloud";
 import { ENTRY, stackConfig } from "../support/stacks";
 import { certFacts } from "../support/x509";
+import { RESOURCE_TYPES } from "../support/resource-types";
 
-const T = {
-    key: "tls:index/privateKey:PrivateKey",
-    selfSigned: "tls:index/selfSignedCert:SelfSignedCert",
-    csr: "tls:index/certRequest:CertRequest",
-    signed: "tls:index/locallySignedCert:LocallySignedCert",
-    password: "random:index/randomPassword:RandomPassword",
-    bytes: "random:index/randomBytes:RandomBytes",
-    svc: "kubernetes:core/v1:Service",
-    cm: "kubernetes:core/v1:ConfigMap",
-};
+const T = RESOURCE_TYPES;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fake-cloud-test-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

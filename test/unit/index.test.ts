@@ -11,24 +11,10 @@ import { MOUNTS } from "../../components/registry";
 import { FakeCloud, RecordedResource, runProgram } from "../support/fake-cloud";
 import { ENTRY, shippedStacks, stackConfig } from "../support/stacks";
 import { certFacts } from "../support/x509";
+import { RESOURCE_TYPES } from "../support/resource-types";
 
 const CLUSTER_IP = "10.96.44.55";
-const T = {
-    ns: "kubernetes:core/v1:Namespace",
-    svc: "kubernetes:core/v1:Service",
-    secret: "kubernetes:core/v1:Secret",
-    cm: "kubernetes:core/v1:ConfigMap",
-    pvc: "kubernetes:core/v1:PersistentVolumeClaim",
-    deploy: "kubernetes:apps/v1:Deployment",
-    ds: "kubernetes:apps/v1:DaemonSet",
-    saPatch: "kubernetes:core/v1:ServiceAccountPatch",
-    key: "tls:index/privateKey:PrivateKey",
-    selfSigned: "tls:index/selfSignedCert:SelfSignedCert",
-    csr: "tls:index/certRequest:CertRequest",
-    signed: "tls:index/locallySignedCert:LocallySignedCert",
-    password: "random:index/randomPassword:RandomPassword",
-    bytes: "random:index/randomBytes:RandomBytes",
-};
+const T = RESOURCE_TYPES;
 
 function newCloud(preview = false): FakeCloud {
     return new FakeCloud({ preview, clusterIP: () => CLUSTER_IP });

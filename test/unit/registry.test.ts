@@ -4,14 +4,9 @@ import { DEFAULT_REGISTRY_IMAGE } from "../../components/settings";
 import { readinessCommand, volumeReplacementProblem } from "../../components/registry";
 import { FakeCloud, runProgram, withIgnoredChanges } from "../support/fake-cloud";
 import { ENTRY } from "../support/stacks";
+import { RESOURCE_TYPES } from "../support/resource-types";
 
-const T = {
-    svc: "kubernetes:core/v1:Service",
-    pvc: "kubernetes:core/v1:PersistentVolumeClaim",
-    deploy: "kubernetes:apps/v1:Deployment",
-    ds: "kubernetes:apps/v1:DaemonSet",
-    monitor: "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
-};
+const T = RESOURCE_TYPES;
 /** Caches in volumes (not kind's node directory), so every registry has a claim. */
 const WITH_CACHE = { "cluster-registry:caches": '["docker.io"]', "cluster-registry:cacheHostPath": "" };
 

@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import type { FakeCloud } from "../../support/fake-cloud";
 import { materialize } from "./pod";
-import { ProcHandle, runCommand, startProcess, waitFor, type CommandResult } from "./procs";
+import { ProcHandle, runCommand, startProcess, stopAll, waitFor, type CommandResult } from "./procs";
 
 export interface NodeScript {
     /** The DaemonSet's command with the script path rebased, minus its mode argument. */
@@ -293,4 +293,33 @@ export async function runKilledAt(
     };
     fs.rmSync(killDir, { recursive: true, force: true });
     return result;
+}
+
+/** A temp dir with a `certs.d` standing for a node's, seeded with other tools' files, and the API the agent asks. */
+export interface NodeWorkspace {
+    work: string;
+    certs: string;
+    /** certs.d as it was before any agent ran. */
+    original: Record<string, string>;
+    api: FakeKubeApi;
+    /** Stops every process started, the API, and removes the temp dir. */
+    dispose(): Promise<void>;
+}
+
+/** The set-up every node-agent test starts from: `files` (relative to certs.d) are what the node already had. */
+export async function nodeWorkspace(work: string, files: Record<string, string> = {}): Promise<NodeWorkspace> {
+    const certs = path.join(work, "certs.d");
+    fs.mkdirSync(certs, { recursive: true });
+    for (const [rel, content] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(certs, rel)), { recursive: true });
+        fs.writeFileSync(path.join(certs, rel), content);
+    }
+    const original = snapshotTree(certs);
+    const api = await FakeKubeApi.start(work);
+    const dispose = async () => {
+        await stopAll();
+        await api.stop();
+        fs.rmSync(work, { recursive: true, force: true });
+    };
+    return { work, certs, original, api, dispose };
 }

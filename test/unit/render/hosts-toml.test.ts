@@ -42,3 +42,21 @@ describe("hosts.toml", () => {
         );
     });
 });
+
+describe("hosts.toml for a mirror", () => {
+    test("fail-open: the upstream is the fallback and keeps the system roots", () => {
+        expect(
+            renderHostsToml({
+                owner: "o",
+                server: "https://registry-1.docker.io",
+                endpoint: "https://10.96.0.20:5000",
+                capabilities: ["pull", "resolve"],
+                ca: "ca.crt",
+                serverIsOurs: false,
+            }),
+        ).toBe(
+            "# Written by o. Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://registry-1.docker.io"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
+        );
+    });
+});
