@@ -16,7 +16,8 @@ export const PROJECT = "cluster-registry";
 /**
  * The distribution registry image: distribution 3, the maintained line (the official image's 2.x
  * tags get no rebuilds since June 2025). Pinned to a patch release: a moving tag would change the
- * pod on a rerun with no config change. Its config.yml is one 2.8 also starts with (proved here).
+ * pod on a rerun with no config change. The tests build and run this very release (its tag is read by
+ * test/integration/harness/distribution.ts); 2.x images are not supported.
  */
 export const DEFAULT_REGISTRY_IMAGE = "docker.io/library/registry:3.1.1";
 
@@ -235,7 +236,7 @@ export const SETTINGS = {
     cacheTtl: setting({
         type: "string",
         description:
-            "How long a cache keeps what it fetched before deleting it and asking the upstream again (a Go duration such as 168h or 72h30m); 0 keeps everything forever, so the volume only grows. Honoured by distribution 3; 2.8 always uses 168h.",
+            "How long a cache keeps what it fetched before deleting it and asking the upstream again (a Go duration such as 168h or 72h30m); 0 keeps everything forever, so the volume only grows.",
         default: DEFAULT_CACHE_TTL,
         check: (d) => v.goDuration(d, { min: "0s" }) && "a Go duration such as 168h or 72h30m, or 0 to never expire",
     }),
