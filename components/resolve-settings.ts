@@ -107,7 +107,7 @@ function cacheOf(entry: string | CacheArgs, problems: Problems): CacheSetting | 
     const remoteUrl = given.remoteUrl ?? UPSTREAM_PRESETS[given.host];
     // Shown as the user wrote it, but never credentials someone put in the URL.
     const shown = given.remoteUrl === undefined ? given.host : `${given.host}=${given.remoteUrl.replace(/\/\/[^/]*@/, "//(credentials hidden)@")}`;
-    const hostProblem = v.registryHost(given.host);
+    const hostProblem = v.cacheHost(given.host);
     const presets = Object.keys(UPSTREAM_PRESETS).join(", ");
     if (remoteUrl === undefined) {
         problems.invalid("caches", shown, `a preset (${presets}) or HOST=URL such as registry.example.com=https://registry.example.com`);
@@ -149,6 +149,21 @@ function cachesOf(args: ClusterRegistryArgs, hosted: Parameters<typeof hostedHos
     return caches;
 }
 
+/** Cache data is chowned to the registry's user: it must never share containerd's hosts directory. */
+function nodeDirectoriesApart(s: Pick<Settings, "certsDir" | "cacheHostPath">, problems: Problems): void {
+    const cache = s.cacheHostPath;
+    if (cache === undefined) return;
+    const within = (inner: string, outer: string) => inner === outer || inner.startsWith(`${outer}/`);
+    if (within(cache, s.certsDir) || within(s.certsDir, cache)) {
+        const where = cache === s.certsDir ? "is" : within(cache, s.certsDir) ? "is inside" : "contains";
+        problems.invalid(
+            "cacheHostPath",
+            cache,
+            `a directory apart from certsDir; this one ${where} certsDir (${JSON.stringify(s.certsDir)}), so cache data would be owned by the registry's user inside containerd's hosts directory`,
+        );
+    }
+}
+
 /** Checks that involve more than one setting. */
 function checkTogether(s: Settings, problems: Problems): void {
     if (s.certEarlyRenewalHours >= s.certValidityHours) {
@@ -164,6 +179,7 @@ function checkTogether(s: Settings, problems: Problems): void {
         const system = s.createNamespace ? v.namespaceToCreate(s[key]) : undefined;
         if (system) problems.add(key, `${JSON.stringify(s[key])} cannot be created: expected ${system}, or set createNamespace to false`);
     }
+    nodeDirectoriesApart(s, problems);
     if (s.nodeAgentNamespace === s.namespace) {
         problems.add("nodeAgentNamespace", `is the registries' namespace; the privileged node agent needs a namespace of its own`);
     }

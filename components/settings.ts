@@ -161,7 +161,7 @@ export const SETTINGS = {
         type: "string",
         description: "containerd's certs.d directory (its config_path) on the nodes.",
         default: perEnvironment((e) => e.certsDir),
-        check: v.nodePath,
+        check: (p) => v.ownNodeDirectory(p, { certsDir: true }),
     }),
     containerdCheck: setting({
         type: "string",
@@ -257,7 +257,7 @@ export const SETTINGS = {
         description:
             'Node directory that holds cache data instead of volumes; with a kind extraMount (see the kindClusterConfig output) caches outlive the cluster. "" for volumes.',
         default: perEnvironment((e) => e.cacheHostPath ?? ""),
-        check: (p) => (p === "" ? undefined : v.nodePath(p) && `${v.nodePath(p)}, or "" for volumes`),
+        check: (p) => (p === "" ? undefined : v.ownNodeDirectory(p) && `${v.ownNodeDirectory(p)}; or "" for volumes`),
     }),
     serviceMonitors: setting({
         type: "boolean",
