@@ -68,8 +68,8 @@ function checked<K extends PlainKey>(args: Partial<SettingValues>, key: K, envir
     const setting: Setting = settingOf(key);
     if (given === undefined || !setting.check) return value;
     for (const entry of Array.isArray(value) ? value : [value]) {
-        const expected = setting.check(entry);
-        if (expected) problems.invalid(key, entry, expected);
+        const verdict = setting.check(entry);
+        if (!verdict.ok) problems.invalid(key, entry, verdict.expected);
     }
     if (Array.isArray(value)) noDuplicates(key, value, problems);
     return value;
@@ -119,13 +119,13 @@ function usersOf(args: ClusterRegistryArgs, problems: Problems): RegistryUserArg
     const users = (args.users ?? defaultFor("users", "kind") ?? []).map((u) => (typeof u === "string" ? { name: u } : u));
     if (users.length === 0) problems.invalid("users", [], "at least one user name");
     for (const u of users) {
-        const expected = v.htpasswdUser(u.name);
-        if (expected) problems.invalid("users", u.name, expected);
+        const name = v.checkHtpasswdUser(u.name);
+        if (!name.ok) problems.invalid("users", u.name, name.expected);
         if (RESERVED_USER_NAMES.includes(u.name))
             problems.invalid("users", u.name, `a name other than ${RESERVED_USER_NAMES.join(" and ")}, the program's own identities`);
         // A password given as an Output is checked by whoever made it; a plain one here.
-        const weak = typeof u.password === "string" ? v.password(u.password) : undefined;
-        if (weak) problems.add("userPasswords", `the password for ${JSON.stringify(u.name)} is not valid; expected ${weak}`);
+        const password = typeof u.password === "string" ? v.checkPassword(u.password) : v.ACCEPTED;
+        if (!password.ok) problems.add("userPasswords", `the password for ${JSON.stringify(u.name)} is not valid; expected ${password.expected}`);
     }
     noDuplicates(
         "users",
@@ -141,14 +141,15 @@ function cacheOf(entry: string | CacheArgs, problems: Problems): CacheSetting | 
     const remoteUrl = given.remoteUrl ?? UPSTREAM_PRESETS[given.host];
     // Shown as the user wrote it, but never credentials someone put in the URL.
     const shown = given.remoteUrl === undefined ? given.host : `${given.host}=${given.remoteUrl.replace(/\/\/[^/]*@/, "//(credentials hidden)@")}`;
-    const hostProblem = v.cacheHost(given.host);
+    const host = v.checkCacheHost(given.host);
+    const url = remoteUrl === undefined ? v.ACCEPTED : v.checkUpstreamUrl(remoteUrl);
     const presets = Object.keys(UPSTREAM_PRESETS).join(", ");
     if (remoteUrl === undefined) {
         problems.invalid("caches", shown, `a preset (${presets}) or HOST=URL such as registry.example.com=https://registry.example.com`);
-    } else if (hostProblem) {
-        problems.invalid("caches", shown, `HOST=URL where HOST is ${hostProblem}`);
-    } else if (v.upstreamUrl(remoteUrl)) {
-        problems.invalid("caches", shown, `HOST=URL where URL is ${v.upstreamUrl(remoteUrl)}`);
+    } else if (!host.ok) {
+        problems.invalid("caches", shown, `HOST=URL where HOST is ${host.expected}`);
+    } else if (!url.ok) {
+        problems.invalid("caches", shown, `HOST=URL where URL is ${url.expected}`);
     } else {
         return { ...given, remoteUrl, serviceName: cacheServiceName(given.host) };
     }
@@ -210,8 +211,8 @@ function checkTogether(s: Settings, problems: Problems): void {
         problems.invalid("pushPort", s.pushPort, `a port other than port (${s.port}): pulls and pushes are served by different containers`);
     }
     for (const key of ["namespace", "nodeAgentNamespace"] as const) {
-        const system = s.createNamespace ? v.namespaceToCreate(s[key]) : undefined;
-        if (system) problems.add(key, `${JSON.stringify(s[key])} cannot be created: expected ${system}, or set createNamespace to false`);
+        const creatable = s.createNamespace ? v.checkNamespaceToCreate(s[key]) : v.ACCEPTED;
+        if (!creatable.ok) problems.add(key, `${JSON.stringify(s[key])} cannot be created: expected ${creatable.expected}, or set createNamespace to false`);
     }
     nodeDirectoriesApart(s, problems);
     if (s.nodeAgentNamespace === s.namespace) {
@@ -232,14 +233,14 @@ export function collectSettings(args: ClusterRegistryArgs, problems: Problems): 
     const base = {
         ...plain,
         environment,
-        extraDnsNames: extraNames.filter((n) => v.ipAddress(n) !== undefined),
-        extraIpAddresses: extraNames.filter((n) => v.ipAddress(n) === undefined),
+        extraDnsNames: extraNames.filter((n) => !v.isIpAddress(n)),
+        extraIpAddresses: extraNames.filter((n) => v.isIpAddress(n)),
         nodePort: nodePort === 0 ? undefined : nodePort,
         cacheHostPath: cacheHostPath === "" ? undefined : cacheHostPath,
         registryVolumeClaim: registryVolumeClaim === "" ? undefined : registryVolumeClaim,
         nodeAgentNamespace: nodeAgentNamespace ?? `${plain.namespace}-node-agent`,
     };
-    if (args.nodeAgentNamespace === undefined && v.dnsLabel(base.nodeAgentNamespace)) {
+    if (args.nodeAgentNamespace === undefined && !v.checkDnsLabel(base.nodeAgentNamespace).ok) {
         problems.add(
             "nodeAgentNamespace",
             `${JSON.stringify(base.nodeAgentNamespace)}, made from namespace, is too long for a namespace; set nodeAgentNamespace`,

@@ -59,8 +59,8 @@ export interface Setting<V = unknown> {
     defaultText?: string;
     /** Credentials: must be stored with `--secret`, never echoed, no default. */
     secret?: boolean;
-    /** `undefined` when the consumer accepts the value, else what it would accept. A method, so any setting is a `Setting`. */
-    check?(value: Checked<V>): string | undefined;
+    /** Whether the consumer accepts the value (a method, so that any setting is a `Setting`). */
+    check?(value: Checked<V>): v.Verdict;
 }
 
 /** Settings only a stack's config has: `parseConfig` folds them into `users` and `caches`. */
@@ -81,8 +81,9 @@ function perEnvironment<T>(pick: (e: (typeof ENVIRONMENTS)[EnvironmentName]) => 
 const oneOf =
     <T extends string>(values: readonly T[], meaning = `one of ${values.join(", ")}`) =>
     (value: string) =>
-        (values as readonly string[]).includes(value) ? undefined : meaning;
-const intRange = (min: number, max: number) => (n: number) => (Number.isInteger(n) && n >= min && n <= max ? undefined : `an integer from ${min} to ${max}`);
+        (values as readonly string[]).includes(value) ? v.ACCEPTED : v.expecting(meaning);
+const intRange = (min: number, max: number) => (n: number) =>
+    Number.isInteger(n) && n >= min && n <= max ? v.ACCEPTED : v.expecting(`an integer from ${min} to ${max}`);
 
 /** The settings, in the order the README lists them. */
 export const SETTINGS = {
@@ -97,14 +98,14 @@ export const SETTINGS = {
         description:
             "Namespace for the registries and their Secrets; it enforces the restricted Pod Security level, except where caches keep their data in a node directory (cacheHostPath, kind's default), which only the privileged level admits.",
         default: "registry",
-        check: v.dnsLabel,
+        check: v.checkDnsLabel,
     },
     nodeAgentNamespace: {
         type: "string",
         description:
             "Namespace for the node agent alone (its DaemonSet, script, files and RBAC): it writes node directories, so it needs the privileged Pod Security level, and nothing else runs there.",
         defaultText: "<namespace>-node-agent",
-        check: v.dnsLabel,
+        check: v.checkDnsLabel,
     },
     createNamespace: {
         type: "boolean",
@@ -116,7 +117,7 @@ export const SETTINGS = {
         type: "string",
         description: "Name of the registry Service; images are referenced as <serviceName>.<namespace>.svc.<clusterDomain>:<port>.",
         default: "registry",
-        check: v.serviceName,
+        check: v.checkServiceName,
     },
     port: {
         type: "integer",
@@ -134,21 +135,21 @@ export const SETTINGS = {
         type: "integer",
         description: "Also expose the registry's push port on this NodePort (30000-32767); 0 for none.",
         default: 0,
-        check: (n) => (n === 0 || (Number.isInteger(n) && n >= 30000 && n <= 32767) ? undefined : "0 (no NodePort) or a port from 30000 to 32767"),
+        check: (n) => (n === 0 ? v.ACCEPTED : v.reworded(intRange(30000, 32767)(n), () => "0 (no NodePort) or a port from 30000 to 32767")),
     },
-    clusterDomain: { type: "string", description: "The cluster's DNS domain.", default: "cluster.local", check: v.dnsName },
+    clusterDomain: { type: "string", description: "The cluster's DNS domain.", default: "cluster.local", check: v.checkDnsName },
     extraNames: {
         type: "array",
         description: "More DNS names or IP addresses the registry is reached by; each becomes a SAN in its certificate.",
         default: [],
-        check: (n) => (v.ipAddress(n) === undefined ? undefined : v.dnsName(n) && `DNS names or IP addresses (${v.dnsName(n)})`),
+        check: (n) => (v.isIpAddress(n) ? v.ACCEPTED : v.reworded(v.checkDnsName(n), (dnsName) => `DNS names or IP addresses (${dnsName})`)),
     },
     users: {
         type: "array",
         description:
             "Users who push (and pull); the first one's credentials are the pushDockerConfigJson output. Pods and nodes pull with identities of their own.",
         default: ["admin"],
-        check: v.htpasswdUser,
+        check: v.checkHtpasswdUser,
     },
     userPasswords: {
         type: "array",
@@ -168,25 +169,25 @@ export const SETTINGS = {
         description:
             "Registry image, pinned by tag or digest; the node-config DaemonSet runs it too (it has a shell), so an air-gapped cluster needs one image.",
         default: DEFAULT_REGISTRY_IMAGE,
-        check: v.imageReference,
+        check: v.checkImageReference,
     },
     storageClass: {
         type: "string",
         description: "StorageClass of the registry volume.",
         default: perEnvironment((e) => e.storageClass),
-        check: v.dnsSubdomain,
+        check: v.checkDnsSubdomain,
     },
     storageSize: {
         type: "string",
         description: "Size of the registry volume.",
         default: perEnvironment((e) => e.storageSize),
-        check: (q) => v.storageQuantity(q),
+        check: v.checkStorageQuantity,
     },
     certsDir: {
         type: "string",
         description: "containerd's certs.d directory (its config_path) on the nodes.",
         default: perEnvironment((e) => e.certsDir),
-        check: (p) => v.ownNodeDirectory(p, { certsDir: true }),
+        check: (p) => v.checkNodeDirectory(p, { certsDir: true }),
     },
     containerdCheck: {
         type: "string",
@@ -199,14 +200,14 @@ export const SETTINGS = {
         type: "string",
         description: "Name of the kubernetes.io/dockerconfigjson pull secret.",
         default: "registry-pull",
-        check: v.dnsSubdomain,
+        check: v.checkDnsSubdomain,
     },
     pullSecretNamespaces: {
         type: "array",
         description:
             "Existing namespaces that get the pull secret, a pull-only identity for the hosted registry (for nodes that cannot take hosts.toml headers, e.g. Bottlerocket or CRI-O, and for tools). With nodePulls, pods need none.",
         default: [],
-        check: v.dnsLabel,
+        check: v.checkDnsLabel,
     },
     patchDefaultServiceAccounts: {
         type: "boolean",
@@ -262,7 +263,7 @@ export const SETTINGS = {
         description:
             "How long a cache keeps what it fetched before deleting it and asking the upstream again (a Go duration such as 168h or 72h30m); 0 keeps everything forever, so the volume only grows.",
         default: DEFAULT_CACHE_TTL,
-        check: (d) => v.goDuration(d, { min: "0s" }) && "a Go duration such as 168h or 72h30m, or 0 to never expire",
+        check: v.checkCacheTtl,
     },
     cacheMaxFillPercent: {
         type: "integer",
@@ -275,14 +276,14 @@ export const SETTINGS = {
         type: "string",
         description: "Size of each cache's volume.",
         default: perEnvironment((e) => e.cacheStorageSize),
-        check: (q) => v.storageQuantity(q),
+        check: v.checkStorageQuantity,
     },
     cacheHostPath: {
         type: "string",
         description:
             'Node directory that holds cache data instead of volumes; with a kind extraMount (see the kindClusterConfig output) caches outlive the cluster. "" for volumes.',
         default: perEnvironment((e) => e.cacheHostPath ?? ""),
-        check: (p) => (p === "" ? undefined : v.ownNodeDirectory(p) && `${v.ownNodeDirectory(p)}; or "" for volumes`),
+        check: (p) => (p === "" ? v.ACCEPTED : v.reworded(v.checkNodeDirectory(p), (e) => `${e}; or "" for volumes`)),
     },
     serviceMonitors: {
         type: "boolean",
@@ -301,7 +302,7 @@ export const SETTINGS = {
         description:
             "An existing PersistentVolumeClaim in the registries' namespace for the hosted registry to run on (a volume kept by an earlier stack's destroy); the stack then neither creates nor deletes a claim. \"\" for a claim of its own.",
         default: "",
-        check: (c) => (c === "" ? undefined : v.dnsSubdomain(c) && `${v.dnsSubdomain(c)}, or "" for a claim of its own`),
+        check: (c) => (c === "" ? v.ACCEPTED : v.reworded(v.checkDnsSubdomain(c), (e) => `${e}, or "" for a claim of its own`)),
     },
     allowVolumeReplacement: {
         type: "boolean",

@@ -1,10 +1,31 @@
 /**
- * Checks for configuration values, each against the grammar of the program that consumes the value
- * (the API server, kubelet, containerd, distribution, Go's standard library, bcrypt), not against what
- * JavaScript happens to parse. Every check returns `undefined` when the consumer accepts the value, or a
- * short phrase saying what would be accepted. A phrase never contains the value: some values are
- * secrets, and the caller decides whether to echo one.
+ * Checks for configuration values, each as narrow as the settings that use it: the forms a setting
+ * takes, checked against what its consumer (the API server, containerd, distribution, Go's standard
+ * library, bcrypt) does with them. A check answers with a `Verdict`: accepted, or what would be
+ * accepted instead. That phrase never contains the value: some values are secrets, and the caller
+ * decides whether to echo one.
  */
+import * as net from "node:net";
+
+/** A check's answer: the value is accepted, or `expected` says what would be. */
+export type Verdict = { ok: true } | { ok: false; expected: string };
+
+export const ACCEPTED: Verdict = { ok: true };
+
+/** Refuses, saying what would be accepted. */
+export function expecting(expected: string): Verdict {
+    return { ok: false, expected };
+}
+
+/** Accepted when `ok`, else refused with `expected`. */
+function acceptedIf(ok: boolean, expected: string): Verdict {
+    return ok ? ACCEPTED : expecting(expected);
+}
+
+/** The same verdict, its phrase reworded (a setting that says more than the check it uses). */
+export function reworded(verdict: Verdict, reword: (expected: string) => string): Verdict {
+    return verdict.ok ? verdict : expecting(reword(verdict.expected));
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Kubernetes names
@@ -16,39 +37,43 @@ const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** An RFC 1123 label, as the API server wants namespace names (IsDNS1123Label). */
-export function dnsLabel(value: string): string | undefined {
-    return value.length <= 63 && DNS1123_LABEL.test(value)
-        ? undefined
-        : "a DNS label: at most 63 characters of lower-case a-z, 0-9 and '-', starting and ending with a letter or digit";
+export function checkDnsLabel(value: string): Verdict {
+    return acceptedIf(
+        value.length <= 63 && DNS1123_LABEL.test(value),
+        "a DNS label: at most 63 characters of lower-case a-z, 0-9 and '-', starting and ending with a letter or digit",
+    );
 }
 
 /**
  * A Service name. The API server checks these as RFC 1035 labels (ValidateServiceName = NameIsDNS1035Label
  * in pkg/apis/core/validation), so a leading digit is refused unless the RelaxedServiceNameValidation gate is on.
  */
-export function serviceName(value: string): string | undefined {
-    return value.length <= 63 && DNS1035_LABEL.test(value)
-        ? undefined
-        : "a Service name: at most 63 characters of lower-case a-z, 0-9 and '-', starting with a letter and ending with a letter or digit";
+export function checkServiceName(value: string): Verdict {
+    return acceptedIf(
+        value.length <= 63 && DNS1035_LABEL.test(value),
+        "a Service name: at most 63 characters of lower-case a-z, 0-9 and '-', starting with a letter and ending with a letter or digit",
+    );
 }
 
 /** An RFC 1123 subdomain, as the API server wants Secret, ConfigMap and StorageClass names (IsDNS1123Subdomain). */
-export function dnsSubdomain(value: string): string | undefined {
-    return value.length <= 253 && DNS1123_SUBDOMAIN.test(value)
-        ? undefined
-        : "a Kubernetes object name: at most 253 characters of lower-case a-z, 0-9, '-' and '.', each dot-separated part starting and ending with a letter or digit";
+export function checkDnsSubdomain(value: string): Verdict {
+    return acceptedIf(
+        value.length <= 253 && DNS1123_SUBDOMAIN.test(value),
+        "a Kubernetes object name: at most 253 characters of lower-case a-z, 0-9, '-' and '.', each dot-separated part starting and ending with a letter or digit",
+    );
 }
 
 /** Namespaces every cluster has: creating one fails, and deleting one on destroy would break the cluster. */
 export const SYSTEM_NAMESPACES: readonly string[] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /** A namespace this program may create (and so delete on destroy). */
-export function namespaceToCreate(value: string): string | undefined {
-    const label = dnsLabel(value);
-    if (label !== undefined) return label;
-    return SYSTEM_NAMESPACES.includes(value)
-        ? "a new namespace: the cluster's own namespaces exist already, and deleting one on destroy would break the cluster"
-        : undefined;
+export function checkNamespaceToCreate(value: string): Verdict {
+    const label = checkDnsLabel(value);
+    if (!label.ok) return label;
+    return acceptedIf(
+        !SYSTEM_NAMESPACES.includes(value),
+        "a new namespace: the cluster's own namespaces exist already, and deleting one on destroy would break the cluster",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -63,182 +88,71 @@ const MISTYPED_IP = "a valid IP address (four numbers 0-255 without leading zero
  * like 10.0.0.256 or 1.2.3 is a mistyped IP address that Go would look up in DNS and WHATWG URLs
  * (Node's `URL`) would turn into some other address.
  */
-export function dnsName(value: string): string | undefined {
+export function checkDnsName(value: string): Verdict {
     // IsDNS1123Subdomain bounds only the whole name; DNS also bounds each label at 63.
-    if (dnsSubdomain(value) !== undefined || value.split(".").some((label) => label.length > 63)) {
-        return "a DNS name: at most 253 characters of lower-case a-z, 0-9, '-' and '.', labels of at most 63 that start and end with a letter or digit";
+    if (!checkDnsSubdomain(value).ok || value.split(".").some((label) => label.length > 63)) {
+        return expecting(
+            "a DNS name: at most 253 characters of lower-case a-z, 0-9, '-' and '.', labels of at most 63 that start and end with a letter or digit",
+        );
     }
-    return /^[0-9]+$/.test(value.slice(value.lastIndexOf(".") + 1)) ? MISTYPED_IP : undefined;
+    return acceptedIf(!/^[0-9]+$/.test(value.slice(value.lastIndexOf(".") + 1)), MISTYPED_IP);
 }
 
-// Go net/netip/netip.go parseIPv4: four decimal fields 0-255, no leading zeros (Go 1.17+).
-function parseGoIPv4(s: string): number[] | undefined {
-    const fields: number[] = [];
-    let val = 0;
-    let digits = 0;
-    for (let i = 0; i < s.length; i++) {
-        const c = s[i];
-        if (c >= "0" && c <= "9") {
-            if (digits === 1 && val === 0) return undefined; // leading zero
-            val = val * 10 + Number(c);
-            digits++;
-            if (val > 255) return undefined;
-        } else if (c === ".") {
-            if (i === 0 || i === s.length - 1 || s[i - 1] === "." || fields.length === 3) return undefined;
-            fields.push(val);
-            val = 0;
-            digits = 0;
-        } else {
-            return undefined;
-        }
-    }
-    if (fields.length < 3) return undefined;
-    fields.push(val);
-    return fields;
-}
-
-// Go net/netip/netip.go parseIPv6, with net.ParseIP's refusal of zones (net/ip.go parseIP).
-function parseGoIPv6(input: string): boolean {
-    if (input.includes("%")) return false;
-    let s = input;
-    let ellipsis = -1;
-    if (s.startsWith("::")) {
-        ellipsis = 0;
-        s = s.slice(2);
-        if (s === "") return true;
-    }
-    let i = 0;
-    while (i < 16) {
-        const hex = /^[0-9a-fA-F]*/.exec(s)![0];
-        if (hex === "" || hex.length > 4) return false; // netip: 1-4 hex digits a group, a fifth fails even after leading zeros
-        if (s[hex.length] === ".") {
-            // An embedded IPv4 address replaces the last two fields.
-            if ((ellipsis < 0 && i !== 12) || i + 4 > 16) return false;
-            if (parseGoIPv4(s) === undefined) return false;
-            s = "";
-            i += 4;
-            break;
-        }
-        i += 2;
-        s = s.slice(hex.length);
-        if (s === "") break;
-        if (s[0] !== ":" || s.length === 1) return false;
-        s = s.slice(1);
-        if (s[0] === ":") {
-            if (ellipsis >= 0) return false;
-            ellipsis = i;
-            s = s.slice(1);
-            if (s === "") break;
-        }
-    }
-    if (s !== "") return false;
-    return i < 16 ? ellipsis >= 0 : ellipsis < 0;
-}
-
-/** 4 or 6 when Go's net.ParseIP reads the value as an address of that family (IPv4-mapped forms are 6), else undefined. */
+/**
+ * 4 or 6 when Go's net.ParseIP reads the value as an address of that family, else undefined. Node's
+ * net.isIP reads the same strings (dotted quads without leading zeros, RFC 4291 IPv6 with an embedded
+ * IPv4 only at the end) except zones, which net.ParseIP refuses; a unit test holds it to Go's answers.
+ */
 export function ipVersion(value: string): 4 | 6 | undefined {
-    // netip.ParseAddr decides the family by whichever of '.', ':' or '%' comes first.
-    const first = /[.:%]/.exec(value)?.[0];
-    if (first === ".") return parseGoIPv4(value) ? 4 : undefined;
-    if (first === ":") return parseGoIPv6(value) ? 6 : undefined;
-    return undefined;
+    const family = value.includes("%") ? 0 : net.isIP(value);
+    return family === 4 || family === 6 ? family : undefined;
 }
 
 /** An IP address exactly as Go's net.ParseIP accepts it: no leading zeros in IPv4, no IPv6 zone. */
-export function ipAddress(value: string): string | undefined {
-    return ipVersion(value) !== undefined ? undefined : "an IPv4 address such as 10.0.0.1 (no leading zeros) or an IPv6 address such as fd00::1 (no %zone)";
+export function isIpAddress(value: string): boolean {
+    return ipVersion(value) !== undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Storage quantities
+// Storage sizes
 // ---------------------------------------------------------------------------------------------------
-
-const BINARY_SI: Record<string, number> = { Ki: 10, Mi: 20, Gi: 30, Ti: 40, Pi: 50, Ei: 60 };
-const DECIMAL_SI: Record<string, number> = { n: -9, u: -6, m: -3, "": 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
-// <quantity> ::= <signedNumber><suffix>, from the comment on Quantity in
-// k8s.io/apimachinery/pkg/api/resource/quantity.go; digits may be absent ("Gi" and "." parse as zero).
-const K8S_QUANTITY = /^([+-]?)([0-9]*)(?:\.([0-9]*))?(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$/;
-const INT64_MAX = (1n << 63n) - 1n;
-
-interface Quantity {
-    negative: boolean;
-    /** The value is mantissa * 10^exp10 * 2^exp2. */
-    mantissa: bigint;
-    exp10: number;
-    exp2: number;
-    /** Ki..Ei: ParseQuantity silently caps these at 2^63-1. */
-    binary: boolean;
-}
-
-// ParseQuantity and quantitySuffixer.interpret (quantity.go, suffix.go): which strings are quantities.
-function parseK8sQuantity(value: string): Quantity | undefined {
-    const m = value === "" ? null : K8S_QUANTITY.exec(value);
-    if (!m) return undefined;
-    const [, sign, whole, fraction = "", suffix = ""] = m;
-    let exp10 = -fraction.length;
-    let exp2 = 0;
-    if (suffix in BINARY_SI) exp2 = BINARY_SI[suffix];
-    else if (suffix in DECIMAL_SI) exp10 += DECIMAL_SI[suffix];
-    else {
-        // interpret accepts exponents within +-MaxInt32 (TestInterpretExponentInt32Bounds).
-        const e = BigInt(suffix.slice(1));
-        if (e > 2147483647n || e < -2147483647n) return undefined;
-        // Clamped: every value this changes is far past 2^63 or rounds up to one byte either way.
-        exp10 += Math.max(-400, Math.min(400, Number(e)));
-    }
-    return { negative: sign === "-", mantissa: BigInt(`${whole}${fraction}` || "0"), exp10, exp2, binary: suffix in BINARY_SI };
-}
-
-/** The value as a fraction num/den of bytes. */
-function quantityRatio(q: Quantity): { num: bigint; den: bigint } {
-    let num = q.mantissa << BigInt(q.exp2);
-    let den = 1n;
-    if (q.exp10 >= 0) num *= 10n ** BigInt(q.exp10);
-    else den = 10n ** BigInt(-q.exp10);
-    return { num, den };
-}
-
-/**
- * The bytes the API server reads from a Kubernetes quantity (any form it accepts: bare numbers, `m`,
- * exponents, signs), rounded away from zero to a whole byte as Quantity.Value does, and with binary
- * suffixes capped at 2^63-1 as ParseQuantity caps them; undefined when the API server would refuse the
- * string. Compare sizes with it: `quantityBytes("1Gi")! > quantityBytes("500M")!`.
- */
-export function quantityBytes(value: string): bigint | undefined {
-    const q = parseK8sQuantity(value);
-    if (!q) return undefined;
-    const { num, den } = quantityRatio(q);
-    let bytes = (num + den - 1n) / den;
-    if (q.binary && bytes > INT64_MAX) bytes = INT64_MAX;
-    return q.negative ? -bytes : bytes;
-}
 
 const STORAGE = "a storage quantity with a unit, such as 10Gi or 500Mi";
+const UNIT_BYTES: Record<string, bigint> = { k: 10n ** 3n, M: 10n ** 6n, G: 10n ** 9n, T: 10n ** 12n, P: 10n ** 15n, E: 10n ** 18n };
+for (const [i, u] of ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].entries()) UNIT_BYTES[u] = 1n << BigInt(10 * (i + 1));
+const INT64_MAX = (1n << 63n) - 1n;
+const MIN_VOLUME = 1n << 20n;
+// Every string the API server reads as a quantity (k8s.io/apimachinery resource/quantity.go); used only
+// to say why one it would take is still refused here.
+const K8S_QUANTITY = /^[+-]?[0-9]*(\.[0-9]*)?(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$/;
 
 /**
- * A volume size that the API server accepts and that means what a user means: digits with an optional
- * fraction and a unit (Ki Mi Gi Ti Pi Ei, or k M G T P E), a whole number of bytes, at least `min`
- * (default 1Mi: no registry fits in less) and at most 2^63-1 bytes.
+ * A volume size that means what a user means: digits with an optional fraction and a unit (Ki Mi Gi
+ * Ti Pi Ei, or k M G T P E), a whole number of bytes, from 1Mi (no registry fits in less) to 2^63-1
+ * bytes. Every such string is a quantity the API server accepts, with the same value.
  */
-export function storageQuantity(value: string, opts: { min?: string } = {}): string | undefined {
-    const min = opts.min ?? "1Mi";
-    const q = parseK8sQuantity(value);
+export function checkStorageQuantity(value: string): Verdict {
+    const m = /^([0-9]+)(?:\.([0-9]+))?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)$/.exec(value);
+    if (!m) return expecting(whyNotAStorageQuantity(value));
+    const [, whole, fraction = "", unit] = m;
+    const scale = 10n ** BigInt(fraction.length);
+    const scaled = BigInt(whole + fraction) * UNIT_BYTES[unit];
+    if (scaled % scale !== 0n) return expecting(`${STORAGE} that is a whole number of bytes, such as 1.5Gi or 1536Mi`);
+    const bytes = scaled / scale;
+    if (bytes > INT64_MAX) return expecting(`${STORAGE} below 8Ei (Kubernetes holds at most 2^63-1 bytes)`);
+    return acceptedIf(bytes >= MIN_VOLUME, `${STORAGE} of at least 1Mi`);
+}
+
+/** What to say about a string outside the narrow form, in the order a user most likely meant it. */
+function whyNotAStorageQuantity(value: string): string {
     if (/^[0-9.]+(K|KB|KiB|MB|MiB|GB|GiB|TB|TiB|Kb|Mb|Gb|Tb)$/.test(value)) {
         return `${STORAGE} (Kubernetes units are k M G T P E for powers of 1000 and Ki Mi Gi Ti for powers of 1024, with no B)`;
     }
-    if (!q) return STORAGE;
+    const exponent = /[eE]([+-]?[0-9]+)$/.exec(value)?.[1];
+    if (value === "" || !K8S_QUANTITY.test(value) || Math.abs(Number(exponent ?? 0)) > 2147483647) return STORAGE;
     if (/^[0-9.]+$/.test(value)) return `${STORAGE} (a bare number is bytes)`;
     if (/^[0-9.]+m$/.test(value)) return `${STORAGE} (m means thousandths of a byte; megabytes are M or Mi)`;
-    if (!/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)$/.test(value)) {
-        return `${STORAGE}: digits, an optional fraction and a unit, with no sign or exponent`;
-    }
-    const { num, den } = quantityRatio(q);
-    if (num % den !== 0n) return `${STORAGE} that is a whole number of bytes, such as 1.5Gi or 1536Mi`;
-    const bytes = num / den;
-    if (bytes > INT64_MAX) return `${STORAGE} below 8Ei (Kubernetes holds at most 2^63-1 bytes)`;
-    const floor = quantityBytes(min) ?? 0n;
-    if (bytes < floor) return `${STORAGE} of at least ${min}`;
-    return undefined;
+    return `${STORAGE}: digits, an optional fraction and a unit, with no sign or exponent`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -250,15 +164,17 @@ export function storageQuantity(value: string, opts: { min?: string } = {}): str
  * A-Z a-z 0-9 . _ - (nothing a shell, YAML or TOML would trip on), no '.' or '..' names, no '//' or
  * trailing '/', names of at most 255 bytes (NAME_MAX) and at most 4095 bytes in all (PATH_MAX counts the NUL).
  */
-export function nodePath(value: string): string | undefined {
+export function checkNodePath(value: string): Verdict {
     const names = value.split("/").slice(1);
     if (!value.startsWith("/") || !/^[A-Za-z0-9._/-]+$/.test(value) || names.some((n) => n === "" || n === "." || n === "..")) {
-        return "an absolute directory path on the node such as /etc/containerd/certs.d: '/'-separated names of A-Z a-z 0-9 . _ -, without '.', '..', '//' or a trailing '/'";
+        return expecting(
+            "an absolute directory path on the node such as /etc/containerd/certs.d: '/'-separated names of A-Z a-z 0-9 . _ -, without '.', '..', '//' or a trailing '/'",
+        );
     }
-    if (value.length > 4095 || names.some((n) => n.length > 255)) {
-        return "a path of at most 4095 bytes whose names have at most 255 bytes each (Linux PATH_MAX and NAME_MAX)";
-    }
-    return undefined;
+    return acceptedIf(
+        value.length <= 4095 && names.every((n) => n.length <= 255),
+        "a path of at most 4095 bytes whose names have at most 255 bytes each (Linux PATH_MAX and NAME_MAX)",
+    );
 }
 
 /**
@@ -302,18 +218,16 @@ const OWN_DIRECTORY =
 
 /**
  * A node directory this program may write, chown and remove things in: a canonical absolute path
- * (nodePath) that is not a shared parent and lies outside every directory other software owns,
+ * (checkNodePath) that is not a shared parent and lies outside every directory other software owns,
  * except, when `certsDir`, containerd's own hosts directory in /etc (SYSTEM_CERTS_DIRS).
  */
-export function ownNodeDirectory(value: string, opts: { certsDir?: boolean } = {}): string | undefined {
-    const syntax = nodePath(value);
-    if (syntax !== undefined) return syntax;
-    if (opts.certsDir && SYSTEM_CERTS_DIRS.includes(value)) return undefined;
+export function checkNodeDirectory(value: string, opts: { certsDir?: boolean } = {}): Verdict {
+    const syntax = checkNodePath(value);
+    if (!syntax.ok || (opts.certsDir && SYSTEM_CERTS_DIRS.includes(value))) return syntax;
     const root = ownerRootOf(value);
     const certsDirs = opts.certsDir ? ` (in /etc only containerd's ${SYSTEM_CERTS_DIRS.join(" or ")})` : "";
-    if (root !== undefined) return `${OWN_DIRECTORY}${certsDirs}; this one is in ${root}`;
-    if (SHARED_PARENTS.includes(value)) return `${OWN_DIRECTORY}${certsDirs}; this one is a shared parent`;
-    return undefined;
+    if (root !== undefined) return expecting(`${OWN_DIRECTORY}${certsDirs}; this one is in ${root}`);
+    return acceptedIf(!SHARED_PARENTS.includes(value), `${OWN_DIRECTORY}${certsDirs}; this one is a shared parent`);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -345,27 +259,27 @@ const REGISTRY_HOST = "a registry host as image references name it, such as dock
  * Upper case is refused although the reference grammar allows it: containerd does not fold case, so
  * Example.com and example.com are different directories, and references are written in lower case.
  */
-export function registryHost(value: string): string | undefined {
+export function checkRegistryHost(value: string): Verdict {
     const hp = splitHostPort(value);
-    if (!hp || value !== value.toLowerCase() || (hp.port !== undefined && !validPort(hp.port))) return REGISTRY_HOST;
+    if (!hp || value !== value.toLowerCase() || (hp.port !== undefined && !validPort(hp.port))) return expecting(REGISTRY_HOST);
     if (hp.bracketed) {
         // reference regexp.go ipv6address: [a-fA-F0-9:]+ in brackets, so no embedded IPv4 and no zone.
-        if (!/^[0-9a-f:]+$/.test(hp.host) || ipVersion(hp.host) !== 6) return REGISTRY_HOST;
+        if (!/^[0-9a-f:]+$/.test(hp.host) || ipVersion(hp.host) !== 6) return expecting(REGISTRY_HOST);
     } else if (ipVersion(hp.host) !== 4) {
-        const name = dnsName(hp.host);
-        if (name !== undefined) return name === MISTYPED_IP ? MISTYPED_IP : REGISTRY_HOST;
+        const name = checkDnsName(hp.host);
+        if (!name.ok) return expecting(name.expected === MISTYPED_IP ? MISTYPED_IP : REGISTRY_HOST);
         if (!hp.host.includes(".") && hp.port === undefined && hp.host !== "localhost") {
-            return "a host with a '.' or a :port, or localhost (image references read a bare first name as a Docker Hub namespace)";
+            return expecting("a host with a '.' or a :port, or localhost (image references read a bare first name as a Docker Hub namespace)");
         }
         if (value === "index.docker.io" || value === "registry-1.docker.io") {
-            return "docker.io for Docker Hub: image references are normalised to it, so containerd never looks up another name for Hub images";
+            return expecting("docker.io for Docker Hub: image references are normalised to it, so containerd never looks up another name for Hub images");
         }
     }
     // containerd's first directory name is HOST_PORT_, one byte longer than HOST:PORT; Linux NAME_MAX is 255.
-    if ((hp.port === undefined ? value.length : value.length + 1) > 255) {
-        return "a registry host whose certs.d directory name (host_port_) fits in 255 bytes";
-    }
-    return undefined;
+    return acceptedIf(
+        (hp.port === undefined ? value.length : value.length + 1) <= 255,
+        "a registry host whose certs.d directory name (host_port_) fits in 255 bytes",
+    );
 }
 
 /**
@@ -374,13 +288,15 @@ export function registryHost(value: string): string | undefined {
  * does not write (it takes no brackets or colons in a file name), so such a cache would fail at
  * `pulumi up` on every node instead of here.
  */
-export function cacheHost(value: string, hostedHosts: readonly string[] = []): string | undefined {
-    const registry = registryHost(value);
-    if (registry !== undefined) return registry;
+export function checkCacheHost(value: string, hostedHosts: readonly string[] = []): Verdict {
+    const registry = checkRegistryHost(value);
+    if (!registry.ok) return registry;
     if (value.startsWith("[")) {
-        return "a host name or IPv4 address such as registry.example.com:5000 or 10.0.0.5:5000: an IPv6 host's certs.d directory is not supported on nodes yet (the URL may still be IPv6)";
+        return expecting(
+            "a host name or IPv4 address such as registry.example.com:5000 or 10.0.0.5:5000: an IPv6 host's certs.d directory is not supported on nodes yet (the URL may still be IPv6)",
+        );
     }
-    return hostedHosts.includes(value) ? "a host other than the hosted registry's: both would need the same certs.d directory" : undefined;
+    return acceptedIf(!hostedHosts.includes(value), "a host other than the hosted registry's: both would need the same certs.d directory");
 }
 
 // github.com/distribution/reference regexp.go, built from the same pieces.
@@ -437,11 +353,11 @@ export function parseImageReference(value: string): ImageReference | undefined {
 }
 
 /** An image reference kubelet can parse and that cannot move: a tag other than `latest`, or a digest. */
-export function imageReference(value: string): string | undefined {
+export function checkImageReference(value: string): Verdict {
     const ref = parseImageReference(value);
     const pinned = "a pinned image reference with a tag other than latest or a digest, such as docker.io/library/registry:3.1.0";
-    if (!ref) return `${pinned}, that kubelet can parse (lower-case repository, tags of at most 128 characters, sha256 digests)`;
-    return ref.digest !== undefined || (ref.tag !== undefined && ref.tag !== "latest") ? undefined : pinned;
+    if (!ref) return expecting(`${pinned}, that kubelet can parse (lower-case repository, tags of at most 128 characters, sha256 digests)`);
+    return acceptedIf(ref.digest !== undefined || (ref.tag !== undefined && ref.tag !== "latest"), pinned);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -459,116 +375,70 @@ const UPSTREAM = "an http(s) URL of only a host and optional port, such as https
  * Upper case in the host is refused too: Go would keep it and TLS would still match, but one spelling
  * keeps the hosts.toml we write and the comparisons we make exact.
  */
-export function upstreamUrl(value: string): string | undefined {
+export function checkUpstreamUrl(value: string): Verdict {
     const m = /^(https?):\/\/(.*)$/s.exec(value);
-    if (!m) return `${UPSTREAM}, starting with https:// or http:// in lower case`;
+    if (!m) return expecting(`${UPSTREAM}, starting with https:// or http:// in lower case`);
     const authority = m[2];
-    if (authority.includes("@")) return `${UPSTREAM}, without credentials (distribution prints the URL in its log)`;
-    if (/[/?#\\]/.test(authority)) return `${UPSTREAM}, with no path, query or fragment, not even a trailing slash`;
-    if (/[\u0080-\uffff]/.test(authority)) return `${UPSTREAM}, with an internationalised name in its ASCII xn-- form`;
+    if (authority.includes("@")) return expecting(`${UPSTREAM}, without credentials (distribution prints the URL in its log)`);
+    if (/[/?#\\]/.test(authority)) return expecting(`${UPSTREAM}, with no path, query or fragment, not even a trailing slash`);
+    if (/[\u0080-\uffff]/.test(authority)) return expecting(`${UPSTREAM}, with an internationalised name in its ASCII xn-- form`);
     const hp = /^[a-z0-9.:[\]-]+$/.test(authority) ? splitHostPort(authority) : undefined;
-    if (!hp || (hp.port !== undefined && !validPort(hp.port))) return `${UPSTREAM}, in lower case with no spaces or escapes, port 1-65535`;
-    if (hp.bracketed) return ipVersion(hp.host) === 6 ? undefined : UPSTREAM;
-    if (ipVersion(hp.host) === 4) return undefined;
-    const name = dnsName(hp.host);
-    if (name !== undefined) return name === MISTYPED_IP ? `${UPSTREAM}, with ${MISTYPED_IP}` : UPSTREAM;
+    if (!hp || (hp.port !== undefined && !validPort(hp.port))) return expecting(`${UPSTREAM}, in lower case with no spaces or escapes, port 1-65535`);
+    if (hp.bracketed) return acceptedIf(ipVersion(hp.host) === 6, UPSTREAM);
+    if (ipVersion(hp.host) === 4) return ACCEPTED;
+    const name = checkDnsName(hp.host);
+    if (!name.ok) return expecting(name.expected === MISTYPED_IP ? `${UPSTREAM}, with ${MISTYPED_IP}` : UPSTREAM);
     // What is left can differ only in xn-- labels, which WHATWG URLs decode and refuse when they are not punycode.
-    return URL.canParse(value) && new URL(value).hostname === hp.host ? undefined : `${UPSTREAM}, with xn-- labels that are valid punycode`;
+    return acceptedIf(URL.canParse(value) && new URL(value).hostname === hp.host, `${UPSTREAM}, with xn-- labels that are valid punycode`);
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Go durations
+// Cache TTL: a Go duration
 // ---------------------------------------------------------------------------------------------------
 
-const UNITS: Record<string, bigint> = {
+const UNIT_NS: Record<string, bigint> = {
     ns: 1n,
     us: 1_000n,
-    "\u00b5s": 1_000n, // micro sign
-    "\u03bcs": 1_000n, // Greek mu
+    "\u00b5s": 1_000n,
+    "\u03bcs": 1_000n,
     ms: 1_000_000n,
     s: 1_000_000_000n,
     m: 60_000_000_000n,
     h: 3_600_000_000_000n,
 };
-const TWO63 = 1n << 63n;
-
-/** Nanoseconds, exactly as Go's time.ParseDuration reads the value (time/format.go), or undefined where it errs. */
-export function parseGoDuration(value: string): bigint | undefined {
-    let s = value;
-    let neg = false;
-    if (s[0] === "-" || s[0] === "+") {
-        neg = s[0] === "-";
-        s = s.slice(1);
-    }
-    if (s === "0") return 0n;
-    if (s === "") return undefined;
-    let d = 0n;
-    while (s !== "") {
-        // leadingInt: at most 2^63, else an error.
-        const int = /^[0-9]*/.exec(s)![0];
-        let v = 0n;
-        for (const c of int) {
-            if (v > TWO63 / 10n) return undefined;
-            v = v * 10n + BigInt(c);
-            if (v > TWO63) return undefined;
-        }
-        s = s.slice(int.length);
-        // leadingFraction: stops gaining precision on overflow instead of failing.
-        let f = 0n;
-        let scale = 1;
-        let post = false;
-        if (s[0] === ".") {
-            const frac = /^[0-9]*/.exec(s.slice(1))![0];
-            post = frac !== "";
-            let overflow = false;
-            for (const c of frac) {
-                if (overflow) continue;
-                if (f > (TWO63 - 1n) / 10n) {
-                    overflow = true;
-                    continue;
-                }
-                const y = f * 10n + BigInt(c);
-                if (y > TWO63) {
-                    overflow = true;
-                    continue;
-                }
-                f = y;
-                scale *= 10;
-            }
-            s = s.slice(1 + frac.length);
-        }
-        if (int === "" && !post) return undefined;
-        const u = /^[^0-9.]*/.exec(s)![0];
-        const unit = UNITS[u];
-        if (u === "" || unit === undefined) return undefined;
-        s = s.slice(u.length);
-        if (v > TWO63 / unit) return undefined;
-        v *= unit;
-        if (f > 0n) {
-            // Go computes this term in float64; Number() rounds a bigint the same way Go converts uint64.
-            v += BigInt(Math.trunc(Number(f) * (Number(unit) / scale)));
-            if (v > TWO63) return undefined;
-        }
-        d += v;
-        if (d > TWO63) return undefined;
-    }
-    if (neg) return -d;
-    return d > TWO63 - 1n ? undefined : d;
-}
+// time.ParseDuration's grammar without the minus sign (a TTL is never negative; "-0" is zero): "0",
+// or numbers, each with a fraction or not and a unit, no spaces.
+const DURATION = /^[+-]?(?:0|(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$/;
+const NS_MAX = (1n << 63n) - 1n;
+const CACHE_TTL = "a Go duration such as 168h or 72h30m, or 0 to never expire";
 
 /**
- * A duration in Go's time.ParseDuration grammar and range (what distribution reads for proxy.ttl):
- * numbers with units h m s ms us ns, no spaces, days or weeks, at most 2562047h47m16.854775807s;
- * and at least `min`, itself a Go duration, when given.
+ * Nanoseconds as Go's time.ParseDuration (what distribution reads for proxy.ttl) reads a non-negative
+ * duration, or undefined where Go errs or the duration is negative. Go sums a term's fraction in
+ * float64 from at most the digits that fit in an int64; so does this, so the 2^63-1 ns bound matches.
  */
-export function goDuration(value: string, opts: { min?: string } = {}): string | undefined {
-    const ns = parseGoDuration(value);
-    if (ns === undefined) {
-        return "a Go duration such as 168h, 72h30m or 1.5h: numbers with units h, m, s, ms, us or ns, no spaces or days, at most 2562047h";
+export function goDurationNanoseconds(value: string): bigint | undefined {
+    if (!DURATION.test(value)) return undefined;
+    let total = 0n;
+    for (const [, whole, fraction = "", unit] of value.matchAll(/([0-9]*)(?:\.([0-9]*))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/g)) {
+        const ns = UNIT_NS[unit];
+        let f = 0n;
+        let scale = 1;
+        for (const digit of fraction) {
+            // Where Go's leadingFraction stops gaining precision (and ignores the remaining digits).
+            if (f > NS_MAX / 10n || f * 10n + BigInt(digit) > NS_MAX + 1n) break;
+            f = f * 10n + BigInt(digit);
+            scale *= 10;
+        }
+        total += BigInt(whole || "0") * ns + BigInt(Math.trunc(Number(f) * (Number(ns) / scale)));
+        if (total > NS_MAX) return undefined;
     }
-    const min = opts.min === undefined ? undefined : parseGoDuration(opts.min);
-    if (min !== undefined && ns < min) return min === 0n ? "a duration that is not negative" : `a duration of at least ${opts.min}`;
-    return undefined;
+    return value.startsWith("-") && total !== 0n ? undefined : total;
+}
+
+/** `cacheTtl`: a Go duration from 0 (never expire) to Go's largest, 2562047h47m16.854775807s. */
+export function checkCacheTtl(value: string): Verdict {
+    return acceptedIf(goDurationNanoseconds(value) !== undefined, CACHE_TTL);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -580,18 +450,18 @@ export function goDuration(value: string, opts: { min?: string } = {}): string |
  * bytes, because bcrypt ignores every byte after the 72nd (bcryptjs `truncates`). The phrase gives
  * counts, never content.
  */
-export function password(value: string): string | undefined {
+export function checkPassword(value: string): Verdict {
     const chars = [...value].length;
     const bytes = Buffer.byteLength(value, "utf8");
-    if (chars > 0 && value.trim() === "") return "a password that is not only blanks";
-    if (chars < 12) return `a password of at least 12 characters (this one has ${chars})`;
-    if (bytes > 72) return `a password of at most 72 bytes in UTF-8, since bcrypt ignores the rest (this one has ${bytes})`;
-    return undefined;
+    if (chars > 0 && value.trim() === "") return expecting("a password that is not only blanks");
+    if (chars < 12) return expecting(`a password of at least 12 characters (this one has ${chars})`);
+    return acceptedIf(bytes <= 72, `a password of at most 72 bytes in UTF-8, since bcrypt ignores the rest (this one has ${bytes})`);
 }
 
 /** A user name for htpasswd and .dockerconfigjson, where ':' ends the name. */
-export function htpasswdUser(value: string): string | undefined {
-    return /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(value)
-        ? undefined
-        : "a user name of 1-64 characters from A-Z a-z 0-9 . _ @ -, starting with a letter or digit";
+export function checkHtpasswdUser(value: string): Verdict {
+    return acceptedIf(
+        /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(value),
+        "a user name of 1-64 characters from A-Z a-z 0-9 . _ @ -, starting with a letter or digit",
+    );
 }

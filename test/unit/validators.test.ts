@@ -7,29 +7,36 @@ import * as net from "node:net";
 import * as bcrypt from "bcryptjs";
 import { describe, expect, it } from "vitest";
 import {
-    cacheHost,
-    dnsLabel,
-    dnsName,
-    dnsSubdomain,
-    goDuration,
-    htpasswdUser,
-    imageReference,
-    ipAddress,
+    checkCacheHost,
+    checkCacheTtl,
+    checkDnsLabel,
+    checkDnsName,
+    checkDnsSubdomain,
+    checkHtpasswdUser,
+    checkImageReference,
+    checkNamespaceToCreate,
+    checkNodeDirectory,
+    checkNodePath,
+    checkPassword,
+    checkRegistryHost,
+    checkServiceName,
+    checkStorageQuantity,
+    checkUpstreamUrl,
+    goDurationNanoseconds,
     ipVersion,
-    namespaceToCreate,
-    nodePath,
-    ownNodeDirectory,
-    parseGoDuration,
+    isIpAddress,
     parseImageReference,
-    password,
-    quantityBytes,
-    registryHost,
-    serviceName,
-    storageQuantity,
     SYSTEM_NAMESPACES,
-    upstreamUrl,
+    Verdict,
 } from "../../components/validators";
 
+/** A check as the phrase it refuses with, `undefined` when it accepts: what the tables below compare. */
+const phrase =
+    <A extends unknown[]>(check: (v: string, ...rest: A) => Verdict) =>
+    (v: string, ...rest: A): string | undefined => {
+        const verdict = check(v, ...rest);
+        return verdict.ok ? undefined : verdict.expected;
+    };
 const accepts = (check: (v: string) => string | undefined, values: string[]) => {
     for (const v of values) expect(check(v), JSON.stringify(v)).toBeUndefined();
 };
@@ -40,7 +47,25 @@ const refuses = (check: (v: string) => string | undefined, values: string[], phr
         if (phrase) expect(got, JSON.stringify(v)).toMatch(phrase);
     }
 };
+const dnsLabel = phrase(checkDnsLabel);
+const serviceName = phrase(checkServiceName);
+const dnsSubdomain = phrase(checkDnsSubdomain);
+const namespaceToCreate = phrase(checkNamespaceToCreate);
+const dnsName = phrase(checkDnsName);
+const IP = "an IPv4 address such as 10.0.0.1 (no leading zeros) or an IPv6 address such as fd00::1 (no %zone)";
+const ipAddress = (v: string) => (isIpAddress(v) ? undefined : IP);
+const storageQuantity = phrase(checkStorageQuantity);
+const nodePath = phrase(checkNodePath);
+const ownNodeDirectory = phrase(checkNodeDirectory);
+const registryHost = phrase(checkRegistryHost);
+const cacheHost = phrase(checkCacheHost);
+const imageReference = phrase(checkImageReference);
+const upstreamUrl = phrase(checkUpstreamUrl);
+const cacheTtl = phrase(checkCacheTtl);
+const password = phrase(checkPassword);
+const htpasswdUser = phrase(checkHtpasswdUser);
 
+const STORAGE = "a storage quantity with a unit, such as 10Gi or 500Mi";
 const SHA = "sha256:" + "0123456789abcdef".repeat(4);
 
 describe("Kubernetes names: what the API server's IsDNS1123Label, IsDNS1035Label and IsDNS1123Subdomain accept", () => {
@@ -162,7 +187,7 @@ describe("IP addresses: exactly what Go's net.ParseIP accepts (Go 1.24)", () => 
 });
 
 describe("storage quantities: a bare number would be bytes, so it is refused", () => {
-    it("quantityBytes reads every form ParseQuantity accepts (apimachinery quantity_test.go), rounding up", () => {
+    it("tells every form ParseQuantity accepts (apimachinery quantity_test.go) from what it refuses: a reason, or the plain phrase", () => {
         const table: [string, bigint][] = [
             ["0", 0n],
             ["0n", 0n],
@@ -192,7 +217,9 @@ describe("storage quantities: a bare number would be bytes, so it is refused", (
             ["Gi", 0n],
             ["9Ei", 2n ** 63n - 1n], // binary suffixes are capped silently
         ];
-        for (const [v, bytes] of table) expect(quantityBytes(v), v).toBe(bytes);
+        // Taken by the API server: accepted, or refused saying why (a narrower form than the API server's).
+        for (const [v] of table) expect(storageQuantity(v), v).not.toBe(STORAGE);
+        expect(table.filter(([v]) => storageQuantity(v) === undefined).map(([v]) => v)).toEqual(["7Mi", "6Gi", "3Ei", "1E"]);
         for (const v of [
             "",
             "1.1.M",
@@ -212,9 +239,9 @@ describe("storage quantities: a bare number would be bytes, so it is refused", (
             "10GB",
             "1e",
         ]) {
-            expect(quantityBytes(v), v).toBeUndefined();
+            expect(storageQuantity(v), v).toMatch(/^a storage quantity with a unit, such as 10Gi or 500Mi( \(Kubernetes units .* with no B\))?$/);
         }
-        expect(quantityBytes("1E2147483647")).toBeGreaterThan(2n ** 63n);
+        expect(storageQuantity("1E2147483647")).toMatch(/no sign or exponent/);
     });
 
     it("accepts digits, an optional fraction and a unit, a whole number of bytes from 1Mi", () => {
@@ -232,11 +259,10 @@ describe("storage quantities: a bare number would be bytes, so it is refused", (
         refuses(storageQuantity, ["", "10 Gi", " 10Gi", "10Gi ", "ten", "10gi", "10mi"], /storage quantity/);
     });
 
-    it("takes a floor and compares sizes in bytes across unit systems", () => {
-        expect(storageQuantity("5Gi", { min: "10Gi" })).toMatch(/at least 10Gi/);
-        expect(storageQuantity("11G", { min: "10Gi" })).toBeUndefined();
-        expect(storageQuantity("10G", { min: "10Gi" })).toMatch(/at least 10Gi/);
-        expect(quantityBytes("1Gi")! > quantityBytes("1G")!).toBe(true);
+    it("compares sizes in bytes across unit systems", () => {
+        expect(storageQuantity("1049k")).toBeUndefined(); // 1,049,000 bytes: above 1Mi (1,048,576)
+        expect(storageQuantity("1048k")).toMatch(/at least 1Mi/);
+        expect(storageQuantity("7.99Ei")).toMatch(/whole number of bytes|below 8Ei/);
     });
 });
 
@@ -523,8 +549,8 @@ describe("upstream URLs: only spellings Go's net/url and Node's WHATWG URL read 
     });
 });
 
-describe("Go durations: time.ParseDuration's grammar and int64 range (Go 1.24)", () => {
-    it("parses to the nanoseconds Go does", () => {
+describe("cache TTLs: time.ParseDuration's grammar and int64 range (Go 1.24), never negative", () => {
+    it("reads the nanoseconds Go does", () => {
         const table: [string, bigint][] = [
             ["0", 0n],
             ["-0", 0n],
@@ -538,23 +564,40 @@ describe("Go durations: time.ParseDuration's grammar and int64 range (Go 1.24)",
             [".5h", 1_800_000_000_000n],
             ["1.h", 3_600_000_000_000n],
             ["+5s", 5_000_000_000n],
-            ["-1h", -3_600_000_000_000n],
             ["0.000000001s", 1n],
             ["1.0000000001ns", 1n],
             ["2562047h47m16.854775807s", 2n ** 63n - 1n],
-            ["-2562047h47m16.854775808s", -(2n ** 63n)],
         ];
-        for (const [v, ns] of table) expect(parseGoDuration(v), v).toBe(ns);
-        for (const v of ["", "1d", "1w", "1h 30m", " 1h", "1h ", "9999999h", "2562047h47m16.854775808s", "1", "1.5", "h", ".h", "1e3s", "-", "1H", "1Ms"]) {
-            expect(parseGoDuration(v), v).toBeUndefined();
+        for (const [v, ns] of table) expect(goDurationNanoseconds(v), v).toBe(ns);
+        // Go reads the first two as negative durations; a TTL is never negative.
+        for (const v of [
+            "-1h",
+            "-2562047h47m16.854775808s",
+            "",
+            "1d",
+            "1w",
+            "1h 30m",
+            " 1h",
+            "1h ",
+            "9999999h",
+            "2562047h47m16.854775808s",
+            "1",
+            "1.5",
+            "h",
+            ".h",
+            "1e3s",
+            "-",
+            "1H",
+            "1Ms",
+        ]) {
+            expect(goDurationNanoseconds(v), v).toBeUndefined();
         }
     });
 
-    it("checks the range and a floor", () => {
-        accepts((v) => goDuration(v, { min: "0" }), ["0", "168h", "1.5h", "72h30m", "300ms"]);
-        refuses((v) => goDuration(v, { min: "0" }), ["-1h", "-1ns"], /not negative/);
-        refuses((v) => goDuration(v, { min: "1m" }), ["59s", "0"], /at least 1m/);
-        refuses(goDuration, ["", "1d", "9999999h", "1h 30m", "7 days"], /Go duration/);
+    it("refuses negative, out-of-range and misspelt durations with the setting's phrase", () => {
+        accepts(cacheTtl, ["0", "168h", "1.5h", "72h30m", "300ms"]);
+        refuses(cacheTtl, ["-1h", "-1ns"], /^a Go duration such as 168h or 72h30m, or 0 to never expire$/);
+        refuses(cacheTtl, ["", "1d", "9999999h", "1h 30m", "7 days"], /Go duration/);
     });
 });
 
@@ -616,15 +659,14 @@ describe("no phrase ever contains the value it refuses", () => {
         ["namespaceToCreate", namespaceToCreate],
         ["dnsName", dnsName],
         ["ipAddress", ipAddress],
-        ["storageQuantity", (v) => storageQuantity(v)],
-        ["storageQuantity min", (v) => storageQuantity(v, { min: "10Gi" })],
+        ["storageQuantity", storageQuantity],
         ["nodePath", nodePath],
         ["ownNodeDirectory", (v) => ownNodeDirectory(v, { certsDir: true })],
         ["registryHost", registryHost],
         ["cacheHost", (v) => cacheHost(v, [v])],
         ["imageReference", imageReference],
         ["upstreamUrl", upstreamUrl],
-        ["goDuration", (v) => goDuration(v, { min: "0" })],
+        ["cacheTtl", cacheTtl],
         ["password", password],
         ["htpasswdUser", htpasswdUser],
     ];
