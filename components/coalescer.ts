@@ -17,6 +17,8 @@ export const DEFAULT_COALESCER_IMAGE = "docker.io/library/nginx:1.28.0-alpine";
 export const COALESCER_BACKEND_PORT = 5004;
 /** nginx's config file, in the registry's ConfigMap beside config.yml. */
 export const NGINX_CONFIG_FILE = "nginx.conf";
+/** nginx's cache, under the cache's volume. */
+export const COALESCER_CACHE_SUBDIR = "coalescer";
 /** nginx's temp directory (pid, request buffers): an emptyDir of its own. */
 const NGINX_TMP = "/tmp";
 
@@ -40,7 +42,7 @@ export function coalescerConfig(parts: Pick<CoalescerPodParts, "port" | "mounts"
         tls: { certificate: `${parts.mounts.tls}/tls.crt`, key: `${parts.mounts.tls}/tls.key` },
         // On the cache's volume: bounded by nginx (max_size, min_free) and by the cache's fill limit,
         // where an emptyDir over its sizeLimit would get the pod evicted in the middle of a rollout.
-        cacheDir: `${parts.mounts.storage}/coalescer`,
+        cacheDir: `${parts.mounts.storage}/${COALESCER_CACHE_SUBDIR}`,
         tmpDir: NGINX_TMP,
         authenticate,
         // Whole seconds, at least 1: nginx counts in seconds, and 0 is "no TTL" to the renderer.
