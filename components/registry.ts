@@ -224,7 +224,7 @@ export class Registry extends pulumi.ComponentResource {
             { metadata: { namespace: args.namespace, labels: labels.meta }, data: configs },
             { parent: this },
         );
-        const pod = cachePodSpec(args, {
+        const pod = podSpecOf(args, {
             configMapName: configMap.metadata.name,
             tlsSecretName: tlsSecret.metadata.name,
             storage: this.storageVolume(name, args, labels),
@@ -408,6 +408,8 @@ export class Registry extends pulumi.ComponentResource {
  * `push.yml` for the read-write container while `config.yml` turns read-only.
  */
 export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "coalescer">): Record<string, string> {
+    // Only a cache has misses to coalesce, and the push port has no place behind nginx.
+    if (args.coalescer && (!args.proxy || args.push)) throw new Error("a coalescer is for a cache (proxy) without a push port");
     const common = {
         storageRoot: MOUNTS.storage,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
@@ -444,7 +446,7 @@ interface PodParts {
 }
 
 /** The registry pod, with a cache's coalescer in front when it has one. */
-export function cachePodSpec(args: RegistryArgs, parts: PodParts): k8s.types.input.core.v1.PodSpec {
+export function podSpecOf(args: RegistryArgs, parts: PodParts): k8s.types.input.core.v1.PodSpec {
     const pod = registryPodSpec(args, parts);
     if (!args.coalescer) return pod;
     return withCoalescer(pod, { image: args.coalescer.image, port: REGISTRY_CONTAINER_PORT, mounts: MOUNTS, security: RESTRICTED_CONTAINER_SECURITY });

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import YAML from "yaml";
 import { renderDockerConfigJson } from "../../components/render/docker-config";
+import { criImageStatus, criPull } from "./harness/cri";
 import { pullHerd, pullWith, upstreamGets } from "./harness/herd";
 import { buildOciImage, type BuiltOciImage } from "./harness/oci";
 import { basicAuth } from "./harness/registry";
@@ -52,16 +53,27 @@ describeIntegration("a herd pulling one cold image through the generated cache a
 
     afterAll(() => cluster?.stop());
 
-    /** A new image (so nothing of it is cached) pushed to the stand-in docker.io, then pulled by N clients at once. */
-    async function coldHerd(clients: number, tag: string) {
+    /** A new image (so nothing of it is cached) pushed to the stand-in docker.io. */
+    async function freshImage(tag: string): Promise<BuiltOciImage> {
         const image = await buildOciImage(path.join(cluster.work, `oci-${tag}`), {
             tag,
             layers: Array.from({ length: LAYERS }, () => ({ randomBytes: 3 << 20 })),
         });
         const push = await cluster.pushUpstream(image, `${REPO}:${tag}`);
         expect(push.code, push.stderr).toBe(0);
-        const upstream = cluster.upstream!.registry.proc;
-        const before = upstream.log().length;
+        return image;
+    }
+
+    /** What the upstream served of `image` since byte `before` of its log: GETs per blob (config, layers), and of manifests. */
+    function upstreamSince(before: number, image: BuiltOciImage) {
+        const gets = upstreamGets(cluster.upstream!.registry.proc.log().slice(before), REPO);
+        return { perBlob: [image.configDigest, ...image.layers.map((l) => l.digest)].map((d) => gets.blobs.get(d) ?? 0), manifests: gets.manifests };
+    }
+
+    /** A fresh image pulled by N skopeo clients at once. */
+    async function coldHerd(clients: number, tag: string) {
+        const image = await freshImage(tag);
+        const before = cluster.upstream!.registry.proc.log().length;
         const herd = await pullHerd({
             clients,
             image: `${cacheHost}/${REPO}:${tag}`,
@@ -70,20 +82,36 @@ describeIntegration("a herd pulling one cold image through the generated cache a
             authfile: nodeAuthfile,
             certDir: cluster.client.certDir,
         });
-        // The push made no GETs; what follows `before` is the herd's.
-        const gets = upstreamGets(upstream.log().slice(before), REPO);
-        const perBlob = [image.configDigest, ...image.layers.map((l) => l.digest)].map((d) => gets.blobs.get(d) ?? 0);
-        console.info(`${clients} clients, ${tag}: ${herd.seconds.toFixed(2)} s; upstream GETs per blob ${perBlob.join(" ")}, manifest GETs ${gets.manifests}`);
-        return { image, herd, gets, perBlob };
+        const { perBlob, manifests } = upstreamSince(before, image);
+        console.info(`${clients} clients, ${tag}: ${herd.seconds.toFixed(2)} s; upstream GETs per blob ${perBlob.join(" ")}, manifest GETs ${manifests}`);
+        return { image, herd, perBlob, manifests };
     }
 
     test.each([8, 16])("%i clients at once, cold: one upstream GET per blob, one manifest GET, every client gets every blob intact", async (n) => {
-        const { image, herd, gets, perBlob } = await coldHerd(n, `n${n}`);
+        const { image, herd, perBlob, manifests } = await coldHerd(n, `n${n}`);
         expect(herd.problems).toEqual([]);
         expect(perBlob).toEqual(perBlob.map(() => 1));
-        expect(gets.manifests).toBe(1);
+        expect(manifests).toBe(1);
         expect(cluster.cacheLog()).toMatch(/blobs\/sha256:[0-9a-f]{64}[^"]*" 200 \d+ cache=HIT/);
         last = image;
+    });
+
+    test("8 nodes' containerd at once over CRI, as kubelet pulls docker.io/library/herd through the mirror with the node identity hosts.toml sends: one upstream GET per blob, one manifest GET", async () => {
+        const nodes = await Promise.all(Array.from({ length: 8 }, (_, i) => cluster.startNodeContainerd(`c${i}`)));
+        try {
+            const image = await freshImage("cri");
+            const before = cluster.upstream!.registry.proc.log().length;
+            const ref = `docker.io/${REPO}:cri`;
+            await Promise.all(nodes.map((n) => criPull(n.socket, ref)));
+            // containerd checks every blob's digest before it records the image.
+            for (const n of nodes) expect((await criImageStatus(n.socket, ref))?.repo_digests).toContain(`docker.io/${REPO}@${image.manifestDigest}`);
+            const { perBlob, manifests } = upstreamSince(before, image);
+            console.info(`8 containerd nodes: upstream GETs per blob ${perBlob.join(" ")}, manifest GETs ${manifests}`);
+            expect(perBlob).toEqual(perBlob.map(() => 1));
+            expect(manifests).toBe(1);
+        } finally {
+            await Promise.all(nodes.map((n) => n.stop()));
+        }
     });
 
     test("auth holds for nginx's own hits: without the node identity, nothing of a blob another client just fetched", async () => {

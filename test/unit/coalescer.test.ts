@@ -2,6 +2,7 @@
 import { describe, expect, test } from "vitest";
 import YAML from "yaml";
 import { DEFAULT_COALESCER_IMAGE } from "../../components/coalescer";
+import { registryConfigsOf } from "../../components/registry";
 import { FakeCloud, runProgram } from "../support/fake-cloud";
 import { ENTRY } from "../support/stacks";
 import { RESOURCE_TYPES as T } from "../support/resource-types";
@@ -92,5 +93,13 @@ describe("a cache's coalescer", () => {
         await expect(run({ ...WITH_CACHE, "cluster-registry:cacheCoalescerImage": "Nginx:Latest!" })).rejects.toThrow(
             /cluster-registry:cacheCoalescerImage: "Nginx:Latest!" is not valid/,
         );
+    });
+
+    test("only a cache without a push port gets one: the hosted registry's config is never dropped for nginx's", () => {
+        const image = DEFAULT_COALESCER_IMAGE;
+        expect(() => registryConfigsOf({ coalescer: { image } })).toThrow(/a coalescer is for a cache/);
+        const push = { port: 5002, htpasswd: { secretName: "s", content: "" } };
+        expect(() => registryConfigsOf({ coalescer: { image }, push, proxy: { remoteUrl: "https://r", ttl: "1h" } })).toThrow(/without a push port/);
+        expect(Object.keys(registryConfigsOf({ coalescer: { image }, proxy: { remoteUrl: "https://r", ttl: "1h" } }))).toEqual(["config.yml", "nginx.conf"]);
     });
 });
