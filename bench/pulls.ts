@@ -35,13 +35,15 @@ import { missingForIntegration } from "../test/integration/harness/tools";
 import { HOSTED_IP, LoopbackCluster, tempDir, type LoopbackClusterOptions } from "../test/integration/support";
 import { coldPulls, headLatency, headThroughput, MEASURE, mb, type ColdPulls, type ColdPullsInput, type HeadLatency } from "./measure";
 import { IDENTITY_COSTS, nodeIdentityTargets, type IdentityRow } from "./node-identity";
+import { HERD, herdModes, herdRatios, printHerd, type HerdModes } from "./herd";
 
 /** The cost compared with the program's default (bcrypt's usual default, and ours for given passwords). */
 const COMPARED_COST = 10;
 /** ~60 MB: 4 layers of 15 MiB of incompressible bytes. */
 const IMAGE = { repo: "bench/app", tag: "v1", layers: 4, layerBytes: 15 << 20 } as const;
-/** A scenario process that takes longer is killed. */
+/** A scenario process that takes longer is killed; the herd scenario makes six herds and sixteen CRI pulls. */
 const SCENARIO_TIMEOUT_MS = 240_000;
+const HERD_TIMEOUT_MS = 600_000;
 /** Tries per scenario, and the pause between them (see runWithRetries). */
 const SCENARIO_ATTEMPTS = 3;
 const RETRY_PAUSE_MS = 10_000;
@@ -57,13 +59,14 @@ interface PullsSpec {
     /** Passed as `cluster-registry:bcryptCost`; absent: the program's own default is measured. */
     bcryptCost?: number;
 }
-type ScenarioSpec = PullsSpec | { kind: "cache" | "identity"; label: string };
+type ScenarioSpec = PullsSpec | { kind: "cache" | "identity" | "herd"; label: string };
 
 const SCENARIOS: ScenarioSpec[] = [
     { kind: "pulls", label: "program default" },
     { kind: "pulls", label: `cost ${COMPARED_COST}`, bcryptCost: COMPARED_COST },
     { kind: "cache", label: "docker.io cache" },
     { kind: "identity", label: "node identity" },
+    { kind: "herd", label: "herd through the cache" },
 ];
 
 interface PullsRow {
@@ -92,7 +95,15 @@ interface CacheRow {
     cacheWarm: ColdPulls;
 }
 
-type Row = PullsRow | CacheRow | IdentityRow;
+/** Issue 17: a herd through the cache, with and without its coalescer (herd.ts). */
+interface HerdRow {
+    kind: "herd";
+    label: string;
+    loadAverageAtStart: number;
+    modes: HerdModes;
+}
+
+type Row = PullsRow | CacheRow | IdentityRow | HerdRow;
 
 // ---------------------------------------------------------------------------------------------------
 // Scenarios: each stands the cluster up, pushes the image and measures
@@ -198,6 +209,16 @@ async function identityScenario(spec: { label: string }, image: BuiltOciImage): 
     return { kind: "identity", label: spec.label, loadAverageAtStart, costs: IDENTITY_COSTS, targets };
 }
 
+async function herdScenario(spec: { label: string }, image: BuiltOciImage): Promise<HerdRow> {
+    const log = (msg: string) => console.log(`[${spec.label}] ${msg}`);
+    const loadAverageAtStart = os.loadavg()[0];
+    const cluster = await clusterWithImage(image, { prefix: "bench-", dockerIoCache: true, nodeMode: "apply" });
+    const publicRepo = `library/${path.basename(IMAGE.repo)}`;
+    must(await cluster.pushUpstream(image, `${publicRepo}:${IMAGE.tag}`), "skopeo push to the stand-in docker.io");
+    const modes = await herdModes(cluster, image, { publicRepo, tag: IMAGE.tag, nodeAndImage: nodeAndImage(cluster, image), log });
+    return { kind: "herd", label: spec.label, loadAverageAtStart, modes };
+}
+
 /** The bcrypt cost of `user`'s line in the htpasswd file the running registry reads. */
 function servedBcryptCost(registryConfigFile: string, user: string): number {
     const config = YAML.parse(fs.readFileSync(registryConfigFile, "utf8")) as { auth?: { htpasswd?: { path?: string } } };
@@ -230,10 +251,11 @@ async function runIsolated(spec: ScenarioSpec, imageFile: string, scratch: strin
     const outFile = path.join(scratch, `row-${Date.now()}.json`);
     const child = spawn(process.execPath, [...process.execArgv, __filename, CHILD_FLAG, JSON.stringify(spec), imageFile, outFile], { stdio: "inherit" });
     currentChild = child;
+    const timeoutMs = spec.kind === "herd" ? HERD_TIMEOUT_MS : SCENARIO_TIMEOUT_MS;
     const timer = setTimeout(() => {
-        console.error(`bench: scenario "${spec.label}" exceeded ${SCENARIO_TIMEOUT_MS / 1000} s; stopping it`);
+        console.error(`bench: scenario "${spec.label}" exceeded ${timeoutMs / 1000} s; stopping it`);
         child.kill("SIGTERM");
-    }, SCENARIO_TIMEOUT_MS);
+    }, timeoutMs);
     try {
         const code = await new Promise<number | null>((resolve, reject) => child.once("error", reject).once("exit", resolve));
         if (code !== 0) throw new Error(`scenario "${spec.label}" failed (exit ${String(code)})`);
@@ -272,7 +294,9 @@ async function child(specJson: string, imageFile: string, outFile: string): Prom
                 ? await pullsScenario(spec, image)
                 : spec.kind === "cache"
                   ? await cacheScenario(spec, image)
-                  : await identityScenario(spec, image);
+                  : spec.kind === "herd"
+                    ? await herdScenario(spec, image)
+                    : await identityScenario(spec, image);
         fs.writeFileSync(outFile, JSON.stringify(row));
     } finally {
         await onStop();
@@ -476,7 +500,9 @@ function printReport(rows: Row[], image: BuiltOciImage) {
             console.log(
                 `  ${target}, ${cost}: +${v.addedMs.toFixed(2)} ms per request, ${v.reqPerSecOverAnonymous.toFixed(2)}x the anonymous ${CLIENTS}-client req/s`,
             );
-    return { ...ratios, cache: cacheRatios, nodeIdentity };
+    const herds = rows.filter((x): x is HerdRow => x.kind === "herd");
+    for (const h of herds) printHerd(h.modes, blobs);
+    return { ...ratios, cache: cacheRatios, nodeIdentity, herd: herds.map((h) => herdRatios(h.modes))[0] };
 }
 
 /** Writes bench/results/pulls-<start time>.json and bench/results/latest.json. */
@@ -494,7 +520,7 @@ function writeResults(r: {
         finishedAt: finished.toISOString(),
         note: "2 cores shared by registry, containerd and load generator over loopback: compare ratios, not absolute times",
         machine: { ...r.machine, loadAverage1mAtStart: r.loadAverage },
-        settings: { CLUSTER_IP: HOSTED_IP, COMPARED_COST, IDENTITY_COSTS, IMAGE, ...MEASURE },
+        settings: { CLUSTER_IP: HOSTED_IP, COMPARED_COST, IDENTITY_COSTS, IMAGE, HERD, ...MEASURE },
         image: {
             totalBytes: r.image.totalBytes,
             manifestDigest: r.image.manifestDigest,

@@ -257,6 +257,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 htpasswd,
                 // 100 is "no limit": a full volume still serves what it holds.
                 maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
+                coalescer: s.cacheCoalescerImage ? { image: s.cacheCoalescerImage } : undefined,
             };
             return { host: c.host, remoteUrl: c.remoteUrl, registry: new Registry(`${name}-${c.serviceName}`, args, opts) };
         });

@@ -6,6 +6,7 @@ import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
 import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
+import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
@@ -109,6 +110,8 @@ export interface RegistryArgs {
     push?: { port: number; htpasswd: HtpasswdRef };
     /** Pull-through cache of one upstream. Default: a hosted registry. */
     proxy?: RegistryProxyArgs;
+    /** A cache's nginx in front, coalescing concurrent misses (coalescer.ts): its image. Default: none. */
+    coalescer?: { image: string };
     /** Not ready (out of its Service) while its storage is at least this full, in percent. Default: no limit. */
     maxFillPercent?: number;
     /** Also create a Prometheus Operator ServiceMonitor for the metrics Service. Default: false. */
@@ -221,7 +224,7 @@ export class Registry extends pulumi.ComponentResource {
             { metadata: { namespace: args.namespace, labels: labels.meta }, data: configs },
             { parent: this },
         );
-        const pod = registryPodSpec(args, {
+        const pod = podSpecOf(args, {
             configMapName: configMap.metadata.name,
             tlsSecretName: tlsSecret.metadata.name,
             storage: this.storageVolume(name, args, labels),
@@ -402,7 +405,9 @@ export class Registry extends pulumi.ComponentResource {
  * The ConfigMap's config files, with the pod's mount paths: `config.yml`, and with a push port,
  * `push.yml` for the read-write container while `config.yml` turns read-only.
  */
-export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push">): Record<string, string> {
+export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "coalescer">): Record<string, string> {
+    // Only a cache has misses to coalesce, and the push port has no place behind nginx.
+    if (args.coalescer && (!args.proxy || args.push)) throw new Error("a coalescer is for a cache (proxy) without a push port");
     const common = {
         storageRoot: MOUNTS.storage,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
@@ -410,11 +415,16 @@ export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" 
     };
     const pull = renderRegistryConfig({
         ...common,
-        port: REGISTRY_CONTAINER_PORT,
+        port: args.coalescer ? COALESCER_BACKEND_PORT : REGISTRY_CONTAINER_PORT,
         debugPort: REGISTRY_DEBUG_PORT,
         htpasswd: args.htpasswd ? { realm: "cluster-registry", path: `${MOUNTS.auth}/htpasswd` } : undefined,
         readOnly: !!args.push,
     });
+    if (args.coalescer)
+        return {
+            [CONFIG_FILES.pull]: pull,
+            [NGINX_CONFIG_FILE]: coalescerConfig({ port: REGISTRY_CONTAINER_PORT, mounts: MOUNTS }, !!args.htpasswd, args.proxy?.ttl ?? "0"),
+        };
     if (!args.push) return { [CONFIG_FILES.pull]: pull };
     const push = renderRegistryConfig({
         ...common,
@@ -431,6 +441,13 @@ interface PodParts {
     tlsSecretName: pulumi.Input<string>;
     storage: k8s.types.input.core.v1.Volume;
     env: k8s.types.input.core.v1.EnvVar[];
+}
+
+/** The registry pod, with a cache's coalescer in front when it has one. */
+export function podSpecOf(args: RegistryArgs, parts: PodParts): k8s.types.input.core.v1.PodSpec {
+    const pod = registryPodSpec(args, parts);
+    if (!args.coalescer) return pod;
+    return withCoalescer(pod, { image: args.coalescer.image, port: REGISTRY_CONTAINER_PORT, mounts: MOUNTS, security: RESTRICTED_CONTAINER_SECURITY });
 }
 
 /** The registry pod: restricted security, the config, certificate, storage and (hosted) htpasswd mounts. */

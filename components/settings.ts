@@ -11,6 +11,7 @@ import type { KeyAlgorithm } from "./pki";
 import { ENVIRONMENTS, ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
 import { CONTAINERD_CHECK_MODES, ContainerdCheckMode } from "./node-agent/files";
 import { DEFAULT_CACHE_TTL, UPSTREAM_PRESETS } from "./upstreams";
+import { DEFAULT_COALESCER_IMAGE } from "./coalescer";
 import * as v from "./validators";
 
 /** Config namespace: the project name in Pulumi.yaml. */
@@ -285,6 +286,13 @@ export const SETTINGS = {
         default: perEnvironment((e) => e.cacheHostPath ?? ""),
         check: (p) => (p === "" ? v.ACCEPTED : v.reworded(v.checkNodeDirectory(p), (e) => `${e}; or "" for volumes`)),
     },
+    cacheCoalescerImage: {
+        type: "string",
+        description:
+            'nginx image run in front of each cache so that nodes asking at once for what it does not hold yet cost the upstream one download and one manifest GET, not one each; pinned by tag or digest (air-gapped clusters need it too). "" turns coalescing off.',
+        default: DEFAULT_COALESCER_IMAGE,
+        check: (i) => (i === "" ? v.ACCEPTED : v.reworded(v.checkImageReference(i), (e) => `${e}, or "" for no coalescing`)),
+    },
     serviceMonitors: {
         type: "boolean",
         description:
@@ -457,6 +465,8 @@ export interface ClusterRegistryArgs {
     cacheStorageSize?: string;
     /** Node directory for cache data instead of volumes; "" for volumes. Default: kind /var/lib/cluster-registry/caches, k3d "", eks "". */
     cacheHostPath?: string;
+    /** nginx image in front of each cache, coalescing concurrent misses into one upstream download; "" for none. Default: docker.io/library/nginx:1.28.0-alpine. */
+    cacheCoalescerImage?: string;
     /** Create a Prometheus Operator ServiceMonitor for each registry's metrics Service. Default: false. */
     serviceMonitors?: boolean;
     /** Keep the hosted registry's volume when the stack is destroyed. Default: true. */

@@ -62,16 +62,16 @@ describeIntegration("a generated pull-through cache in front of a stand-in docke
         await criPull(socket, IMAGE);
         const status = await criImageStatus(socket, IMAGE);
         expect(status?.repo_digests).toContain(`docker.io/library/nginx@${image.manifestDigest}`);
-        expect(cluster.cache!.proc.log()).toContain("/v2/library/nginx/manifests/stable?ns=docker.io");
+        expect(cluster.cacheLog()).toContain("/v2/library/nginx/manifests/stable?ns=docker.io");
         expect(blobGets(upstream)).toBeGreaterThan(before);
     });
 
     test("a warm pull makes no blob request upstream", async () => {
         await criRemove(socket, IMAGE);
         const before = blobGets(upstream);
-        const cacheLogBefore = cluster.cache!.proc.log().length;
+        const cacheLogBefore = cluster.cacheLog().length;
         await criPull(socket, IMAGE);
-        expect(cluster.cache!.proc.log().slice(cacheLogBefore)).toContain("/v2/library/nginx/blobs/");
+        expect(cluster.cacheLog().slice(cacheLogBefore)).toContain("/v2/library/nginx/blobs/");
         expect(blobGets(upstream)).toBe(before);
         await criRemove(socket, IMAGE);
     });
@@ -94,7 +94,7 @@ describeIntegration("a generated pull-through cache in front of a stand-in docke
     });
 
     test("fail-open (the default): with the cache down, nodes pull from the upstream themselves", async () => {
-        await cluster.cache!.stop();
+        await cluster.stopCache();
         const before = upstreamRequests(upstream);
         await criPull(socket, IMAGE);
         expect(upstreamRequests(upstream)).toBeGreaterThan(before);

@@ -17,6 +17,7 @@ import { FakeKubeApi, nodeScript, NodeScript, snapshotTree, waitApplied } from "
 import { BuiltOciImage } from "./harness/oci";
 import { materialize, rebaseYamlPaths } from "./harness/pod";
 import { CommandResult, freePort, ProcHandle, runCommand, stopAll } from "./harness/procs";
+import { startCoalescerFromDeployment } from "./harness/nginx";
 import { RegistryHandle, startRegistry } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
 
@@ -104,8 +105,10 @@ export class LoopbackCluster {
     hosted!: RegistryHandle;
     /** The hosted registry's read-write container, on the Service's push port. */
     hostedPush!: RegistryHandle;
-    /** docker.io's cache, with `dockerIoCache`. */
+    /** docker.io's cache, with `dockerIoCache`: its registry. */
     cache?: RegistryHandle;
+    /** docker.io's cache's nginx in front of its registry, unless coalescing is off. */
+    coalescer?: ProcHandle;
     /** The directory standing for the node's certs.d, and what it held before the DaemonSet came. */
     readonly nodeCerts: string;
     nodeBefore: Record<string, string> = {};
@@ -206,22 +209,35 @@ export class LoopbackCluster {
         return this.hosted;
     }
 
-    /** (Re)starts docker.io's cache; `empty` deletes what it stored first. */
+    /**
+     * (Re)starts docker.io's cache pod (its registry, and its coalescer in front on the Service's
+     * address, the registry then on a free port of that address); `empty` deletes what it stored first.
+     */
     async startCache(empty = false): Promise<RegistryHandle> {
-        await this.cache?.stop();
+        await this.stopCache();
         if (empty && this.cache) fs.rmSync(registryStorage(this.cache), { recursive: true, force: true });
         const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io");
+        const coalesced = (deployment.inputs.spec.template.spec.containers as Array<{ name: string }>).some((c) => c.name === "coalescer");
+        const service = `${CACHE_IP}:${this.port}`;
+        const registryAt = coalesced ? `${CACHE_IP}:${await freePort()}` : service;
         // The registry image trusts docker.io's public CA; here the stand-in's, through SSL_CERT_FILE.
         const env: Record<string, string> = this.upstream ? { SSL_CERT_FILE: this.upstream.trustBundle } : {};
-        this.cache = await startRegistryFromDeployment(
-            this.cloud,
-            deployment,
-            path.join(this.work, "cache-pod"),
-            `${CACHE_IP}:${this.port}`,
-            this.client.caFile,
-            env,
-        );
+        const root = path.join(this.work, "cache-pod");
+        this.cache = await startRegistryFromDeployment(this.cloud, deployment, root, registryAt, this.client.caFile, env);
+        if (coalesced) this.coalescer = await startCoalescerFromDeployment(this.cloud, deployment, root, service, registryAt, this.client.caFile);
         return this.cache;
+    }
+
+    /** Stops docker.io's cache pod, every container of it. */
+    async stopCache(): Promise<void> {
+        await this.coalescer?.stop();
+        this.coalescer = undefined;
+        await this.cache?.stop();
+    }
+
+    /** What docker.io's cache pod logged of the requests it was sent: its front door's (nginx's, or the registry's) log. */
+    cacheLog(): string {
+        return (this.coalescer ?? this.cache?.proc)?.log() ?? "";
     }
 
     /** Forwards `host`:port to the hosted registry's port `to` (default: the read-only one), as port-forward or kube-proxy would. */

@@ -14,6 +14,8 @@ const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
     { bin: "skopeo", pkg: "skopeo" },
     { bin: "openssl", pkg: "openssl" },
     { bin: "busybox", pkg: "busybox" },
+    // the caches' coalescer; the tests run it on loopback with their own prefix and config
+    { bin: "nginx", pkg: "nginx" },
     // used by the harness itself; part of every Debian install, checked for clarity
     { bin: "tar", pkg: "tar" },
     { bin: "gzip", pkg: "gzip" },

@@ -1,0 +1,164 @@
+/**
+ * Issue 17: a rollout's nodes asking a cold cache for one image at once cost the upstream one download.
+ * The generated cache pod runs as the cluster would: Debian's nginx from the coalescer container's
+ * command and generated nginx.conf, the real registry from its config, in front of a stand-in docker.io
+ * (anonymous, so it sends no token challenge: only blob and manifest GETs are counted, never pings).
+ */
+import * as fs from "node:fs";
+import * as https from "node:https";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import YAML from "yaml";
+import { renderDockerConfigJson } from "../../components/render/docker-config";
+import { criImageStatus, criPull } from "./harness/cri";
+import { pullHerd, pullWith, upstreamGets } from "./harness/herd";
+import { buildOciImage, type BuiltOciImage } from "./harness/oci";
+import { basicAuth } from "./harness/registry";
+import { describeIntegration } from "./describe-integration";
+import { CACHE_IP, LoopbackCluster } from "./support";
+
+const REPO = "library/herd";
+const LAYERS = 4;
+
+/** One GET over TLS: status, a challenge if any, and the body's length. */
+function get(url: string, ca: string, authorization?: string): Promise<{ status: number; challenge?: string; bytes: number }> {
+    return new Promise((resolve, reject) => {
+        const headers: Record<string, string> = authorization ? { Authorization: authorization } : {};
+        const req = https.get(url, { ca, headers, agent: false }, (res) => {
+            let bytes = 0;
+            res.on("data", (b: Buffer) => (bytes += b.length));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, challenge: res.headers["www-authenticate"], bytes }));
+            res.on("error", reject);
+        });
+        req.on("error", reject);
+    });
+}
+
+describeIntegration("a herd pulling one cold image through the generated cache and its coalescer", () => {
+    let cluster: LoopbackCluster;
+    let node: { username: string; password: string };
+    let nodeAuthfile: string;
+    let cacheHost: string;
+    let last: BuiltOciImage;
+
+    beforeAll(async () => {
+        cluster = await LoopbackCluster.start({ prefix: "crco-", dockerIoCache: true, nodeMode: "apply", containerd: false });
+        cacheHost = `${CACHE_IP}:${cluster.port}`;
+        // The node identity, as the k3s registries.yaml output carries it for the cache's endpoint.
+        const configs = (YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: typeof node }> }).configs;
+        node = configs[cacheHost].auth;
+        nodeAuthfile = path.join(cluster.work, "node-auth.json");
+        fs.writeFileSync(nodeAuthfile, renderDockerConfigJson([cacheHost], node.username, node.password), { mode: 0o600 });
+    });
+
+    afterAll(() => cluster?.stop());
+
+    /** A new image (so nothing of it is cached) pushed to the stand-in docker.io. */
+    async function freshImage(tag: string): Promise<BuiltOciImage> {
+        const image = await buildOciImage(path.join(cluster.work, `oci-${tag}`), {
+            tag,
+            layers: Array.from({ length: LAYERS }, () => ({ randomBytes: 3 << 20 })),
+        });
+        const push = await cluster.pushUpstream(image, `${REPO}:${tag}`);
+        expect(push.code, push.stderr).toBe(0);
+        return image;
+    }
+
+    /** What the upstream served of `image` since byte `before` of its log: GETs per blob (config, layers), and of manifests. */
+    function upstreamSince(before: number, image: BuiltOciImage) {
+        const gets = upstreamGets(cluster.upstream!.registry.proc.log().slice(before), REPO);
+        return { perBlob: [image.configDigest, ...image.layers.map((l) => l.digest)].map((d) => gets.blobs.get(d) ?? 0), manifests: gets.manifests };
+    }
+
+    /** A fresh image pulled by N skopeo clients at once. */
+    async function coldHerd(clients: number, tag: string) {
+        const image = await freshImage(tag);
+        const before = cluster.upstream!.registry.proc.log().length;
+        const herd = await pullHerd({
+            clients,
+            image: `${cacheHost}/${REPO}:${tag}`,
+            expect: image,
+            workDir: path.join(cluster.work, `herd-${tag}`),
+            authfile: nodeAuthfile,
+            certDir: cluster.client.certDir,
+        });
+        const { perBlob, manifests } = upstreamSince(before, image);
+        console.info(`${clients} clients, ${tag}: ${herd.seconds.toFixed(2)} s; upstream GETs per blob ${perBlob.join(" ")}, manifest GETs ${manifests}`);
+        return { image, herd, perBlob, manifests };
+    }
+
+    test.each([8, 16])("%i clients at once, cold: one upstream GET per blob, one manifest GET, every client gets every blob intact", async (n) => {
+        const { image, herd, perBlob, manifests } = await coldHerd(n, `n${n}`);
+        expect(herd.problems).toEqual([]);
+        expect(perBlob).toEqual(perBlob.map(() => 1));
+        expect(manifests).toBe(1);
+        expect(cluster.cacheLog()).toMatch(/blobs\/sha256:[0-9a-f]{64}[^"]*" 200 \d+ cache=HIT/);
+        last = image;
+    });
+
+    test("8 nodes' containerd at once over CRI, as kubelet pulls docker.io/library/herd through the mirror with the node identity hosts.toml sends: one upstream GET per blob, one manifest GET", async () => {
+        const nodes = await Promise.all(Array.from({ length: 8 }, (_, i) => cluster.startNodeContainerd(`c${i}`)));
+        try {
+            const image = await freshImage("cri");
+            const before = cluster.upstream!.registry.proc.log().length;
+            const ref = `docker.io/${REPO}:cri`;
+            await Promise.all(nodes.map((n) => criPull(n.socket, ref)));
+            // containerd checks every blob's digest before it records the image.
+            for (const n of nodes) expect((await criImageStatus(n.socket, ref))?.repo_digests).toContain(`docker.io/${REPO}@${image.manifestDigest}`);
+            const { perBlob, manifests } = upstreamSince(before, image);
+            console.info(`8 containerd nodes: upstream GETs per blob ${perBlob.join(" ")}, manifest GETs ${manifests}`);
+            expect(perBlob).toEqual(perBlob.map(() => 1));
+            expect(manifests).toBe(1);
+        } finally {
+            await Promise.all(nodes.map((n) => n.stop()));
+        }
+    });
+
+    test("auth holds for nginx's own hits: without the node identity, nothing of a blob another client just fetched", async () => {
+        const ca = cluster.dep.outputs.caCertPem as string;
+        const layer = last.layers[0];
+        const url = `https://${cacheHost}/v2/${REPO}/blobs/${layer.digest}`;
+        const logFrom = cluster.cacheLog().length;
+        const allowed = await get(url, ca, basicAuth(node.username, node.password));
+        expect(allowed).toMatchObject({ status: 200, bytes: layer.size });
+        // Served by nginx from its copy: the registry never saw this request.
+        expect(cluster.cacheLog().slice(logFrom)).toMatch(/cache=HIT/);
+        for (const authorization of [undefined, basicAuth(node.username, `${node.password}x`), basicAuth("cluster-registry-pull", node.password)]) {
+            const refused = await get(url, ca, authorization);
+            expect(refused.status).toBe(401);
+            expect(refused.challenge).toMatch(/^Basic realm=/);
+            expect(refused.bytes).toBeLessThan(layer.size);
+        }
+        const anonymous = await pullWith(`${cacheHost}/${REPO}:n16`, path.join(cluster.work, "anonymous"), { certDir: cluster.client.certDir });
+        expect(anonymous.code).not.toBe(0);
+        expect(anonymous.stderr).toMatch(/unauthorized|401/i);
+    });
+
+    test('with cacheCoalescerImage "" the cache pod has no nginx, and the same herd costs the upstream more than one GET for some blob', async () => {
+        await cluster.redeploy({ "cluster-registry:cacheCoalescerImage": "" });
+        await cluster.startCache();
+        expect(cluster.coalescer).toBeUndefined();
+        const { herd, perBlob } = await coldHerd(8, "off");
+        expect(herd.problems).toEqual([]);
+        expect(Math.max(...perBlob)).toBeGreaterThan(1);
+    });
+});
+
+describe("this file's helpers", () => {
+    test("upstreamGets counts completed GETs of one repository, per blob and of manifests", () => {
+        const d = `sha256:${"a".repeat(64)}`;
+        const line = (method: string, uri: string) => `msg="response completed" http.request.method=${method} http.request.uri="${uri}"`;
+        const log = [
+            line("GET", `/v2/${REPO}/blobs/${d}`),
+            line("GET", `/v2/${REPO}/blobs/${d}`),
+            line("HEAD", `/v2/${REPO}/manifests/v1`),
+            line("GET", `/v2/${REPO}/manifests/${d}`),
+            `msg="response completed" http.request.method=GET http.request.uri=/v2/${REPO}/manifests/v1 http.request.useragent=x`,
+            line("GET", `/v2/library/other/blobs/${d}`),
+            `msg="authorized request" http.request.method=GET http.request.uri="/v2/${REPO}/blobs/${d}"`,
+        ].join("\n");
+        const gets = upstreamGets(log, REPO);
+        expect([...gets.blobs]).toEqual([[d, 2]]);
+        expect(gets.manifests).toBe(2);
+    });
+});
