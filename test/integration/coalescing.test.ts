@@ -138,9 +138,15 @@ describeIntegration("a herd pulling one cold image through the generated cache a
         await cluster.redeploy({ "cluster-registry:cacheCoalescerImage": "" });
         await cluster.startCache();
         expect(cluster.coalescer).toBeUndefined();
-        const { herd, perBlob } = await coldHerd(8, "off");
-        expect(herd.problems).toEqual([]);
-        expect(Math.max(...perBlob)).toBeGreaterThan(1);
+        // Without the coalescer a duplicate needs two requests to overlap, which a loaded machine may
+        // not line up in one herd: up to three cold herds, each must be intact, one must duplicate.
+        let most = 0;
+        for (let run = 0; run < 3 && most <= 1; run++) {
+            const { herd, perBlob } = await coldHerd(8, `off-${run}`);
+            expect(herd.problems).toEqual([]);
+            most = Math.max(most, ...perBlob);
+        }
+        expect(most).toBeGreaterThan(1);
     });
 });
 

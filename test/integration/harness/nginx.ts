@@ -10,6 +10,20 @@ import { materialize } from "./pod";
 import { startProcess, waitFor, type ProcHandle } from "./procs";
 import { httpsStatus } from "./registry";
 
+/** Where scripts/test-all unpacks Debian's nginx (never installed: the package would start a system web server). */
+export const NGINX_BINARY = path.resolve(__dirname, "../../../.cache/nginx/root/usr/sbin/nginx");
+
+/** Null when nginx is unpacked here, else one line saying how to get it. */
+export function missingNginx(): string | null {
+    return fs.existsSync(NGINX_BINARY) ? null : `nginx is not unpacked at ${NGINX_BINARY}: run scripts/test-all`;
+}
+
+function nginxBinary(): string {
+    const missing = missingNginx();
+    if (missing !== null) throw new Error(missing);
+    return NGINX_BINARY;
+}
+
 /**
  * The generated nginx.conf made local: nginx listens on `listen` instead of the pod's port, reaches the
  * registry at `backend` instead of the pod's loopback, and every absolute path under a mount is rebased.
@@ -51,7 +65,7 @@ export async function startCoalescerFromDeployment(
     fs.writeFileSync(confFile, conf);
     const global = command[command.indexOf("-g") + 1];
     const args = ["-p", prefix, "-e", "stderr", "-c", confFile, "-g", `${global} user root root;`];
-    const proc = startProcess("nginx", args, { logFile: path.join(prefix, "nginx.log") });
+    const proc = startProcess(nginxBinary(), args, { logFile: path.join(prefix, "nginx.log") });
     try {
         await waitFor(async () => (await httpsStatus(`https://${listen}/`, { caFile, timeoutMs: 2000 })) > 0, 15_000, `nginx on ${listen}`, { proc });
     } catch (e) {

@@ -2,6 +2,7 @@
 
 import { containerdBuild } from "./containerd";
 import { distributionBuild } from "./distribution";
+import { missingNginx } from "./nginx";
 import { baseEnv, which } from "./procs";
 
 /**
@@ -15,7 +16,6 @@ const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
     { bin: "openssl", pkg: "openssl" },
     { bin: "busybox", pkg: "busybox" },
     // the caches' coalescer; the tests run it on loopback with their own prefix and config
-    { bin: "nginx", pkg: "nginx" },
     // used by the harness itself; part of every Debian install, checked for clarity
     { bin: "tar", pkg: "tar" },
     { bin: "gzip", pkg: "gzip" },
@@ -33,6 +33,8 @@ export function missingForIntegration(): string | null {
         );
     }
     for (const build of [distributionBuild(), containerdBuild("1.6")]) if ("missing" in build) problems.push(build.missing);
+    const nginx = missingNginx();
+    if (nginx !== null) problems.push(nginx);
     if (problems.length === 0) return null;
     const rootHint = isRoot ? "" : "; run the tests as root";
     return `integration tests skipped: ${problems.join(" / ")}${rootHint}; \`./scripts/test-all\` installs and builds all of it`;
