@@ -2,7 +2,7 @@ import pulumi from "@pulumi/eslint-plugin";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-    { ignores: ["node_modules/", "bin/", "bench/results/"] },
+    { ignores: ["node_modules/", "bin/", "bench/results/", "dist/"] },
     ...tseslint.configs.recommended,
     {
         files: ["**/*.ts"],

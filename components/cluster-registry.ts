@@ -14,6 +14,7 @@ import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKin
 import { resolveSettings } from "./resolve-settings";
 import { serviceDnsNames } from "./names";
 import { ClusterRegistryArgs, Settings } from "./settings";
+import { placementOf } from "./render/placement";
 
 /** KEP-1755's well-known place, read by Tilt, Skaffold, ctlptl and others. */
 export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-registry-hosting", key: "localRegistryHosting.v1" } as const;
@@ -208,6 +209,12 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             storageClass: s.storageClass,
             serviceMonitor: s.serviceMonitors,
             allowVolumeReplacement: s.allowVolumeReplacement,
+            placement: placementOf({
+                resources: s.registryResources,
+                nodeSelector: s.registryNodeSelector,
+                tolerations: s.registryTolerations,
+                priorityClassName: s.registryPriorityClassName,
+            }),
         };
     }
 

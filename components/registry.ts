@@ -8,6 +8,7 @@ import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } fro
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
+import { RegistryPlacement, withPlacement } from "./render/placement";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
 export const REGISTRY_CONTAINER_PORT = 5000;
@@ -122,6 +123,8 @@ export interface RegistryArgs {
     existingClaim?: string;
     /** Let a change Kubernetes can only make by replacing the claim give the registry a new, empty volume. Default: false. */
     allowVolumeReplacement?: boolean;
+    /** Resources, nodeSelector, tolerations and priorityClassName of the pod. Default: as `registryPodSpec` makes it. */
+    placement?: RegistryPlacement;
 }
 
 /**
@@ -453,6 +456,16 @@ export function podSpecOf(args: RegistryArgs, parts: PodParts): k8s.types.input.
 /** The registry pod: restricted security, the config, certificate, storage and (hosted) htpasswd mounts. */
 export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.input.core.v1.PodSpec {
     const { volumes, mounts } = registryVolumes(args, parts);
+    return withPlacement(podSpecOf(args, parts, volumes, mounts), args.placement);
+}
+
+/** The pod before the platform team's placement (resources, selector, tolerations, priority) goes on top. */
+function podSpecOf(
+    args: RegistryArgs,
+    parts: PodParts,
+    volumes: k8s.types.input.core.v1.Volume[],
+    mounts: k8s.types.input.core.v1.VolumeMount[],
+): k8s.types.input.core.v1.PodSpec & { containers: k8s.types.input.core.v1.Container[] } {
     return {
         automountServiceAccountToken: false,
         enableServiceLinks: false,

@@ -10,6 +10,7 @@ import { GENERATED_PASSWORD_BCRYPT_COST, GIVEN_PASSWORD_BCRYPT_COST, type Regist
 import type { KeyAlgorithm } from "./pki";
 import { ENVIRONMENTS, ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
 import { CONTAINERD_CHECK_MODES, ContainerdCheckMode } from "./node-agent/files";
+import { DEFAULT_REGISTRY_RESOURCES, nodeSelectorEntry, resourceEntry, tolerationEntry } from "./render/placement";
 import { DEFAULT_CACHE_TTL, UPSTREAM_PRESETS } from "./upstreams";
 import { DEFAULT_COALESCER_IMAGE } from "./coalescer";
 import * as v from "./validators";
@@ -323,6 +324,33 @@ export const SETTINGS = {
         description: "Publish the KEP-1755 local-registry-hosting ConfigMap in kube-public, which Tilt, Skaffold and others read.",
         default: true,
     },
+    registryResources: {
+        type: "array",
+        description:
+            "Resources of every registry container (the hosted registry's pod runs two, read-only and push; each cache one), as requests.NAME=QUANTITY and limits.NAME=QUANTITY entries for cpu, memory or ephemeral-storage; they replace the default as a whole.",
+        default: [...DEFAULT_REGISTRY_RESOURCES],
+        check: resourceEntry,
+    },
+    registryNodeSelector: {
+        type: "array",
+        description:
+            "Node labels, as KEY=VALUE, the hosted registry's and the caches' pods require (besides kubernetes.io/os=linux). The node agent still runs on every node.",
+        default: [],
+        check: nodeSelectorEntry,
+    },
+    registryTolerations: {
+        type: "array",
+        description:
+            "Taints the hosted registry's and the caches' pods tolerate, as KEY[=VALUE][:EFFECT] like kubectl taint (no =VALUE: any value; no :EFFECT: every effect).",
+        default: [],
+        check: tolerationEntry,
+    },
+    registryPriorityClassName: {
+        type: "string",
+        description: "PriorityClass of the hosted registry's and the caches' pods (it must exist); \"\" for the cluster's default.",
+        default: "",
+        check: (c) => (c === "" ? undefined : v.dnsSubdomain(c) && `${v.dnsSubdomain(c)}, or "" for none`),
+    },
 } satisfies { readonly [K in keyof SettingValues]: Setting<SettingValues[K]> & { type: TypeName<SettingValues[K]> } };
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -477,6 +505,14 @@ export interface ClusterRegistryArgs {
     allowVolumeReplacement?: boolean;
     /** Publish the KEP-1755 local-registry-hosting ConfigMap. Default: true. */
     localRegistryHosting?: boolean;
+    /** Resources of every registry container, as `requests.cpu=100m`-style entries replacing the default. Default: [requests.cpu=50m, requests.memory=64Mi, limits.memory=512Mi]. */
+    registryResources?: string[];
+    /** Node labels (`KEY=VALUE`) the registries' pods require. Default: none. */
+    registryNodeSelector?: string[];
+    /** Taints the registries' pods tolerate, as `KEY[=VALUE][:EFFECT]`. Default: none. */
+    registryTolerations?: string[];
+    /** PriorityClass of the registries' pods; "" for none. Default: "". */
+    registryPriorityClassName?: string;
 }
 
 /** How the README and the args' documentation state a setting's default. */
