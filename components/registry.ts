@@ -456,11 +456,11 @@ export function podSpecOf(args: RegistryArgs, parts: PodParts): k8s.types.input.
 /** The registry pod: restricted security, the config, certificate, storage and (hosted) htpasswd mounts. */
 export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.input.core.v1.PodSpec {
     const { volumes, mounts } = registryVolumes(args, parts);
-    return withPlacement(podSpecOf(args, parts, volumes, mounts), args.placement);
+    return withPlacement(basePodSpec(args, parts, volumes, mounts), args.placement);
 }
 
 /** The pod before the platform team's placement (resources, selector, tolerations, priority) goes on top. */
-function podSpecOf(
+function basePodSpec(
     args: RegistryArgs,
     parts: PodParts,
     volumes: k8s.types.input.core.v1.Volume[],

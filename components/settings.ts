@@ -10,7 +10,7 @@ import { GENERATED_PASSWORD_BCRYPT_COST, GIVEN_PASSWORD_BCRYPT_COST, type Regist
 import type { KeyAlgorithm } from "./pki";
 import { ENVIRONMENTS, ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
 import { CONTAINERD_CHECK_MODES, ContainerdCheckMode } from "./node-agent/files";
-import { DEFAULT_REGISTRY_RESOURCES, nodeSelectorEntry, resourceEntry, tolerationEntry } from "./render/placement";
+import { checkNodeSelectorEntry, checkResourceEntry, checkTolerationEntry, DEFAULT_REGISTRY_RESOURCES } from "./render/placement";
 import { DEFAULT_CACHE_TTL, UPSTREAM_PRESETS } from "./upstreams";
 import { DEFAULT_COALESCER_IMAGE } from "./coalescer";
 import * as v from "./validators";
@@ -329,27 +329,27 @@ export const SETTINGS = {
         description:
             "Resources of every registry container (the hosted registry's pod runs two, read-only and push; each cache one), as requests.NAME=QUANTITY and limits.NAME=QUANTITY entries for cpu, memory or ephemeral-storage; they replace the default as a whole.",
         default: [...DEFAULT_REGISTRY_RESOURCES],
-        check: resourceEntry,
+        check: checkResourceEntry,
     },
     registryNodeSelector: {
         type: "array",
         description:
             "Node labels, as KEY=VALUE, the hosted registry's and the caches' pods require (besides kubernetes.io/os=linux). The node agent still runs on every node.",
         default: [],
-        check: nodeSelectorEntry,
+        check: checkNodeSelectorEntry,
     },
     registryTolerations: {
         type: "array",
         description:
             "Taints the hosted registry's and the caches' pods tolerate, as KEY[=VALUE][:EFFECT] like kubectl taint (no =VALUE: any value; no :EFFECT: every effect).",
         default: [],
-        check: tolerationEntry,
+        check: checkTolerationEntry,
     },
     registryPriorityClassName: {
         type: "string",
         description: "PriorityClass of the hosted registry's and the caches' pods (it must exist); \"\" for the cluster's default.",
         default: "",
-        check: (c) => (c === "" ? undefined : v.dnsSubdomain(c) && `${v.dnsSubdomain(c)}, or "" for none`),
+        check: (c) => (c === "" ? v.ACCEPTED : v.reworded(v.checkDnsSubdomain(c), (e) => `${e}, or "" for none`)),
     },
 } satisfies { readonly [K in keyof SettingValues]: Setting<SettingValues[K]> & { type: TypeName<SettingValues[K]> } };
 

@@ -18,7 +18,7 @@ export function expecting(expected: string): Verdict {
 }
 
 /** Accepted when `ok`, else refused with `expected`. */
-function acceptedIf(ok: boolean, expected: string): Verdict {
+export function acceptedIf(ok: boolean, expected: string): Verdict {
     return ok ? ACCEPTED : expecting(expected);
 }
 

@@ -3,7 +3,7 @@
  * priorityClassName): the settings' text entries turned into pod-spec fields, and those fields put
  * into a registry's pod spec. Plain values, no Pulumi: tests call these with literal values.
  */
-import { quantityBytes } from "../validators";
+import { acceptedIf, checkStorageQuantity, type Verdict } from "../validators";
 
 /** What every registry container reserves unless `registryResources` says otherwise. */
 export const DEFAULT_REGISTRY_RESOURCES: readonly string[] = ["requests.cpu=50m", "requests.memory=64Mi", "limits.memory=512Mi"];
@@ -39,21 +39,26 @@ const LABEL_KEY = new RegExp(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0
 const LABEL_VALUE = new RegExp(`^(${NAME})?$`);
 const labelKeyOk = (k: string) => LABEL_KEY.test(k) && (k.includes("/") ? k.split("/")[0].length <= 253 : true);
 
-/** `undefined` when `entry` is `requests|limits.cpu|memory|ephemeral-storage=QUANTITY`, else what is accepted. */
-export function resourceEntry(entry: string): string | undefined {
+// A CPU amount as people write it: whole cores, a decimal fraction, or millicores.
+const CPU_QUANTITY = /^(?:[1-9][0-9]*m|[0-9]+(?:\.[0-9]+)?)$/;
+
+/** `requests|limits.cpu|memory|ephemeral-storage=QUANTITY`: cpu in cores or millicores, the others a size (checkStorageQuantity). */
+export function checkResourceEntry(entry: string): Verdict {
     const m = RESOURCE_ENTRY.exec(entry);
-    if (m === null || quantityBytes(m[3]) === undefined || m[3].startsWith("-")) {
-        return "requests.NAME=QUANTITY or limits.NAME=QUANTITY, NAME one of cpu, memory, ephemeral-storage (e.g. requests.cpu=100m, limits.memory=1Gi)";
-    }
-    return undefined;
+    const quantityOk = m !== null && (m[2] === "cpu" ? CPU_QUANTITY.test(m[3]) && Number.parseFloat(m[3]) > 0 : checkStorageQuantity(m[3]).ok);
+    return acceptedIf(
+        quantityOk,
+        "requests.NAME=QUANTITY or limits.NAME=QUANTITY, NAME one of cpu (cores or millicores), memory, ephemeral-storage (a size) (e.g. requests.cpu=100m, limits.memory=1Gi)",
+    );
 }
 
-/** `undefined` when `entry` is `KEY=VALUE` with a label key and value, else what is accepted. */
-export function nodeSelectorEntry(entry: string): string | undefined {
+/** `KEY=VALUE` with a label key and value. */
+export function checkNodeSelectorEntry(entry: string): Verdict {
     const [key, value] = [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)];
-    if (!entry.includes("=") || !labelKeyOk(key) || !LABEL_VALUE.test(value))
-        return "KEY=VALUE with a label key and value (e.g. node-role.kubernetes.io/infra=true)";
-    return undefined;
+    return acceptedIf(
+        entry.includes("=") && labelKeyOk(key) && LABEL_VALUE.test(value),
+        "KEY=VALUE with a label key and value (e.g. node-role.kubernetes.io/infra=true)",
+    );
 }
 
 /** The toleration an entry `KEY[=VALUE][:EFFECT]` (the syntax of `kubectl taint`) stands for. */
@@ -71,11 +76,12 @@ export function parseToleration(entry: string): Toleration | undefined {
     };
 }
 
-/** `undefined` when `entry` is a toleration as `KEY[=VALUE][:EFFECT]`, else what is accepted. */
-export function tolerationEntry(entry: string): string | undefined {
-    return parseToleration(entry) === undefined
-        ? `KEY[=VALUE][:EFFECT] as kubectl taint writes it, EFFECT one of ${TOLERATION_EFFECTS.join(", ")} (all effects when absent; any value when there is no =VALUE)`
-        : undefined;
+/** A toleration as `KEY[=VALUE][:EFFECT]`. */
+export function checkTolerationEntry(entry: string): Verdict {
+    return acceptedIf(
+        parseToleration(entry) !== undefined,
+        `KEY[=VALUE][:EFFECT] as kubectl taint writes it, EFFECT one of ${TOLERATION_EFFECTS.join(", ")} (all effects when absent; any value when there is no =VALUE)`,
+    );
 }
 
 /** The settings' entries as pod-spec fields; entries are checked before (see the check functions above). */

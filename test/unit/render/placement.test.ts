@@ -3,23 +3,35 @@
  * literal expected values, and the hosted registry's and caches' Deployments the program renders.
  */
 import { describe, expect, test } from "vitest";
-import { nodeSelectorEntry, parseToleration, placementOf, resourceEntry, tolerationEntry, withPlacement } from "../../../components/render/placement";
+import {
+    checkNodeSelectorEntry,
+    checkResourceEntry,
+    checkTolerationEntry,
+    parseToleration,
+    placementOf,
+    withPlacement,
+} from "../../../components/render/placement";
+import type { Verdict } from "../../../components/validators";
+
+const expected = (v: Verdict) => (v.ok ? undefined : v.expected);
+/** The containers that run distribution (the settings' subject), not the helpers beside them such as a cache's coalescer. */
+const registryContainers = (pod: any): any[] => pod.containers.filter((c: any) => ["registry", "push"].includes(c.name));
 import { FakeCloud, runProgram } from "../../support/fake-cloud";
 import { ENTRY } from "../../support/stacks";
 
 describe("entries", () => {
     test("resources: requests or limits of cpu, memory, ephemeral-storage, with a quantity the API server accepts", () => {
         for (const ok of ["requests.cpu=100m", "limits.memory=1Gi", "requests.ephemeral-storage=2G", "limits.cpu=2"])
-            expect(resourceEntry(ok), ok).toBeUndefined();
+            expect(checkResourceEntry(ok).ok, ok).toBe(true);
         for (const bad of ["requests.cpu", "request.cpu=1", "limits.gpu=1", "limits.memory=1GB", "limits.memory=-1Gi", "requests.cpu="]) {
-            expect(resourceEntry(bad), bad).toMatch(/^requests\.NAME=QUANTITY/);
+            expect(expected(checkResourceEntry(bad)), bad).toMatch(/^requests\.NAME=QUANTITY/);
         }
     });
 
     test("nodeSelector: KEY=VALUE with label grammar", () => {
         for (const ok of ["node-role.kubernetes.io/infra=true", "pool=", "topology.kubernetes.io/zone=eu-west-1a"])
-            expect(nodeSelectorEntry(ok), ok).toBeUndefined();
-        for (const bad of ["pool", "=x", "pool=a b", "Example.com/x=y", "pool=-x"]) expect(nodeSelectorEntry(bad), bad).toMatch(/^KEY=VALUE/);
+            expect(checkNodeSelectorEntry(ok).ok, ok).toBe(true);
+        for (const bad of ["pool", "=x", "pool=a b", "Example.com/x=y", "pool=-x"]) expect(expected(checkNodeSelectorEntry(bad)), bad).toMatch(/^KEY=VALUE/);
     });
 
     test("tolerations as kubectl taint writes taints", () => {
@@ -28,7 +40,7 @@ describe("entries", () => {
         expect(parseToleration("node-role.kubernetes.io/infra")).toEqual({ key: "node-role.kubernetes.io/infra", operator: "Exists" });
         expect(parseToleration("dedicated=")).toEqual({ key: "dedicated", operator: "Equal", value: "" });
         for (const bad of ["dedicated=infra:NoSchedul", ":NoSchedule", "a b", "dedicated=in fra"])
-            expect(tolerationEntry(bad), bad).toMatch(/^KEY\[=VALUE\]\[:EFFECT\]/);
+            expect(expected(checkTolerationEntry(bad)), bad).toMatch(/^KEY\[=VALUE\]\[:EFFECT\]/);
     });
 
     test('placementOf gathers entries into pod-spec fields; empty lists and "" leave the pod\'s own', () => {
@@ -74,7 +86,7 @@ describe("the registries' pods in the program", () => {
         const pods = await run({});
         expect(pods.map((p) => p.name).sort()).toEqual(["registry-cache-docker-io", "registry-hosted"]);
         for (const { name, pod } of pods) {
-            for (const c of pod.containers)
+            for (const c of registryContainers(pod))
                 expect(c.resources, `${name} ${c.name}`).toEqual({ requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } });
             expect(pod.nodeSelector, name).toEqual({ "kubernetes.io/os": "linux" });
             expect(pod.tolerations, name).toBeUndefined();
@@ -93,7 +105,7 @@ describe("the registries' pods in the program", () => {
         const hosted = pods.find((p) => p.name === "registry-hosted")!;
         expect(hosted.pod.containers.map((c: any) => c.name)).toEqual(["registry", "push"]);
         for (const { name, pod } of pods) {
-            for (const c of pod.containers)
+            for (const c of registryContainers(pod))
                 expect(c.resources, `${name} ${c.name}`).toEqual({ requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "2Gi" } });
             expect(pod.nodeSelector, name).toEqual({ "kubernetes.io/os": "linux", "node-role.kubernetes.io/infra": "true" });
             expect(pod.tolerations, name).toEqual([
