@@ -75,6 +75,7 @@ function checked<K extends PlainKey>(args: Partial<SettingValues>, key: K, envir
     return value;
 }
 
+/** Generic in its key, so that TypeScript pairs each key with its own value type. */
 function resolveInto<K extends PlainKey>(
     out: Partial<Pick<SettingValues, PlainKey>>,
     key: K,

@@ -187,7 +187,8 @@ export const SETTINGS = {
     },
     certsDir: {
         type: "string",
-        description: "containerd's certs.d directory (its config_path) on the nodes.",
+        description:
+            "containerd's certs.d directory (its config_path) on the nodes: a directory of its own, or /etc/containerd/certs.d or /etc/docker/certs.d; never /, a shared parent such as /var/lib, or inside /etc, /usr, /bin, /sbin, /lib, /lib32, /lib64, /libx32, /boot, /proc, /sys, /dev, /run, /var/run, /var/lib/kubelet or /var/lib/containerd.",
         default: perEnvironment((e) => e.certsDir),
         check: (p) => v.checkNodeDirectory(p, { certsDir: true }),
     },
@@ -283,7 +284,7 @@ export const SETTINGS = {
     cacheHostPath: {
         type: "string",
         description:
-            'Node directory that holds cache data instead of volumes; with a kind extraMount (see the kindClusterConfig output) caches outlive the cluster. "" for volumes.',
+            'Node directory that holds cache data instead of volumes; with a kind extraMount (see the kindClusterConfig output) caches outlive the cluster. "" for volumes. Checked like certsDir (but never in /etc) and never inside, equal to or around certsDir.',
         default: perEnvironment((e) => e.cacheHostPath ?? ""),
         check: (p) => (p === "" ? v.ACCEPTED : v.reworded(v.checkNodeDirectory(p), (e) => `${e}; or "" for volumes`)),
     },

@@ -1,11 +1,14 @@
 /** ClusterRegistry as a component other programs build on: their provider, their args, checked first. */
 import * as path from "node:path";
 import { describe, expect, test } from "vitest";
+import YAML from "yaml";
 import { ClusterRegistry } from "../../components";
 import { NODE_IDENTITY, PULL_IDENTITY } from "../../components/credentials";
 import { ConfigError } from "../../components/resolve-settings";
 import { FakeCloud, runProgram } from "../support/fake-cloud";
+import { nodeFileOf, runWithServiceIps } from "../support/program";
 import { ENTRY } from "../support/stacks";
+import { certFacts } from "../support/x509";
 
 const OWN_PROVIDER_PROGRAM = path.join(__dirname, "../support/programs/own-provider.ts");
 
@@ -105,5 +108,91 @@ describe("the privileged part alone", () => {
         expect(() => new ClusterRegistry("r", { nodeAgentNamespace: "registry" })).toThrow(/nodeAgentNamespace: is the registries' namespace/);
         expect(() => new ClusterRegistry("r", { nodeAgentNamespace: "kube-system" })).toThrow(/nodeAgentNamespace: "kube-system" cannot be created/);
         expect(() => new ClusterRegistry("r", { namespace: "a".repeat(60) })).toThrow(/nodeAgentNamespace: "a+-node-agent", made from namespace, is too long/);
+    });
+});
+
+describe("caches and the mirrors nodes use for them", () => {
+    test("each upstream gets its own proxy registry, volume, Service and certificate from the same CA", async () => {
+        const { cloud, outputs } = await runWithServiceIps({
+            "cluster-registry:environment": "eks",
+            "cluster-registry:caches": '["docker.io","quay.io"]',
+            "cluster-registry:cacheStorageSize": "30Gi",
+        });
+        expect(outputs.caches).toEqual({ "docker.io": "https://10.96.0.20:5000", "quay.io": "https://10.96.0.21:5000" });
+        const config: string = cloud.one("kubernetes:core/v1:ConfigMap", "cache-docker-io-config").inputs.data["config.yml"];
+        expect(config).toContain("proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n");
+        expect(config).toContain("delete:\n    enabled: true");
+        // The cache admits the node identity only: pods reach upstream images through their node.
+        expect(config).toContain("auth:\n  htpasswd:");
+        expect(cloud.one("kubernetes:core/v1:PersistentVolumeClaim", "cache-docker-io-storage").inputs.spec.resources.requests.storage).toBe("30Gi");
+        expect(cloud.one("kubernetes:core/v1:Service", "cache-docker-io-service").inputs.metadata.name).toBe("cache-docker-io");
+        const cert = certFacts(cloud.one("tls:index/locallySignedCert:LocallySignedCert", "cache-docker-io-tls-cert").outputs.certPem);
+        expect(cert.ipAddresses).toEqual(["10.96.0.20", "127.0.0.1"]);
+        expect(cert.dnsNames).toContain("cache-docker-io.registry.svc.cluster.local");
+        expect(cert.issuer).toBe(certFacts(outputs.caCertPem as string).subject);
+        const pod = cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io").inputs.spec.template.spec;
+        expect(pod.volumes.map((v: { name: string }) => v.name)).toContain("auth");
+        expect(pod.initContainers).toEqual([]);
+    });
+
+    test("on kind, caches live in a node directory the kind config mounts from the machine, owned for the registry's user", async () => {
+        const { cloud, outputs } = await runWithServiceIps({ "cluster-registry:caches": '["docker.io"]' });
+        expect(cloud.byType("kubernetes:core/v1:PersistentVolumeClaim").map((p) => p.name)).toEqual(["registry-hosted-storage"]);
+        const pod = cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io").inputs.spec.template.spec;
+        expect(pod.volumes.find((v: { name: string }) => v.name === "storage")).toEqual({
+            name: "storage",
+            hostPath: { path: "/var/lib/cluster-registry/caches/cache-docker-io", type: "DirectoryOrCreate" },
+        });
+        const [init] = pod.initContainers;
+        expect(init.command).toEqual(["chown", "1000:1000", "/var/lib/registry"]);
+        expect(init.securityContext).toMatchObject({
+            runAsUser: 0,
+            capabilities: { drop: ["ALL"], add: ["CHOWN"] },
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+        });
+        expect(outputs.kindClusterConfig).toContain(
+            "nodes:\n  - role: control-plane\n    extraMounts:\n      - hostPath: /var/tmp/cluster-registry-caches\n        containerPath: /var/lib/cluster-registry/caches\n",
+        );
+        expect(
+            (await runWithServiceIps({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:cacheHostPath": "" })).cloud.byType(
+                "kubernetes:core/v1:PersistentVolumeClaim",
+            ),
+        ).toHaveLength(2);
+    });
+
+    test("fail-open mirrors fall back to the upstream; fail-closed mirrors fall back to the cache itself", async () => {
+        // Node pulls off: the files as they are without the node identity's header (tested below).
+        const open = (await runWithServiceIps({ "cluster-registry:caches": '["docker.io"]', "cluster-registry:nodePulls": "false" })).cloud;
+        expect(nodeFileOf(open, "docker.io/hosts.toml")).toBe(
+            "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://registry-1.docker.io"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
+        );
+        const closed = (
+            await runWithServiceIps({
+                "cluster-registry:caches": '["docker.io"]',
+                "cluster-registry:mirrorFallback": "none",
+                "cluster-registry:nodePulls": "false",
+            })
+        ).cloud;
+        expect(nodeFileOf(closed, "docker.io/hosts.toml")).toBe(
+            "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://10.96.0.20:5000"\nca = "ca.crt"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n',
+        );
+        expect(nodeFileOf(closed, "docker.io/ca.crt")).toContain("-----BEGIN CERTIFICATE-----");
+    });
+
+    test("with node pulls (the default), a mirror's hosts.toml sends the node identity to the cache and never to the upstream", async () => {
+        const { cloud, outputs } = await runWithServiceIps({ "cluster-registry:caches": '["docker.io"]' });
+        const file = nodeFileOf(cloud, "docker.io/hosts.toml");
+        const auth = (YAML.parse(outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }).configs[
+            "10.96.0.20:5000"
+        ].auth;
+        const basic = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString("base64")}`;
+        expect(file).toBe(
+            "# Written by cluster-registry (registry.registry). Removed, and any earlier file restored, when it is uninstalled.\n" +
+                'server = "https://registry-1.docker.io"\n\n[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n\n' +
+                `[host."https://10.96.0.20:5000".header]\nAuthorization = "${basic}"\n`,
+        );
     });
 });

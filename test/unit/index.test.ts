@@ -73,28 +73,6 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         });
     });
 
-    test("the server certificate is signed by the CA and names every way to the registry, the ClusterIP included", async () => {
-        const { cloud, outputs } = await run(config);
-        const server = certFacts(cloud.one(T.signed, "hosted-tls-cert").outputs.certPem);
-        const ca = certFacts(outputs.caCertPem as string);
-        expect(ca.isCa).toBe(true);
-        expect(server.isCa).toBe(false);
-        expect(server.issuer).toBe(ca.subject);
-        expect(server.dnsNames).toEqual(["registry", "registry.registry", "registry.registry.svc", "registry.registry.svc.cluster.local", "localhost"]);
-        expect(server.ipAddresses).toEqual([CLUSTER_IP, "127.0.0.1"]);
-        expect(server.extendedKeyUsages).toContain("1.3.6.1.5.5.7.3.1"); // serverAuth
-        expect(outputs.host).toBe("registry.registry.svc.cluster.local:5000");
-        expect(outputs.clusterIP).toBe(CLUSTER_IP);
-    });
-
-    test("the CA key is ECDSA P-256 and may only sign", async () => {
-        const { cloud } = await run(config);
-        const caCert = cloud.one(T.selfSigned);
-        expect(caCert.inputs.isCaCertificate).toBe(true);
-        expect(caCert.inputs.allowedUses).toEqual(["cert_signing", "crl_signing"]);
-        for (const key of cloud.byType(T.key)) expect(key.inputs).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
-    });
-
     test("secrets have the right types, each htpasswd admits exactly its door's users, and the pull secret is the pull-only identity", async () => {
         const { cloud, outputs } = await run(config);
         const passwords = outputs.passwords as Record<string, string>;
@@ -248,49 +226,6 @@ describe.each(shippedStacks())("stack %s", (stack) => {
 });
 
 describe("config choices reach the resources", () => {
-    test("a given password is used as given, hashed at cost 10, and is never in a plain input", async () => {
-        const password = "a-password-a-person-chose";
-        const { cloud, outputs } = await run(
-            { "cluster-registry:users": '["admin","ci"]', "cluster-registry:userPasswords": JSON.stringify([`ci:${password}`]) },
-            newCloud(),
-            ["cluster-registry:userPasswords"],
-        );
-        const passwords = outputs.passwords as Record<string, string>;
-        expect(passwords.ci).toBe(password);
-        // only admin's user password is generated (and the program's two identities')
-        expect(cloud.byType(T.password).map((r) => r.name)).toEqual([
-            "registry-credentials-admin-password",
-            `registry-credentials-identity-${PULL_IDENTITY}-password`,
-            `registry-credentials-identity-${NODE_IDENTITY}-password`,
-        ]);
-        const lines: string[] = cloud
-            .byType(T.secret)
-            .find((s) => s.inputs.stringData?.htpasswd)!
-            .inputs.stringData.htpasswd.trim()
-            .split("\n");
-        const ci = lines.find((l) => l.startsWith("ci:"))!.slice(3);
-        expect(bcrypt.getRounds(ci)).toBe(10);
-        expect(bcrypt.compareSync(password, ci)).toBe(true);
-        const admin = lines.find((l) => l.startsWith("admin:"))!.slice(6);
-        expect(bcrypt.getRounds(admin)).toBe(5);
-        for (const r of cloud.resources) {
-            if (r.type === T.secret) continue;
-            expect(JSON.stringify(r.inputs)).not.toContain(password);
-        }
-    });
-
-    test("a changed password changes the htpasswd and the pod checksum; not the container", async () => {
-        const cloud = newCloud();
-        const base = { "cluster-registry:userPasswords": '["admin:first-password-123"]' };
-        await run(base, cloud, ["cluster-registry:userPasswords"]);
-        const before = cloud.one(T.deploy, "hosted").inputs.spec.template;
-        await run({ "cluster-registry:userPasswords": '["admin:second-password-456"]' }, cloud, ["cluster-registry:userPasswords"]);
-        const after = cloud.one(T.deploy, "hosted").inputs.spec.template;
-        expect(after.metadata.annotations["cluster-registry/checksum"]).not.toBe(before.metadata.annotations["cluster-registry/checksum"]);
-        // The htpasswd Secret is replaced too (a real provider gives it a new name); the container is the same.
-        expect(after.spec.containers).toEqual(before.spec.containers);
-    });
-
     test("extra names, a NodePort and pull-secret namespaces", async () => {
         const { cloud, outputs } = await run({
             "cluster-registry:extraNames": '["registry.example.com","192.168.5.5"]',
@@ -312,11 +247,6 @@ describe("config choices reach the resources", () => {
         const { cloud } = await run({ "cluster-registry:createNamespace": "false", "cluster-registry:namespace": "tools" });
         expect(cloud.byType(T.ns)).toHaveLength(0);
         expect(cloud.one(T.deploy, "hosted").inputs.metadata.namespace).toBe("tools");
-    });
-
-    test("RSA keys when asked", async () => {
-        const { cloud } = await run({ "cluster-registry:keyAlgorithm": "RSA" });
-        for (const key of cloud.byType(T.key)) expect(key.inputs).toMatchObject({ algorithm: "RSA", rsaBits: 2048 });
     });
 });
 

@@ -3,6 +3,7 @@ import { describe, expect, test } from "vitest";
 import { DEFAULT_REGISTRY_IMAGE } from "../../components/settings";
 import { readinessCommand, volumeReplacementProblem } from "../../components/registry";
 import { FakeCloud, runProgram, withIgnoredChanges } from "../support/fake-cloud";
+import { runWithServiceIps } from "../support/program";
 import { ENTRY } from "../support/stacks";
 import { RESOURCE_TYPES } from "../support/resource-types";
 
@@ -189,5 +190,24 @@ describe("the rollout checksum", () => {
         expect(deployment.inputs.spec.template.metadata.annotations["cluster-registry/checksum"]).toMatch(/^[0-9a-f]{64}$/);
         for (const door of ["push", "pull"])
             expect(cloud.one("kubernetes:core/v1:Secret", `registry-credentials-${door}`).secretInputs).toContain("stringData");
+    });
+});
+
+describe("a cache's upstream credentials", () => {
+    test("upstream credentials reach the cache from a Secret, never from its config or any other input", async () => {
+        const token = "dckr_pat_not-a-real-token";
+        const { cloud } = await runWithServiceIps({
+            "cluster-registry:caches": '["docker.io"]',
+            "cluster-registry:cacheCredentials": JSON.stringify([`docker.io=me:${token}`]),
+        });
+        const upstream = cloud.one("kubernetes:core/v1:Secret", "cache-docker-io-upstream");
+        expect(upstream.inputs.stringData).toEqual({ username: "me", password: token });
+        const env = cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io").inputs.spec.template.spec.containers[0].env;
+        expect(env).toEqual([
+            { name: "OTEL_TRACES_EXPORTER", value: "none" },
+            { name: "REGISTRY_PROXY_USERNAME", valueFrom: { secretKeyRef: { name: upstream.outputs.metadata.name, key: "username" } } },
+            { name: "REGISTRY_PROXY_PASSWORD", valueFrom: { secretKeyRef: { name: upstream.outputs.metadata.name, key: "password" } } },
+        ]);
+        for (const r of cloud.resources) if (r !== upstream) expect(JSON.stringify(r.inputs), r.name).not.toContain(token);
     });
 });

@@ -1,7 +1,8 @@
 /**
- * SETTINGS is the one declaration of every setting: Pulumi.yaml's config block, the README's table
- * and ClusterRegistryArgs' documented defaults must say what it says, and its defaults must pass
- * its own checks in every environment.
+ * components/settings.ts: SETTINGS is the one declaration of every setting: ClusterRegistryArgs'
+ * documented defaults must say what it says, its defaults must pass its own checks in every
+ * environment, and the shipped stacks set only what it declares. (Pulumi.yaml and the README's table
+ * are in render/settings-docs.test.ts.)
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -9,14 +10,10 @@ import ts from "typescript";
 import YAML from "yaml";
 import { describe, expect, test } from "vitest";
 import { ENVIRONMENT_NAMES } from "../../components/environments";
-import { renderConfigDeclarations, renderSettingsTable } from "../../components/render/settings-docs";
-import { resolveSettings } from "../../components/resolve-settings";
 import { defaultFor, defaultText, Setting, SETTING_KEYS, settingOf } from "../../components/settings";
-import { parseConfig } from "../../components/stack-config";
 import { ROOT, shippedStacks } from "../support/stacks";
 
 const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { name: string; config: Record<string, any> };
-const FIX = "run `npm run docs` to regenerate it from components/settings.ts";
 
 function matchesType(value: unknown, type: string, items?: { type: string }): boolean {
     switch (type) {
@@ -32,43 +29,6 @@ function matchesType(value: unknown, type: string, items?: { type: string }): bo
             return false;
     }
 }
-
-describe("Pulumi.yaml", () => {
-    test(`declares exactly what SETTINGS declares: keys, types, defaults, descriptions, secrecy (${FIX})`, () => {
-        expect(project.config).toEqual(renderConfigDeclarations());
-    });
-
-    test.each(Object.entries(renderConfigDeclarations()))("%s is declared in the shape the Pulumi CLI's project schema accepts", (_, d) => {
-        expect(["string", "integer", "boolean", "array"]).toContain(d.type);
-        if (d.type === "array") expect(d.items).toEqual({ type: "string" });
-        expect(d.description.length).toBeGreaterThan(10);
-        if (d.default !== undefined) expect(matchesType(d.default, d.type)).toBe(true);
-        if (d.secret) expect(d.default).toBeUndefined();
-    });
-
-    test("the defaults it declares are the program's own defaults", () => {
-        const declared = Object.fromEntries(
-            Object.entries(renderConfigDeclarations())
-                .filter(([, d]) => d.default !== undefined)
-                .map(([k, d]) => [k, String(d.default)]),
-        );
-        expect(parseConfig(declared).settings).toEqual(parseConfig({}).settings);
-    });
-});
-
-describe("README.md", () => {
-    test(`its settings table is the one SETTINGS renders (${FIX})`, () => {
-        const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
-        const table = /<!-- settings:begin[^>]*-->\n([\s\S]*?)<!-- settings:end -->/.exec(readme)?.[1];
-        expect(table).toBe(renderSettingsTable());
-    });
-
-    test("states per-environment defaults as they are (cacheStorageSize follows the environment, not storageSize)", () => {
-        expect(defaultText("cacheStorageSize")).toBe("kind 10Gi, k3d 10Gi, eks 50Gi");
-        const s = resolveSettings({ storageSize: "200Gi" });
-        expect(s.cacheStorageSize).toBe("10Gi");
-    });
-});
 
 describe("SETTINGS", () => {
     test.each(ENVIRONMENT_NAMES)("every default passes its own check in %s", (environment) => {

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { ROOT } from "../support/stacks";
+import { ROOT } from "../../support/stacks";
 
 const SCRIPT = path.join(ROOT, "scripts/up");
 // The stack config is the file `pinned`; `up` records its arguments and the context it would use.

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, test } from "vitest";
-import { ROOT } from "../support/stacks";
+import { ROOT } from "../../support/stacks";
 
 const SCRIPT = path.join(ROOT, "scripts/check");
 

@@ -5,10 +5,10 @@
  * default would deploy a release other than the one the tests run.
  */
 import { describe, expect, test } from "vitest";
-import { ENVIRONMENT_NAMES } from "../../components/environments";
-import { DEFAULT_REGISTRY_IMAGE, defaultFor } from "../../components/settings";
-import { DISTRIBUTION_MODULE, shippedDistributionVersion } from "../integration/harness/distribution";
-import { shippedStacks, stackConfig } from "../support/stacks";
+import { ENVIRONMENT_NAMES } from "../../../components/environments";
+import { DEFAULT_REGISTRY_IMAGE, defaultFor } from "../../../components/settings";
+import { DISTRIBUTION_MODULE, shippedDistributionVersion } from "../../integration/harness/distribution";
+import { shippedStacks, stackConfig } from "../../support/stacks";
 
 const tested = shippedDistributionVersion();
 
