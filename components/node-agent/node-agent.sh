@@ -42,6 +42,9 @@ die() {
 case $OWNER in
   [!a-z0-9]* | *[!a-z0-9.-]*) die "OWNER '$OWNER' must be a lower-case DNS-like name ([a-z0-9][a-z0-9.-]*)" ;;
 esac
+case ${REAPPLY_SECONDS:-300} in
+  "" | *[!0-9]*) die "REAPPLY_SECONDS '$REAPPLY_SECONDS' must be a whole number of seconds" ;;
+esac
 case ${CONTAINERD_CHECK:-off} in
   off) ;;
   enforce | warn)
@@ -65,15 +68,9 @@ PODS="$STATE/pods"
 JOURNAL="$STATE/journal"
 STAGE="$STATE/stage"
 STAGE_LIST="$STATE/stage.list"
-# One lock per node, shared by every installation: claiming a host directory (see claimed_by)
-# must be atomic across installations too.
-LOCK="$CERTS_DIR/.cluster-registry.lock"
-# A holder renews its lease at every step; a lock whose lease is older than this was left by a pod
-# that is gone (pods do not share a PID namespace, so a PID proves nothing).
-LOCK_LEASE_SECONDS=${LOCK_LEASE_SECONDS:-15}
+# After SIGTERM, how long to wait for a lock another pod holds before leaving the node as it is.
+LOCK_WAIT_SECONDS=${LOCK_WAIT_SECONDS:-20}
 ME="${POD_UID:-pid-$$}"
-# Tells this process's lock from an earlier run of the same pod (a restarted container is PID 1 again).
-TOKEN="$ME.$$.$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s)"
 # A directory of the pod's own (an emptyDir): the readiness file, scratch for API calls.
 RUN_DIR=${RUN_DIR:-}
 READY_FILE=${RUN_DIR:+$RUN_DIR/ready}
@@ -151,135 +148,61 @@ unready() { [ -z "$READY_FILE" ] || rm -f "$READY_FILE"; }
 
 # ---- the lock -----------------------------------------------------------------------------------
 
-# One writer at a time on this node (a rollout's new pod starts before the old one stops). Fails,
-# rather than waiting forever, when certs.d is missing or not writable, and (after SIGTERM) when the
-# lock is still held a lease and a few seconds later: the pod's grace period (30 s) is not forever.
+# One writer at a time on this node, shared by every installation (claiming a host directory, see
+# claimed_by, must be atomic across installations too): flock(2) on certs.d itself, through fd 9.
+# The kernel keeps a paused process's lock (SIGSTOP, a frozen cgroup, a throttled or swapping node)
+# for as long as it is paused and releases a dead one's at once, so no pod ever writes after another
+# has taken the node, and no lease or stale-lock breaking is needed. The `registry:3.1.1` image is
+# Alpine's, whose busybox has the applet (CONFIG_FLOCK=y in alpinelinux/aports main/busybox/busyboxconfig,
+# `flock [-sxun] FD`). Locking the directory rather than a file in it leaves no name of ours that a
+# user's namespace or Service could collide with, and nothing to clean up after a kill.
+# Fails, rather than waiting forever, when certs.d is missing or not writable, and (after SIGTERM)
+# when another pod still holds it $LOCK_WAIT_SECONDS later: the pod's grace period (30 s) is not forever.
 lock() {
   if [ ! -d "$CERTS_DIR" ]; then
     log "cannot work: $CERTS_DIR does not exist (is the hostPath mounted?)"
     return 1
   fi
-  retries=0
-  while :; do
-    # Made whole beside it, then renamed into place: a lock is never seen without its owner, and
-    # the rename fails onto another pod's lock (a directory that is not empty).
-    new_lock="$LOCK.new.$$"
-    rm -rf "$new_lock"
-    if mkdir "$new_lock" 2>/dev/null; then
-      if ! echo "$TOKEN" > "$new_lock/owner" 2>/dev/null; then
-        rm -rf "$new_lock"
-        log "cannot write to $CERTS_DIR (read-only or full): nothing changed"
-        return 1
-      fi
-      if ! mv -T "$new_lock" "$LOCK" 2>/dev/null; then rm -rf "$new_lock"; fi
-    fi
-    if [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$TOKEN" ]; then
-      LOCKED=1
-      # A pod killed while taking or breaking a lock leaves it behind, renamed. Only a stale one goes:
-      # a fresh one is another pod's, being taken or given back (see break_lock).
-      for b in "$LOCK".broken.* "$LOCK".new.*; do
-        exists "$b" || continue
-        now=$(date +%s)
-        since=$(stat -c %Y "$b/owner" 2>/dev/null || stat -c %Y "$b" 2>/dev/null || echo 0)
-        [ $((now - since)) -lt "$LOCK_LEASE_SECONDS" ] || rm -rf "$b"
-      done
-      return 0
-    fi
-    if ! [ -d "$LOCK" ]; then
-      retries=$((${retries:-0} + 1))
-      if writable && [ "$retries" -le 50 ]; then
-        # Released or broken between our mkdir and this test: try again.
-        sleep 0.1
-        continue
-      fi
-      log "cannot write to $CERTS_DIR (read-only?): nothing changed"
+  if ! writable; then
+    log "cannot write to $CERTS_DIR (read-only?): nothing changed"
+    return 1
+  fi
+  # `command`: a failed redirection of `exec` would otherwise end the script.
+  command exec 9< "$CERTS_DIR" || return 1
+  # -n and a poll, not a blocking flock: a SIGTERM is acted on only between commands.
+  until flock -n 9; do
+    if [ -n "$stop" ] && gave_up_waiting; then
+      exec 9<&-
       return 1
-    fi
-    now=$(date +%s)
-    if [ -n "$stop" ]; then
-      [ -n "$GIVE_UP_AT" ] || GIVE_UP_AT=$((now + LOCK_LEASE_SECONDS + 5))
-      if [ "$now" -ge "$GIVE_UP_AT" ]; then
-        [ -n "$GAVE_UP" ] || log "stopping (SIGTERM) while $(cat "$LOCK/owner" 2>/dev/null || echo 'another pod') still holds the node's lock: left the node as it is, no uninstall done (if this is an uninstall, run '$0 remove' on the node)"
-        GAVE_UP=1
-        return 1
-      fi
-    fi
-    holder=$(cat "$LOCK/owner" 2>/dev/null)
-    since=$(stat -c %Y "$LOCK/owner" 2>/dev/null || stat -c %Y "$LOCK" 2>/dev/null || echo "$now")
-    if [ $((now - since)) -ge "$LOCK_LEASE_SECONDS" ]; then
-      break_lock "$holder" || return 1
-      continue
     fi
     sleep 0.1
   done
+  LOCKED=1
 }
-# Whether certs.d takes a new entry (busybox's `test -w` is always true for root).
+# After SIGTERM, true once the lock has been waited for long enough; says so once.
+gave_up_waiting() {
+  now=$(date +%s)
+  [ -n "$GIVE_UP_AT" ] || GIVE_UP_AT=$((now + LOCK_WAIT_SECONDS))
+  [ "$now" -ge "$GIVE_UP_AT" ] || return 1
+  [ -n "$GAVE_UP" ] || log "stopping (SIGTERM) while another pod still holds the node's lock: left the node as it is, no uninstall done (if this is an uninstall, run '$0 remove' on the node)"
+  GAVE_UP=1
+}
+# Whether certs.d takes a new entry (busybox's `test -w` is always true for root). Named after this
+# pod and process: pods do not share a PID namespace, and each container's agent may be PID 1.
 writable() {
-  probe="$CERTS_DIR/.cluster-registry.probe.$$"
+  probe="$CERTS_DIR/.cluster-registry-probe.$ME.$$"
   mkdir "$probe" 2>/dev/null && rmdir "$probe"
 }
-# The lock's lease, $1 its owner as read, looked expired: moves it aside, and removes it only if it is
-# still that owner's with an expired lease. Another pod may have broken it and taken it meanwhile: a
-# fresh lock is never removed. Fails only when certs.d is not writable.
-break_lock() {
-  # One breaker at a time (a breaker killed meanwhile leaves it; it goes after a lease).
-  if ! mkdir "$LOCK.breaking" 2>/dev/null; then
-    if ! exists "$LOCK.breaking" && ! writable; then
-      log "cannot break the lock: $CERTS_DIR is not writable"
-      return 1
-    fi
-    since=$(stat -c %Y "$LOCK.breaking" 2>/dev/null) || return 0
-    [ $(($(date +%s) - since)) -lt "$LOCK_LEASE_SECONDS" ] || rm -rf "$LOCK.breaking"
-    sleep 0.1
-    return 0
-  fi
-  break_held "$1"
-  rc=$?
-  rm -rf "$LOCK.breaking"
-  return "$rc"
-}
-break_held() {
-  aside="$LOCK.broken.$$"
-  # Read again right before the rename: the lock may have changed hands since.
-  [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$1" ] || return 0
-  since=$(stat -c %Y "$LOCK/owner" 2>/dev/null || stat -c %Y "$LOCK" 2>/dev/null) || return 0
-  [ $(($(date +%s) - since)) -ge "$LOCK_LEASE_SECONDS" ] || return 0
-  rm -rf "$aside"
-  if ! mv -T "$LOCK" "$aside" 2> /dev/null; then
-    if [ -d "$LOCK" ] && ! writable; then
-      log "cannot break the lock: $CERTS_DIR is not writable"
-      return 1
-    fi
-    # Someone else broke it first.
-    sleep 0.1
-    return 0
-  fi
-  now=$(date +%s)
-  since=$(stat -c %Y "$aside/owner" 2>/dev/null || stat -c %Y "$aside" 2>/dev/null || echo "$now")
-  # Gone already: the next holder cleaned it up, which it does to stale ones only.
-  if ! exists "$aside" || { [ "$(cat "$aside/owner" 2>/dev/null)" = "$1" ] && [ $((now - since)) -ge "$LOCK_LEASE_SECONDS" ]; }; then
-    log "breaking the lock of ${1:-a pod that never wrote its name}: its lease expired $((now - since))s ago"
-    rm -rf "$aside"
-    return 0
-  fi
-  # Moved a fresh lock (taken between the check and the rename): give it back. If a third pod took
-  # the place meanwhile, the fresh lock's holder finds it lost at its next guard and stops.
-  mv -T "$aside" "$LOCK" 2> /dev/null || true
-  sleep 0.1
-  return 0
-}
-# Still the lock's owner (a pod stalled past its lease may have lost it): renews the lease, or
-# says why it stops. Checked before every change to the node.
+# Held since lock(): a kernel lock is not lost while its process lives, so this only catches a
+# function called outside lock() by mistake.
 guard() {
-  if [ -z "$LOCKED" ] || [ "$(cat "$LOCK/owner" 2>/dev/null)" != "$TOKEN" ]; then
-    LOCKED=
-    log "lost the lock (stalled past its ${LOCK_LEASE_SECONDS}s lease?): stopping before the next change"
-    return 1
-  fi
-  touch "$LOCK/owner" 2>/dev/null || true
+  [ -n "$LOCKED" ] && return 0
+  log "not holding the node's lock: no change made"
+  return 1
 }
 unlock() {
-  if [ -n "$LOCKED" ] && [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$TOKEN" ]; then rm -rf "$LOCK"; fi
+  if [ -n "$LOCKED" ]; then flock -u 9 || true; fi
+  exec 9<&-
   LOCKED=
 }
 
@@ -387,6 +310,8 @@ copy_to_stage() {
 
 # Checks the mounted files and stages them; on failure says why and leaves the node as it is.
 stage() {
+  # A pod killed mid-apply leaves its stage: this apply finishes the work (the rules above).
+  [ ! -f "$STAGE_LIST" ] || log "a pod stopped mid-apply on this node (killed?): this apply finishes its work"
   if ! pin_source || ! check_manifest; then
     log "the node files in $FILES_DIR are unusable: nothing changed"
     return 1
@@ -688,10 +613,23 @@ on_exit() {
   unlock
 }
 
+# Sleeps $1 seconds (a whole number), or less: one second at a time, the stop flag tested before
+# each, so a SIGTERM at any instant (the trap only sets the flag) is acted on within a second. A
+# single long sleeper killed from the trap loses a SIGTERM that lands after the flag's test but
+# before the sleeper exists, or before the forked shell has become `sleep`: 300 s, past kubelet's 30.
+rest() {
+  # Tests only: widens the window between the loop's test of the flag and the sleep.
+  [ -z "${RACE_WINDOW_SECONDS:-}" ] || sleep "$RACE_WINDOW_SECONDS"
+  left=$1
+  while [ -z "$stop" ] && [ "$left" -gt 0 ]; do
+    sleep 1
+    left=$((left - 1))
+  done
+}
+
 run() {
-  sleeper=
   # Only a flag: an apply or remove under way always finishes before the pod acts on SIGTERM.
-  trap 'stop=1; [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null || true' TERM INT
+  trap 'stop=1' TERM INT
   # RUN_DIR is an emptyDir: a restarted container (SIGKILL, OOM) finds the last one's ready file.
   unready
   lock || exit 1
@@ -718,10 +656,7 @@ run() {
     log "applied; re-applying every ${REAPPLY_SECONDS:-300}s"
   fi
   while [ -z "$stop" ]; do
-    sleep "${REAPPLY_SECONDS:-300}" &
-    sleeper=$!
-    wait "$sleeper" || true
-    sleeper=
+    rest "${REAPPLY_SECONDS:-300}"
     [ -z "$stop" ] || break
     [ -z "$passive" ] || continue
     lock || {

@@ -1,6 +1,6 @@
 import { describe } from "vitest";
 import { containerdBuild, type ContainerdBuild, type ContainerdLine } from "./harness/containerd";
-import { isCI, missingForIntegration } from "./harness/tools";
+import { isCI, missingForIntegration, missingForNodeAgent } from "./harness/tools";
 
 /** `describe` that skips with one line saying what is missing, except in CI where it must run. */
 export function describeIntegration(name: string, fn: () => void): void {
@@ -28,4 +28,14 @@ export function describeContainerd(line: ContainerdLine, name: string, fn: (buil
     }
     console.info(`containerd ${line}: ${found.versionLine} (${found.binary})`);
     describe(`containerd ${found.label} ${name}`, () => fn(found));
+}
+
+/** `describe` for the node agent's tests on the real script, which need root and busybox but no registry or containerd. */
+export function describeNodeAgent(name: string, fn: () => void): void {
+    const missing = missingForNodeAgent();
+    if (missing && isCI()) throw new Error(`CI must run the node agent tests, but: ${missing}`);
+    if (missing) {
+        console.warn(missing);
+        describe.skip(name, fn);
+    } else describe(name, fn);
 }
