@@ -38,9 +38,12 @@ die() {
 : "${CERTS_DIR:?set CERTS_DIR to the node directory containerd reads hosts.toml files from}"
 : "${FILES_DIR:?set FILES_DIR to the directory the node files (manifest and one file per key) are mounted in}"
 : "${OWNER:?set OWNER to the name of this installation, <namespace>.<service>}"
-# The same rule as the program's: OWNER becomes part of a directory name on the node.
+# The same rule as the program's: OWNER becomes part of a directory name on the node. Namespace and
+# Service names are DNS labels (no dot), so exactly one dot makes every pair its own directory.
 case $OWNER in
-  [!a-z0-9]* | *[!a-z0-9.-]*) die "OWNER '$OWNER' must be a lower-case DNS-like name ([a-z0-9][a-z0-9.-]*)" ;;
+  *.*.* | .* | *. | [!a-z0-9]* | *.[!a-z0-9]* | *[!a-z0-9.-]*) die "OWNER '$OWNER' must be a lower-case DNS-like name <namespace>.<service> ([a-z0-9][a-z0-9-]*.[a-z0-9][a-z0-9-]*)" ;;
+  *.*) ;;
+  *) die "OWNER '$OWNER' must be a lower-case DNS-like name <namespace>.<service> ([a-z0-9][a-z0-9-]*.[a-z0-9][a-z0-9-]*)" ;;
 esac
 case ${REAPPLY_SECONDS:-300} in
   "" | *[!0-9]*) die "REAPPLY_SECONDS '$REAPPLY_SECONDS' must be a whole number of seconds" ;;
@@ -54,7 +57,8 @@ case ${CONTAINERD_CHECK:-off} in
   *) die "CONTAINERD_CHECK '$CONTAINERD_CHECK' must be enforce, warn or off" ;;
 esac
 
-# The leading dot keeps containerd from taking the state directory for a registry host.
+# The leading dot keeps containerd from taking the state directory for a registry host. Every other
+# name of ours in certs.d starts `.cluster-registry-` (a dash, not a dot), so no OWNER can reach it.
 STATE="$CERTS_DIR/.cluster-registry.$OWNER"
 MANAGED="$STATE/managed"
 CREATED="$STATE/created-dirs"

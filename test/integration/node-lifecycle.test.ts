@@ -151,7 +151,7 @@ describeNodeAgent("the node lifecycle on the DaemonSet's own script", () => {
         const cloud = cloudWithIPs();
         await deploy(HOSTED_IP, {}, cloud);
         const pod = nodeScript(cloud, work, certs, api);
-        for (const owner of ["../x", "a/b", "Registry", ".hidden", "-x"]) {
+        for (const owner of ["../x", "a/b", "Registry", ".hidden", "-x", "lock", "a.b.c", "a.", "a.-b", "a..b"]) {
             const r = await pod.exec("apply", { OWNER: owner });
             expect(r.code, `${owner}: ${r.stdout}${r.stderr}`).toBe(2);
             expect(r.stderr).toContain("must be a lower-case DNS-like name");

@@ -93,7 +93,8 @@ describe("node files", () => {
 
     test("the state directory is hidden from containerd, and the owner must be a plain name", () => {
         expect(stateDirName("registry.registry")).toBe(".cluster-registry.registry.registry");
-        for (const bad of ["", "../x", "Registry", "a/b", "-x"]) expect(() => stateDirName(bad)).toThrow(/lower-case DNS-like name/);
+        for (const bad of ["", "../x", "Registry", "a/b", "-x", "lock", "a.b.c", "a..b", "a.-b"])
+            expect(() => stateDirName(bad)).toThrow(/lower-case DNS-like name/);
     });
 
     test("the checksum covers both scripts and every key of the data", () => {
