@@ -96,9 +96,34 @@ NL='
 
 # ---- small, checked building blocks -------------------------------------------------------------
 
+# Writes stdin to a new file $1, a name only this agent uses: whatever is there (a killed pod's
+# leftover, or a symlink planted to lead the write elsewhere) is removed first, and the file is
+# created exclusively (noclobber: O_EXCL), so no write ever goes through a symlink. umask: 0600.
+write_new() {
+  rm -f "$1" || return 1
+  (
+    set -C
+    cat > "$1"
+  )
+}
+# A directory this agent works in (a host directory, its state, a backup directory) is never a
+# symlink: following one would lead a write or a delete out of certs.d.
+no_link() {
+  [ -L "$1" ] || return 0
+  log "refusing to work in $1: it is a symlink, and this agent follows none it did not create"
+  return 1
+}
+# What state files name is checked again before it is used, as anything read from the node: a
+# line that is not `<host dir>/<file>` (e.g. `../x`) is ignored, said on stderr (stdout is the list).
+checked_paths() {
+  while read -r p; do
+    if safe_path "$p"; then echo "$p"; else log "ignoring '$p' in $STATE: not a <host dir>/<file> path" >&2; fi
+  done
+}
+
 # Replaces a state file with stdin, through a temp file and a rename; a write error (full disk) fails.
 put() {
-  cat > "$1.tmp" && mv -f "$1.tmp" "$1" && return 0
+  write_new "$1.tmp" && mv -fT "$1.tmp" "$1" && return 0
   rm -f "$1.tmp"
   log "could not write $1"
   return 1
@@ -221,8 +246,11 @@ safe_path() {
     ?*/?*) ;;
     *) return 1 ;;
   esac
-  case ${1%/*} in [!A-Za-z0-9]* | *[!A-Za-z0-9._:-]*) return 1 ;; esac
+  safe_dir "${1%/*}" || return 1
   case ${1#*/} in [!A-Za-z0-9]* | *[!A-Za-z0-9._-]*) return 1 ;; esac
+}
+safe_dir() {
+  case $1 in "" | *..* | [!A-Za-z0-9]* | *[!A-Za-z0-9._:-]*) return 1 ;; esac
 }
 # A key is a file name in $FILES_DIR; starting with a letter or digit keeps kubelet's own `..data`
 # and `..<timestamp>` entries, and anything climbing out, from being named.
@@ -321,6 +349,7 @@ stage() {
     return 1
   fi
   check_claims || return 1
+  state_dir_ok || return 1
   if ! mkdir -p "$STATE" 2>/dev/null || ! copy_to_stage; then
     rm -rf "$STAGE" "$STAGE_LIST"
     log "could not stage the node files in $STATE (disk full or read-only?): nothing changed"
@@ -332,10 +361,15 @@ stage() {
 
 # Settles a restore a killed pod had started: once the backup has been renamed back, the file on the
 # node is the original and no longer ours.
+# The state directory and its backups are real directories (see no_link).
+state_dir_ok() {
+  no_link "$STATE" && no_link "$STATE/backup" && no_link "$STATE/stage"
+}
+
 settle_journal() {
   [ -f "$JOURNAL" ] || return 0
   read -r what rel < "$JOURNAL" || true
-  if [ "$what" = restore ] && [ -n "$rel" ] && ! exists "$STATE/backup/$rel"; then
+  if [ "$what" = restore ] && safe_path "$rel" && ! exists "$STATE/backup/$rel"; then
     set_hash "$rel" || return 1
     del_line "$BACKED_UP" "$rel" || return 1
   fi
@@ -347,6 +381,7 @@ install_file() {
   dst="$CERTS_DIR/$rel"
   dir=${rel%/*}
   guard || return 1
+  no_link "$CERTS_DIR/$dir" && no_link "$STATE/backup/$dir" || return 1
   new=$(hash_of "$STAGE/$rel") || return 1
   if released "$rel"; then
     if exists "$dst"; then
@@ -382,27 +417,26 @@ install_file() {
     fi
     mkdir -p "$STATE/backup/$dir" || return 1
     rm -rf "$STATE/backup/$rel.tmp"
-    # -a: the copy keeps mode, owner, mtime, and a symlink stays the same symlink.
-    if ! cp -a "$dst" "$STATE/backup/$rel.tmp" || ! add_line "$BACKED_UP" "$rel" || ! mv -f "$STATE/backup/$rel.tmp" "$STATE/backup/$rel"; then
+    # -a: the copy keeps mode, owner, mtime, and a symlink stays the same symlink (never followed).
+    if ! cp -a "$dst" "$STATE/backup/$rel.tmp" || ! add_line "$BACKED_UP" "$rel" || ! mv -fT "$STATE/backup/$rel.tmp" "$STATE/backup/$rel"; then
       rm -rf "$STATE/backup/$rel.tmp"
       log "could not back up $dst: leaving it as it is"
       return 1
     fi
     log "backed up $dst"
   fi
-  if [ "$(hash_of "$dst")" != "$new" ]; then
+  # A file of ours not 0600 (written by an agent before 0600, or chmod-ed since) is written again,
+  # not chmod-ed: chmod follows a symlink, a new file and a rename never do.
+  if [ "$(hash_of "$dst")" != "$new" ] || [ "$(stat -c %a "$dst" 2>/dev/null)" != 600 ]; then
     add_hash "$rel" "$new" || return 1
-    # Same directory, so the rename is atomic: containerd never reads a half-written file. chmod:
-    # cp onto a temp file a killed pod left keeps that file's mode.
-    if ! cp "$STAGE/$rel" "$dst.cluster-registry-tmp" || ! chmod 600 "$dst.cluster-registry-tmp" || ! mv -f "$dst.cluster-registry-tmp" "$dst"; then
+    # Same directory, so the rename is atomic: containerd never reads a half-written file. -T: the
+    # rename replaces whatever is at $dst, never moves into a directory it names.
+    if ! write_new "$dst.cluster-registry-tmp" < "$STAGE/$rel" || ! mv -fT "$dst.cluster-registry-tmp" "$dst"; then
       rm -f "$dst.cluster-registry-tmp"
       log "could not write $dst"
       return 1
     fi
     log "wrote $dst"
-  elif [ "$(stat -c %a "$dst")" != 600 ]; then
-    # Written by an agent before 0600, or chmod-ed since: ours, so root's alone.
-    chmod 600 "$dst" || return 1
   fi
   set_hash "$rel" "$new"
 }
@@ -413,6 +447,7 @@ release_file() {
   dst="$CERTS_DIR/$rel"
   dir=${rel%/*}
   guard || return 1
+  no_link "$CERTS_DIR/$dir" && no_link "$STATE/backup/$dir" || return 1
   rm -f "$dst.cluster-registry-tmp"
   if exists "$dst" && ! ours "$rel"; then
     if same_as_backup "$rel"; then
@@ -425,7 +460,7 @@ release_file() {
   elif exists "$STATE/backup/$rel"; then
     echo "restore $rel" | put "$JOURNAL" || return 1
     # A rename: the original comes back with its mode, owner, mtime, or as the symlink it was.
-    if ! mv -f "$STATE/backup/$rel" "$dst"; then
+    if ! mv -fT "$STATE/backup/$rel" "$dst"; then
       rm -f "$JOURNAL"
       log "could not restore $dst"
       # Never leave our file live where the original should be.
@@ -459,7 +494,7 @@ release_file() {
 }
 
 released() { [ -f "$RELEASED" ] && awk -v p="$1" '$1 == p { found = 1 } END { exit !found }' "$RELEASED"; }
-released_paths() { [ ! -f "$RELEASED" ] || awk '{ print $1 }' "$RELEASED"; }
+released_paths() { [ ! -f "$RELEASED" ] || awk '{ print $1 }' "$RELEASED" | checked_paths; }
 released_hash() { [ -f "$RELEASED" ] && awk -v p="$1" '$1 == p { print $2; exit }' "$RELEASED"; }
 # Keeps only `<path> <hash>` for the path, or (no hash) drops the path.
 set_released() {
@@ -467,7 +502,7 @@ set_released() {
   { awk -v p="$1" '$1 != p' "$RELEASED"; [ -z "${2:-}" ] || echo "$1 $2"; } | put "$RELEASED"
 }
 
-managed_paths() { [ ! -f "$MANAGED" ] || awk '!seen[$1]++ { print $1 }' "$MANAGED"; }
+managed_paths() { [ ! -f "$MANAGED" ] || awk '!seen[$1]++ { print $1 }' "$MANAGED" | checked_paths; }
 
 # Puts the staged files in place and releases the ones no longer wanted (stage has succeeded).
 apply_staged() {
@@ -495,6 +530,7 @@ remove() {
     log "nothing to remove"
     return 0
   fi
+  state_dir_ok || return 1
   settle_journal || return 1
   failed=0
   for rel in $(managed_paths); do
@@ -502,7 +538,8 @@ remove() {
   done
   if [ -f "$CREATED" ]; then
     while read -r dir; do
-      rmdir "$CERTS_DIR/$dir" 2> /dev/null || true
+      # Checked again, as every path read back from state: rmdir never leaves certs.d.
+      if safe_dir "$dir"; then rmdir "$CERTS_DIR/$dir" 2> /dev/null || true; fi
     done < "$CREATED"
   fi
   if [ "$failed" -gt 0 ]; then
