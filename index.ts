@@ -1,10 +1,9 @@
 // The Pulumi program: the stack's config as ClusterRegistry's args, one ClusterRegistry, its outputs.
 import { ClusterRegistry } from "./components";
-import { parseConfig, readRawConfig } from "./components/stack-config";
+import { DECLARED_SECRET_KEYS, parseConfig, readRawConfig } from "./components/stack-config";
 
-const { raw, secretKeys } = readRawConfig();
 // Throws before any resource is registered, naming every bad key at once.
-const { args, settings } = parseConfig(raw, secretKeys);
+const { args, settings } = parseConfig(readRawConfig(), DECLARED_SECRET_KEYS);
 const registry = new ClusterRegistry("registry", args);
 
 export const environment = settings.environment;

@@ -4,7 +4,7 @@
  * a node makes to the hosted registry or to a cache pays one bcrypt check.
  *
  * Measured independently of the program's own node-identity code: the htpasswd files are made here
- * with bcryptjs (IDENTITY_COSTS: 4, and 5 for comparison), and the real registry (distribution 2.8)
+ * with bcryptjs (IDENTITY_COSTS: 4, and 5 for comparison), and the real registry (the distribution release the default image ships)
  * runs from the generated hosted and cache configs with only `auth` replaced (removed for the
  * anonymous baseline) and the debug listener dropped. For each target, three registries run side by
  * side on the same config and content: anonymous (no auth, today's cache), cost 4 and cost 5, and one

@@ -26,6 +26,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import YAML from "yaml";
 import { GENERATED_PASSWORD_BCRYPT_COST } from "../components/credentials";
+import { containerdBinary } from "../test/integration/harness/containerd";
+import { registryBinary } from "../test/integration/harness/distribution";
 import { buildOciImage, type BuiltOciImage } from "../test/integration/harness/oci";
 import { runCommand, type CommandResult } from "../test/integration/harness/procs";
 import { basicAuth } from "../test/integration/harness/registry";
@@ -520,8 +522,8 @@ async function machineInfo() {
         memoryBytes: os.totalmem(),
         os: `${os.type()} ${os.release()} ${os.arch()}`,
         node: process.version,
-        containerd: await firstLine("containerd"),
-        registry: await firstLine("docker-registry"),
+        containerd: await firstLine(containerdBinary("1.6")),
+        registry: await firstLine(registryBinary()),
         skopeo: await firstLine("skopeo"),
     };
 }

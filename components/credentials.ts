@@ -34,10 +34,11 @@ export const PULL_IDENTITY = "cluster-registry-pull";
 /** Names users may not take: the program's own identities. */
 export const RESERVED_USER_NAMES: readonly string[] = [NODE_IDENTITY, PULL_IDENTITY];
 
-export interface RegistryUser {
-    /** User name. */
+/** A registry user as the components take it. */
+export interface RegistryUserArgs {
+    /** User name, as htpasswd and the pull secret carry it. */
     name: string;
-    /** Password; generated with `random.RandomPassword` when absent. */
+    /** The user's password (12 characters to 72 bytes); generated when absent. Default: generated. */
     password?: pulumi.Input<string>;
 }
 
@@ -45,7 +46,7 @@ export interface RegistryCredentialsArgs {
     /** Namespace of the htpasswd Secrets. */
     namespace: pulumi.Input<string>;
     /** People and CI that push, at least one. */
-    users: RegistryUser[];
+    users: RegistryUserArgs[];
     /** bcrypt cost for every user. Default: 5 for generated passwords, 10 for given ones. */
     bcryptCost?: number;
     /** Machine identities with generated passwords at {@link GENERATED_IDENTITY_BCRYPT_COST}. Default: none. */
@@ -80,11 +81,12 @@ export class RegistryCredentials extends pulumi.ComponentResource {
         const identities = args.identities ?? [];
 
         const users = args.users.map((user) => {
-            const given = user.password !== undefined;
-            const password = given
-                ? pulumi.secret(user.password as pulumi.Input<string>)
-                : new random.RandomPassword(`${name}-${user.name}-password`, { length: GENERATED_PASSWORD_LENGTH, special: false }, { parent: this }).result;
-            const cost = args.bcryptCost ?? (given ? GIVEN_PASSWORD_BCRYPT_COST : GENERATED_PASSWORD_BCRYPT_COST);
+            const password =
+                user.password !== undefined
+                    ? pulumi.secret(user.password)
+                    : new random.RandomPassword(`${name}-${user.name}-password`, { length: GENERATED_PASSWORD_LENGTH, special: false }, { parent: this })
+                          .result;
+            const cost = args.bcryptCost ?? (user.password !== undefined ? GIVEN_PASSWORD_BCRYPT_COST : GENERATED_PASSWORD_BCRYPT_COST);
             return { user: user.name, password, hash: this.hashed(`${name}-${user.name}`, password, cost) };
         });
         const machines = identities.map((id) => {

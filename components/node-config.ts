@@ -262,8 +262,8 @@ export interface NodeConfigArgs {
     certsDir: string;
     /** containerd's config file on the node, which containerd-check.sh reads. */
     containerdConfig: string;
-    /** What a node whose containerd will not read certs.d does: see `ContainerdCheckMode`. Default: enforce. */
-    containerdCheck?: ContainerdCheckMode;
+    /** What a node whose containerd will not read certs.d does: see `ContainerdCheckMode` (the setting's default is in SETTINGS). */
+    containerdCheck: ContainerdCheckMode;
     /** CA certificate PEM that signs every registry's certificate. */
     caPem: pulumi.Input<string>;
     /** Registries the nodes must reach. */
@@ -295,7 +295,7 @@ export class NodeConfig extends pulumi.ComponentResource {
         const labels = { "app.kubernetes.io/name": "node-config", "app.kubernetes.io/instance": name };
         const metadata = { namespace: args.namespace, labels: { ...labels, ...PART_OF } };
 
-        const containerdCheck = args.containerdCheck ?? "enforce";
+        const containerdCheck = args.containerdCheck;
         const scripts = nodeAgentScripts();
         const registries = pulumi.all(args.registries.map((r) => pulumi.output(r)));
         const filesData = pulumi.all([args.caPem, registries]).apply(([caPem, regs]) => renderNodeFilesData(nodeFiles(args.owner, caPem, regs)));

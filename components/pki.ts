@@ -10,13 +10,20 @@ const KEY_PARAMETERS: Record<KeyAlgorithm, { ecdsaCurve?: string; rsaBits?: numb
     RSA: { rsaBits: 2048 },
 };
 
+/**
+ * The CA is re-issued at most this long (a month) before it expires, on an ordinary `pulumi up`; at
+ * most half its validity, so a short-lived CA is not renewed at every run.
+ */
+export const CA_EARLY_RENEWAL_HOURS = 720;
+
+// Every value below is given: the defaults are the settings' (SETTINGS, applied by ClusterRegistry).
 export interface CertificateAuthorityArgs {
-    /** Subject common name of the CA. Default: `cluster-registry CA`. */
-    commonName?: string;
-    /** Key algorithm of the CA key. Default: `ECDSA` (P-256). */
-    keyAlgorithm?: KeyAlgorithm;
-    /** Validity of the CA certificate in hours. Default: 87600 (10 years). */
-    validityHours?: number;
+    /** Subject common name of the CA. */
+    commonName: string;
+    /** Key algorithm of the CA key. */
+    keyAlgorithm: KeyAlgorithm;
+    /** Validity of the CA certificate in hours. */
+    validityHours: number;
 }
 
 /** A self-signed CA that may sign certificates and CRLs and nothing else. */
@@ -30,9 +37,8 @@ export class CertificateAuthority extends pulumi.ComponentResource {
 
     constructor(name: string, args: CertificateAuthorityArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:CertificateAuthority", name, {}, opts);
-        const commonName = args.commonName ?? "cluster-registry CA";
-        this.keyAlgorithm = args.keyAlgorithm ?? "ECDSA";
-        const validityHours = args.validityHours ?? 87600;
+        const { commonName, validityHours } = args;
+        this.keyAlgorithm = args.keyAlgorithm;
 
         const key = new tls.PrivateKey(`${name}-key`, { algorithm: this.keyAlgorithm, ...KEY_PARAMETERS[this.keyAlgorithm] }, { parent: this });
         const cert = new tls.SelfSignedCert(
@@ -42,8 +48,7 @@ export class CertificateAuthority extends pulumi.ComponentResource {
                 subject: { commonName, organization: "cluster-registry" },
                 isCaCertificate: true,
                 validityPeriodHours: validityHours,
-                // Re-issue a month before expiry on an ordinary `pulumi up`.
-                earlyRenewalHours: Math.min(720, Math.floor(validityHours / 2)),
+                earlyRenewalHours: Math.min(CA_EARLY_RENEWAL_HOURS, Math.floor(validityHours / 2)),
                 allowedUses: ["cert_signing", "crl_signing"],
                 setSubjectKeyId: true,
             },
@@ -63,10 +68,10 @@ export interface ServerCertificateArgs {
     dnsNames: pulumi.Input<pulumi.Input<string>[]>;
     /** IP SANs (the Service's ClusterIP among them). */
     ipAddresses: pulumi.Input<pulumi.Input<string>[]>;
-    /** Validity in hours. Default: 8760 (one year). */
-    validityHours?: number;
-    /** Hours before expiry at which `pulumi up` re-issues it. Default: 720. */
-    earlyRenewalHours?: number;
+    /** Validity in hours. */
+    validityHours: number;
+    /** Hours before expiry at which `pulumi up` re-issues it. */
+    earlyRenewalHours: number;
 }
 
 /** A TLS server certificate signed by the CA, with a SAN for every name the server is reached by. */
@@ -78,8 +83,7 @@ export class ServerCertificate extends pulumi.ComponentResource {
 
     constructor(name: string, args: ServerCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:ServerCertificate", name, {}, opts);
-        const validityHours = args.validityHours ?? 8760;
-        const earlyRenewalHours = args.earlyRenewalHours ?? 720;
+        const { validityHours, earlyRenewalHours } = args;
         const algorithm = args.ca.keyAlgorithm;
 
         const key = new tls.PrivateKey(`${name}-key`, { algorithm, ...KEY_PARAMETERS[algorithm] }, { parent: this });

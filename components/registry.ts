@@ -69,27 +69,28 @@ export interface HtpasswdRef {
     content: pulumi.Input<string>;
 }
 
+/** What one registry is built from; ClusterRegistry passes resolved settings, so nothing here has a default of its own but the optional parts. */
 export interface RegistryArgs {
     /** Namespace to run in. */
     namespace: pulumi.Input<string>;
     /** The Service's name: part of the registry's DNS name, so it is set, not generated. */
     serviceName: string;
-    /** Service port. Default: 5000. */
-    port?: number;
+    /** Service port. */
+    port: number;
     /** NodePort to also expose it on. Default: none (ClusterIP only). */
     nodePort?: number;
-    /** Cluster DNS domain. Default: `cluster.local`. */
-    clusterDomain?: string;
+    /** Cluster DNS domain. */
+    clusterDomain: string;
     /** Extra DNS names for the certificate. Default: none. */
     extraDnsNames?: string[];
     /** Extra IP addresses for the certificate. Default: none. */
     extraIpAddresses?: string[];
     /** The CA that signs the registry's certificate. */
     ca: CertificateAuthority;
-    /** Certificate validity in hours. Default: 8760. */
-    certValidityHours?: number;
-    /** Hours before expiry at which `pulumi up` renews the certificate. Default: 720. */
-    certEarlyRenewalHours?: number;
+    /** Certificate validity in hours. */
+    certValidityHours: number;
+    /** Hours before expiry at which `pulumi up` renews the certificate. */
+    certEarlyRenewalHours: number;
     /** Registry image. */
     image: string;
     /** StorageClass of the volume. Default: the cluster's default class. */
@@ -184,8 +185,7 @@ export class Registry extends pulumi.ComponentResource {
 
     constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:Registry", name, {}, opts);
-        const port = args.port ?? 5000;
-        const clusterDomain = args.clusterDomain ?? "cluster.local";
+        const { port, clusterDomain } = args;
         // The Service name is a DNS label (at most 63 characters), as a label value must be.
         const selector = { "app.kubernetes.io/name": "registry", "app.kubernetes.io/instance": args.serviceName };
         const labels = { selector, meta: { ...selector, "app.kubernetes.io/component": args.proxy ? "cache" : "hosted", ...PART_OF } };
@@ -284,9 +284,7 @@ export class Registry extends pulumi.ComponentResource {
      * one): a NodePort Service gives every port it lists a port on every node.
      */
     private nodePortService(name: string, args: RegistryArgs, labels: RegistryLabels): void {
-        const target = args.push
-            ? { name: "push", port: args.push.port, targetPort: "push" }
-            : { name: "registry", port: args.port ?? 5000, targetPort: "registry" };
+        const target = args.push ? { name: "push", port: args.push.port, targetPort: "push" } : { name: "registry", port: args.port, targetPort: "registry" };
         new k8s.core.v1.Service(
             `${name}-node-port`,
             {

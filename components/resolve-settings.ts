@@ -5,7 +5,21 @@
 import { RESERVED_USER_NAMES } from "./credentials";
 import { ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
 import { serviceDnsNames } from "./names";
-import { CacheArgs, CacheSetting, ClusterRegistryArgs, defaultFor, RegistryUserArgs, Setting, SettingKey, SETTINGS, Settings } from "./settings";
+import {
+    CacheArgs,
+    CacheSetting,
+    ClusterRegistryArgs,
+    defaultFor,
+    parseCacheEntry,
+    RegistryUserArgs,
+    Setting,
+    SETTING_KEYS,
+    SettingKey,
+    settingOf,
+    SettingValues,
+    Settings,
+    StackOnlySettings,
+} from "./settings";
 import { cacheServiceName, UPSTREAM_PRESETS } from "./upstreams";
 import * as v from "./validators";
 
@@ -31,7 +45,7 @@ export class Problems {
     /** A value the consumer refuses; a secret setting's value is never shown. */
     invalid(k: SettingKey, value: unknown, expected: string): void {
         // Numbers as the text the user typed in `pulumi config set`.
-        const shown = (SETTINGS[k] as Setting).secret ? "its value" : JSON.stringify(typeof value === "number" ? String(value) : value);
+        const shown = settingOf(k).secret ? "its value" : JSON.stringify(typeof value === "number" ? String(value) : value);
         this.add(k, `${shown} is not valid; expected ${expected}`);
     }
     throwIfAny(): void {
@@ -40,44 +54,69 @@ export class Problems {
 }
 
 /** Settings the generic pass handles: one value (or list of values) with its own check. */
-const PLAIN_KEYS = (Object.keys(SETTINGS) as SettingKey[]).filter((k) => !["environment", "users", "userPasswords", "caches", "cacheCredentials"].includes(k));
+type PlainKey = Exclude<SettingKey, "environment" | "users" | "caches" | keyof StackOnlySettings>;
+const SPECIAL_KEYS: readonly string[] = ["environment", "users", "caches", "userPasswords", "cacheCredentials"];
+const PLAIN_KEYS = SETTING_KEYS.filter((k): k is PlainKey => !SPECIAL_KEYS.includes(k));
+
+/** The plain settings resolved; only these have no default in some environment. */
+type PlainValues = { [K in PlainKey]: K extends "bcryptCost" | "nodeAgentNamespace" ? SettingValues[K] | undefined : SettingValues[K] };
 
 /** A setting's value: the given one if any, else the environment's default; checked. */
-function checked(args: ClusterRegistryArgs, key: SettingKey, environment: EnvironmentName, problems: Problems): unknown {
-    const given = (args as Record<string, unknown>)[key];
+function checked<K extends PlainKey>(args: Partial<SettingValues>, key: K, environment: EnvironmentName, problems: Problems): SettingValues[K] | undefined {
+    const given = args[key];
     const value = given ?? defaultFor(key, environment);
-    const check = (SETTINGS[key] as Setting).check as ((x: unknown) => string | undefined) | undefined;
-    if (given === undefined || !check) return value;
-    if (Array.isArray(value)) {
-        for (const entry of value) {
-            const expected = check(entry);
-            if (expected) problems.invalid(key, entry, expected);
-        }
-        noDuplicates(key, value as string[], problems);
-    } else {
-        const expected = check(value);
-        if (expected) problems.invalid(key, value, expected);
+    const setting: Setting = settingOf(key);
+    if (given === undefined || !setting.check) return value;
+    for (const entry of Array.isArray(value) ? value : [value]) {
+        const expected = setting.check(entry);
+        if (expected) problems.invalid(key, entry, expected);
     }
+    if (Array.isArray(value)) noDuplicates(key, value, problems);
     return value;
 }
 
-function noDuplicates(key: string, values: readonly string[], problems: Problems): void {
-    const seen = new Set<string>();
+function resolveInto<K extends PlainKey>(
+    out: Partial<Pick<SettingValues, PlainKey>>,
+    key: K,
+    args: ClusterRegistryArgs,
+    e: EnvironmentName,
+    problems: Problems,
+) {
+    out[key] = checked(args, key, e, problems);
+}
+
+/**
+ * Every plain setting, given or defaulted, and checked. The cast is the one place where a loop over
+ * keys becomes a record TypeScript can type: every key is filled above, and every key but bcryptCost
+ * and nodeAgentNamespace has a default in every environment (a unit test checks that).
+ */
+function plainValues(args: ClusterRegistryArgs, environment: EnvironmentName, problems: Problems): PlainValues {
+    const out: Partial<Pick<SettingValues, PlainKey>> = {};
+    for (const key of PLAIN_KEYS) resolveInto(out, key, args, environment, problems);
+    return out as PlainValues;
+}
+
+function noDuplicates(key: string, values: readonly unknown[], problems: Problems): void {
+    const seen = new Set<unknown>();
     for (const x of values) {
         if (seen.has(x)) problems.add(key, `${JSON.stringify(x)} is listed twice; list each once`);
         seen.add(x);
     }
 }
 
+function isEnvironmentName(e: string): e is EnvironmentName {
+    return (ENVIRONMENT_NAMES as readonly string[]).includes(e);
+}
+
 function environmentOf(args: ClusterRegistryArgs, problems: Problems): EnvironmentName {
-    const e = args.environment ?? (defaultFor("environment", "kind") as EnvironmentName);
-    if ((ENVIRONMENT_NAMES as readonly string[]).includes(e)) return e;
+    const e = args.environment ?? defaultFor("environment", "kind") ?? "kind";
+    if (isEnvironmentName(e)) return e;
     problems.invalid("environment", e, `one of ${ENVIRONMENT_NAMES.join(", ")}`);
     return "kind";
 }
 
 function usersOf(args: ClusterRegistryArgs, problems: Problems): RegistryUserArgs[] {
-    const users = (args.users ?? (defaultFor("users", "kind") as string[])).map((u) => (typeof u === "string" ? { name: u } : u));
+    const users = (args.users ?? defaultFor("users", "kind") ?? []).map((u) => (typeof u === "string" ? { name: u } : u));
     if (users.length === 0) problems.invalid("users", [], "at least one user name");
     for (const u of users) {
         const expected = v.htpasswdUser(u.name);
@@ -98,16 +137,11 @@ function usersOf(args: ClusterRegistryArgs, problems: Problems): RegistryUserArg
 
 /** A cache entry: a preset host, `HOST=URL`, or `CacheArgs`. */
 function cacheOf(entry: string | CacheArgs, problems: Problems): CacheSetting | undefined {
-    const given: CacheArgs =
-        typeof entry === "string"
-            ? entry.includes("=")
-                ? { host: entry.slice(0, entry.indexOf("=")), remoteUrl: entry.slice(entry.indexOf("=") + 1) }
-                : { host: entry }
-            : entry;
+    const given = typeof entry === "string" ? parseCacheEntry(entry) : entry;
     const remoteUrl = given.remoteUrl ?? UPSTREAM_PRESETS[given.host];
     // Shown as the user wrote it, but never credentials someone put in the URL.
     const shown = given.remoteUrl === undefined ? given.host : `${given.host}=${given.remoteUrl.replace(/\/\/[^/]*@/, "//(credentials hidden)@")}`;
-    const hostProblem = v.registryHost(given.host);
+    const hostProblem = v.cacheHost(given.host);
     const presets = Object.keys(UPSTREAM_PRESETS).join(", ");
     if (remoteUrl === undefined) {
         problems.invalid("caches", shown, `a preset (${presets}) or HOST=URL such as registry.example.com=https://registry.example.com`);
@@ -149,6 +183,21 @@ function cachesOf(args: ClusterRegistryArgs, hosted: Parameters<typeof hostedHos
     return caches;
 }
 
+/** Cache data is chowned to the registry's user: it must never share containerd's hosts directory. */
+function nodeDirectoriesApart(s: Pick<Settings, "certsDir" | "cacheHostPath">, problems: Problems): void {
+    const cache = s.cacheHostPath;
+    if (cache === undefined) return;
+    const within = (inner: string, outer: string) => inner === outer || inner.startsWith(`${outer}/`);
+    if (within(cache, s.certsDir) || within(s.certsDir, cache)) {
+        const where = cache === s.certsDir ? "is" : within(cache, s.certsDir) ? "is inside" : "contains";
+        problems.invalid(
+            "cacheHostPath",
+            cache,
+            `a directory apart from certsDir; this one ${where} certsDir (${JSON.stringify(s.certsDir)}), so cache data would be owned by the registry's user inside containerd's hosts directory`,
+        );
+    }
+}
+
 /** Checks that involve more than one setting. */
 function checkTogether(s: Settings, problems: Problems): void {
     if (s.certEarlyRenewalHours >= s.certValidityHours) {
@@ -164,6 +213,7 @@ function checkTogether(s: Settings, problems: Problems): void {
         const system = s.createNamespace ? v.namespaceToCreate(s[key]) : undefined;
         if (system) problems.add(key, `${JSON.stringify(s[key])} cannot be created: expected ${system}, or set createNamespace to false`);
     }
+    nodeDirectoriesApart(s, problems);
     if (s.nodeAgentNamespace === s.namespace) {
         problems.add("nodeAgentNamespace", `is the registries' namespace; the privileged node agent needs a namespace of its own`);
     }
@@ -178,20 +228,16 @@ function checkTogether(s: Settings, problems: Problems): void {
 /** Applies defaults and checks everything, adding to `problems`; the result is only usable when there are none. */
 export function collectSettings(args: ClusterRegistryArgs, problems: Problems): Settings {
     const environment = environmentOf(args, problems);
-    const plain = Object.fromEntries(PLAIN_KEYS.map((k) => [k, checked(args, k, environment, problems)])) as Record<string, unknown>;
-    const extraNames = plain.extraNames as string[];
+    const { extraNames, nodePort, cacheHostPath, registryVolumeClaim, nodeAgentNamespace, ...plain } = plainValues(args, environment, problems);
     const base = {
-        ...(plain as Omit<
-            Settings,
-            "environment" | "users" | "caches" | "extraDnsNames" | "extraIpAddresses" | "nodePort" | "cacheHostPath" | "registryVolumeClaim"
-        >),
+        ...plain,
         environment,
         extraDnsNames: extraNames.filter((n) => v.ipAddress(n) !== undefined),
         extraIpAddresses: extraNames.filter((n) => v.ipAddress(n) === undefined),
-        nodePort: plain.nodePort === 0 ? undefined : (plain.nodePort as number),
-        cacheHostPath: plain.cacheHostPath === "" ? undefined : (plain.cacheHostPath as string),
-        registryVolumeClaim: plain.registryVolumeClaim === "" ? undefined : (plain.registryVolumeClaim as string),
-        nodeAgentNamespace: (plain.nodeAgentNamespace as string | undefined) ?? `${plain.namespace as string}-node-agent`,
+        nodePort: nodePort === 0 ? undefined : nodePort,
+        cacheHostPath: cacheHostPath === "" ? undefined : cacheHostPath,
+        registryVolumeClaim: registryVolumeClaim === "" ? undefined : registryVolumeClaim,
+        nodeAgentNamespace: nodeAgentNamespace ?? `${plain.namespace}-node-agent`,
     };
     if (args.nodeAgentNamespace === undefined && v.dnsLabel(base.nodeAgentNamespace)) {
         problems.add(

@@ -1,9 +1,12 @@
 /**
- * Every setting, declared once: its type, default (per environment where it differs), description,
- * whether it is secret, and what its consumer accepts. The stack-config parser, the component's
- * defaults, the `config:` block of Pulumi.yaml and the README's table all come from `SETTINGS`.
+ * Every setting, declared once. `ClusterRegistryArgs` gives each its type (and its JSDoc); `SETTINGS`
+ * gives each its Pulumi type, default (per environment where it differs), description, secrecy and
+ * what its consumer accepts, and the compiler checks it against `ClusterRegistryArgs` field by field;
+ * the resolved `Settings` is derived from `ClusterRegistryArgs`. The stack-config parser, the
+ * component's defaults, the `config:` block of Pulumi.yaml and the README's table all come from here.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { GENERATED_PASSWORD_BCRYPT_COST, GIVEN_PASSWORD_BCRYPT_COST, type RegistryUserArgs } from "./credentials";
 import type { KeyAlgorithm } from "./pki";
 import { ENVIRONMENTS, ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
 import { CONTAINERD_CHECK_MODES, ContainerdCheckMode } from "./node-agent/files";
@@ -16,41 +19,63 @@ export const PROJECT = "cluster-registry";
 /**
  * The distribution registry image: distribution 3, the maintained line (the official image's 2.x
  * tags get no rebuilds since June 2025). Pinned to a patch release: a moving tag would change the
- * pod on a rerun with no config change. Its config.yml is one 2.8 also starts with (proved here).
+ * pod on a rerun with no config change. The tests build and run this very release (its tag is read by
+ * test/integration/harness/distribution.ts); 2.x images are not supported.
  */
 export const DEFAULT_REGISTRY_IMAGE = "docker.io/library/registry:3.1.1";
 
 /** The types the Pulumi CLI accepts in a project's `config:` block. */
 export type SettingType = "string" | "integer" | "boolean" | "array";
-type ValueOf<T extends SettingType> = T extends "string" ? string : T extends "integer" ? number : T extends "boolean" ? boolean : string[];
-/** What a check sees: a list setting is checked entry by entry. */
-type Checked<T extends SettingType> = T extends "array" ? string : ValueOf<T>;
+/** The config type a TypeScript field type is stored as (brackets: a union of literals is one type). */
+type TypeName<V> = [V] extends [readonly unknown[]]
+    ? "array"
+    : [V] extends [string]
+      ? "string"
+      : [V] extends [number]
+        ? "integer"
+        : [V] extends [boolean]
+          ? "boolean"
+          : never;
+/**
+ * What a check sees: a list setting entry by entry, and a choice as any string (the check is what
+ * tells whether it is one of the choices).
+ */
+type Checked<V> = V extends readonly unknown[] ? string : V extends string ? string : V;
 
 /** A default that differs per environment, read from the environment profiles. */
 export interface PerEnvironment<T> {
     byEnvironment: Readonly<Record<EnvironmentName, T>>;
 }
 
-export interface Setting<T extends SettingType = SettingType> {
-    type: T;
+/** One setting of type `V`, the type its field has in `ClusterRegistryArgs`. */
+export interface Setting<V = unknown> {
+    /** How Pulumi stores it; `SETTINGS` is checked to give each field the type its TypeScript type needs. */
+    type: SettingType;
     /** One or two sentences; Pulumi.yaml and the README show it. */
     description: string;
     /** Absent: no default (the README says `defaultText` or "none"). */
-    default?: ValueOf<T> | PerEnvironment<ValueOf<T> | undefined>;
+    default?: V | PerEnvironment<V | undefined>;
     /** How the README states a default that is not a plain value. */
     defaultText?: string;
     /** Credentials: must be stored with `--secret`, never echoed, no default. */
     secret?: boolean;
-    /** `undefined` when the consumer accepts the value, else what it would accept. */
-    check?: (value: Checked<T>) => string | undefined;
+    /** `undefined` when the consumer accepts the value, else what it would accept. A method, so any setting is a `Setting`. */
+    check?(value: Checked<V>): string | undefined;
 }
 
-function setting<T extends SettingType>(s: Setting<T>): Setting<T> {
-    return s;
+/** Settings only a stack's config has: `parseConfig` folds them into `users` and `caches`. */
+export interface StackOnlySettings {
+    /** NAME:PASSWORD entries for `users`. */
+    userPasswords?: string[];
+    /** HOST=USER:PASSWORD entries for `caches`. */
+    cacheCredentials?: string[];
 }
+
+/** Every setting with the type of its value: the fields of `ClusterRegistryArgs`, plus the stack-only ones. */
+export type SettingValues = Required<ClusterRegistryArgs & StackOnlySettings>;
 
 function perEnvironment<T>(pick: (e: (typeof ENVIRONMENTS)[EnvironmentName]) => T): PerEnvironment<T> {
-    return { byEnvironment: Object.fromEntries(ENVIRONMENT_NAMES.map((e) => [e, pick(ENVIRONMENTS[e])])) as Record<EnvironmentName, T> };
+    return { byEnvironment: { kind: pick(ENVIRONMENTS.kind), k3d: pick(ENVIRONMENTS.k3d), eks: pick(ENVIRONMENTS.eks) } };
 }
 
 const oneOf =
@@ -61,253 +86,258 @@ const intRange = (min: number, max: number) => (n: number) => (Number.isInteger(
 
 /** The settings, in the order the README lists them. */
 export const SETTINGS = {
-    environment: setting({
+    environment: {
         type: "string",
         description: "Cluster kind, which picks node paths, storage and defaults: kind, k3d or eks.",
         default: "kind",
         check: oneOf(ENVIRONMENT_NAMES),
-    }),
-    namespace: setting({
+    },
+    namespace: {
         type: "string",
         description:
             "Namespace for the registries and their Secrets; it enforces the restricted Pod Security level, except where caches keep their data in a node directory (cacheHostPath, kind's default), which only the privileged level admits.",
         default: "registry",
         check: v.dnsLabel,
-    }),
-    nodeAgentNamespace: setting({
+    },
+    nodeAgentNamespace: {
         type: "string",
         description:
             "Namespace for the node agent alone (its DaemonSet, script, files and RBAC): it writes node directories, so it needs the privileged Pod Security level, and nothing else runs there.",
         defaultText: "<namespace>-node-agent",
         check: v.dnsLabel,
-    }),
-    createNamespace: setting({
+    },
+    createNamespace: {
         type: "boolean",
         description:
             "Create both namespaces, labelled for their Pod Security levels. Set false to use existing ones; the node agent's must admit privileged pods (hostPath).",
         default: true,
-    }),
-    serviceName: setting({
+    },
+    serviceName: {
         type: "string",
         description: "Name of the registry Service; images are referenced as <serviceName>.<namespace>.svc.<clusterDomain>:<port>.",
         default: "registry",
         check: v.serviceName,
-    }),
-    port: setting({
+    },
+    port: {
         type: "integer",
         description: "Port of the registry Service (and of each cache's) where nodes and pods pull; it is read-only.",
         default: 5000,
         check: intRange(1, 65535),
-    }),
-    pushPort: setting({
+    },
+    pushPort: {
         type: "integer",
         description: "Port of the registry Service where users push (and pull), served by a read-write registry over the same volume.",
         default: 5002,
         check: intRange(1, 65535),
-    }),
-    nodePort: setting({
+    },
+    nodePort: {
         type: "integer",
         description: "Also expose the registry's push port on this NodePort (30000-32767); 0 for none.",
         default: 0,
         check: (n) => (n === 0 || (Number.isInteger(n) && n >= 30000 && n <= 32767) ? undefined : "0 (no NodePort) or a port from 30000 to 32767"),
-    }),
-    clusterDomain: setting({ type: "string", description: "The cluster's DNS domain.", default: "cluster.local", check: v.dnsName }),
-    extraNames: setting({
+    },
+    clusterDomain: { type: "string", description: "The cluster's DNS domain.", default: "cluster.local", check: v.dnsName },
+    extraNames: {
         type: "array",
         description: "More DNS names or IP addresses the registry is reached by; each becomes a SAN in its certificate.",
         default: [],
         check: (n) => (v.ipAddress(n) === undefined ? undefined : v.dnsName(n) && `DNS names or IP addresses (${v.dnsName(n)})`),
-    }),
-    users: setting({
+    },
+    users: {
         type: "array",
         description:
             "Users who push (and pull); the first one's credentials are the pushDockerConfigJson output. Pods and nodes pull with identities of their own.",
         default: ["admin"],
         check: v.htpasswdUser,
-    }),
-    userPasswords: setting({
+    },
+    userPasswords: {
         type: "array",
         description:
             "Passwords you choose, as NAME:PASSWORD entries for users listed in users (12 characters to 72 bytes); set with --secret. Users without one get a generated password.",
         defaultText: "generated",
         secret: true,
-    }),
-    bcryptCost: setting({
+    },
+    bcryptCost: {
         type: "integer",
         description: "bcrypt cost for every user's htpasswd line (4-14); see Performance in the README.",
-        defaultText: "5 for generated passwords, 10 for given ones",
+        defaultText: `${GENERATED_PASSWORD_BCRYPT_COST} for generated passwords, ${GIVEN_PASSWORD_BCRYPT_COST} for given ones`,
         check: intRange(4, 14),
-    }),
-    image: setting({
+    },
+    image: {
         type: "string",
         description:
             "Registry image, pinned by tag or digest; the node-config DaemonSet runs it too (it has a shell), so an air-gapped cluster needs one image.",
         default: DEFAULT_REGISTRY_IMAGE,
         check: v.imageReference,
-    }),
-    storageClass: setting({
+    },
+    storageClass: {
         type: "string",
         description: "StorageClass of the registry volume.",
         default: perEnvironment((e) => e.storageClass),
         check: v.dnsSubdomain,
-    }),
-    storageSize: setting({
+    },
+    storageSize: {
         type: "string",
         description: "Size of the registry volume.",
         default: perEnvironment((e) => e.storageSize),
         check: (q) => v.storageQuantity(q),
-    }),
-    certsDir: setting({
+    },
+    certsDir: {
         type: "string",
         description: "containerd's certs.d directory (its config_path) on the nodes.",
         default: perEnvironment((e) => e.certsDir),
-        check: v.nodePath,
-    }),
-    containerdCheck: setting({
+        check: (p) => v.ownNodeDirectory(p, { certsDir: true }),
+    },
+    containerdCheck: {
         type: "string",
         description:
             "When a node's containerd config (the environment's config.toml) will not make containerd read certsDir: enforce (the node-config pod stays unready, so pulumi up fails naming the DaemonSet; its log says what to change), warn (log the same line, stay ready) or off (no check).",
         default: "enforce",
         check: oneOf(CONTAINERD_CHECK_MODES),
-    }),
-    pullSecretName: setting({
+    },
+    pullSecretName: {
         type: "string",
         description: "Name of the kubernetes.io/dockerconfigjson pull secret.",
         default: "registry-pull",
         check: v.dnsSubdomain,
-    }),
-    pullSecretNamespaces: setting({
+    },
+    pullSecretNamespaces: {
         type: "array",
         description:
             "Existing namespaces that get the pull secret, a pull-only identity for the hosted registry (for nodes that cannot take hosts.toml headers, e.g. Bottlerocket or CRI-O, and for tools). With nodePulls, pods need none.",
         default: [],
         check: v.dnsLabel,
-    }),
-    patchDefaultServiceAccounts: setting({
+    },
+    patchDefaultServiceAccounts: {
         type: "boolean",
         description:
             "Add the pull secret to the default ServiceAccount of each namespace in pullSecretNamespaces, so pods need no imagePullSecrets line. Server-side apply treats that list as a whole: if something else set pull secrets there, pulumi up stops with a conflict.",
         default: false,
-    }),
-    keyAlgorithm: setting({
+    },
+    keyAlgorithm: {
         type: "string",
         description: "Key algorithm for the CA and server certificates: ECDSA (P-256) or RSA (2048).",
         default: "ECDSA",
         check: oneOf(["ECDSA", "RSA"] as const, "ECDSA (P-256) or RSA (2048 bits)"),
-    }),
-    caValidityHours: setting({ type: "integer", description: "Validity of the CA certificate in hours.", default: 87600, check: intRange(24, 876000) }),
-    certValidityHours: setting({
+    },
+    caValidityHours: { type: "integer", description: "Validity of the CA certificate in hours.", default: 87600, check: intRange(24, 876000) },
+    certValidityHours: {
         type: "integer",
         description: "Validity of each server certificate in hours; renewed on a normal pulumi up once inside certEarlyRenewalHours.",
         default: 8760,
         check: intRange(24, 876000),
-    }),
-    certEarlyRenewalHours: setting({
+    },
+    certEarlyRenewalHours: {
         type: "integer",
         description: "Hours before a server certificate expires at which pulumi up renews it.",
         default: 720,
         check: intRange(0, 876000),
-    }),
-    nodePulls: setting({
+    },
+    nodePulls: {
         type: "boolean",
         description:
             "Nodes pull with a node identity containerd sends from hosts.toml (root-only files), so pods need no pull secret and caches admit nodes only. false: pods need the pull secret for the hosted registry, and caches are anonymous to every pod.",
         default: true,
-    }),
-    caches: setting({
+    },
+    caches: {
         type: "array",
         description: `Pull-through caches nodes use as mirrors: presets ${Object.keys(UPSTREAM_PRESETS).join(", ")}, or HOST=URL (e.g. registry.example.com=https://registry.example.com).`,
         default: [],
-    }),
-    cacheCredentials: setting({
+    },
+    cacheCredentials: {
         type: "array",
         description:
             "Upstream credentials as HOST=USER:PASSWORD for listed caches (e.g. Docker Hub, which limits anonymous pulls); set with --secret. Anyone who can reach the cache can pull what that account can.",
         secret: true,
-    }),
-    mirrorFallback: setting({
+    },
+    mirrorFallback: {
         type: "string",
         description:
             "When a cache is down: upstream (nodes pull from the upstream themselves) or none (the pull fails: no node pull ever leaves the cluster). Caches themselves need to reach their upstreams.",
         default: "upstream",
         check: oneOf(["upstream", "none"] as const, "upstream (pull from the upstream when its cache is down) or none (fail the pull: air-gapped clusters)"),
-    }),
-    cacheTtl: setting({
+    },
+    cacheTtl: {
         type: "string",
         description:
-            "How long a cache keeps what it fetched before deleting it and asking the upstream again (a Go duration such as 168h or 72h30m); 0 keeps everything forever, so the volume only grows. Honoured by distribution 3; 2.8 always uses 168h.",
+            "How long a cache keeps what it fetched before deleting it and asking the upstream again (a Go duration such as 168h or 72h30m); 0 keeps everything forever, so the volume only grows.",
         default: DEFAULT_CACHE_TTL,
         check: (d) => v.goDuration(d, { min: "0s" }) && "a Go duration such as 168h or 72h30m, or 0 to never expire",
-    }),
-    cacheMaxFillPercent: setting({
+    },
+    cacheMaxFillPercent: {
         type: "integer",
         description:
             "A cache is taken out of its Service (not ready, never restarted) while its volume is at least this full, in percent, or while its storage fails distribution's health check; 100 turns the fill limit off.",
         default: 90,
         check: intRange(1, 100),
-    }),
-    cacheStorageSize: setting({
+    },
+    cacheStorageSize: {
         type: "string",
         description: "Size of each cache's volume.",
         default: perEnvironment((e) => e.cacheStorageSize),
         check: (q) => v.storageQuantity(q),
-    }),
-    cacheHostPath: setting({
+    },
+    cacheHostPath: {
         type: "string",
         description:
             'Node directory that holds cache data instead of volumes; with a kind extraMount (see the kindClusterConfig output) caches outlive the cluster. "" for volumes.',
         default: perEnvironment((e) => e.cacheHostPath ?? ""),
-        check: (p) => (p === "" ? undefined : v.nodePath(p) && `${v.nodePath(p)}, or "" for volumes`),
-    }),
-    serviceMonitors: setting({
+        check: (p) => (p === "" ? undefined : v.ownNodeDirectory(p) && `${v.ownNodeDirectory(p)}; or "" for volumes`),
+    },
+    serviceMonitors: {
         type: "boolean",
         description:
             "Create a Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for each registry's metrics Service; needs the operator's CRDs in the cluster.",
         default: false,
-    }),
-    keepRegistryVolume: setting({
+    },
+    keepRegistryVolume: {
         type: "boolean",
         description:
             "Keep the hosted registry's volume (its PersistentVolumeClaim, and so the images) when the stack is destroyed; see Destroy in the README for taking it over from a new stack.",
         default: true,
-    }),
-    registryVolumeClaim: setting({
+    },
+    registryVolumeClaim: {
         type: "string",
         description:
             "An existing PersistentVolumeClaim in the registries' namespace for the hosted registry to run on (a volume kept by an earlier stack's destroy); the stack then neither creates nor deletes a claim. \"\" for a claim of its own.",
         default: "",
         check: (c) => (c === "" ? undefined : v.dnsSubdomain(c) && `${v.dnsSubdomain(c)}, or "" for a claim of its own`),
-    }),
-    allowVolumeReplacement: setting({
+    },
+    allowVolumeReplacement: {
         type: "boolean",
         description:
             "Let a change of storageClass (or another field Kubernetes cannot change on a claim) replace a registry's or cache's volume with a new, empty one. Without it, pulumi up stops and says how to migrate.",
         default: false,
-    }),
-    localRegistryHosting: setting({
+    },
+    localRegistryHosting: {
         type: "boolean",
         description: "Publish the KEP-1755 local-registry-hosting ConfigMap in kube-public, which Tilt, Skaffold and others read.",
         default: true,
-    }),
-} as const;
+    },
+} satisfies { readonly [K in keyof SettingValues]: Setting<SettingValues[K]> & { type: TypeName<SettingValues[K]> } };
 
 export type SettingKey = keyof typeof SETTINGS;
 export const SETTING_KEYS = Object.keys(SETTINGS) as SettingKey[];
 
-/** The plain value a setting defaults to in an environment, or `undefined` for none. */
-export function defaultFor(key: SettingKey, environment: EnvironmentName): ValueOf<SettingType> | undefined {
-    const d = (SETTINGS[key] as Setting).default;
-    if (d !== undefined && typeof d === "object" && "byEnvironment" in d) return d.byEnvironment[environment];
-    return d as ValueOf<SettingType> | undefined;
+/** `SETTINGS` seen key by key: each entry a `Setting` of its field's type, for code generic over keys. */
+const DECLARED: { readonly [K in SettingKey]: Setting<SettingValues[K]> } = SETTINGS;
+
+/** A setting's declaration, typed by its key. */
+export function settingOf<K extends SettingKey>(key: K): Setting<SettingValues[K]> {
+    return DECLARED[key];
 }
 
-/** A registry user as the component takes it. */
-export interface RegistryUserArgs {
-    /** User name, as htpasswd and the pull secret carry it. */
-    name: string;
-    /** The user's password (12 characters to 72 bytes); generated when absent. Default: generated. */
-    password?: pulumi.Input<string>;
+function isPerEnvironment<T>(d: T | PerEnvironment<T | undefined> | undefined): d is PerEnvironment<T | undefined> {
+    return typeof d === "object" && d !== null && "byEnvironment" in d;
 }
+
+/** The plain value a setting defaults to in an environment, or `undefined` for none. */
+export function defaultFor<K extends SettingKey>(key: K, environment: EnvironmentName): SettingValues[K] | undefined {
+    const d = DECLARED[key].default;
+    return isPerEnvironment(d) ? d.byEnvironment[environment] : d;
+}
+
+export type { RegistryUserArgs };
 
 /** A pull-through cache of one upstream registry, as the component takes it. */
 export interface CacheArgs {
@@ -317,6 +347,12 @@ export interface CacheArgs {
     remoteUrl?: string;
     /** Upstream credentials, for upstreams that limit anonymous pulls. Default: anonymous. */
     credentials?: { username: pulumi.Input<string>; password: pulumi.Input<string> };
+}
+
+/** A `caches` entry as written: a preset host, or `HOST=URL` (split at the first `=`: hosts have none). */
+export function parseCacheEntry(entry: string): CacheArgs {
+    const eq = entry.indexOf("=");
+    return eq < 0 ? { host: entry } : { host: entry.slice(0, eq), remoteUrl: entry.slice(eq + 1) };
 }
 
 /** A cache with everything resolved. */
@@ -331,49 +367,26 @@ export type { KeyAlgorithm };
 /** What a node does when a cache is down: go to the upstream itself, or fail the pull. */
 export type MirrorFallback = "upstream" | "none";
 
-/** Everything the component builds from, defaults applied and validated. */
-export interface Settings {
-    environment: EnvironmentName;
-    namespace: string;
-    nodeAgentNamespace: string;
-    createNamespace: boolean;
-    serviceName: string;
-    port: number;
-    pushPort: number;
-    /** `undefined`: no NodePort. */
-    nodePort: number | undefined;
-    clusterDomain: string;
-    extraDnsNames: string[];
-    extraIpAddresses: string[];
+/** The settings whose resolved form differs from the form `ClusterRegistryArgs` takes. */
+type Reshaped = "users" | "caches" | "extraNames" | "nodePort" | "bcryptCost" | "cacheHostPath" | "registryVolumeClaim";
+
+/** Everything the component builds from, defaults applied and validated: `ClusterRegistryArgs` resolved. */
+export interface Settings extends Omit<Required<ClusterRegistryArgs>, Reshaped> {
+    /** Every user as name and optional password. */
     users: RegistryUserArgs[];
+    caches: CacheSetting[];
+    /** `extraNames` that are DNS names. */
+    extraDnsNames: string[];
+    /** `extraNames` that are IP addresses. */
+    extraIpAddresses: string[];
+    /** `undefined`: no NodePort (the setting's 0). */
+    nodePort: number | undefined;
     /** `undefined`: per user, by whether the password was given. */
     bcryptCost: number | undefined;
-    image: string;
-    storageClass: string;
-    storageSize: string;
-    certsDir: string;
-    containerdCheck: ContainerdCheckMode;
-    pullSecretName: string;
-    pullSecretNamespaces: string[];
-    patchDefaultServiceAccounts: boolean;
-    nodePulls: boolean;
-    keyAlgorithm: KeyAlgorithm;
-    caValidityHours: number;
-    certValidityHours: number;
-    certEarlyRenewalHours: number;
-    caches: CacheSetting[];
-    mirrorFallback: MirrorFallback;
-    cacheTtl: string;
-    cacheMaxFillPercent: number;
-    cacheStorageSize: string;
-    /** `undefined`: caches keep their data in volumes. */
+    /** `undefined`: caches keep their data in volumes (the setting's ""). */
     cacheHostPath: string | undefined;
-    serviceMonitors: boolean;
-    keepRegistryVolume: boolean;
-    /** `undefined`: the hosted registry gets a claim of its own. */
+    /** `undefined`: the hosted registry gets a claim of its own (the setting's ""). */
     registryVolumeClaim: string | undefined;
-    allowVolumeReplacement: boolean;
-    localRegistryHosting: boolean;
 }
 
 /**
@@ -457,12 +470,10 @@ export interface ClusterRegistryArgs {
 
 /** How the README and the args' documentation state a setting's default. */
 export function defaultText(key: SettingKey): string {
-    const s = SETTINGS[key] as Setting;
+    const s = settingOf(key);
     if (s.defaultText !== undefined) return s.defaultText;
     const show = (x: unknown) => (Array.isArray(x) ? (x.length === 0 ? "none" : `[${x.join(", ")}]`) : x === "" ? '""' : String(x));
     if (s.default === undefined) return "none";
-    if (typeof s.default === "object" && "byEnvironment" in s.default) {
-        return ENVIRONMENT_NAMES.map((e) => `${e} ${show(defaultFor(key, e))}`).join(", ");
-    }
+    if (isPerEnvironment(s.default)) return ENVIRONMENT_NAMES.map((e) => `${e} ${show(defaultFor(key, e))}`).join(", ");
     return show(s.default);
 }

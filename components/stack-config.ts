@@ -4,14 +4,27 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { collectSettings, Problems } from "./resolve-settings";
-import { CacheArgs, ClusterRegistryArgs, defaultFor, PROJECT, RegistryUserArgs, Setting, SettingKey, SETTINGS, Settings } from "./settings";
+import {
+    CacheArgs,
+    ClusterRegistryArgs,
+    defaultFor,
+    parseCacheEntry,
+    PROJECT,
+    RegistryUserArgs,
+    SETTING_KEYS,
+    SettingKey,
+    settingOf,
+    SETTINGS,
+    Settings,
+    StackOnlySettings,
+} from "./settings";
 
 /** What `pulumi config` holds: every value as the string Pulumi stores (arrays as JSON). */
 export type RawConfig = Record<string, string | undefined>;
 
 /** A raw string as the declared type, or `undefined` (and a problem) when it is not one. */
 function typed(key: SettingKey, raw: string, problems: Problems): unknown {
-    const s = SETTINGS[key] as Setting;
+    const s = settingOf(key);
     switch (s.type) {
         case "string":
             return raw;
@@ -89,11 +102,6 @@ function foldCredentials(caches: CacheArgs[], entries: string[], problems: Probl
     });
 }
 
-/** Caches as `CacheArgs`, so credentials can be attached; the strings are parsed later with the rest. */
-function cacheEntries(list: string[] | undefined): CacheArgs[] {
-    return (list ?? []).map((e) => (e.includes("=") ? { host: e.slice(0, e.indexOf("=")), remoteUrl: e.slice(e.indexOf("=") + 1) } : { host: e }));
-}
-
 /**
  * Parses and checks raw config. `secretKeys` names the keys Pulumi holds encrypted. Throws a
  * `ConfigError` listing every problem, before any resource exists.
@@ -108,29 +116,36 @@ export function parseConfig(raw: RawConfig, secretKeys: ReadonlySet<string> = ne
     }
     requireSecret("userPasswords", raw, secretKeys, problems, "NAME:PASSWORD");
     requireSecret("cacheCredentials", raw, secretKeys, problems, "HOST=USER:PASSWORD");
-    const { userPasswords, cacheCredentials, users, caches, ...rest } = values as Record<string, unknown> & { users?: string[]; caches?: string[] };
-    const userArgs: RegistryUserArgs[] = (users ?? (defaultFor("users", "kind") as string[])).map((name) => ({ name }));
-    const cacheArgs = cacheEntries(caches);
-    foldPasswords(userArgs, (userPasswords as string[] | undefined) ?? [], problems);
-    foldCredentials(cacheArgs, (cacheCredentials as string[] | undefined) ?? [], problems);
+    // Each value has its declared Pulumi type (typed() saw to it); a choice such as environment is
+    // still any string here, and collectSettings checks it as it checks any caller's args.
+    const { userPasswords, cacheCredentials, users, caches, ...rest } = values as StackOnlySettings &
+        Omit<ClusterRegistryArgs, "users" | "caches"> & {
+            users?: string[];
+            caches?: string[];
+        };
+    const userArgs: RegistryUserArgs[] = (users ?? defaultFor("users", "kind") ?? []).map((u) => (typeof u === "string" ? { name: u } : u));
+    // As `CacheArgs`, so credentials can be attached; checked later with the rest.
+    const cacheArgs = (caches ?? []).map(parseCacheEntry);
+    foldPasswords(userArgs, userPasswords ?? [], problems);
+    foldCredentials(cacheArgs, cacheCredentials ?? [], problems);
     const args: ClusterRegistryArgs = { ...rest, users: userArgs, caches: cacheArgs };
     const settings = collectSettings(args, problems);
     problems.throwIfAny();
     return { args, settings };
 }
 
-// The SDK exports this at run time but not in its typings; it is how `Config.getSecret` knows.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { isConfigSecret } = require("@pulumi/pulumi/runtime/config") as { isConfigSecret(key: string): boolean };
+/**
+ * The keys Pulumi.yaml declares `secret: true`. The Pulumi CLI refuses to run a stack whose value for
+ * such a key is plain text ("must be encrypted as it's secret"), so every one that reaches the program
+ * is encrypted: the SDK has no declared way to ask, and needs none.
+ */
+export const DECLARED_SECRET_KEYS: ReadonlySet<string> = new Set(SETTING_KEYS.filter((k) => settingOf(k).secret).map((k) => `${PROJECT}:${k}`));
 
-/** This stack's raw config for the project, and which keys Pulumi holds encrypted. */
-export function readRawConfig(): { raw: RawConfig; secretKeys: Set<string> } {
+/** This stack's raw config for the project. */
+export function readRawConfig(): RawConfig {
     const raw: RawConfig = {};
-    const secretKeys = new Set<string>();
     for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
-        if (!fullKey.startsWith(`${PROJECT}:`)) continue;
-        raw[fullKey.slice(PROJECT.length + 1)] = value;
-        if (isConfigSecret(fullKey)) secretKeys.add(fullKey);
+        if (fullKey.startsWith(`${PROJECT}:`)) raw[fullKey.slice(PROJECT.length + 1)] = value;
     }
-    return { raw, secretKeys };
+    return raw;
 }

@@ -261,6 +261,61 @@ export function nodePath(value: string): string | undefined {
     return undefined;
 }
 
+/**
+ * Directories other software owns on a node: the OS (/etc, /usr, the /bin, /sbin and /lib trees,
+ * /boot), the kernel's (/proc, /sys, /dev), runtime state (/run, /var/run) and kubelet's and
+ * containerd's own state. Writing, chowning or removing anything inside them can break the node.
+ */
+const OWNED_BY_OTHERS = [
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/boot",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/var/run",
+    "/var/lib/kubelet",
+    "/var/lib/containerd",
+];
+/** Parents many programs share: a directory inside one is fine, the parent itself never. */
+const SHARED_PARENTS = ["/var", "/var/lib", "/var/log", "/var/cache", "/var/tmp", "/tmp", "/opt", "/srv", "/home", "/root", "/mnt", "/media"];
+/**
+ * containerd's hosts directories under /etc (config_path's defaults from containerd 2.2 on, and what
+ * kind and EKS AL2023 set): the one place inside /etc this program writes, and only as certsDir.
+ */
+export const SYSTEM_CERTS_DIRS: readonly string[] = ["/etc/containerd/certs.d", "/etc/docker/certs.d"];
+
+/** The directory of OWNED_BY_OTHERS that `path` is or lies in, if any. */
+function ownerRootOf(path: string): string | undefined {
+    return OWNED_BY_OTHERS.find((root) => path === root || path.startsWith(`${root}/`));
+}
+
+const OWN_DIRECTORY =
+    "a directory of this program's own: not /, /var, /var/lib, /opt or another shared parent, and not inside /etc, /usr, /bin, /sbin, /lib, /lib32, /lib64, /libx32, /boot, /proc, /sys, /dev, /run, /var/run, /var/lib/kubelet or /var/lib/containerd, which other software owns";
+
+/**
+ * A node directory this program may write, chown and remove things in: a canonical absolute path
+ * (nodePath) that is not a shared parent and lies outside every directory other software owns,
+ * except, when `certsDir`, containerd's own hosts directory in /etc (SYSTEM_CERTS_DIRS).
+ */
+export function ownNodeDirectory(value: string, opts: { certsDir?: boolean } = {}): string | undefined {
+    const syntax = nodePath(value);
+    if (syntax !== undefined) return syntax;
+    if (opts.certsDir && SYSTEM_CERTS_DIRS.includes(value)) return undefined;
+    const root = ownerRootOf(value);
+    const certsDirs = opts.certsDir ? ` (in /etc only containerd's ${SYSTEM_CERTS_DIRS.join(" or ")})` : "";
+    if (root !== undefined) return `${OWN_DIRECTORY}${certsDirs}; this one is in ${root}`;
+    if (SHARED_PARENTS.includes(value)) return `${OWN_DIRECTORY}${certsDirs}; this one is a shared parent`;
+    return undefined;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Registry hosts and image references
 // ---------------------------------------------------------------------------------------------------
@@ -279,7 +334,7 @@ function validPort(port: string): boolean {
     return /^[1-9][0-9]{0,4}$/.test(port) && Number(port) <= 65535;
 }
 
-const REGISTRY_HOST = "a registry host as image references name it, such as docker.io, registry.example.com:5000 or [fd00::1]:5000 (lower case, port 1-65535)";
+const REGISTRY_HOST = "a registry host as image references name it, such as docker.io or registry.example.com:5000 (lower case, port 1-65535)";
 
 /**
  * A registry host as image references name it and as containerd looks it up in its hosts directory
@@ -313,11 +368,19 @@ export function registryHost(value: string): string | undefined {
     return undefined;
 }
 
-/** A cache's host: a registry host that is not one the hosted registry already answers to. */
+/**
+ * A cache's host: a registry host that is not one the hosted registry already answers to, and not an
+ * IPv6 address: containerd looks up `[fd00::1]:5000` in a directory of that name, which the node agent
+ * does not write (it takes no brackets or colons in a file name), so such a cache would fail at
+ * `pulumi up` on every node instead of here.
+ */
 export function cacheHost(value: string, hostedHosts: readonly string[] = []): string | undefined {
-    return (
-        registryHost(value) ?? (hostedHosts.includes(value) ? "a host other than the hosted registry's: both would need the same certs.d directory" : undefined)
-    );
+    const registry = registryHost(value);
+    if (registry !== undefined) return registry;
+    if (value.startsWith("[")) {
+        return "a host name or IPv4 address such as registry.example.com:5000 or 10.0.0.5:5000: an IPv6 host's certs.d directory is not supported on nodes yet (the URL may still be IPv6)";
+    }
+    return hostedHosts.includes(value) ? "a host other than the hosted registry's: both would need the same certs.d directory" : undefined;
 }
 
 // github.com/distribution/reference regexp.go, built from the same pieces.

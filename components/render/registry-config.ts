@@ -31,8 +31,7 @@ export const HEALTH_PATH = "/debug/health";
  * Secrets are not in this file: it lives in a ConfigMap. Upstream credentials reach a cache as
  * `REGISTRY_PROXY_*` environment variables from a Secret. No `http.secret` is set: it signs upload
  * state between replicas, and there is one replica. Every key is in distribution 3's schema
- * (configuration/configuration.go), and 2.8 starts and serves with it (the integration tests): it
- * ignores `proxy.ttl` and always expires after 168h.
+ * (configuration/configuration.go); the integration tests run it on the release the image ships.
  */
 export function renderRegistryConfig(input: RegistryConfigInput): string {
     const config: Record<string, unknown> = {

@@ -1,5 +1,5 @@
 /** The `config:` block of Pulumi.yaml and the README's settings table, both from `SETTINGS`. */
-import { defaultText, Setting, SETTING_KEYS, SETTINGS } from "../settings";
+import { defaultText, Setting, SETTING_KEYS, settingOf } from "../settings";
 
 /** A Pulumi.yaml config declaration, as the CLI's project schema takes it. */
 export interface ConfigDeclaration {
@@ -20,7 +20,7 @@ function plainDefault(s: Setting): string | number | boolean | undefined {
 export function renderConfigDeclarations(): Record<string, ConfigDeclaration> {
     return Object.fromEntries(
         SETTING_KEYS.map((key) => {
-            const s = SETTINGS[key] as Setting;
+            const s: Setting = settingOf(key);
             const d = plainDefault(s);
             const decl: ConfigDeclaration = {
                 type: s.type,
@@ -37,7 +37,7 @@ export function renderConfigDeclarations(): Record<string, ConfigDeclaration> {
 /** The README's table: key, default, meaning. */
 export function renderSettingsTable(): string {
     const rows = SETTING_KEYS.map((key) => {
-        const s = SETTINGS[key] as Setting;
+        const s: Setting = settingOf(key);
         const secret = s.secret ? " (secret)" : "";
         return `| \`${key}\`${secret} | ${defaultText(key).replace(/\|/g, "\\|")} | ${s.description.replace(/\|/g, "\\|")} |`;
     });

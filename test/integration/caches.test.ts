@@ -11,6 +11,7 @@ import YAML from "yaml";
 import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { criImageStatus, criPull, criRemove } from "./harness/cri";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
+import { waitFor } from "./harness/procs";
 import { RegistryHandle } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
 import { describeIntegration } from "./describe-integration";
@@ -106,6 +107,39 @@ describeIntegration("a generated pull-through cache in front of a stand-in docke
         const before = upstreamRequests(upstream);
         await expect(criPull(socket, IMAGE, undefined, { timeoutMs: 60_000 })).rejects.toThrow(/connection refused/);
         expect(upstreamRequests(upstream)).toBe(before);
+    });
+});
+
+describeIntegration("cacheTtl on the registry release we ship", () => {
+    let cluster: LoopbackCluster;
+    let image: BuiltOciImage;
+
+    beforeAll(async () => {
+        cluster = await LoopbackCluster.start({ prefix: "crtl-", dockerIoCache: true, nodeMode: "apply", config: { "cluster-registry:cacheTtl": "2s" } });
+        image = await buildOciImage(path.join(cluster.work, "oci"), { tag: "stable", layers: [{ randomBytes: 64 << 10 }] });
+        const push = await cluster.pushUpstream(image, "library/nginx:stable");
+        expect(push.code, push.stderr).toBe(0);
+    });
+
+    afterAll(() => cluster?.stop());
+
+    // distribution 2.8 ignored proxy.ttl (always 168h); what the program sets is what a cache does.
+    test("what a cache fetched expires after cacheTtl: the next pull downloads the blobs from the upstream again", async () => {
+        const upstream = cluster.upstream!.registry;
+        const socket = cluster.containerd.socket;
+        await criPull(socket, IMAGE);
+        await criRemove(socket, IMAGE);
+        const afterFirst = blobGets(upstream);
+        expect(afterFirst).toBeGreaterThan(0);
+        await waitFor(
+            async () => {
+                await criPull(socket, IMAGE);
+                await criRemove(socket, IMAGE);
+                return blobGets(upstream) > afterFirst;
+            },
+            30_000,
+            "the cache to expire its blobs and fetch them again",
+        );
     });
 });
 

@@ -1,21 +1,28 @@
 import { describe } from "vitest";
 import { containerdBuild, type ContainerdBuild, type ContainerdLine } from "./harness/containerd";
+import { distributionBuild } from "./harness/distribution";
 import { isCI, missingForIntegration, missingForNodeAgent } from "./harness/tools";
 
-/** `describe` that skips with one line saying what is missing, except in CI where it must run. */
+/** " (distribution 3.1.1)": the registry release that ran, for test names (found, since nothing is missing). */
+function registryLabel(): string {
+    const build = distributionBuild();
+    return "missing" in build ? "" : ` (distribution ${build.version})`;
+}
+
+/** `describe` that skips with one line saying what is missing, except in CI where it must run; named with the registry release it runs. */
 export function describeIntegration(name: string, fn: () => void): void {
     const missing = missingForIntegration();
     if (missing && isCI()) throw new Error(`CI must run the integration tests, but: ${missing}`);
     if (missing) {
         console.warn(missing);
         describe.skip(name, fn);
-    } else describe(name, fn);
+    } else describe(`${name}${registryLabel()}`, fn);
 }
 
 /**
- * `describe` for one containerd line: named after the version found (`containerd 2.1 ...`); when the
- * line's build is missing it skips with one line saying how to get it, except in CI where it fails,
- * as the other integration tests do.
+ * `describe` for one containerd line: named after the version found (`containerd 2.1 ...`) and the
+ * registry release; when the line's build is missing it skips with one line saying how to get it,
+ * except in CI where it fails, as the other integration tests do.
  */
 export function describeContainerd(line: ContainerdLine, name: string, fn: (build: ContainerdBuild) => void): void {
     const found = containerdBuild(line);
@@ -27,7 +34,7 @@ export function describeContainerd(line: ContainerdLine, name: string, fn: (buil
         return;
     }
     console.info(`containerd ${line}: ${found.versionLine} (${found.binary})`);
-    describe(`containerd ${found.label} ${name}`, () => fn(found));
+    describe(`containerd ${found.label} ${name}${registryLabel()}`, () => fn(found));
 }
 
 /** `describe` for the node agent's tests on the real script, which need root and busybox but no registry or containerd. */

@@ -64,7 +64,7 @@ export interface LoopbackClusterOptions {
 
 /** A node's containerd: a program (e.g. a {@link ContainerdBuild}'s binary) and a real node's config. */
 export interface NodeContainerdSpec {
-    /** Default: containerd on PATH. */
+    /** Default: Debian 12's containerd 1.6 (unpacked into .cache/ by scripts/test-all). */
     binary?: string;
     /** Default: the harness's own 1.6 config, reading `nodeCerts`. */
     nodeConfig?: NodeContainerdConfig;

@@ -244,6 +244,7 @@ export async function runProgram(
     opts: { config: Record<string, string>; secretKeys?: string[]; entry: string },
 ): Promise<{ outputs: Record<string, unknown>; secretOutputs: Set<string> }> {
     const project = readProject(opts.entry);
+    refusePlainSecrets(project, opts.config, opts.secretKeys ?? []);
     await cloud.beginRun(project.name, "test");
     pulumi.runtime.setAllConfig({ ...project.defaults, ...opts.config }, opts.secretKeys ?? []);
 
@@ -300,16 +301,28 @@ async function loadProgram(entry: string): Promise<Record<string, unknown>> {
 }
 
 /** The project's name and its config defaults (`config: {key: {default: v}}`), as the CLI applies them. */
-function readProject(entry: string): { name: string; defaults: Record<string, string> } {
+function readProject(entry: string): { name: string; defaults: Record<string, string>; secret: Set<string> } {
     const file = path.join(path.dirname(entry), "Pulumi.yaml");
-    if (!fs.existsSync(file)) return { name: "project", defaults: {} };
-    const doc = YAML.parse(fs.readFileSync(file, "utf8")) as { name: string; config?: Record<string, { default?: unknown }> };
+    if (!fs.existsSync(file)) return { name: "project", defaults: {}, secret: new Set() };
+    const doc = YAML.parse(fs.readFileSync(file, "utf8")) as { name: string; config?: Record<string, { default?: unknown; secret?: boolean }> };
     const defaults: Record<string, string> = {};
+    const secret = new Set<string>();
     for (const [key, spec] of Object.entries(doc.config ?? {})) {
+        const fullKey = key.includes(":") ? key : `${doc.name}:${key}`;
+        if (spec?.secret) secret.add(fullKey);
         if (spec?.default === undefined) continue;
-        defaults[key.includes(":") ? key : `${doc.name}:${key}`] = typeof spec.default === "string" ? spec.default : JSON.stringify(spec.default);
+        defaults[fullKey] = typeof spec.default === "string" ? spec.default : JSON.stringify(spec.default);
     }
-    return { name: doc.name, defaults };
+    return { name: doc.name, defaults, secret };
+}
+
+/** As the Pulumi CLI does before it starts a program (ValidateStackConfigAndApplyProjectConfig). */
+function refusePlainSecrets(project: { secret: Set<string> }, config: Record<string, string>, secretKeys: string[]): void {
+    for (const fullKey of Object.keys(config)) {
+        if (project.secret.has(fullKey) && !secretKeys.includes(fullKey)) {
+            throw new Error(`validating stack config: Stack 'test' with configuration key '${fullKey.split(":")[1]}' must be encrypted as it's secret`);
+        }
+    }
 }
 
 function registrationError(cloud: FakeCloud): Error {

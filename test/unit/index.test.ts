@@ -332,7 +332,12 @@ describe("bad config registers no resource", () => {
         ["empty user name", { "cluster-registry:users": '[""]' }, /cluster-registry:users: "" is not valid/],
         ["bad size", { "cluster-registry:storageSize": "10 GB" }, /cluster-registry:storageSize: "10 GB" is not valid/],
         ["duplicate namespaces", { "cluster-registry:pullSecretNamespaces": '["a","a"]' }, /cluster-registry:pullSecretNamespaces: "a" is listed twice/],
-        ["plain-text password", { "cluster-registry:userPasswords": '["admin:0123456789abc"]' }, /userPasswords: is stored in plain text/],
+        // Refused by the Pulumi CLI (which the fake cloud stands for) before the program runs: Pulumi.yaml declares it secret.
+        [
+            "plain-text password",
+            { "cluster-registry:userPasswords": '["admin:0123456789abc"]' },
+            /configuration key 'userPasswords' must be encrypted as it's secret/,
+        ],
     ])("%s", async (_, config, message) => {
         const cloud = newCloud();
         await expect(run(config, cloud)).rejects.toThrow(message);

@@ -285,3 +285,95 @@ describe("no error message contains any part of a secret, whatever the typo", ()
         expect(problems).not.toMatch(/Zq9|TOKEN|long-password/);
     });
 });
+
+describe("node paths are checked against what they reach on the node (issue 21)", () => {
+    test.each<[string, RawConfig, RegExp]>([
+        [
+            "certsDir /etc",
+            { certsDir: "/etc" },
+            /cluster-registry:certsDir: "\/etc" is not valid; expected a directory of this program's own.*this one is in \/etc/,
+        ],
+        ["certsDir /", { certsDir: "/" }, /cluster-registry:certsDir: "\/" is not valid; expected an absolute directory path/],
+        ["certsDir in /usr", { certsDir: "/usr/local/certs.d" }, /cluster-registry:certsDir: .*this one is in \/usr/],
+        [
+            "certsDir in /etc elsewhere",
+            { certsDir: "/etc/ssl/certs.d" },
+            /certsDir: .*in \/etc only containerd's \/etc\/containerd\/certs.d or \/etc\/docker\/certs.d\); this one is in \/etc/,
+        ],
+        ["certsDir in /lib64", { certsDir: "/lib64/x" }, /cluster-registry:certsDir: .*this one is in \/lib64/],
+        ["certsDir with ..", { certsDir: "/var/lib/x/../kubelet" }, /cluster-registry:certsDir: .*without '.', '..', '\/\/'/],
+        ["certsDir with //", { certsDir: "/var//lib/x" }, /cluster-registry:certsDir: .*without '.', '..', '\/\/'/],
+        ["cacheHostPath /etc", { cacheHostPath: "/etc" }, /cluster-registry:cacheHostPath: "\/etc" is not valid; .*this one is in \/etc; or "" for volumes/],
+        ["cacheHostPath in /etc, even certs.d", { cacheHostPath: "/etc/containerd/certs.d" }, /cluster-registry:cacheHostPath: .*this one is in \/etc/],
+        ["cacheHostPath kubelet", { cacheHostPath: "/var/lib/kubelet" }, /cluster-registry:cacheHostPath: .*this one is in \/var\/lib\/kubelet/],
+        ["cacheHostPath in containerd's state", { cacheHostPath: "/var/lib/containerd/caches" }, /cacheHostPath: .*this one is in \/var\/lib\/containerd/],
+        ["cacheHostPath in /run", { cacheHostPath: "/run/caches" }, /cacheHostPath: .*this one is in \/run/],
+        ["cacheHostPath in /proc /sys /dev /boot", { cacheHostPath: "/sys/caches" }, /cacheHostPath: .*this one is in \/sys/],
+        [
+            "cacheHostPath a shared parent",
+            { cacheHostPath: "/var/lib" },
+            /cluster-registry:cacheHostPath: "\/var\/lib" is not valid; .*this one is a shared parent/,
+        ],
+        ["cacheHostPath with ..", { cacheHostPath: "/var/lib/cluster-registry/../kubelet" }, /cacheHostPath: .*absolute directory path/],
+    ])("%s is refused", (_, raw, message) => {
+        expect(problemsOf(raw).join("\n")).toMatch(message);
+    });
+
+    test("each of the system directories is refused as certsDir and as cacheHostPath, itself and inside", () => {
+        for (const root of [
+            "/etc",
+            "/usr",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib32",
+            "/lib64",
+            "/boot",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/run",
+            "/var/lib/kubelet",
+            "/var/lib/containerd",
+        ]) {
+            for (const dir of [root, `${root}/cluster-registry`]) {
+                expect(problemsOf({ certsDir: dir }).join("\n"), dir).toMatch(/certsDir: .*other software owns/);
+                expect(problemsOf({ cacheHostPath: dir }).join("\n"), dir).toMatch(/cacheHostPath: .*other software owns/);
+            }
+        }
+    });
+
+    test("the environments' defaults, containerd's /etc/docker/certs.d and directories of our own stay valid", () => {
+        for (const environment of ["kind", "k3d", "eks"]) expect(() => parseSettings({ environment }), environment).not.toThrow();
+        const s = parseSettings({ certsDir: "/etc/docker/certs.d", cacheHostPath: "/var/lib/cluster-registry/caches" });
+        expect(s).toMatchObject({ certsDir: "/etc/docker/certs.d", cacheHostPath: "/var/lib/cluster-registry/caches" });
+        expect(parseSettings({ certsDir: "/var/lib/rancher/k3s/agent/etc/containerd/certs.d", cacheHostPath: "/srv/caches" }).cacheHostPath).toBe(
+            "/srv/caches",
+        );
+    });
+
+    test.each([
+        ["equal to certsDir", { certsDir: "/var/lib/cr/certs.d", cacheHostPath: "/var/lib/cr/certs.d" }, "is"],
+        ["inside certsDir", { certsDir: "/var/lib/cr/certs.d", cacheHostPath: "/var/lib/cr/certs.d/caches" }, "is inside"],
+        ["containing certsDir", { certsDir: "/var/lib/cr/certs.d", cacheHostPath: "/var/lib/cr" }, "contains"],
+    ])("cacheHostPath %s is refused", (_, raw, where) => {
+        expect(problemsOf(raw).join("\n")).toMatch(
+            new RegExp(
+                `cluster-registry:cacheHostPath: "${raw.cacheHostPath}" is not valid; expected a directory apart from certsDir; this one ${where} certsDir \\("/var/lib/cr/certs.d"\\)`,
+            ),
+        );
+    });
+
+    test("a sibling of certsDir with a common prefix is not inside it", () => {
+        expect(parseSettings({ certsDir: "/var/lib/cr/certs.d", cacheHostPath: "/var/lib/cr/certs.dx" }).cacheHostPath).toBe("/var/lib/cr/certs.dx");
+    });
+
+    test("an IPv6 cache host is refused at preview, with the key and why (the node agent cannot name its directory)", () => {
+        const problems = problemsOf({ caches: '["[fd00::1]:5000=https://[fd00::1]:5000"]' }).join("\n");
+        expect(problems).toMatch(
+            /cluster-registry:caches: "\[fd00::1\]:5000=https:\/\/\[fd00::1\]:5000" is not valid; expected HOST=URL where HOST is a host name or IPv4 address .*an IPv6 host's certs.d directory is not supported on nodes/,
+        );
+        // The upstream itself may be IPv6: only the host containerd looks up names a directory.
+        expect(parseSettings({ caches: '["mirror.example.com=https://[fd00::1]:5000"]' }).caches[0].remoteUrl).toBe("https://[fd00::1]:5000");
+    });
+});

@@ -18,6 +18,7 @@ import {
     ipVersion,
     namespaceToCreate,
     nodePath,
+    ownNodeDirectory,
     parseGoDuration,
     parseImageReference,
     password,
@@ -277,6 +278,60 @@ describe("node paths: absolute, one spelling, within Linux NAME_MAX and PATH_MAX
     });
 });
 
+describe("node directories: never a system directory or inside one other software owns (issue 21)", () => {
+    it("accepts the environments' defaults and directories of the program's own", () => {
+        accepts(
+            (p) => ownNodeDirectory(p, { certsDir: true }),
+            ["/etc/containerd/certs.d", "/etc/docker/certs.d", "/var/lib/rancher/k3s/agent/etc/containerd/certs.d", "/var/lib/cluster-registry/certs.d"],
+        );
+        accepts(ownNodeDirectory, ["/var/lib/cluster-registry/caches", "/srv/caches", "/opt/cluster-registry", "/data", "/library", "/etcetera"]);
+    });
+
+    it("refuses what nodePath refuses, with its phrase", () => {
+        for (const p of ["", "/", "etc", "/var/lib/../kubelet", "/var//lib", "/var/lib/"]) expect(ownNodeDirectory(p), p).toBe(nodePath(p));
+    });
+
+    it("refuses a directory owned by others, itself or inside, naming which", () => {
+        const table: [string, string][] = [
+            ["/etc", "/etc"],
+            ["/etc/containerd/certs.d/x", "/etc"],
+            ["/usr/local/x", "/usr"],
+            ["/bin", "/bin"],
+            ["/sbin/x", "/sbin"],
+            ["/lib", "/lib"],
+            ["/lib64/x", "/lib64"],
+            ["/libx32", "/libx32"],
+            ["/boot/x", "/boot"],
+            ["/proc/1", "/proc"],
+            ["/sys/fs", "/sys"],
+            ["/dev/shm", "/dev"],
+            ["/run/x", "/run"],
+            ["/var/run/x", "/var/run"],
+            ["/var/lib/kubelet", "/var/lib/kubelet"],
+            ["/var/lib/kubelet/pods", "/var/lib/kubelet"],
+            ["/var/lib/containerd/x", "/var/lib/containerd"],
+        ];
+        for (const [p, root] of table) {
+            expect(ownNodeDirectory(p), p).toMatch(/other software owns/);
+            expect(ownNodeDirectory(p), p).toMatch(new RegExp(`; this one is in ${root}$`));
+        }
+    });
+
+    it("lets certsDir, and only certsDir, be containerd's hosts directory in /etc", () => {
+        expect(ownNodeDirectory("/etc/containerd/certs.d", { certsDir: true })).toBeUndefined();
+        expect(ownNodeDirectory("/etc/containerd/certs.d")).toMatch(/this one is in \/etc$/);
+        expect(ownNodeDirectory("/etc/containerd", { certsDir: true })).toMatch(
+            /in \/etc only containerd's \/etc\/containerd\/certs.d or \/etc\/docker\/certs.d\)/,
+        );
+    });
+
+    it("refuses shared parents themselves, not directories inside them", () => {
+        for (const p of ["/var", "/var/lib", "/tmp", "/opt", "/home", "/root", "/srv", "/mnt"])
+            expect(ownNodeDirectory(p), p).toMatch(/this one is a shared parent$/);
+        accepts(ownNodeDirectory, ["/var/lib/x", "/tmp/x", "/home/x"]);
+    });
+});
+
 describe("registry hosts: the names containerd looks up after image references are normalised", () => {
     const accepted = [
         "docker.io",
@@ -326,6 +381,11 @@ describe("registry hosts: the names containerd looks up after image references a
         expect(registryHost(name(61))).toBeUndefined(); // 253 bytes, no port: one directory name of 253
         expect(registryHost(`${name(56)}:5000`)).toBeUndefined(); // 248 + ":5000" = 253, HOST_PORT_ = 254
         expect(registryHost(`${name(58)}:5000`)).toMatch(/255 bytes/); // HOST_PORT_ = 256
+    });
+
+    it("a cache host may not be IPv6: the node agent cannot name its certs.d directory", () => {
+        for (const h of ["[fd00::1]:5000", "[::1]"]) expect(cacheHost(h), h).toMatch(/IPv6 host's certs.d directory is not supported/);
+        expect(cacheHost("10.0.0.5:5000")).toBeUndefined();
     });
 
     it("a cache host may not be one the hosted registry answers to", () => {
@@ -559,6 +619,7 @@ describe("no phrase ever contains the value it refuses", () => {
         ["storageQuantity", (v) => storageQuantity(v)],
         ["storageQuantity min", (v) => storageQuantity(v, { min: "10Gi" })],
         ["nodePath", nodePath],
+        ["ownNodeDirectory", (v) => ownNodeDirectory(v, { certsDir: true })],
         ["registryHost", registryHost],
         ["cacheHost", (v) => cacheHost(v, [v])],
         ["imageReference", imageReference],

@@ -9,7 +9,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { parse, stringify } from "smol-toml";
 import { criListImages } from "./cri";
-import { baseEnv, startProcess, waitFor, which } from "./procs";
+import { startProcess, waitFor } from "./procs";
 
 /** A running containerd. */
 export interface ContainerdHandle {
@@ -23,17 +23,14 @@ export interface ContainerdHandle {
     stop(): Promise<void>;
 }
 
-/** The containerd lines the tests run: Debian 12's, trixie's and sid's. */
+/** The containerd lines the tests run: Debian 12's (bookworm), trixie's and sid's. */
 export type ContainerdLine = "1.6" | "1.7" | "2.x";
 
-/** Where scripts/test-all unpacks the containerd of other Debian suites (.gitignore'd). */
+/** Where scripts/test-all unpacks the containerd of each Debian suite (.gitignore'd). */
 export const CONTAINERD_CACHE = path.resolve(__dirname, "../../../.cache/containerd");
 
-const LINE_SOURCES: Record<ContainerdLine, { suite: string; binary: () => string | null }> = {
-    "1.6": { suite: "Debian 12 (bookworm)", binary: () => which("containerd", baseEnv().PATH) },
-    "1.7": { suite: "trixie", binary: () => cachedBinary("trixie") },
-    "2.x": { suite: "sid", binary: () => cachedBinary("sid") },
-};
+// Every line comes unpacked from its package, never installed: a machine with Docker CE keeps its runtime.
+const LINE_SUITES: Record<ContainerdLine, string> = { "1.6": "bookworm", "1.7": "trixie", "2.x": "sid" };
 
 function cachedBinary(suite: string): string | null {
     const bin = path.join(CONTAINERD_CACHE, suite, "root", "usr", "bin", "containerd");
@@ -54,10 +51,10 @@ export interface ContainerdBuild {
 
 /** The build of a containerd line, or one line saying why there is none (and how to get it). */
 export function containerdBuild(line: ContainerdLine): ContainerdBuild | { missing: string } {
-    const source = LINE_SOURCES[line];
-    const binary = source.binary();
-    const fetch = line === "1.6" ? "apt-get install containerd" : `scripts/test-all (it unpacks ${source.suite}'s containerd into ${CONTAINERD_CACHE})`;
-    if (binary === null) return { missing: `containerd ${line} (${source.suite}) is not here: run ${fetch}` };
+    const suite = LINE_SUITES[line];
+    const binary = cachedBinary(suite);
+    const fetch = `scripts/test-all (it unpacks ${suite}'s containerd into ${CONTAINERD_CACHE})`;
+    if (binary === null) return { missing: `containerd ${line} (${suite}) is not here: run ${fetch}` };
     let versionLine: string;
     try {
         versionLine = execFileSync(binary, ["--version"], { encoding: "utf8", timeout: 10_000 }).trim();
@@ -181,6 +178,13 @@ export function localizeNodeConfig(node: NodeContainerdConfig, o: { workDir: str
     return stringify(c);
 }
 
+/** The containerd program of a line; throws saying how to get it when it is missing. */
+export function containerdBinary(line: ContainerdLine): string {
+    const build = containerdBuild(line);
+    if ("missing" in build) throw new Error(build.missing);
+    return build.binary;
+}
+
 function canConnect(socket: string): Promise<boolean> {
     return new Promise((resolve) => {
         const s = net.connect(socket);
@@ -200,7 +204,7 @@ export async function startContainerd(opts: {
     workDir: string;
     certsDir: string;
     env?: Record<string, string>;
-    /** The containerd program. Default: containerd on PATH (Debian 12's 1.6). */
+    /** The containerd program. Default: Debian 12's 1.6, unpacked into .cache/ by scripts/test-all. */
     binary?: string;
     /** A real node's config to run with (see {@link localizeNodeConfig}). Default: the harness's own 1.6 config. */
     nodeConfig?: NodeContainerdConfig;
@@ -216,23 +220,22 @@ export async function startContainerd(opts: {
     const paths = { workDir, certsDir: path.resolve(opts.certsDir), socket };
     fs.writeFileSync(configFile, opts.nodeConfig ? localizeNodeConfig(opts.nodeConfig, paths) : containerdConfig(paths));
 
-    // containerd 1.7+ creates /run/containerd whatever its state dir is (the shims' socket dir is
-    // hard-coded, containerd issue 10502): those run in a mount namespace of their own with a private
-    // /run, so nothing is left on the machine. unshare and sh exec, so the PID stays containerd's.
-    const argv = opts.binary
-        ? [
-              "unshare",
-              "--mount",
-              "--propagation",
-              "private",
-              "sh",
-              "-c",
-              'mount -t tmpfs -o mode=0755 tmpfs /run && exec "$0" "$@"',
-              opts.binary,
-              "--config",
-              configFile,
-          ]
-        : ["containerd", "--config", configFile];
+    // containerd creates /run/containerd whatever its state dir is (1.7+: the shims' socket dir is
+    // hard-coded, containerd issue 10502): it runs in a mount namespace of its own with a private /run,
+    // so nothing is left on the machine. unshare and sh exec, so the PID stays containerd's.
+    const binary = opts.binary ?? containerdBinary("1.6");
+    const argv = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o mode=0755 tmpfs /run && exec "$0" "$@"',
+        binary,
+        "--config",
+        configFile,
+    ];
     const proc = startProcess(argv[0], argv.slice(1), {
         cwd: workDir,
         logFile: path.join(workDir, "containerd.log"),

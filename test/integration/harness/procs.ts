@@ -1,5 +1,5 @@
 // Process management for integration tests and the benchmark, which start real programs
-// (docker-registry, containerd, ...) on 127.0.0.1. Every process started here is tracked and
+// (the registry, containerd, ...) on 127.0.0.1. Every process started here is tracked and
 // killed by PID: by `stop()`, by `stopAll()` and, as a last resort, on `process.on("exit")` and
 // through the kernel's parent-death signal (setpriv).
 

@@ -1,8 +1,10 @@
-// Starts the real CNCF distribution registry 2.8 (Debian's docker-registry) on 127.0.0.1, over TLS.
+// Starts the real CNCF distribution registry (the release the default image ships, see distribution.ts)
+// on 127.0.0.1, over TLS.
 
 import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
+import { registryBinary } from "./distribution";
 import { startProcess, waitFor, type ProcHandle } from "./procs";
 
 /** A running registry. */
@@ -36,7 +38,7 @@ export function basicAuth(username: string, password: string): string {
 }
 
 /**
- * Writes configYaml into workDir, runs `docker-registry serve CONFIG` with env (REGISTRY_HTTP_ADDR set
+ * Writes configYaml into workDir, runs `registry serve CONFIG` with env (REGISTRY_HTTP_ADDR set
  * to addr, "127.x.y.z:PORT"), and waits until it answers GET / over TLS verified against caFile.
  */
 export async function startRegistry(opts: {
@@ -53,7 +55,7 @@ export async function startRegistry(opts: {
     const configFile = path.join(opts.workDir, `registry-${port}.yml`);
     fs.writeFileSync(configFile, opts.configYaml);
     const url = `https://${opts.addr}`;
-    const proc = startProcess("docker-registry", ["serve", configFile], {
+    const proc = startProcess(registryBinary(), ["serve", configFile], {
         env: { ...opts.env, REGISTRY_HTTP_ADDR: opts.addr },
         cwd: opts.workDir,
         logFile: path.join(opts.workDir, `registry-${port}.log`),

@@ -1,12 +1,16 @@
 // Which real programs the integration tests need, and a one-line hint when any is missing.
 
+import { containerdBuild } from "./containerd";
+import { distributionBuild } from "./distribution";
 import { baseEnv, which } from "./procs";
 
-/** Binaries the integration tests start, with the Debian 12 package that ships each. */
+/**
+ * Binaries the integration tests start from PATH, with the Debian 12 package that ships each. None is
+ * a container runtime: containerd comes unpacked into .cache/ (see containerd.ts), so installing these
+ * never replaces a runtime the machine has (Docker CE's containerd.io conflicts with Debian's
+ * containerd and runc). The registry is built from the Go module proxy (see distribution.ts).
+ */
 const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
-    { bin: "docker-registry", pkg: "docker-registry" },
-    { bin: "containerd", pkg: "containerd" },
-    { bin: "runc", pkg: "runc" },
     { bin: "skopeo", pkg: "skopeo" },
     { bin: "openssl", pkg: "openssl" },
     { bin: "busybox", pkg: "busybox" },
@@ -15,21 +19,21 @@ const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
     { bin: "gzip", pkg: "gzip" },
 ];
 
-const INSTALL_HINT = "sudo apt-get install -y --no-install-recommends docker-registry containerd runc skopeo openssl busybox";
-
-/** Null when the integration tests can run here (root + all binaries), else one line saying what is missing and how to get it. */
+/** Null when the integration tests can run here (root + all programs), else one line saying what is missing and how to get it. */
 export function missingForIntegration(): string | null {
     const problems: string[] = [];
     const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
     if (!isRoot) problems.push("not root");
-    const searchPath = baseEnv().PATH;
-    const missing = REQUIRED_BINARIES.filter((r) => which(r.bin, searchPath) === null);
-    if (missing.length > 0) problems.push(`missing ${missing.map((m) => m.bin).join(", ")}`);
+    const missing = REQUIRED_BINARIES.filter((r) => which(r.bin, baseEnv().PATH) === null);
+    if (missing.length > 0) {
+        problems.push(
+            `missing ${missing.map((m) => m.bin).join(", ")} (apt-get install --no-install-recommends ${[...new Set(missing.map((m) => m.pkg))].join(" ")})`,
+        );
+    }
+    for (const build of [distributionBuild(), containerdBuild("1.6")]) if ("missing" in build) problems.push(build.missing);
     if (problems.length === 0) return null;
-    const pkgs = [...new Set(missing.map((m) => m.pkg))];
-    const install = missing.length > 0 ? `sudo apt-get install -y --no-install-recommends ${pkgs.join(" ")}` : INSTALL_HINT;
-    const rootHint = isRoot ? "" : " and run the tests as root,";
-    return `integration tests skipped: ${problems.join(" / ")} — run \`${install}\`${rootHint} or \`bash .ci/run\``;
+    const rootHint = isRoot ? "" : "; run the tests as root";
+    return `integration tests skipped: ${problems.join(" / ")}${rootHint}; \`./scripts/test-all\` installs and builds all of it`;
 }
 
 /** True when running in CI (env CI=true or CI=1), where integration tests must fail rather than skip. */
