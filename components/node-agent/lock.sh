@@ -44,12 +44,10 @@ gave_up_waiting() {
   [ -n "$GAVE_UP" ] || log "stopping (SIGTERM) while another pod still holds the node's lock: left the node as it is, no uninstall done (if this is an uninstall, run 'node-agent.sh remove' on the node: see its README)"
   GAVE_UP=1
 }
-# Whether certs.d takes a new entry (busybox's `test -w` is always true for root). Named after this
-# pod and process: pods do not share a PID namespace, and each container's agent may be PID 1.
-writable() {
-  local probe="$CERTS_DIR/.cluster-registry-probe.$ME.$$"
-  mkdir "$probe" 2>/dev/null && rmdir "$probe"
-}
+# Whether certs.d can be changed (busybox's `test -w` is always true for root): setting its mtime
+# fails on a read-only mount and, unlike a probe entry a pod killed at that instant would leave
+# behind, adds nothing to the node.
+writable() { touch -c "$CERTS_DIR" 2>/dev/null; }
 # Held since lock(): a kernel lock is not lost while its process lives, so this only catches a
 # change attempted outside lock() by mistake.
 guard() {

@@ -78,8 +78,8 @@ case $CONTAINERD_CHECK in
   *) die "CONTAINERD_CHECK '$CONTAINERD_CHECK' must be enforce, warn or off" ;;
 esac
 
-# The leading dot keeps containerd from taking the state directory for a registry host. Every other
-# name of ours in certs.d starts `.cluster-registry-` (a dash, not a dot), so no OWNER can reach it.
+# The leading dot keeps containerd from taking the state directory for a registry host. It is the
+# only name of ours in certs.d itself (the lock is flock on certs.d), so no OWNER can reach another.
 STATE="$CERTS_DIR/.cluster-registry.$OWNER"
 MANAGED="$STATE/managed"
 CREATED="$STATE/created-dirs"

@@ -1,7 +1,7 @@
 /**
  * Issue #22: names chosen by users never address the agent's own control files. The lock is a
- * kernel lock on certs.d itself (no file), every other name of ours starts `.cluster-registry-`, and a
- * state directory is `.cluster-registry.<namespace>.<service>` with exactly one dot in the owner.
+ * kernel lock on certs.d itself (no file), and the only name of ours in certs.d is a state directory,
+ * `.cluster-registry.<namespace>.<service>`, with exactly one dot in the owner.
  */
 import * as fs from "node:fs";
 import { afterAll, beforeEach, expect, test } from "vitest";
