@@ -13,7 +13,7 @@ export type { ContainerdCheckMode, NodeFile } from "./node-agent/files";
 
 /** Where the node's certs.d directory appears inside the DaemonSet's container. */
 export const NODE_CERTS_MOUNT = "/host/certs.d";
-/** Where the agent's ConfigMap (the agent and the containerd check) is mounted. */
+/** Where the agent's ConfigMap (the agent, its parts and the containerd check) is mounted. */
 export const NODE_AGENT_MOUNT = "/node-agent";
 /** The script's name in the repository, in the ConfigMap and in the container. */
 export const NODE_AGENT_FILE = "node-agent.sh";
@@ -44,6 +44,9 @@ export const CONTAINERD_CONFIG_MOUNT = "/host/containerd-config";
  */
 export const NODE_AGENT_TIMEOUTS = { create: "5m", update: "10m" } as const;
 
+/** The agent's parts, one concern each, which node-agent.sh sources from beside itself (see its README). */
+export const NODE_AGENT_PARTS = ["state.sh", "lock.sh", "journal.sh", "apply.sh", "remove.sh", "holder.sh", "containerd.sh"] as const;
+
 /**
  * The node agent's script. Read when the program runs (it is a shell file, linted by shellcheck,
  * not a TypeScript string) and the same for every cluster: what it writes comes from the Secret.
@@ -52,9 +55,13 @@ export function nodeAgentScript(): string {
     return fs.readFileSync(NODE_AGENT_SCRIPT_PATH, "utf8");
 }
 
-/** The ConfigMap's data: the agent and the containerd check, each byte for byte as in the repository. */
+/**
+ * The ConfigMap's data: the agent, its parts and the containerd check, each byte for byte as in the
+ * repository, all in one ConfigMap so they reach the pod together and change together.
+ */
 export function nodeAgentScripts(): Record<string, string> {
-    return { [NODE_AGENT_FILE]: nodeAgentScript(), [CONTAINERD_CHECK_FILE]: fs.readFileSync(CONTAINERD_CHECK_SCRIPT_PATH, "utf8") };
+    const files = [NODE_AGENT_FILE, ...NODE_AGENT_PARTS, CONTAINERD_CHECK_FILE];
+    return Object.fromEntries(files.map((f) => [f, fs.readFileSync(path.join(__dirname, "node-agent", f), "utf8")]));
 }
 
 /** One registry as a node sees it. */

@@ -23,11 +23,13 @@ export const MANIFEST_KEY = "manifest";
 
 // The agent checks both again with the same rules (safe_path, OWNER): it trusts nothing it reads.
 const SAFE_PATH = /^[A-Za-z0-9][A-Za-z0-9._:-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const SAFE_OWNER = /^[a-z0-9][a-z0-9.-]*$/;
+// Namespace and Service names are DNS labels (no dot): one dot keeps every pair a directory of its own.
+const SAFE_OWNER = /^[a-z0-9][a-z0-9-]*\.[a-z0-9][a-z0-9-]*$/;
 
-/** Throws unless `owner` is a lower-case DNS-like name: it becomes part of a directory name on the node. */
+/** Throws unless `owner` is `<namespace>.<service>`, lower-case DNS labels: it becomes part of a directory name on the node. */
 export function validateOwner(owner: string): void {
-    if (!SAFE_OWNER.test(owner)) throw new Error(`owner ${JSON.stringify(owner)} must be a lower-case DNS-like name ([a-z0-9][a-z0-9.-]*)`);
+    if (!SAFE_OWNER.test(owner))
+        throw new Error(`owner ${JSON.stringify(owner)} must be a lower-case DNS-like name <namespace>.<service> ([a-z0-9][a-z0-9-]*.[a-z0-9][a-z0-9-]*)`);
 }
 
 /** The agent's state directory inside certs.d; a leading dot so containerd never takes it for a host. */

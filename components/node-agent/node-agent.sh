@@ -2,7 +2,8 @@
 # cluster-registry's node agent. Keeps containerd's hosts.toml files (and the CA they name) for the
 # in-cluster registries under $CERTS_DIR, and puts the node back as it was when it is uninstalled.
 #   apply   write the files; a file this agent did not write is backed up first
-#   remove  delete what apply wrote, restore the backups, drop the directories it created
+#   remove  delete what apply wrote, restore the backups, drop the directories it created (needs
+#           only CERTS_DIR and OWNER: see README.md, "Removing by hand")
 #   run     the DaemonSet's mode: apply and hold the node, re-apply every $REAPPLY_SECONDS; on
 #           SIGTERM remove everything only if this pod still holds the node and its DaemonSet is
 #           gone or being deleted (a restart, an eviction or a rollout is not an uninstall)
@@ -12,6 +13,11 @@
 # to $CERTS_DIR/PATH, PATH being `<host dir>/<file name>`. $OWNER (`<namespace>.<service>`) tells
 # this installation's state from another's on the same node; $POD_UID tells this pod from the next.
 #
+# Its parts, beside it (one ConfigMap), one concern each: state.sh (the state files, paths read back),
+# lock.sh (one writer per node), journal.sh (the restore that is written down first), apply.sh,
+# remove.sh, holder.sh (which pod holds the node, is a stop an uninstall), containerd.sh (will
+# containerd read it; runs containerd-check.sh). README.md describes the state files and lifecycle.
+#
 # Rules that hold at every step, so a pod killed after any command leaves a node the next pod (or
 # remove) completes or rolls back:
 #   - a file is ours only while its content hashes to one listed for it in $MANAGED; anything else
@@ -20,11 +26,21 @@
 #     before the file it backs up is replaced;
 #   - a restore is journaled before the backup is renamed back, and the journal is settled first
 #     thing under the lock;
-#   - every state file is rewritten through a temp file and a rename, and a failed write is a failure.
+#   - every state file is rewritten through a new file and a rename, and a failed write is a failure;
+#   - nothing is written, chmod-ed or deleted outside certs.d: no symlink it did not create is
+#     followed, and every path read back from state is checked again.
 #
-# POSIX sh, because it runs in the registry's own image (busybox): an air-gapped cluster needs one
-# image, not two. No `set -e`: remove must go on past a failed file, so every step checks itself.
+# POSIX sh (plus `local`, which busybox ash and dash have), because it runs in the registry's own
+# image (busybox): an air-gapped cluster needs one image, not two. No `set -e`: remove must go on
+# past a failed file, so every step checks itself.
+# `local` scopes each function's variables: busybox ash (the image's sh) and dash both have it.
+# shellcheck disable=SC3043
+# Its parts are found beside it, wherever shellcheck is run from.
+# shellcheck source-path=SCRIPTDIR
 set -u
+# No globbing: state paths are split into words (`for rel in $(managed_paths)`) and must never be
+# taken for patterns. The one glob (claimed_by) turns it on for its line.
+set -f
 # Every file it writes is the root's alone (containerd reads them as root; hosts.toml may carry a
 # node credential): 0600, directories 0700, except host directories it creates (0755, as certs.d's own).
 umask 077
@@ -35,14 +51,25 @@ die() {
   exit 2
 }
 
+MODE=${1:-run}
 : "${CERTS_DIR:?set CERTS_DIR to the node directory containerd reads hosts.toml files from}"
-: "${FILES_DIR:?set FILES_DIR to the directory the node files (manifest and one file per key) are mounted in}"
 : "${OWNER:?set OWNER to the name of this installation, <namespace>.<service>}"
-# The same rule as the program's: OWNER becomes part of a directory name on the node.
+# remove takes back what the state lists: it needs no files to write.
+[ "$MODE" = remove ] || : "${FILES_DIR:?set FILES_DIR to the directory the node files (manifest and one file per key) are mounted in}"
+# The same rule as the program's: OWNER becomes part of a directory name on the node. Namespace and
+# Service names are DNS labels (no dot), so exactly one dot makes every pair its own directory.
 case $OWNER in
-  [!a-z0-9]* | *[!a-z0-9.-]*) die "OWNER '$OWNER' must be a lower-case DNS-like name ([a-z0-9][a-z0-9.-]*)" ;;
+  *.*.* | [!a-z0-9]* | *.[!a-z0-9]* | *. | *[!a-z0-9.-]*) die "OWNER '$OWNER' must be a lower-case DNS-like name <namespace>.<service> ([a-z0-9][a-z0-9-]*.[a-z0-9][a-z0-9-]*)" ;;
+  *.*) ;;
+  *) die "OWNER '$OWNER' must be a lower-case DNS-like name <namespace>.<service> ([a-z0-9][a-z0-9-]*.[a-z0-9][a-z0-9-]*)" ;;
 esac
-case ${CONTAINERD_CHECK:-off} in
+case ${REAPPLY_SECONDS:-300} in
+  "" | *[!0-9]*) die "REAPPLY_SECONDS '$REAPPLY_SECONDS' must be a whole number of seconds" ;;
+esac
+# containerd-check.sh ships beside this file. enforce: not ready while the node's containerd will not
+# read $NODE_CERTS_DIR (the node's name for $CERTS_DIR); warn: say so and be ready; off: no check.
+CONTAINERD_CHECK=${CONTAINERD_CHECK:-off}
+case $CONTAINERD_CHECK in
   off) ;;
   enforce | warn)
     : "${CONTAINERD_CONFIG:?set CONTAINERD_CONFIG to the containerd config file of this node, as mounted here}"
@@ -51,7 +78,8 @@ case ${CONTAINERD_CHECK:-off} in
   *) die "CONTAINERD_CHECK '$CONTAINERD_CHECK' must be enforce, warn or off" ;;
 esac
 
-# The leading dot keeps containerd from taking the state directory for a registry host.
+# The leading dot keeps containerd from taking the state directory for a registry host. It is the
+# only name of ours in certs.d itself (the lock is flock on certs.d), so no OWNER can reach another.
 STATE="$CERTS_DIR/.cluster-registry.$OWNER"
 MANAGED="$STATE/managed"
 CREATED="$STATE/created-dirs"
@@ -65,698 +93,142 @@ PODS="$STATE/pods"
 JOURNAL="$STATE/journal"
 STAGE="$STATE/stage"
 STAGE_LIST="$STATE/stage.list"
-# One lock per node, shared by every installation: claiming a host directory (see claimed_by)
-# must be atomic across installations too.
-LOCK="$CERTS_DIR/.cluster-registry.lock"
-# A holder renews its lease at every step; a lock whose lease is older than this was left by a pod
-# that is gone (pods do not share a PID namespace, so a PID proves nothing).
-LOCK_LEASE_SECONDS=${LOCK_LEASE_SECONDS:-15}
+# After SIGTERM, how long to wait for a lock another pod holds before leaving the node as it is.
+LOCK_WAIT_SECONDS=${LOCK_WAIT_SECONDS:-20}
 ME="${POD_UID:-pid-$$}"
-# Tells this process's lock from an earlier run of the same pod (a restarted container is PID 1 again).
-TOKEN="$ME.$$.$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s)"
 # A directory of the pod's own (an emptyDir): the readiness file, scratch for API calls.
 RUN_DIR=${RUN_DIR:-}
 READY_FILE=${RUN_DIR:+$RUN_DIR/ready}
-# containerd-check.sh ships beside this file. enforce: not ready while the node's containerd will not
-# read $NODE_CERTS_DIR (the node's name for $CERTS_DIR); warn: say so and be ready; off: no check.
-CONTAINERD_CHECK=${CONTAINERD_CHECK:-off}
 case $0 in
-  */*) CHECK_SCRIPT="${0%/*}/containerd-check.sh" ;;
-  *) CHECK_SCRIPT=./containerd-check.sh ;;
+  */*) AGENT_DIR=${0%/*} ;;
+  *) AGENT_DIR=. ;;
 esac
 CHECK_SAID=
 LOCKED=
-stop=
+STOP=
+SERIAL=
+SRC=
 # After SIGTERM: when lock() stops waiting for the lock, and whether it has said so.
 GIVE_UP_AT=
 GAVE_UP=
 NL='
 '
 
-# ---- small, checked building blocks -------------------------------------------------------------
-
-# Replaces a state file with stdin, through a temp file and a rename; a write error (full disk) fails.
-put() {
-  cat > "$1.tmp" && mv -f "$1.tmp" "$1" && return 0
-  rm -f "$1.tmp"
-  log "could not write $1"
-  return 1
-}
-listed_line() { [ -f "$1" ] && grep -qxF -- "$2" "$1"; }
-add_line() {
-  if listed_line "$1" "$2"; then return 0; fi
-  { [ ! -f "$1" ] || cat "$1"; echo "$2"; } | put "$1"
-}
-del_line() {
-  [ -f "$1" ] || return 0
-  listed_line "$1" "$2" || return 0
-  { grep -vxF -- "$2" "$1" || true; } | put "$1"
-}
-
-# The sha256 of a regular file (not a symlink), or nothing.
-hash_of() {
-  [ -f "$1" ] && [ ! -L "$1" ] || return 1
-  h=$(sha256sum < "$1") || return 1
-  echo "${h%% *}"
-}
-# Lines of $MANAGED are `<path> <sha256>`; a path may have two while it is being rewritten.
-hashes_of() { [ -f "$MANAGED" ] && awk -v p="$1" '$1 == p { print $2 }' "$MANAGED"; }
-is_listed() { [ -f "$MANAGED" ] && awk -v p="$1" '$1 == p { found = 1 } END { exit !found }' "$MANAGED"; }
-ours() {
-  h=$(hash_of "$CERTS_DIR/$1") || return 1
-  # A line without a hash was written by the agent before hashes were kept: it wrote that file.
-  awk -v p="$1" '$1 == p && NF == 1 { found = 1 } END { exit !found }' "$MANAGED" && return 0
-  hashes_of "$1" | grep -qxF -- "$h"
-}
-add_hash() { add_line "$MANAGED" "$1 $2"; }
-# Keeps only `<path> <hash>` for the path, or (no hash) drops the path.
-set_hash() {
-  [ -f "$MANAGED" ] || : | put "$MANAGED" || return 1
-  awk -v p="$1" -v h="${2:-}" '$1 != p || $2 == h' "$MANAGED" | put "$MANAGED"
-}
-# The node's file is the backup we took of it (a pod died between the backup and the write).
-same_as_backup() {
-  b="$STATE/backup/$1"
-  d="$CERTS_DIR/$1"
-  if [ -L "$b" ]; then
-    [ -L "$d" ] && [ "$(readlink "$b")" = "$(readlink "$d")" ]
-  else
-    [ -f "$b" ] && [ -f "$d" ] && [ ! -L "$d" ] && cmp -s "$b" "$d"
-  fi
-}
-exists() { [ -e "$1" ] || [ -L "$1" ]; }
+# shellcheck source=state.sh
+. "$AGENT_DIR/state.sh"
+# shellcheck source=lock.sh
+. "$AGENT_DIR/lock.sh"
+# shellcheck source=journal.sh
+. "$AGENT_DIR/journal.sh"
+# shellcheck source=apply.sh
+. "$AGENT_DIR/apply.sh"
+# shellcheck source=remove.sh
+. "$AGENT_DIR/remove.sh"
+# shellcheck source=holder.sh
+. "$AGENT_DIR/holder.sh"
+# shellcheck source=containerd.sh
+. "$AGENT_DIR/containerd.sh"
 
 ready() { [ -z "$READY_FILE" ] || : > "$READY_FILE" || true; }
 unready() { [ -z "$READY_FILE" ] || rm -f "$READY_FILE"; }
 
-# ---- the lock -----------------------------------------------------------------------------------
-
-# One writer at a time on this node (a rollout's new pod starts before the old one stops). Fails,
-# rather than waiting forever, when certs.d is missing or not writable, and (after SIGTERM) when the
-# lock is still held a lease and a few seconds later: the pod's grace period (30 s) is not forever.
-lock() {
-  if [ ! -d "$CERTS_DIR" ]; then
-    log "cannot work: $CERTS_DIR does not exist (is the hostPath mounted?)"
-    return 1
-  fi
-  retries=0
-  while :; do
-    # Made whole beside it, then renamed into place: a lock is never seen without its owner, and
-    # the rename fails onto another pod's lock (a directory that is not empty).
-    new_lock="$LOCK.new.$$"
-    rm -rf "$new_lock"
-    if mkdir "$new_lock" 2>/dev/null; then
-      if ! echo "$TOKEN" > "$new_lock/owner" 2>/dev/null; then
-        rm -rf "$new_lock"
-        log "cannot write to $CERTS_DIR (read-only or full): nothing changed"
-        return 1
-      fi
-      if ! mv -T "$new_lock" "$LOCK" 2>/dev/null; then rm -rf "$new_lock"; fi
-    fi
-    if [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$TOKEN" ]; then
-      LOCKED=1
-      # A pod killed while taking or breaking a lock leaves it behind, renamed. Only a stale one goes:
-      # a fresh one is another pod's, being taken or given back (see break_lock).
-      for b in "$LOCK".broken.* "$LOCK".new.*; do
-        exists "$b" || continue
-        now=$(date +%s)
-        since=$(stat -c %Y "$b/owner" 2>/dev/null || stat -c %Y "$b" 2>/dev/null || echo 0)
-        [ $((now - since)) -lt "$LOCK_LEASE_SECONDS" ] || rm -rf "$b"
-      done
-      return 0
-    fi
-    if ! [ -d "$LOCK" ]; then
-      retries=$((${retries:-0} + 1))
-      if writable && [ "$retries" -le 50 ]; then
-        # Released or broken between our mkdir and this test: try again.
-        sleep 0.1
-        continue
-      fi
-      log "cannot write to $CERTS_DIR (read-only?): nothing changed"
-      return 1
-    fi
-    now=$(date +%s)
-    if [ -n "$stop" ]; then
-      [ -n "$GIVE_UP_AT" ] || GIVE_UP_AT=$((now + LOCK_LEASE_SECONDS + 5))
-      if [ "$now" -ge "$GIVE_UP_AT" ]; then
-        [ -n "$GAVE_UP" ] || log "stopping (SIGTERM) while $(cat "$LOCK/owner" 2>/dev/null || echo 'another pod') still holds the node's lock: left the node as it is, no uninstall done (if this is an uninstall, run '$0 remove' on the node)"
-        GAVE_UP=1
-        return 1
-      fi
-    fi
-    holder=$(cat "$LOCK/owner" 2>/dev/null)
-    since=$(stat -c %Y "$LOCK/owner" 2>/dev/null || stat -c %Y "$LOCK" 2>/dev/null || echo "$now")
-    if [ $((now - since)) -ge "$LOCK_LEASE_SECONDS" ]; then
-      break_lock "$holder" || return 1
-      continue
-    fi
-    sleep 0.1
+# Sleeps $1 seconds (a whole number), or less: one second at a time, the stop flag tested before
+# each, so a SIGTERM at any instant (the trap only sets the flag) is acted on within a second. A
+# single long sleeper killed from the trap loses a SIGTERM that lands after the flag's test but
+# before the sleeper exists, or before the forked shell has become `sleep`: 300 s, past kubelet's 30.
+rest() {
+  local left="$1"
+  # Tests only: widens the window between the loop's test of the flag and the sleep.
+  [ -z "${RACE_WINDOW_SECONDS:-}" ] || sleep "$RACE_WINDOW_SECONDS"
+  while [ -z "$STOP" ] && [ "$left" -gt 0 ]; do
+    sleep 1
+    left=$((left - 1))
   done
 }
-# Whether certs.d takes a new entry (busybox's `test -w` is always true for root).
-writable() {
-  probe="$CERTS_DIR/.cluster-registry.probe.$$"
-  mkdir "$probe" 2>/dev/null && rmdir "$probe"
-}
-# The lock's lease, $1 its owner as read, looked expired: moves it aside, and removes it only if it is
-# still that owner's with an expired lease. Another pod may have broken it and taken it meanwhile: a
-# fresh lock is never removed. Fails only when certs.d is not writable.
-break_lock() {
-  # One breaker at a time (a breaker killed meanwhile leaves it; it goes after a lease).
-  if ! mkdir "$LOCK.breaking" 2>/dev/null; then
-    if ! exists "$LOCK.breaking" && ! writable; then
-      log "cannot break the lock: $CERTS_DIR is not writable"
-      return 1
-    fi
-    since=$(stat -c %Y "$LOCK.breaking" 2>/dev/null) || return 0
-    [ $(($(date +%s) - since)) -lt "$LOCK_LEASE_SECONDS" ] || rm -rf "$LOCK.breaking"
-    sleep 0.1
-    return 0
-  fi
-  break_held "$1"
-  rc=$?
-  rm -rf "$LOCK.breaking"
-  return "$rc"
-}
-break_held() {
-  aside="$LOCK.broken.$$"
-  # Read again right before the rename: the lock may have changed hands since.
-  [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$1" ] || return 0
-  since=$(stat -c %Y "$LOCK/owner" 2>/dev/null || stat -c %Y "$LOCK" 2>/dev/null) || return 0
-  [ $(($(date +%s) - since)) -ge "$LOCK_LEASE_SECONDS" ] || return 0
-  rm -rf "$aside"
-  if ! mv -T "$LOCK" "$aside" 2> /dev/null; then
-    if [ -d "$LOCK" ] && ! writable; then
-      log "cannot break the lock: $CERTS_DIR is not writable"
-      return 1
-    fi
-    # Someone else broke it first.
-    sleep 0.1
-    return 0
-  fi
-  now=$(date +%s)
-  since=$(stat -c %Y "$aside/owner" 2>/dev/null || stat -c %Y "$aside" 2>/dev/null || echo "$now")
-  # Gone already: the next holder cleaned it up, which it does to stale ones only.
-  if ! exists "$aside" || { [ "$(cat "$aside/owner" 2>/dev/null)" = "$1" ] && [ $((now - since)) -ge "$LOCK_LEASE_SECONDS" ]; }; then
-    log "breaking the lock of ${1:-a pod that never wrote its name}: its lease expired $((now - since))s ago"
-    rm -rf "$aside"
-    return 0
-  fi
-  # Moved a fresh lock (taken between the check and the rename): give it back. If a third pod took
-  # the place meanwhile, the fresh lock's holder finds it lost at its next guard and stops.
-  mv -T "$aside" "$LOCK" 2> /dev/null || true
-  sleep 0.1
-  return 0
-}
-# Still the lock's owner (a pod stalled past its lease may have lost it): renews the lease, or
-# says why it stops. Checked before every change to the node.
-guard() {
-  if [ -z "$LOCKED" ] || [ "$(cat "$LOCK/owner" 2>/dev/null)" != "$TOKEN" ]; then
-    LOCKED=
-    log "lost the lock (stalled past its ${LOCK_LEASE_SECONDS}s lease?): stopping before the next change"
+
+# The first apply of a run: checked before this pod takes the node over (a pod with unusable files
+# leaves it to the old one), and only if no pod that reached the node later holds it. Prints
+# `passive` when it stood back; fails when this pod cannot work here.
+take_node() {
+  lock || return 1
+  stage || return 1
+  if ! SERIAL=$(my_serial); then
+    log "cannot record this pod on the node: $STATE is not writable"
     return 1
   fi
-  touch "$LOCK/owner" 2>/dev/null || true
-}
-unlock() {
-  if [ -n "$LOCKED" ] && [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$TOKEN" ]; then rm -rf "$LOCK"; fi
-  LOCKED=
-}
-
-# ---- the files to write -------------------------------------------------------------------------
-
-# A manifest path names a file on the node: exactly `<host dir>/<file>`, each part starting with a
-# letter or digit, no `..`, nothing absolute, nothing the shell or a command could read as a pattern
-# or an option. The program applies the same rule before it writes the Secret.
-safe_path() {
-  case $1 in
-    */*/* | *..* | /* | */) return 1 ;;
-    ?*/?*) ;;
-    *) return 1 ;;
-  esac
-  case ${1%/*} in [!A-Za-z0-9]* | *[!A-Za-z0-9._:-]*) return 1 ;; esac
-  case ${1#*/} in [!A-Za-z0-9]* | *[!A-Za-z0-9._-]*) return 1 ;; esac
-}
-# A key is a file name in $FILES_DIR; starting with a letter or digit keeps kubelet's own `..data`
-# and `..<timestamp>` entries, and anything climbing out, from being named.
-safe_key() {
-  case $1 in
-    "" | [!A-Za-z0-9]* | *[!A-Za-z0-9._-]*) return 1 ;;
-  esac
-}
-
-# kubelet keeps a Secret volume's files in a timestamped directory behind a `..data` symlink and
-# swaps the symlink when the Secret changes. Resolving it once and reading everything from there
-# gives one consistent version of the manifest and the files, even mid-swap.
-pin_source() {
-  SRC=$FILES_DIR
-  if [ -L "$FILES_DIR/..data" ]; then
-    target=$(readlink "$FILES_DIR/..data") || return 1
-    case $target in
-      /*) SRC=$target ;;
-      *) SRC="$FILES_DIR/$target" ;;
-    esac
-  fi
-}
-
-# Reads the manifest once through without writing anything: a bad line leaves the node untouched.
-# The files are named by the manifest, never found by listing the directory (kubelet's own entries
-# live there too).
-check_manifest() {
-  if [ ! -f "$SRC/manifest" ]; then
-    log "refusing $FILES_DIR: it has no manifest"
-    return 1
-  fi
-  seen=$NL
-  while read -r key rel extra || [ -n "$key" ]; do
-    if [ -z "$key$rel$extra" ]; then continue; fi
-    if [ -n "$extra" ] || ! safe_key "$key" || ! safe_path "$rel"; then
-      log "refusing manifest line '$key $rel${extra:+ $extra}': want KEY <host dir>/<file>"
-      return 1
-    fi
-    case $seen in
-      *"$NL$rel$NL"*)
-        log "refusing manifest: $rel is listed twice"
-        return 1
-        ;;
-    esac
-    seen="$seen$rel$NL"
-    if [ ! -f "$SRC/$key" ]; then
-      log "refusing manifest: $rel names the key $key, which $FILES_DIR does not have"
-      return 1
-    fi
-  done < "$SRC/manifest"
-}
-
-# Another installation on this node that has files in host directory $1, if any: two installations
-# writing docker.io/ would back up each other's files and restore stale ones over live ones.
-claimed_by() {
-  for m in "$CERTS_DIR"/.cluster-registry.*/managed; do
-    if [ ! -f "$m" ] || [ "$m" = "$MANAGED" ]; then continue; fi
-    if awk -v d="$1/" 'index($1, d) == 1 { found = 1 } END { exit !found }' "$m"; then
-      other=${m%/managed}
-      echo "${other##*/.cluster-registry.}"
-      return 0
-    fi
-  done
-  return 1
-}
-check_claims() {
-  while read -r key rel extra || [ -n "$key" ]; do
-    if [ -z "$key$rel$extra" ]; then continue; fi
-    if other=$(claimed_by "${rel%/*}"); then
-      log "refusing: ${rel%/*} on this node is managed by the installation $other; two installations must not manage the same host directory (give each its own caches): nothing changed"
-      return 1
-    fi
-  done < "$SRC/manifest"
-}
-
-# Copies the checked files to $STAGE, in manifest order, listing them in $STAGE_LIST.
-copy_to_stage() {
-  rm -rf "$STAGE" "$STAGE_LIST" || return 1
-  mkdir -p "$STAGE" || return 1
-  : > "$STAGE_LIST" || return 1
-  while read -r key rel extra || [ -n "$key" ]; do
-    if [ -z "$key$rel$extra" ]; then continue; fi
-    mkdir -p "$STAGE/${rel%/*}" || return 1
-    # cat, not cp: the file gets this umask's mode, not the Secret volume's 0400.
-    cat "$SRC/$key" > "$STAGE/$rel" || return 1
-    echo "$rel" >> "$STAGE_LIST" || return 1
-  done < "$SRC/manifest"
-}
-
-# Checks the mounted files and stages them; on failure says why and leaves the node as it is.
-stage() {
-  if ! pin_source || ! check_manifest; then
-    log "the node files in $FILES_DIR are unusable: nothing changed"
-    return 1
-  fi
-  check_claims || return 1
-  if ! mkdir -p "$STATE" 2>/dev/null || ! copy_to_stage; then
+  if ! may_take; then
     rm -rf "$STAGE" "$STAGE_LIST"
-    log "could not stage the node files in $STATE (disk full or read-only?): nothing changed"
-    return 1
-  fi
-}
-
-# ---- changing the node --------------------------------------------------------------------------
-
-# Settles a restore a killed pod had started: once the backup has been renamed back, the file on the
-# node is the original and no longer ours.
-settle_journal() {
-  [ -f "$JOURNAL" ] || return 0
-  read -r what rel < "$JOURNAL" || true
-  if [ "$what" = restore ] && [ -n "$rel" ] && ! exists "$STATE/backup/$rel"; then
-    set_hash "$rel" || return 1
-    del_line "$BACKED_UP" "$rel" || return 1
-  fi
-  rm -f "$JOURNAL"
-}
-
-install_file() {
-  rel=$1
-  dst="$CERTS_DIR/$rel"
-  dir=${rel%/*}
-  guard || return 1
-  new=$(hash_of "$STAGE/$rel") || return 1
-  if released "$rel"; then
-    if exists "$dst"; then
-      theirs=$(hash_of "$dst") || theirs=-
-      # Still theirs: left alone, quietly (said once, when it was released). What a killed pod left
-      # of our record of it is dropped.
-      if [ "$(released_hash "$rel")" != "$theirs" ]; then set_released "$rel" "$theirs" || return 1; fi
-      if is_listed "$rel"; then set_hash "$rel" || return 1; fi
-      if exists "$STATE/backup/$rel" || listed_line "$BACKED_UP" "$rel"; then
-        rm -rf "$STATE/backup/$rel"
-        del_line "$BACKED_UP" "$rel" || return 1
-      fi
-      return 0
-    fi
-    # They deleted it: the path is free, ours again.
-    log "$dst, left to someone else, is gone: this agent writes it again"
-    set_released "$rel" || return 1
-  fi
-  if [ ! -d "$CERTS_DIR/$dir" ]; then
-    add_line "$CREATED" "$dir" || return 1
-    mkdir -m 755 "$CERTS_DIR/$dir" || [ -d "$CERTS_DIR/$dir" ] || return 1
-  fi
-  if exists "$dst" && ! ours "$rel" && ! same_as_backup "$rel"; then
-    if is_listed "$rel"; then
-      # Ours once, changed since by someone else: theirs now, kept as it is and never restored over.
-      log "$dst was changed by someone else since this agent wrote it: keeping theirs, not managing it while it is there"
-      # Recorded first: a pod killed after it finishes the rest at the next apply.
-      set_released "$rel" "$(hash_of "$dst" || echo -)" || return 1
-      set_hash "$rel" || return 1
-      rm -rf "$STATE/backup/$rel"
-      del_line "$BACKED_UP" "$rel"
-      return
-    fi
-    mkdir -p "$STATE/backup/$dir" || return 1
-    rm -rf "$STATE/backup/$rel.tmp"
-    # -a: the copy keeps mode, owner, mtime, and a symlink stays the same symlink.
-    if ! cp -a "$dst" "$STATE/backup/$rel.tmp" || ! add_line "$BACKED_UP" "$rel" || ! mv -f "$STATE/backup/$rel.tmp" "$STATE/backup/$rel"; then
-      rm -rf "$STATE/backup/$rel.tmp"
-      log "could not back up $dst: leaving it as it is"
-      return 1
-    fi
-    log "backed up $dst"
-  fi
-  if [ "$(hash_of "$dst")" != "$new" ]; then
-    add_hash "$rel" "$new" || return 1
-    # Same directory, so the rename is atomic: containerd never reads a half-written file. chmod:
-    # cp onto a temp file a killed pod left keeps that file's mode.
-    if ! cp "$STAGE/$rel" "$dst.cluster-registry-tmp" || ! chmod 600 "$dst.cluster-registry-tmp" || ! mv -f "$dst.cluster-registry-tmp" "$dst"; then
-      rm -f "$dst.cluster-registry-tmp"
-      log "could not write $dst"
-      return 1
-    fi
-    log "wrote $dst"
-  elif [ "$(stat -c %a "$dst")" != 600 ]; then
-    # Written by an agent before 0600, or chmod-ed since: ours, so root's alone.
-    chmod 600 "$dst" || return 1
-  fi
-  set_hash "$rel" "$new"
-}
-
-# Takes back one file: restores its backup, or deletes it, but only while it is still ours.
-release_file() {
-  rel=$1
-  dst="$CERTS_DIR/$rel"
-  dir=${rel%/*}
-  guard || return 1
-  rm -f "$dst.cluster-registry-tmp"
-  if exists "$dst" && ! ours "$rel"; then
-    if same_as_backup "$rel"; then
-      log "$dst is already the original"
-    else
-      log "$dst was changed by someone else since this agent wrote it: keeping theirs"
-    fi
-    rm -rf "$STATE/backup/$rel"
-    del_line "$BACKED_UP" "$rel" || return 1
-  elif exists "$STATE/backup/$rel"; then
-    echo "restore $rel" | put "$JOURNAL" || return 1
-    # A rename: the original comes back with its mode, owner, mtime, or as the symlink it was.
-    if ! mv -f "$STATE/backup/$rel" "$dst"; then
-      rm -f "$JOURNAL"
-      log "could not restore $dst"
-      # Never leave our file live where the original should be.
-      rm -f "$dst"
-      return 1
-    fi
-    log "restored $dst"
-  elif listed_line "$BACKED_UP" "$rel"; then
-    # Someone deleted the backup: the original is lost. Ours goes (never left live where the
-    # original should be), and the failure is reported, once.
-    rm -f "$dst"
-    set_hash "$rel" || return 1
-    del_line "$BACKED_UP" "$rel" || return 1
-    log "could not restore $dst: its backup in $STATE/backup is gone; removed this agent's file, the original is lost"
-    return 1
-  elif exists "$dst"; then
-    if ! rm -f "$dst"; then
-      log "could not remove $dst"
-      return 1
-    fi
-    log "removed $dst"
-  fi
-  set_hash "$rel" || return 1
-  del_line "$BACKED_UP" "$rel" || return 1
-  rm -f "$JOURNAL"
-  rmdir "$STATE/backup/$dir" 2> /dev/null
-  if listed_line "$CREATED" "$dir" && rmdir "$CERTS_DIR/$dir" 2> /dev/null; then
-    del_line "$CREATED" "$dir" || return 1
-  fi
-  return 0
-}
-
-released() { [ -f "$RELEASED" ] && awk -v p="$1" '$1 == p { found = 1 } END { exit !found }' "$RELEASED"; }
-released_paths() { [ ! -f "$RELEASED" ] || awk '{ print $1 }' "$RELEASED"; }
-released_hash() { [ -f "$RELEASED" ] && awk -v p="$1" '$1 == p { print $2; exit }' "$RELEASED"; }
-# Keeps only `<path> <hash>` for the path, or (no hash) drops the path.
-set_released() {
-  [ -f "$RELEASED" ] || : | put "$RELEASED" || return 1
-  { awk -v p="$1" '$1 != p' "$RELEASED"; [ -z "${2:-}" ] || echo "$1 $2"; } | put "$RELEASED"
-}
-
-managed_paths() { [ ! -f "$MANAGED" ] || awk '!seen[$1]++ { print $1 }' "$MANAGED"; }
-
-# Puts the staged files in place and releases the ones no longer wanted (stage has succeeded).
-apply_staged() {
-  settle_journal || return 1
-  [ -f "$MANAGED" ] || : | put "$MANAGED" || return 1
-  [ -f "$CREATED" ] || : | put "$CREATED" || return 1
-  for rel in $(managed_paths); do
-    if [ ! -f "$STAGE/$rel" ]; then release_file "$rel" || return 1; fi
-  done
-  while read -r rel; do
-    install_file "$rel" || return 1
-  done < "$STAGE_LIST"
-  # A path no longer wanted is no longer anyone's concern here.
-  if [ -f "$RELEASED" ]; then
-    for rel in $(released_paths); do
-      grep -qxF -- "$rel" "$STAGE_LIST" || set_released "$rel" || return 1
-    done
-  fi
-  rm -rf "$STAGE" "$STAGE_LIST"
-}
-
-# Finishes what it can: a file it cannot put back is reported and the state kept for the next try.
-remove() {
-  if [ ! -d "$STATE" ]; then
-    log "nothing to remove"
+    log "a newer pod (serial $(holder_serial)) holds this node; this pod (serial $SERIAL) of an earlier rollout leaves it alone"
+    unlock
+    PASSIVE=1
     return 0
   fi
-  settle_journal || return 1
-  failed=0
-  for rel in $(managed_paths); do
-    release_file "$rel" || failed=$((failed + 1))
-  done
-  if [ -f "$CREATED" ]; then
-    while read -r dir; do
-      rmdir "$CERTS_DIR/$dir" 2> /dev/null || true
-    done < "$CREATED"
-  fi
-  if [ "$failed" -gt 0 ]; then
-    log "node NOT fully restored: $failed file(s) could not be put back; what is left is listed in $STATE"
+  if ! guard || ! echo "$SERIAL $ME" | put "$HOLDER" || ! apply_staged; then
+    log "could not apply: stopping; what was written is recorded, for the next pod to finish and uninstall to remove"
     return 1
   fi
-  if ! rm -rf "$STATE"; then
-    log "node restored, but $STATE could not be removed"
-    return 1
-  fi
-  log "node restored"
+  unlock
+  # Readiness settled before the line that says it applied.
+  if containerd_reads; then ready; fi
+  log "applied; re-applying every ${REAPPLY_SECONDS:-300}s"
 }
 
-# ---- who holds the node -------------------------------------------------------------------------
-
-# Pods are ordered by when they first reached this node: each pod UID gets the next serial once, and
-# keeps it across container restarts. A rollout's new pod always starts after the old one is running
-# (maxSurge), so the higher serial is the newer configuration. The pod template cannot carry such
-# a number: Pulumi has no counter to put there and a content checksum is not ordered.
-my_serial() {
-  s=$(awk -v u="$ME" '$2 == u { print $1 }' "$PODS" 2>/dev/null)
-  if [ -z "$s" ]; then
-    last=$(awk '$1 > m { m = $1 } END { print m + 0 }' "$PODS" 2>/dev/null || echo 0)
-    s=$((last + 1))
-    # The last 50 are plenty: only pods alive at the same time are ever compared.
-    { [ ! -f "$PODS" ] || tail -n 49 "$PODS"; echo "$s $ME"; } | put "$PODS" || return 1
-  fi
-  echo "$s"
-}
-holder_serial() { awk '{ print $1; exit }' "$HOLDER" 2>/dev/null; }
-holding() { [ "$(cat "$HOLDER" 2>/dev/null)" = "$SERIAL $ME" ]; }
-# This pod may take the node: nobody holds it, or a pod that reached the node earlier does.
-may_take() {
-  h=$(holder_serial)
-  case $h in
-    "" | *[!0-9]*) return 0 ;; # nobody, or the agent before serials (a bare pod UID)
-  esac
-  [ "$h" -le "$SERIAL" ]
-}
-
-# ---- is this an uninstall? ----------------------------------------------------------------------
-
-# Asks the Kubernetes API whether this pod's DaemonSet is gone or being deleted (`pulumi destroy`,
-# or a replacement with a new name). Prints gone, present or unknown. The ServiceAccount may only
-# `get` this one DaemonSet. busybox wget takes --header (checked with busybox 1.35).
-daemonset_state() {
-  if [ -z "${DAEMONSET:-}" ] || [ -z "${NAMESPACE:-}" ] || [ -z "${KUBERNETES_SERVICE_HOST:-}" ] || [ ! -r "${TOKEN_FILE:-}" ]; then
-    echo unknown
+# A re-apply: puts back what someone deleted, picks up a changed Secret; stands back for good once
+# a newer pod holds the node.
+reapply() {
+  if ! lock; then
+    unready
     return
   fi
-  host=$KUBERNETES_SERVICE_HOST
-  case $host in *:*) host="[$host]" ;; esac
-  url="https://$host:${KUBERNETES_SERVICE_PORT:-443}/apis/apps/v1/namespaces/$NAMESPACE/daemonsets/$DAEMONSET"
-  err="${RUN_DIR:-/tmp}/wget.err"
-  # --no-check-certificate: busybox wget cannot be given the cluster's CA (its openssl helper checks
-  # only the system's), so it would refuse the API server. The token can read one DaemonSet, nothing else.
-  body=$(timeout 10 wget -q -O - --no-check-certificate --header "Authorization: Bearer $(cat "$TOKEN_FILE")" "$url" 2> "$err")
-  rc=$?
-  if [ "$rc" -eq 0 ]; then
-    case $body in
-      *'"deletionTimestamp"'*) echo gone ;;
-      *'"kind":"DaemonSet"'* | *'"kind": "DaemonSet"'*) echo present ;;
-      *) echo unknown ;;
-    esac
-  elif grep -q ' 404 ' "$err" 2> /dev/null; then
-    echo gone
+  if ! holding; then
+    PASSIVE=1
+    unready
+    log "a newer pod holds this node: leaving it alone"
+  elif stage; then
+    # Files that became unusable meanwhile keep the last good ones on the node.
+    if apply_staged && containerd_reads; then ready; else unready; fi
+  fi
+  unlock
+}
+
+# After SIGTERM: uninstall only if this pod holds the node and its DaemonSet is gone.
+stop_run() {
+  lock || return 1
+  if ! holding; then
+    log "a newer pod holds this node: leaving its files"
   else
-    echo unknown
+    case $(daemonset_state) in
+      gone) remove || return 1 ;;
+      present) log "the DaemonSet remains (a restart, an eviction or a drain, not an uninstall): keeping the node's files" ;;
+      *) log "cannot tell whether the DaemonSet was deleted: keeping the node's files (run 'node-agent.sh remove' on the node to restore it: see its README)" ;;
+    esac
   fi
+  unlock
 }
 
-# ---- will containerd read it? -------------------------------------------------------------------
-
-# Runs containerd-check.sh on the node's containerd config; says its one line when the answer
-# changes. False only under `enforce` with a node that will not read $NODE_CERTS_DIR. No containerd
-# version is passed: the check's answer is then the cautious one (see README, Nodes).
-containerd_reads() {
-  [ "$CONTAINERD_CHECK" != off ] || return 0
-  said=$(sh "$CHECK_SCRIPT" "$CONTAINERD_CONFIG" "$NODE_CERTS_DIR" 2>&1)
-  rc=$?
-  if [ "$rc" -eq 0 ]; then
-    [ -z "$CHECK_SAID" ] || log "containerd now reads $NODE_CERTS_DIR"
-    CHECK_SAID=
-    return 0
-  fi
-  said=${said%%"$NL"*}
-  [ -n "$said" ] || said="containerd-check: failed ($rc) on $CONTAINERD_CONFIG"
-  # The node's name for its config, not where it is mounted here.
-  if [ -n "${NODE_CONTAINERD_CONFIG:-}" ]; then
-    while :; do
-      case $said in
-        *"$CONTAINERD_CONFIG"*) said="${said%%"$CONTAINERD_CONFIG"*}$NODE_CONTAINERD_CONFIG${said#*"$CONTAINERD_CONFIG"}" ;;
-        *) break ;;
-      esac
-    done
-  fi
-  if [ "$said" != "$CHECK_SAID" ]; then
-    if [ "$CONTAINERD_CHECK" = enforce ]; then
-      log "not ready: $said"
-    else
-      log "warning (containerdCheck: warn): $said"
-    fi
-  fi
-  CHECK_SAID=$said
-  [ "$CONTAINERD_CHECK" = warn ]
+run() {
+  PASSIVE=
+  # Only a flag: an apply or remove under way always finishes before the pod acts on SIGTERM.
+  trap 'STOP=1' TERM INT
+  # RUN_DIR is an emptyDir: a restarted container (SIGKILL, OOM) finds the last one's ready file.
+  unready
+  take_node || exit 1
+  while [ -z "$STOP" ]; do
+    rest "${REAPPLY_SECONDS:-300}"
+    [ -z "$STOP" ] || break
+    [ -n "$PASSIVE" ] || reapply
+  done
+  stop_run || exit 1
+  exit 0
 }
-
-# ---- modes --------------------------------------------------------------------------------------
 
 on_exit() {
   unready
   unlock
 }
 
-run() {
-  sleeper=
-  # Only a flag: an apply or remove under way always finishes before the pod acts on SIGTERM.
-  trap 'stop=1; [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null || true' TERM INT
-  # RUN_DIR is an emptyDir: a restarted container (SIGKILL, OOM) finds the last one's ready file.
-  unready
-  lock || exit 1
-  # Checked before this pod takes the node over: a pod with unusable files leaves it to the old one.
-  stage || exit 1
-  if ! SERIAL=$(my_serial); then
-    log "cannot record this pod on the node: $STATE is not writable"
-    exit 1
-  fi
-  passive=
-  if ! may_take; then
-    passive=1
-    rm -rf "$STAGE" "$STAGE_LIST"
-    log "a newer pod (serial $(holder_serial)) holds this node; this pod (serial $SERIAL) of an earlier rollout leaves it alone"
-    unlock
-  else
-    if ! guard || ! echo "$SERIAL $ME" | put "$HOLDER" || ! apply_staged; then
-      log "could not apply: stopping; what was written is recorded, for the next pod to finish and uninstall to remove"
-      exit 1
-    fi
-    unlock
-    # Readiness settled before the line that says it applied.
-    if containerd_reads; then ready; fi
-    log "applied; re-applying every ${REAPPLY_SECONDS:-300}s"
-  fi
-  while [ -z "$stop" ]; do
-    sleep "${REAPPLY_SECONDS:-300}" &
-    sleeper=$!
-    wait "$sleeper" || true
-    sleeper=
-    [ -z "$stop" ] || break
-    [ -z "$passive" ] || continue
-    lock || {
-      unready
-      continue
-    }
-    if ! holding; then
-      passive=1
-      unready
-      log "a newer pod holds this node: leaving it alone"
-    elif stage; then
-      # Files that became unusable meanwhile keep the last good ones on the node.
-      if apply_staged && containerd_reads; then ready; else unready; fi
-    fi
-    unlock
-  done
-  lock || exit 1
-  if ! holding; then
-    log "a newer pod holds this node: leaving its files"
-  else
-    case $(daemonset_state) in
-      gone) remove || {
-        unlock
-        exit 1
-      } ;;
-      present) log "the DaemonSet remains (a restart, an eviction or a drain, not an uninstall): keeping the node's files" ;;
-      *) log "cannot tell whether the DaemonSet was deleted: keeping the node's files (run '$0 remove' on the node to restore it)" ;;
-    esac
-  fi
-  unlock
-  exit 0
-}
-
 trap on_exit EXIT
-case "${1:-run}" in
+case $MODE in
   apply)
     lock || exit 1
     stage || exit 1

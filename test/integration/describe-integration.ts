@@ -1,7 +1,7 @@
 import { describe } from "vitest";
 import { containerdBuild, type ContainerdBuild, type ContainerdLine } from "./harness/containerd";
 import { distributionBuild } from "./harness/distribution";
-import { isCI, missingForIntegration } from "./harness/tools";
+import { isCI, missingForIntegration, missingForNodeAgent } from "./harness/tools";
 
 /** " (distribution 3.1.1)": the registry release that ran, for test names (found, since nothing is missing). */
 function registryLabel(): string {
@@ -35,4 +35,14 @@ export function describeContainerd(line: ContainerdLine, name: string, fn: (buil
     }
     console.info(`containerd ${line}: ${found.versionLine} (${found.binary})`);
     describe(`containerd ${found.label} ${name}${registryLabel()}`, () => fn(found));
+}
+
+/** `describe` for the node agent's tests on the real script, which need root and busybox but no registry or containerd. */
+export function describeNodeAgent(name: string, fn: () => void): void {
+    const missing = missingForNodeAgent();
+    if (missing && isCI()) throw new Error(`CI must run the node agent tests, but: ${missing}`);
+    if (missing) {
+        console.warn(missing);
+        describe.skip(name, fn);
+    } else describe(name, fn);
 }

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeEach, expect, test } from "vitest";
 import { FakeCloud } from "../support/fake-cloud";
-import { describeIntegration } from "./describe-integration";
+import { describeNodeAgent } from "./describe-integration";
 import { FakeKubeApi, nodeScript, nodeWorkspace, waitApplied } from "./harness/node";
 import { stopAll, waitFor } from "./harness/procs";
 import { deploy, tempDir } from "./support";
@@ -22,7 +22,7 @@ const cloudWithIP = () => new FakeCloud({ clusterIP: () => HOSTED_IP });
 const NO_CONFIG_PATH =
     'node-config: not ready: containerd-check: containerd reads no hosts.toml (config_path is empty or absent in /etc/containerd/config.toml): set config_path = "/etc/containerd/certs.d" in [plugins."io.containerd.grpc.v1.cri".registry] and restart containerd; on kind, create the cluster with this stack\'s kindClusterConfig output';
 
-describeIntegration("the node agent checks that containerd will read what it writes", () => {
+describeNodeAgent("the node agent checks that containerd will read what it writes", () => {
     let work: string;
     let certs: string;
     let api: FakeKubeApi;

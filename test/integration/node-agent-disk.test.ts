@@ -9,8 +9,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeEach, expect, test } from "vitest";
 import { FakeCloud } from "../support/fake-cloud";
-import { describeIntegration } from "./describe-integration";
-import { NodeScript, nodeScript, snapshotTree } from "./harness/node";
+import { describeNodeAgent } from "./describe-integration";
+import { holdNodeLock, NodeScript, nodeScript, snapshotTree } from "./harness/node";
 import { runCommand, startProcess, stopAll, type CommandResult } from "./harness/procs";
 import { deploy, tempDir } from "./support";
 
@@ -32,7 +32,7 @@ function execWithReadOnly(pod: NodeScript, mode: string, roDir: string, env: Rec
 
 const modeOf = (p: string) => (fs.lstatSync(p).mode & 0o777).toString(8);
 
-describeIntegration("the node agent when the disk says no", () => {
+describeNodeAgent("the node agent when the disk says no", () => {
     let work: string;
     let certs: string;
     let original: Record<string, string>;
@@ -156,12 +156,14 @@ describeIntegration("the node agent when the disk says no", () => {
         expect(snapshotTree(certs)).toEqual(original);
     });
 
-    test("a read-only certs.d holding a dead pod's lock fails within the lease, without waiting forever", async () => {
-        fs.mkdirSync(path.join(certs, ".cluster-registry.lock"));
-        fs.writeFileSync(path.join(certs, ".cluster-registry.lock", "owner"), "dead-pod\n");
-        const r = await execWithReadOnly(pod, "run", certs, { LOCK_LEASE_SECONDS: "1" });
+    test("a read-only certs.d whose lock another pod holds fails fast, without waiting for the lock", async () => {
+        const holder = await holdNodeLock(certs, work);
+        const started = Date.now();
+        const r = await execWithReadOnly(pod, "run", certs);
+        await holder.release();
         expect(r.code).toBe(1);
-        expect(r.stdout).toContain(`cannot break the lock: ${certs} is not writable`);
+        expect(Date.now() - started).toBeLessThan(5000);
+        expect(r.stdout).toBe(`node-config: cannot write to ${certs} (read-only?): nothing changed\n`);
         expect(fs.existsSync(path.join(pod.env.RUN_DIR, "ready"))).toBe(false);
     });
 

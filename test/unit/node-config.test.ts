@@ -15,6 +15,7 @@ import {
     CONTAINERD_CONFIG_MOUNT,
     NODE_AGENT_FILE,
     NODE_AGENT_MOUNT,
+    NODE_AGENT_PARTS,
     NODE_AGENT_SCRIPT_PATH,
     NODE_FILES_MOUNT,
     nodeAgentChecksum,
@@ -93,7 +94,8 @@ describe("node files", () => {
 
     test("the state directory is hidden from containerd, and the owner must be a plain name", () => {
         expect(stateDirName("registry.registry")).toBe(".cluster-registry.registry.registry");
-        for (const bad of ["", "../x", "Registry", "a/b", "-x"]) expect(() => stateDirName(bad)).toThrow(/lower-case DNS-like name/);
+        for (const bad of ["", "../x", "Registry", "a/b", "-x", "lock", "a.b.c", "a..b", "a.-b"])
+            expect(() => stateDirName(bad)).toThrow(/lower-case DNS-like name/);
     });
 
     test("the checksum covers both scripts and every key of the data", () => {
@@ -128,10 +130,12 @@ describe("the program's node agent", () => {
         const b = await deployWith("10.96.7.77");
         expect(a.outputs.caCertPem).not.toBe(b.outputs.caCertPem);
 
-        expect(a.configMap.inputs.data).toEqual({
-            [NODE_AGENT_FILE]: fs.readFileSync(NODE_AGENT_SCRIPT_PATH, "utf8"),
-            [CONTAINERD_CHECK_FILE]: fs.readFileSync(CONTAINERD_CHECK_SCRIPT_PATH, "utf8"),
-        });
+        // Every shell file beside the agent (its parts, the containerd check) reaches the pod, byte for byte.
+        const dir = path.dirname(NODE_AGENT_SCRIPT_PATH);
+        const shellFiles = fs.readdirSync(dir).filter((f) => f.endsWith(".sh"));
+        expect(shellFiles).toEqual(expect.arrayContaining([NODE_AGENT_FILE, CONTAINERD_CHECK_FILE, ...NODE_AGENT_PARTS]));
+        expect(a.configMap.inputs.data).toEqual(Object.fromEntries(shellFiles.map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")])));
+        expect(a.configMap.inputs.data[CONTAINERD_CHECK_FILE]).toBe(fs.readFileSync(CONTAINERD_CHECK_SCRIPT_PATH, "utf8"));
         expect(b.configMap.inputs.data).toEqual(a.configMap.inputs.data);
 
         const [da, db] = [a.secret.inputs.stringData, b.secret.inputs.stringData];
@@ -213,6 +217,8 @@ describe("the program's node agent", () => {
 
 describe("the agent script", () => {
     const script = nodeAgentScript();
+    const dir = path.dirname(NODE_AGENT_SCRIPT_PATH);
+    const parts = [NODE_AGENT_FILE, ...NODE_AGENT_PARTS, CONTAINERD_CHECK_FILE];
     const hasShellcheck = (() => {
         try {
             execFileSync("shellcheck", ["--version"], { stdio: "ignore" });
@@ -225,28 +231,40 @@ describe("the agent script", () => {
     test("is a POSIX sh file in the repository", () => {
         expect(NODE_AGENT_SCRIPT_PATH).toBe(path.join(ROOT, "components", "node-agent", "node-agent.sh"));
         expect(script.startsWith("#!/bin/sh\n")).toBe(true);
+        // Each part it sources is named in the script, from beside it.
+        for (const part of NODE_AGENT_PARTS) expect(script).toContain(`. "$AGENT_DIR/${part}"`);
     });
 
-    test("`npm run lint` runs shellcheck on it as POSIX sh", () => {
+    test("`npm run lint` runs shellcheck on every part as POSIX sh", () => {
         const lint: string = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).scripts.lint;
-        expect(lint.split("&&").map((s) => s.trim())).toContain("shellcheck -s sh components/node-agent/node-agent.sh");
+        expect(lint.split("&&").map((s) => s.trim())).toContain("shellcheck -x -s sh components/node-agent/*.sh");
+        expect(
+            fs
+                .readdirSync(dir)
+                .filter((f) => f.endsWith(".sh"))
+                .sort(),
+        ).toEqual([...parts].sort());
     });
 
     // Outside CI a machine without shellcheck skips this; CI installs it (scripts/test-all) and must run it.
-    test.skipIf(!hasShellcheck && !isCI())("is shellcheck-clean, with no blanket disables and a reason above any targeted one", () => {
-        execFileSync("shellcheck", ["-s", "sh", NODE_AGENT_SCRIPT_PATH], { stdio: "pipe" });
-        const lines = script.split("\n");
-        lines.forEach((line, i) => {
-            if (!/shellcheck\s+disable=/.test(line)) return;
-            expect(line, `line ${i + 1}`).not.toMatch(/disable=all/);
-            // A directive before the first command would cover the whole file.
-            expect(
-                lines.slice(0, i).some((l) => l.trim() !== "" && !l.trim().startsWith("#")),
-                `line ${i + 1} disables for the whole file`,
-            ).toBe(true);
-            expect(lines[i - 1].trim().startsWith("#") && !/shellcheck/.test(lines[i - 1]), `line ${i + 1} needs a comment saying why`).toBe(true);
-        });
-    });
+    test.skipIf(!hasShellcheck && !isCI())(
+        "is shellcheck-clean, with no blanket disables and a reason above any targeted one; only `local` (SC3043) for a whole file",
+        () => {
+            for (const part of parts) {
+                execFileSync("shellcheck", ["-x", "-s", "sh", path.join(dir, part)], { stdio: "pipe", cwd: dir });
+                const lines = fs.readFileSync(path.join(dir, part), "utf8").split("\n");
+                lines.forEach((line, i) => {
+                    if (!/shellcheck\s+.*disable=/.test(line)) return;
+                    const where = `${part} line ${i + 1}`;
+                    expect(line, where).not.toMatch(/disable=all/);
+                    // A directive before the first command covers the whole file: only for `local`.
+                    const wholeFile = !lines.slice(0, i).some((l) => l.trim() !== "" && !l.trim().startsWith("#"));
+                    if (wholeFile) expect(line.replace(/.*disable=/, ""), `${where} disables for the whole file`).toBe("SC3043");
+                    expect(lines[i - 1].trim().startsWith("#") && !/shellcheck/.test(lines[i - 1]), `${where} needs a comment saying why`).toBe(true);
+                });
+            }
+        },
+    );
 });
 
 describe("the containerd check's wiring", () => {

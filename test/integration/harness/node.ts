@@ -53,10 +53,23 @@ export const NODE_AGENT_APPLETS = [
     "wget",
     "ssl_client",
     "chmod",
+    "flock",
     // containerd-check.sh's
     "sed",
     "printf",
 ];
+
+/**
+ * The program that stands for an applet here. The image's busybox (Alpine's) has `flock`; Debian's
+ * is built without it, so util-linux's stands in: the agent uses only `flock -n FD` and `flock -u FD`,
+ * which both take, and both make the same flock(2) call.
+ */
+function appletProgram(bb: string, applet: string): string[] {
+    if (applet !== "flock") return [bb, applet];
+    const flock = ["/usr/bin/flock", "/bin/flock"].find((p) => fs.existsSync(p));
+    if (!flock) throw new Error("flock is not installed (apt-get install util-linux)");
+    return [flock];
+}
 
 /** A directory of busybox applets, so cp, mv, cmp and grep behave as in the image. */
 function busyboxPath(workDir: string): string {
@@ -66,7 +79,8 @@ function busyboxPath(workDir: string): string {
         const bb = ["/usr/bin/busybox", "/bin/busybox"].find((p) => fs.existsSync(p));
         if (!bb) throw new Error("busybox is not installed (apt-get install busybox)");
         for (const applet of NODE_AGENT_APPLETS) {
-            fs.symlinkSync(bb, path.join(dir, applet));
+            const program = appletProgram(bb, applet);
+            fs.symlinkSync(program.length === 1 ? program[0] : bb, path.join(dir, applet));
         }
     }
     return dir;
@@ -197,7 +211,7 @@ export class FakeKubeApi {
 /**
  * A PATH of the agent's applets, each a wrapper that runs the busybox applet, then counts it (a line
  * in `$KILL_DIR/commands`, in the order commands finish) and, at the `$KILL_AT`th, SIGKILLs its whole process
- * group: the agent and whatever it runs, as a container's kill would. busybox sh runs every command
+ * group: the agent and whatever it runs, as a container's kill would (`$KILL_SIGNAL`, e.g. STOP, instead). busybox sh runs every command
  * that is not a shell builtin through PATH, so each external command is a point to kill at.
  */
 export function killingApplets(workDir: string): string {
@@ -209,7 +223,7 @@ export function killingApplets(workDir: string): string {
     for (const applet of NODE_AGENT_APPLETS) {
         const wrapper = [
             `#!${bb} sh`,
-            `${bb} ${applet} "$@"`,
+            `${appletProgram(bb, applet).join(" ")} "$@"`,
             `rc=$?`,
             // Builtins only from here (a spawn per command would slow every run): one line appended
             // (O_APPEND, atomic) and the lines counted. Two commands of a pipeline finishing together
@@ -217,7 +231,7 @@ export function killingApplets(workDir: string): string {
             `echo "${applet} $*" >> "$KILL_DIR/commands"`,
             `n=0`,
             `while read -r _; do n=$((n + 1)); done < "$KILL_DIR/commands"`,
-            `if [ "\${KILL_AT:-0}" -gt 0 ] && [ "$n" -ge "$KILL_AT" ] && ${bb} mkdir "$KILL_DIR/killed" 2>/dev/null; then kill -KILL 0; fi`,
+            `if [ "\${KILL_AT:-0}" -gt 0 ] && [ "$n" -ge "$KILL_AT" ] && ${bb} mkdir "$KILL_DIR/killed" 2>/dev/null; then kill -"\${KILL_SIGNAL:-KILL}" 0; fi`,
             `exit $rc`,
             ``,
         ].join("\n");
@@ -295,6 +309,94 @@ export async function runKilledAt(
     return result;
 }
 
+/** A run of the agent that stops (SIGSTOP, its whole process group) after its `pauseAt`th external command. */
+export interface PausedRun {
+    pid: number;
+    /** Resolves once the group is stopped; false if the run ended (or `timeoutMs` passed) before that point. */
+    paused(timeoutMs?: number): Promise<boolean>;
+    /** SIGCONT to the whole group. */
+    resume(): void;
+    /** SIGTERM to the agent, up to `graceMs` for it to exit, then SIGKILL to the group; resolves with the exit code. */
+    stop(graceMs?: number): Promise<number | null>;
+    hasExited(): boolean;
+    output(): string;
+}
+
+/**
+ * Starts the agent in `mode` under {@link killingApplets} in a process group of its own, which
+ * SIGSTOPs itself after its `pauseAt`th external command (0: never), as a frozen cgroup or a node
+ * under pressure would stop a pod at any point.
+ */
+export function startPausedAt(
+    pod: NodeScript,
+    workDir: string,
+    mode: "run" | "apply" | "remove",
+    pauseAt: number,
+    env: Record<string, string> = {},
+): PausedRun {
+    const bin = killingApplets(workDir);
+    const killDir = fs.mkdtempSync(path.join(workDir, "pause-"));
+    const outFile = path.join(killDir, "output");
+    const fd = fs.openSync(outFile, "w");
+    const bb = ["/usr/bin/busybox", "/bin/busybox"].find((p) => fs.existsSync(p))!;
+    const child = spawn(bb, ["sh", pod.argv[1], mode], {
+        env: { ...pod.env, ...env, PATH: bin, KILL_DIR: killDir, KILL_AT: String(pauseAt), KILL_SIGNAL: "STOP" },
+        stdio: ["ignore", fd, fd],
+        detached: true,
+    });
+    fs.closeSync(fd);
+    const pid = child.pid!;
+    let code: number | null | undefined;
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (c) => resolve((code = c))));
+    const signalGroup = (sig: NodeJS.Signals) => {
+        try {
+            process.kill(-pid, sig);
+        } catch {
+            // already gone
+        }
+    };
+    const stopped = () => {
+        try {
+            return fs
+                .readFileSync(`/proc/${pid}/stat`, "utf8")
+                .replace(/^.*\) /s, "")
+                .startsWith("T");
+        } catch {
+            return false;
+        }
+    };
+    return {
+        pid,
+        paused: async (timeoutMs = 20_000) => {
+            const deadline = Date.now() + timeoutMs;
+            while (Date.now() < deadline && code === undefined) {
+                if (fs.existsSync(path.join(killDir, "killed")) && stopped()) return true;
+                await new Promise((r) => setTimeout(r, 5));
+            }
+            return false;
+        },
+        resume: () => signalGroup("SIGCONT"),
+        stop: async (graceMs = 10_000) => {
+            if (code === undefined) {
+                signalGroup("SIGCONT");
+                try {
+                    process.kill(pid, "SIGTERM");
+                } catch {
+                    // already gone
+                }
+                const timer = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
+                if ((await Promise.race([exited, timer])) === "timeout") signalGroup("SIGKILL");
+            }
+            const c = await exited;
+            // Whatever it started in the background (run mode's sleep) goes with it.
+            signalGroup("SIGKILL");
+            return c;
+        },
+        hasExited: () => code !== undefined,
+        output: () => (fs.existsSync(outFile) ? fs.readFileSync(outFile, "utf8") : ""),
+    };
+}
+
 /** A temp dir with a `certs.d` standing for a node's, seeded with other tools' files, and the API the agent asks. */
 export interface NodeWorkspace {
     work: string;
@@ -322,4 +424,28 @@ export async function nodeWorkspace(work: string, files: Record<string, string> 
         fs.rmSync(work, { recursive: true, force: true });
     };
     return { work, certs, original, api, dispose };
+}
+
+/** Whether another process holds the node's lock (flock on certs.d) right now. */
+export function nodeLockHeld(certs: string): boolean {
+    const flock = ["/usr/bin/flock", "/bin/flock"].find((p) => fs.existsSync(p))!;
+    try {
+        execFileSync(flock, ["-n", certs, "true"], { stdio: "ignore" });
+        return false;
+    } catch {
+        return true;
+    }
+}
+
+/**
+ * Holds the node's lock as another live pod would (flock on certs.d, by a sleeping process that
+ * keeps the descriptor) until `release`, which kills it by its PID: a dead holder's lock is free.
+ */
+export async function holdNodeLock(certs: string, workDir: string): Promise<{ release(): Promise<void> }> {
+    const flock = ["/usr/bin/flock", "/bin/flock"].find((p) => fs.existsSync(p))!;
+    const proc = startProcess("/bin/sh", ["-c", 'exec 9< "$1" && "$2" 9 && exec sleep 1000', "sh", certs, flock], {
+        logFile: path.join(workDir, "lock-holder.log"),
+    });
+    await waitFor(() => nodeLockHeld(certs), 5000, "another pod to hold the node's lock", { proc });
+    return { release: () => proc.stop() };
 }

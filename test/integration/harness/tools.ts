@@ -45,3 +45,16 @@ export function isCI(): boolean {
     const ci = (process.env.CI ?? "").toLowerCase();
     return ci === "true" || ci === "1";
 }
+
+/**
+ * Null when the node agent's tests can run here, else one line saying what is missing. They need
+ * less than the rest: root (chown, modes, mount namespaces), busybox (the image's shell and applets),
+ * util-linux (flock standing for the image's busybox applet, unshare) and openssl (the fake API's key).
+ */
+export function missingForNodeAgent(): string | null {
+    const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+    const missing = ["busybox", "flock", "unshare", "openssl"].filter((b) => which(b, baseEnv().PATH) === null);
+    const problems = [...(isRoot ? [] : ["not root"]), ...(missing.length > 0 ? [`missing ${missing.join(", ")}`] : [])];
+    if (problems.length === 0) return null;
+    return `node agent tests skipped: ${problems.join(" / ")} — run \`sudo apt-get install -y --no-install-recommends busybox util-linux openssl\` and run them as root`;
+}
