@@ -2,6 +2,7 @@
 import * as net from "node:net";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
 import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
@@ -32,6 +33,15 @@ export const MOUNTS = {
     storage: "/var/lib/registry",
     tmp: "/tmp",
 } as const;
+/**
+ * How a registry stops: kubelet runs the preStop sleep first, so kube-proxy on every node drops the
+ * pod's endpoint before the listener closes; then SIGTERM, and distribution finishes in-flight
+ * transfers for up to `drainSeconds` (http.draintimeout); the grace period covers both.
+ */
+export const GRACEFUL_STOP = { preStopSeconds: 10, drainSeconds: 60, gracePeriodSeconds: 80 } as const;
+/** The key of `http.secret` in a registry's own Secret, delivered as REGISTRY_HTTP_SECRET. */
+export const HTTP_SECRET_KEY = "http-secret";
+
 /** Marks a registry's metrics Service, which its ServiceMonitor selects. */
 export const METRICS_LABEL = "cluster-registry/metrics";
 
@@ -225,7 +235,7 @@ export class Registry extends pulumi.ComponentResource {
             configMapName: configMap.metadata.name,
             tlsSecretName: tlsSecret.metadata.name,
             storage: this.storageVolume(name, args, labels),
-            env: this.upstreamEnv(name, args, labels),
+            env: [...this.httpSecretEnv(name, args, labels), ...this.upstreamEnv(name, args, labels)],
         });
         // Upstream credentials stay out: even hashed, a password has no place in an annotation. Their
         // Secret is replaced when they change, and its new name rolls the pod.
@@ -242,10 +252,12 @@ export class Registry extends pulumi.ComponentResource {
                 metadata: { namespace: args.namespace, labels: labels.meta },
                 spec: {
                     replicas: 1,
-                    // One ReadWriteOnce volume: the old pod must let go before the new one mounts it.
-                    strategy: { type: "Recreate" },
+                    strategy: SURGE_FIRST,
                     selector: { matchLabels: labels.selector },
-                    template: { metadata: { labels: labels.meta, annotations: { [CHECKSUM_ANNOTATION]: checksum } }, spec: pod },
+                    template: {
+                        metadata: { labels: labels.meta, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
+                        spec: { ...pod, affinity: besideItsVolume(labels.selector) },
+                    },
                 },
             },
             { parent: this },
@@ -341,6 +353,21 @@ export class Registry extends pulumi.ComponentResource {
         );
     }
 
+    /**
+     * `http.secret` from a random secret kept in the state (so an unchanged `up` never rotates it and
+     * never rolls the pods): every replica and the surge pod of a rollout sign and check upload state
+     * with the same key. In a Secret, never in the ConfigMap's config.yml.
+     */
+    private httpSecretEnv(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.EnvVar[] {
+        const value = new random.RandomPassword(`${name}-http-secret`, { length: 48, special: false }, { parent: this });
+        const secret = new k8s.core.v1.Secret(
+            `${name}-http`,
+            { metadata: { namespace: args.namespace, labels: labels.meta }, type: "Opaque", stringData: { [HTTP_SECRET_KEY]: value.result } },
+            { parent: this },
+        );
+        return [{ name: "REGISTRY_HTTP_SECRET", valueFrom: { secretKeyRef: { name: secret.metadata.name, key: HTTP_SECRET_KEY } } }];
+    }
+
     /** A cache's upstream credentials, as env from a Secret of their own. */
     private upstreamEnv(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.EnvVar[] {
         const creds = args.proxy?.credentials;
@@ -407,6 +434,7 @@ export class Registry extends pulumi.ComponentResource {
 export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push">): Record<string, string> {
     const common = {
         storageRoot: MOUNTS.storage,
+        drainTimeout: `${GRACEFUL_STOP.drainSeconds}s`,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
         proxy: args.proxy ? { remoteUrl: args.proxy.remoteUrl, ttl: args.proxy.ttl } : undefined,
     };
@@ -427,6 +455,25 @@ export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" 
     return { [CONFIG_FILES.pull]: pull, [CONFIG_FILES.push]: push };
 }
 
+/**
+ * A rollout starts the new pod and waits until it is ready before the old one stops, so the Service
+ * always has a ready endpoint.
+ */
+export const SURGE_FIRST = { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } } as const;
+
+/**
+ * A ReadWriteOnce volume (or a node directory) is per node, not per pod: the surge pod must run on
+ * the node that holds it, i.e. beside the registry's own running pod. The scheduler lets the first
+ * pod of a self-affine set go anywhere.
+ */
+export function besideItsVolume(selector: Record<string, string>): k8s.types.input.core.v1.Affinity {
+    return {
+        podAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: selector }, topologyKey: "kubernetes.io/hostname" }],
+        },
+    };
+}
+
 /** What the pod spec refers to that other resources provide. */
 interface PodParts {
     configMapName: pulumi.Input<string>;
@@ -441,6 +488,7 @@ export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.
     return {
         automountServiceAccountToken: false,
         enableServiceLinks: false,
+        terminationGracePeriodSeconds: GRACEFUL_STOP.gracePeriodSeconds,
         nodeSelector: { "kubernetes.io/os": "linux" },
         securityContext: {
             runAsNonRoot: true,
@@ -464,19 +512,20 @@ export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.
                 // The read-only container's storage is read-only to the kernel too.
                 volumeMounts: args.push ? mounts.map((m) => (m.name === "storage" ? { ...m, readOnly: true } : m)) : mounts,
                 readinessProbe: readinessProbe(args.maxFillPercent, REGISTRY_DEBUG_PORT),
+                lifecycle: PRE_STOP,
                 // Not the readiness check: a full cache is taken out of its Service, never restarted for it.
                 livenessProbe: livenessProbe("registry"),
                 resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
                 securityContext: RESTRICTED_CONTAINER_SECURITY,
             },
-            ...(args.push ? [pushContainer(args.image, mounts)] : []),
+            ...(args.push ? [pushContainer(args.image, mounts, parts.env)] : []),
         ],
         volumes,
     };
 }
 
 /** The hosted registry's read-write container: the same image and volume, pushers' htpasswd, its own ports. */
-function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMount[]): k8s.types.input.core.v1.Container {
+function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMount[], env: k8s.types.input.core.v1.EnvVar[]): k8s.types.input.core.v1.Container {
     return {
         name: "push",
         image,
@@ -485,9 +534,11 @@ function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMoun
             { name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" },
             { name: "push-metrics", containerPort: REGISTRY_PUSH_DEBUG_PORT, protocol: "TCP" },
         ],
-        env: [...REGISTRY_ENV],
+        // The same http.secret: an upload started on one push pod may finish on the rollout's next.
+        env: [...REGISTRY_ENV, ...env.filter((e) => e.name === "REGISTRY_HTTP_SECRET")],
         volumeMounts: [...mounts.filter((m) => m.name !== "auth"), { name: "push-auth", mountPath: MOUNTS.pushAuth, readOnly: true }],
         readinessProbe: readinessProbe(undefined, REGISTRY_PUSH_DEBUG_PORT),
+        lifecycle: PRE_STOP,
         livenessProbe: livenessProbe("push"),
         resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
         securityContext: RESTRICTED_CONTAINER_SECURITY,
@@ -514,6 +565,9 @@ function registryVolumes(args: RegistryArgs, parts: PodParts) {
     if (args.push) volumes.push({ name: "push-auth", secret: { secretName: args.push.htpasswd.secretName, defaultMode: 0o440 } });
     return { volumes, mounts };
 }
+
+/** Kept serving while kube-proxy catches up with the endpoint's removal (the image's busybox sleep). */
+const PRE_STOP: k8s.types.input.core.v1.Lifecycle = { preStop: { exec: { command: ["sleep", String(GRACEFUL_STOP.preStopSeconds)] } } };
 
 /** Gives a kubelet-created (root-owned) node directory to the registry's user, with CAP_CHOWN alone. */
 function storageOwnerContainer(image: string): k8s.types.input.core.v1.Container {
