@@ -8,7 +8,7 @@ import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
 import { PullSecret } from "./pull-secret";
 import { renderDockerConfigJson } from "./render/docker-config";
-import { Registry } from "./registry";
+import { ObjectStorageArgs, Registry } from "./registry";
 import { renderLocalRegistryHosting } from "./render/discovery";
 import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig } from "./render/node-snippets";
 import { resolveSettings } from "./resolve-settings";
@@ -231,6 +231,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             // The images people pushed: kept by `pulumi destroy` unless asked (README, Destroy).
             retainVolume: s.keepRegistryVolume,
             existingClaim: s.registryVolumeClaim,
+            objectStorage: objectStorageOf(s),
         };
         return new Registry(`${name}-hosted`, args, opts);
     }
@@ -344,6 +345,20 @@ function nodeRegistriesOf(
             header,
         })),
     ];
+}
+
+/** The hosted registry's bucket, identity and read replicas, or undefined for the volume. */
+function objectStorageOf(s: Settings): ObjectStorageArgs | undefined {
+    const os = s.objectStorage;
+    if (!os) return undefined;
+    return {
+        s3: { bucket: os.bucket, region: os.region, regionEndpoint: os.endpoint, rootDirectory: os.rootDirectory, kmsKeyId: os.kmsKeyId },
+        pullReplicas: s.pullReplicas,
+        // Named: an EKS Pod Identity association refers to it by namespace and name.
+        serviceAccountName: `${s.serviceName}-storage`,
+        roleArn: os.roleArn,
+        keys: os.keys && { accessKey: pulumi.secret(os.keys.accessKey), secretKey: pulumi.secret(os.keys.secretKey) },
+    };
 }
 
 /** A workstation's way to the push port: the NodePort, or a port-forward to localhost:<port>. */

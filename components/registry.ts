@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
-import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
+import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig, S3StorageInput } from "./render/registry-config";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { serviceDnsNames } from "./names";
 
@@ -128,7 +128,29 @@ export interface RegistryArgs {
     existingClaim?: string;
     /** Let a change Kubernetes can only make by replacing the claim give the registry a new, empty volume. Default: false. */
     allowVolumeReplacement?: boolean;
+    /**
+     * Keep the images in a bucket instead of a volume (hosted only): the read-only and read-write
+     * registries then run as Deployments of their own. Default: the volume.
+     */
+    objectStorage?: ObjectStorageArgs;
 }
+
+/** A hosted registry on S3 or an S3-compatible store. */
+export interface ObjectStorageArgs {
+    /** The S3 driver's settings. */
+    s3: S3StorageInput;
+    /** Pods of the read-only (pull) Deployment. */
+    pullReplicas: number;
+    /** Name of the registry's own ServiceAccount, which IRSA or an EKS Pod Identity association gives the bucket's role. */
+    serviceAccountName: string;
+    /** IAM role for IRSA, annotated on the ServiceAccount. Default: none (EKS Pod Identity, or keys). */
+    roleArn?: string;
+    /** Static keys for stores that need them, from a Secret. Default: none (the pod's identity). */
+    keys?: { accessKey: pulumi.Input<string>; secretKey: pulumi.Input<string> };
+}
+
+/** Tells the read-only and read-write Deployments' pods apart on object storage. */
+export const ROLE_LABEL = "cluster-registry/role";
 
 /**
  * Fields of a PersistentVolumeClaim the Kubernetes provider can only change by replacing the claim
@@ -231,12 +253,13 @@ export class Registry extends pulumi.ComponentResource {
             { metadata: { namespace: args.namespace, labels: labels.meta }, data: configs },
             { parent: this },
         );
-        const pod = registryPodSpec(args, {
+        const parts: PodParts = {
             configMapName: configMap.metadata.name,
             tlsSecretName: tlsSecret.metadata.name,
-            storage: this.storageVolume(name, args, labels),
-            env: [...this.httpSecretEnv(name, args, labels), ...this.upstreamEnv(name, args, labels)],
-        });
+            storage: args.objectStorage ? undefined : this.storageVolume(name, args, labels),
+            env: [...this.httpSecretEnv(name, args, labels), ...this.storageKeysEnv(name, args, labels), ...this.upstreamEnv(name, args, labels)],
+            serviceAccountName: this.storageIdentity(name, args, labels),
+        };
         // Upstream credentials stay out: even hashed, a password has no place in an annotation. Their
         // Secret is replaced when they change, and its new name rolls the pod.
         // A sha256, so not a secret although the htpasswd is: left secret, it would hide the whole
@@ -246,6 +269,22 @@ export class Registry extends pulumi.ComponentResource {
                 .all([cert.certPem, args.htpasswd?.content ?? "", args.push?.htpasswd.content ?? ""])
                 .apply(([certPem, pull, push]) => contentChecksum([...Object.values(configs), certPem, pull, push])),
         );
+        if (args.objectStorage) this.replicatedDeployments(name, args, labels, parts, checksum);
+        else this.deploymentOnVolume(name, args, labels, registryPodSpec(args, parts), checksum);
+
+        this.host = namespace.apply((ns) => `${serviceDnsNames(args.serviceName, ns, clusterDomain)[3]}:${port}`);
+        this.endpoint = this.clusterIP.apply((ip) => `https://${net.isIPv6(ip) ? `[${ip}]` : ip}:${port}`);
+        this.registerOutputs({ clusterIP: this.clusterIP, host: this.host, endpoint: this.endpoint, certPem: this.certPem });
+    }
+
+    /** One pod (both containers) on the volume: a surge pod can only start on the node holding it. */
+    private deploymentOnVolume(
+        name: string,
+        args: RegistryArgs,
+        labels: RegistryLabels,
+        pod: k8s.types.input.core.v1.PodSpec,
+        checksum: pulumi.Input<string>,
+    ): void {
         new k8s.apps.v1.Deployment(
             `${name}`,
             {
@@ -262,10 +301,89 @@ export class Registry extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+    }
 
-        this.host = namespace.apply((ns) => `${serviceDnsNames(args.serviceName, ns, clusterDomain)[3]}:${port}`);
-        this.endpoint = this.clusterIP.apply((ip) => `https://${net.isIPv6(ip) ? `[${ip}]` : ip}:${port}`);
-        this.registerOutputs({ clusterIP: this.clusterIP, host: this.host, endpoint: this.endpoint, certPem: this.certPem });
+    /**
+     * On object storage nothing ties a pod to a node: the read-only registry scales out on a Deployment
+     * of its own, spread over nodes and zones, and the read-write one rolls on another. The one
+     * Service selects both; each port reaches only the pods whose container names that port.
+     */
+    private replicatedDeployments(name: string, args: RegistryArgs, labels: RegistryLabels, parts: PodParts, checksum: pulumi.Input<string>): void {
+        const roles = [
+            { role: "pull", logicalName: name, replicas: args.objectStorage?.pullReplicas ?? 1, spec: registryPodSpec(args, parts, "pull") },
+            { role: "push", logicalName: `${name}-push`, replicas: 1, spec: registryPodSpec(args, parts, "push") },
+        ];
+        for (const r of roles) {
+            const selector = { ...labels.selector, [ROLE_LABEL]: r.role };
+            const meta = { ...labels.meta, [ROLE_LABEL]: r.role };
+            new k8s.apps.v1.Deployment(
+                r.logicalName,
+                {
+                    metadata: { namespace: args.namespace, labels: meta },
+                    spec: {
+                        replicas: r.replicas,
+                        strategy: SURGE_FIRST,
+                        selector: { matchLabels: selector },
+                        template: {
+                            metadata: { labels: meta, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
+                            spec: { ...r.spec, topologySpreadConstraints: spreadOver(selector) },
+                        },
+                    },
+                },
+                { parent: this },
+            );
+            // A budget for one pod would block every node drain: only where there are several.
+            if (r.replicas < 2) continue;
+            new k8s.policy.v1.PodDisruptionBudget(
+                `${r.logicalName}-disruption`,
+                { metadata: { namespace: args.namespace, labels: meta }, spec: { maxUnavailable: 1, selector: { matchLabels: selector } } },
+                { parent: this },
+            );
+        }
+    }
+
+    /**
+     * The registry's own ServiceAccount on object storage, which IRSA (the annotation) or an EKS Pod
+     * Identity association (by its name) gives the bucket's role: no static key on EKS.
+     */
+    private storageIdentity(name: string, args: RegistryArgs, labels: RegistryLabels): pulumi.Output<string> | undefined {
+        const os = args.objectStorage;
+        if (!os) return undefined;
+        const account = new k8s.core.v1.ServiceAccount(
+            `${name}-storage-identity`,
+            {
+                metadata: {
+                    name: os.serviceAccountName,
+                    namespace: args.namespace,
+                    labels: labels.meta,
+                    ...(os.roleArn ? { annotations: { "eks.amazonaws.com/role-arn": os.roleArn } } : {}),
+                },
+                // The AWS webhooks project their own token; the API token is not needed.
+                automountServiceAccountToken: false,
+            },
+            { parent: this },
+        );
+        return account.metadata.name;
+    }
+
+    /** Static keys for a store that needs them, as the S3 driver's env from a Secret of their own. */
+    private storageKeysEnv(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.EnvVar[] {
+        const keys = args.objectStorage?.keys;
+        if (!keys) return [];
+        const secret = new k8s.core.v1.Secret(
+            `${name}-storage-keys`,
+            {
+                metadata: { namespace: args.namespace, labels: labels.meta },
+                type: "Opaque",
+                stringData: { accesskey: keys.accessKey, secretkey: keys.secretKey },
+            },
+            { parent: this },
+        );
+        const fromSecret = (key: string) => ({ secretKeyRef: { name: secret.metadata.name, key } });
+        return [
+            { name: "REGISTRY_STORAGE_S3_ACCESSKEY", valueFrom: fromSecret("accesskey") },
+            { name: "REGISTRY_STORAGE_S3_SECRETKEY", valueFrom: fromSecret("secretkey") },
+        ];
     }
 
     private service(name: string, args: RegistryArgs, labels: RegistryLabels, port: number): k8s.core.v1.Service {
@@ -431,8 +549,9 @@ export class Registry extends pulumi.ComponentResource {
  * The ConfigMap's config files, with the pod's mount paths: `config.yml`, and with a push port,
  * `push.yml` for the read-write container while `config.yml` turns read-only.
  */
-export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push">): Record<string, string> {
+export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "objectStorage">): Record<string, string> {
     const common = {
+        s3: args.objectStorage?.s3,
         storageRoot: MOUNTS.storage,
         drainTimeout: `${GRACEFUL_STOP.drainSeconds}s`,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
@@ -466,6 +585,18 @@ export const SURGE_FIRST = { type: "RollingUpdate", rollingUpdate: { maxSurge: 1
  * the node that holds it, i.e. beside the registry's own running pod. The scheduler lets the first
  * pod of a self-affine set go anywhere.
  */
+/**
+ * Replicas on different nodes (required: a node's loss takes one) and, where nodes carry zones,
+ * different zones (preferred: nodes without the label still schedule). Only the current template's
+ * pods count, so a rollout's surge pod is not pushed away by the pods it replaces.
+ */
+export function spreadOver(selector: Record<string, string>): k8s.types.input.core.v1.TopologySpreadConstraint[] {
+    return [
+        { topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "DoNotSchedule" },
+        { topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway" },
+    ].map((c) => ({ ...c, maxSkew: 1, labelSelector: { matchLabels: selector }, matchLabelKeys: ["pod-template-hash"] }));
+}
+
 export function besideItsVolume(selector: Record<string, string>): k8s.types.input.core.v1.Affinity {
     return {
         podAffinity: {
@@ -478,14 +609,24 @@ export function besideItsVolume(selector: Record<string, string>): k8s.types.inp
 interface PodParts {
     configMapName: pulumi.Input<string>;
     tlsSecretName: pulumi.Input<string>;
-    storage: k8s.types.input.core.v1.Volume;
+    /** Absent on object storage. */
+    storage?: k8s.types.input.core.v1.Volume;
+    /** Every container's: http.secret, storage keys, (a cache's) upstream credentials. */
     env: k8s.types.input.core.v1.EnvVar[];
+    /** The registry's own ServiceAccount (object storage). Default: the namespace's default, with no token. */
+    serviceAccountName?: pulumi.Input<string>;
 }
 
+/** Which containers a pod runs: both over one volume, or one of them on object storage. */
+export type PodRole = "both" | "pull" | "push";
+
 /** The registry pod: restricted security, the config, certificate, storage and (hosted) htpasswd mounts. */
-export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.input.core.v1.PodSpec {
+export function registryPodSpec(args: RegistryArgs, parts: PodParts, role: PodRole = "both"): k8s.types.input.core.v1.PodSpec {
     const { volumes, mounts } = registryVolumes(args, parts);
+    const pull = role !== "push" ? [pullContainer(args, mounts, parts.env)] : [];
+    const push = args.push && role !== "pull" ? [pushContainer(args.image, mounts, parts.env)] : [];
     return {
+        ...(parts.serviceAccountName ? { serviceAccountName: parts.serviceAccountName } : {}),
         automountServiceAccountToken: false,
         enableServiceLinks: false,
         terminationGracePeriodSeconds: GRACEFUL_STOP.gracePeriodSeconds,
@@ -499,28 +640,34 @@ export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.
         },
         // fsGroup does not apply to hostPath, and kubelet creates the directory root-owned.
         initContainers: args.hostPath ? [storageOwnerContainer(args.image)] : [],
-        containers: [
-            {
-                name: "registry",
-                image: args.image,
-                command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.pull}`],
-                ports: [
-                    { name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" },
-                    { name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" },
-                ],
-                env: [...REGISTRY_ENV, ...parts.env],
-                // The read-only container's storage is read-only to the kernel too.
-                volumeMounts: args.push ? mounts.map((m) => (m.name === "storage" ? { ...m, readOnly: true } : m)) : mounts,
-                readinessProbe: readinessProbe(args.maxFillPercent, REGISTRY_DEBUG_PORT),
-                lifecycle: PRE_STOP,
-                // Not the readiness check: a full cache is taken out of its Service, never restarted for it.
-                livenessProbe: livenessProbe("registry"),
-                resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
-                securityContext: RESTRICTED_CONTAINER_SECURITY,
-            },
-            ...(args.push ? [pushContainer(args.image, mounts, parts.env)] : []),
-        ],
+        containers: [...pull, ...push],
         volumes,
+    };
+}
+
+/** The registry port's container: read-only when a push container (or Deployment) takes the writes. */
+function pullContainer(
+    args: RegistryArgs,
+    mounts: k8s.types.input.core.v1.VolumeMount[],
+    env: k8s.types.input.core.v1.EnvVar[],
+): k8s.types.input.core.v1.Container {
+    return {
+        name: "registry",
+        image: args.image,
+        command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.pull}`],
+        ports: [
+            { name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" },
+            { name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" },
+        ],
+        env: [...REGISTRY_ENV, ...env],
+        // The read-only container's storage is read-only to the kernel too.
+        volumeMounts: args.push ? mounts.map((m) => (m.name === "storage" ? { ...m, readOnly: true } : m)) : mounts,
+        readinessProbe: readinessProbe(args.maxFillPercent, REGISTRY_DEBUG_PORT),
+        lifecycle: PRE_STOP,
+        // Not the readiness check: a full cache is taken out of its Service, never restarted for it.
+        livenessProbe: livenessProbe("registry"),
+        resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
+        securityContext: RESTRICTED_CONTAINER_SECURITY,
     };
 }
 
@@ -534,8 +681,8 @@ function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMoun
             { name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" },
             { name: "push-metrics", containerPort: REGISTRY_PUSH_DEBUG_PORT, protocol: "TCP" },
         ],
-        // The same http.secret: an upload started on one push pod may finish on the rollout's next.
-        env: [...REGISTRY_ENV, ...env.filter((e) => e.name === "REGISTRY_HTTP_SECRET")],
+        // The same http.secret as every other replica: an upload started on one pod may finish on another.
+        env: [...REGISTRY_ENV, ...env],
         volumeMounts: [...mounts.filter((m) => m.name !== "auth"), { name: "push-auth", mountPath: MOUNTS.pushAuth, readOnly: true }],
         readinessProbe: readinessProbe(undefined, REGISTRY_PUSH_DEBUG_PORT),
         lifecycle: PRE_STOP,
@@ -549,13 +696,13 @@ function registryVolumes(args: RegistryArgs, parts: PodParts) {
     const volumes: k8s.types.input.core.v1.Volume[] = [
         { name: "config", configMap: { name: parts.configMapName } },
         { name: "tls", secret: { secretName: parts.tlsSecretName, defaultMode: 0o440 } },
-        parts.storage,
+        ...(parts.storage ? [parts.storage] : []),
         { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
     ];
     const mounts: k8s.types.input.core.v1.VolumeMount[] = [
         { name: "config", mountPath: MOUNTS.config, readOnly: true },
         { name: "tls", mountPath: MOUNTS.tls, readOnly: true },
-        { name: "storage", mountPath: MOUNTS.storage },
+        ...(parts.storage ? [{ name: "storage", mountPath: MOUNTS.storage }] : []),
         { name: "tmp", mountPath: MOUNTS.tmp },
     ];
     if (args.htpasswd) {

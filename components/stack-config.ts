@@ -108,6 +108,9 @@ export function parseConfig(raw: RawConfig, secretKeys: ReadonlySet<string> = ne
     }
     requireSecret("userPasswords", raw, secretKeys, problems, "NAME:PASSWORD");
     requireSecret("cacheCredentials", raw, secretKeys, problems, "HOST=USER:PASSWORD");
+    if (raw.objectStorageSecretKey !== undefined && !secretKeys.has(`${PROJECT}:objectStorageSecretKey`)) {
+        problems.add("objectStorageSecretKey", "is stored in plain text; set it with `pulumi config set --secret objectStorageSecretKey VALUE`");
+    }
     const { userPasswords, cacheCredentials, users, caches, ...rest } = values as Record<string, unknown> & { users?: string[]; caches?: string[] };
     const userArgs: RegistryUserArgs[] = (users ?? (defaultFor("users", "kind") as string[])).map((name) => ({ name }));
     const cacheArgs = cacheEntries(caches);
