@@ -28,7 +28,10 @@ export const HELP_URL = "https://github.com/kubernetes/enhancements/tree/master/
 interface BuiltCache {
     host: string;
     remoteUrl: string;
+    /** The first replica, which nodes try first. */
     registry: Registry;
+    /** Every replica after the first, each with its own storage and Service. */
+    others: Registry[];
 }
 
 /**
@@ -248,18 +251,24 @@ export class ClusterRegistry extends pulumi.ComponentResource {
     ): BuiltCache[] {
         return s.caches.map((c) => {
             const credentials = c.credentials && { username: pulumi.secret(c.credentials.username), password: pulumi.secret(c.credentials.password) };
-            const args = {
-                ...this.registryBase(s, namespace, ca),
-                serviceName: c.serviceName,
-                storageSize: s.cacheStorageSize,
-                hostPath: s.cacheHostPath ? `${s.cacheHostPath}/${c.serviceName}` : undefined,
-                proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
-                // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
-                htpasswd,
-                // 100 is "no limit": a full volume still serves what it holds.
-                maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
-            };
-            return { host: c.host, remoteUrl: c.remoteUrl, registry: new Registry(`${name}-${c.serviceName}`, args, opts) };
+            // Proxies must not share storage (distribution rewrites one scheduler-state.json per store every
+            // 5 s): each replica is a registry of its own, with its own volume (or node directory) and Service.
+            const [registry, ...others] = cacheReplicaNames(c.serviceName, s.cacheReplicas).map((serviceName, i) => {
+                const args = {
+                    ...this.registryBase(s, namespace, ca),
+                    serviceName,
+                    storageSize: s.cacheStorageSize,
+                    hostPath: s.cacheHostPath ? `${s.cacheHostPath}/${serviceName}` : undefined,
+                    proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
+                    // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
+                    htpasswd,
+                    // 100 is "no limit": a full volume still serves what it holds.
+                    maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
+                };
+                // The first replica keeps the name a one-replica stack had: nothing of it is replaced.
+                return new Registry(i === 0 ? `${name}-${c.serviceName}` : `${name}-${serviceName}`, args, opts);
+            });
+            return { host: c.host, remoteUrl: c.remoteUrl, registry, others };
         });
     }
 
@@ -343,8 +352,14 @@ function nodeRegistriesOf(
             capabilities: ["pull", "resolve"],
             serverIsOurs: !fallbackToUpstream,
             header,
+            fallbacks: c.others.map((r) => r.endpoint),
         })),
     ];
+}
+
+/** Service names of a cache's replicas: its own, then `<name>-1`, `<name>-2`... (DNS labels, 63 characters at most). */
+export function cacheReplicaNames(serviceName: string, replicas: number): string[] {
+    return Array.from({ length: replicas }, (_, i) => (i === 0 ? serviceName : `${serviceName.slice(0, 63 - 1 - String(i).length).replace(/-+$/, "")}-${i}`));
 }
 
 /** The hosted registry's bucket, identity and read replicas, or undefined for the volume. */

@@ -25,6 +25,17 @@ export const HOSTED_IP = "127.0.0.2";
 /** docker.io's cache's ClusterIP, on loopback. */
 export const CACHE_IP = "127.0.0.4";
 
+/** The ClusterIP of docker.io's cache replica `i` (cacheReplicas): the first is {@link CACHE_IP}. */
+export function cacheReplicaIP(i: number): string {
+    return i === 0 ? CACHE_IP : `127.0.0.${10 + i}`;
+}
+
+/** Which cache replica a Pulumi logical name belongs to (`registry-cache-docker-io-1-service`: 1), or undefined. */
+function cacheReplicaOf(name: string): number | undefined {
+    const m = /cache-docker-io(?:-(\d+))?-/.exec(name);
+    return m ? Number(m[1] ?? 0) : undefined;
+}
+
 /** A fresh temp dir, short enough for unix socket paths. */
 export function tempDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -106,6 +117,8 @@ export class LoopbackCluster {
     hostedPush!: RegistryHandle;
     /** docker.io's cache, with `dockerIoCache`. */
     cache?: RegistryHandle;
+    /** Every replica of docker.io's cache by index (`cacheReplicas`); the first is `cache`. */
+    readonly cacheReplicas: RegistryHandle[] = [];
     /** The directory standing for the node's certs.d, and what it held before the DaemonSet came. */
     readonly nodeCerts: string;
     nodeBefore: Record<string, string> = {};
@@ -131,7 +144,12 @@ export class LoopbackCluster {
 
     /** Deploys, then starts the registries, the port-forward, the node's script and containerd; stops all it started if a step fails. */
     static async start(opts: LoopbackClusterOptions): Promise<LoopbackCluster> {
-        const cloud = new FakeCloud({ clusterIP: (name) => (name.includes("cache-docker-io") ? CACHE_IP : HOSTED_IP) });
+        const cloud = new FakeCloud({
+            clusterIP: (name) => {
+                const replica = cacheReplicaOf(name);
+                return replica === undefined ? HOSTED_IP : cacheReplicaIP(replica);
+            },
+        });
         const port = await freePort();
         let pushPort = await freePort();
         while (pushPort === port) pushPort = await freePort();
@@ -157,7 +175,10 @@ export class LoopbackCluster {
         await this.startHosted();
         // `kubectl port-forward svc/registry PORT:PUSHPORT`, which is how the README says to push.
         await this.forward("127.0.0.1", this.pushPort);
-        if (opts.dockerIoCache) await this.startCache();
+        if (opts.dockerIoCache) {
+            const replicas = this.cloud.byType("kubernetes:apps/v1:Deployment").filter((d) => /cache-docker-io(-\d+)?$/.test(d.name)).length;
+            for (let i = 0; i < replicas; i++) await this.startCache(false, i);
+        }
 
         for (const [rel, content] of Object.entries(opts.nodeFiles ?? {})) {
             fs.mkdirSync(path.dirname(path.join(this.nodeCerts, rel)), { recursive: true });
@@ -206,22 +227,25 @@ export class LoopbackCluster {
         return this.hosted;
     }
 
-    /** (Re)starts docker.io's cache; `empty` deletes what it stored first. */
-    async startCache(empty = false): Promise<RegistryHandle> {
-        await this.cache?.stop();
-        if (empty && this.cache) fs.rmSync(registryStorage(this.cache), { recursive: true, force: true });
-        const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io");
+    /** (Re)starts docker.io's cache (replica `replica`, each on its own pod directory); `empty` deletes what it stored first. */
+    async startCache(empty = false, replica = 0): Promise<RegistryHandle> {
+        const old = this.cacheReplicas[replica];
+        await old?.stop();
+        if (empty && old) fs.rmSync(registryStorage(old), { recursive: true, force: true });
+        const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", replica === 0 ? "cache-docker-io" : `cache-docker-io-${replica}`);
         // The registry image trusts docker.io's public CA; here the stand-in's, through SSL_CERT_FILE.
         const env: Record<string, string> = this.upstream ? { SSL_CERT_FILE: this.upstream.trustBundle } : {};
-        this.cache = await startRegistryFromDeployment(
+        const started = await startRegistryFromDeployment(
             this.cloud,
             deployment,
-            path.join(this.work, "cache-pod"),
-            `${CACHE_IP}:${this.port}`,
+            path.join(this.work, replica === 0 ? "cache-pod" : `cache-pod-${replica}`),
+            `${cacheReplicaIP(replica)}:${this.port}`,
             this.client.caFile,
             env,
         );
-        return this.cache;
+        this.cacheReplicas[replica] = started;
+        if (replica === 0) this.cache = started;
+        return started;
     }
 
     /** Forwards `host`:port to the hosted registry's port `to` (default: the read-only one), as port-forward or kube-proxy would. */
