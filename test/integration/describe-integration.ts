@@ -2,6 +2,7 @@ import { describe } from "vitest";
 import { containerdBuild, type ContainerdBuild, type ContainerdLine } from "./harness/containerd";
 import { distributionBuild } from "./harness/distribution";
 import { isCI, missingForIntegration } from "./harness/tools";
+import { versitygwBuild } from "./harness/versitygw";
 
 /** " (distribution 3.1.1)": the registry release that ran, for test names (found, since nothing is missing). */
 function registryLabel(): string {
@@ -35,4 +36,13 @@ export function describeContainerd(line: ContainerdLine, name: string, fn: (buil
     }
     console.info(`containerd ${line}: ${found.versionLine} (${found.binary})`);
     describe(`containerd ${found.label} ${name}${registryLabel()}`, () => fn(found));
+}
+
+/** `describeIntegration` that also needs versitygw (the S3-compatible store): skips with the build hint when it is missing, fails in CI. */
+export function describeWithObjectStore(name: string, fn: () => void): void {
+    const build = versitygwBuild();
+    if (!("missing" in build)) return describeIntegration(name, fn);
+    if (isCI()) throw new Error(`CI must run the object storage tests, but: ${build.missing}`);
+    console.warn(build.missing);
+    describe.skip(name, fn);
 }

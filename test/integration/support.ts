@@ -49,8 +49,14 @@ export interface Deployed {
 }
 
 /** Runs the program (dev stack plus overrides) as one `pulumi up`, with the Services' ClusterIPs chosen by the caller. */
-export async function deploy(clusterIP: string, config: Record<string, string> = {}, cloud = new FakeCloud({ clusterIP: () => clusterIP })): Promise<Deployed> {
-    const { outputs } = await runProgram(cloud, { config: { ...stackConfig("dev"), ...config }, entry: ENTRY });
+export async function deploy(
+    clusterIP: string,
+    config: Record<string, string> = {},
+    cloud = new FakeCloud({ clusterIP: () => clusterIP }),
+    /** Config keys stored with `--secret`. */
+    secretKeys: string[] = [],
+): Promise<Deployed> {
+    const { outputs } = await runProgram(cloud, { config: { ...stackConfig("dev"), ...config }, entry: ENTRY, secretKeys });
     const entry = JSON.parse(outputs.dockerConfigJson as string).auths[outputs.host as string];
     return { cloud, outputs, pullAuth: { username: entry.username, password: entry.password } };
 }
@@ -60,6 +66,13 @@ export interface LoopbackClusterOptions {
     prefix: string;
     /** Stack config on top of the dev stack's; the port is picked free. Default: none. */
     config?: Record<string, string>;
+    /** Keys of `config` stored with `--secret`. Default: none. */
+    secretKeys?: string[];
+    /**
+     * Start the hosted registry's pod on the Service's ClusterIP, and the port-forward to its push port.
+     * false: the test runs its replicas itself (object storage). Default: true.
+     */
+    hosted?: boolean;
     /** Start a stand-in docker.io, make it docker.io's only cache's upstream, and start that cache. Default: false. */
     dockerIoCache?: boolean;
     /** Files another tool keeps in the node's certs.d, by path relative to it. Default: none. */
@@ -170,11 +183,13 @@ export class LoopbackCluster {
             this.config["cluster-registry:caches"] = JSON.stringify([`docker.io=${new URL(this.upstream.registry.url).origin}`]);
         }
         this.config = { ...this.config, ...opts.config };
-        this.dep = await deploy(HOSTED_IP, this.config, this.cloud);
+        this.dep = await deploy(HOSTED_IP, this.config, this.cloud, opts.secretKeys);
         this.client = writeClientFiles(this.dep.outputs, this.work);
-        await this.startHosted();
-        // `kubectl port-forward svc/registry PORT:PUSHPORT`, which is how the README says to push.
-        await this.forward("127.0.0.1", this.pushPort);
+        if (opts.hosted ?? true) {
+            await this.startHosted();
+            // `kubectl port-forward svc/registry PORT:PUSHPORT`, which is how the README says to push.
+            await this.forward("127.0.0.1", this.pushPort);
+        }
         if (opts.dockerIoCache) {
             const replicas = this.cloud.byType("kubernetes:apps/v1:Deployment").filter((d) => /cache-docker-io(-\d+)?$/.test(d.name)).length;
             for (let i = 0; i < replicas; i++) await this.startCache(false, i);
@@ -307,7 +322,7 @@ function writeClientFiles(outputs: Record<string, any>, dir: string): ClientFile
  * `extraEnv` stands for what the image brings (its trust store). `containerName` picks a container of
  * a pod with several (the hosted registry's `push`); default: the first.
  */
-async function startRegistryFromDeployment(
+export async function startRegistryFromDeployment(
     cloud: FakeCloud,
     deployment: RecordedResource,
     root: string,
