@@ -93,7 +93,11 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         if (s.localRegistryHosting) this.discovery(name, s, hosted);
 
         const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
-            nodeRegistries.map((r) => pulumi.all([r.host, r.endpoint, nodeAuth]).apply(([host, endpoint, auth]) => ({ host, endpoint, auth }))),
+            nodeRegistries.map((r) =>
+                pulumi
+                    .all([r.host, r.endpoint, nodeAuth, pulumi.all(r.fallbacks ?? [])])
+                    .apply(([host, endpoint, auth, fallbacks]) => ({ host, endpoint, auth, fallbacks })),
+            ),
         );
         const kindCacheMount = s.cacheHostPath ? { hostDir: KIND_CACHE_HOST_DIR, nodeDir: s.cacheHostPath } : undefined;
         this.kindClusterConfig = pulumi.output(renderKindClusterConfig(s.certsDir, kindCacheMount));

@@ -105,3 +105,19 @@ describe("cache replicas", () => {
         expect(Object.keys((TOML.parse(dockerIoHostsToml(cloud)) as any).host)).toEqual(["https://10.96.0.20:5000"]);
     });
 });
+
+describe("node snippets with cache replicas", () => {
+    test("k3s registries.yaml and Bottlerocket settings list every replica in order, each with the CA and the node identity", async () => {
+        const cloud = new FakeCloud({ clusterIP: (name) => IPS[name] ?? "10.96.0.99" });
+        const { outputs } = await runProgram(cloud, { config: { ...THREE, "cluster-registry:environment": "k3d" }, entry: ENTRY });
+        const k3s = YAML.parse(outputs.k3sRegistriesYaml as string);
+        const replicas = ["10.96.0.20:5000", "10.96.0.21:5000", "10.96.0.22:5000"];
+        expect(k3s.mirrors["docker.io"].endpoint).toEqual(replicas.map((r) => `https://${r}`));
+        for (const r of replicas) expect(k3s.configs[r]).toMatchObject({ auth: { username: "cluster-registry-node" }, tls: { ca_file: expect.any(String) } });
+        const rocket = TOML.parse(outputs.bottlerocketSettings as string) as any;
+        const mirror = rocket.settings["container-registry"].mirrors.find((m: { registry: string }) => m.registry === "docker.io");
+        expect(mirror.endpoint).toEqual(replicas.map((r) => `https://${r}`));
+        const credentialed = rocket.settings["container-registry"].credentials.map((c: { registry: string }) => c.registry);
+        for (const r of replicas) expect(credentialed).toContain(r);
+    });
+});
