@@ -36,6 +36,8 @@ import { HOSTED_IP, LoopbackCluster, tempDir, type LoopbackClusterOptions } from
 import { coldPulls, headLatency, headThroughput, MEASURE, mb, type ColdPulls, type ColdPullsInput, type HeadLatency } from "./measure";
 import { IDENTITY_COSTS, nodeIdentityTargets, type IdentityRow } from "./node-identity";
 import { HERD, herdModes, herdRatios, printHerd, type HerdModes } from "./herd";
+import { REPLICAS_COLUMNS, REPLICAS_SCENARIOS, replicasScenario, type ReplicasRow, type ReplicasSpec } from "./replicas";
+import { versitygwBuild } from "../test/integration/harness/versitygw";
 
 /** The cost compared with the program's default (bcrypt's usual default, and ours for given passwords). */
 const COMPARED_COST = 10;
@@ -59,7 +61,7 @@ interface PullsSpec {
     /** Passed as `cluster-registry:bcryptCost`; absent: the program's own default is measured. */
     bcryptCost?: number;
 }
-type ScenarioSpec = PullsSpec | { kind: "cache" | "identity" | "herd"; label: string };
+type ScenarioSpec = PullsSpec | ReplicasSpec | { kind: "cache" | "identity" | "herd"; label: string };
 
 const SCENARIOS: ScenarioSpec[] = [
     { kind: "pulls", label: "program default" },
@@ -103,7 +105,7 @@ interface HerdRow {
     modes: HerdModes;
 }
 
-type Row = PullsRow | CacheRow | IdentityRow | HerdRow;
+type Row = PullsRow | CacheRow | IdentityRow | HerdRow | ReplicasRow;
 
 // ---------------------------------------------------------------------------------------------------
 // Scenarios: each stands the cluster up, pushes the image and measures
@@ -296,7 +298,9 @@ async function child(specJson: string, imageFile: string, outFile: string): Prom
                   ? await cacheScenario(spec, image)
                   : spec.kind === "herd"
                     ? await herdScenario(spec, image)
-                    : await identityScenario(spec, image);
+                    : spec.kind === "replicas"
+                      ? await replicasScenario(spec, image, `${IMAGE.repo}:${IMAGE.tag}`, (stop) => (onStop = stop))
+                      : await identityScenario(spec, image);
         fs.writeFileSync(outFile, JSON.stringify(row));
     } finally {
         await onStop();
@@ -334,7 +338,10 @@ async function main(): Promise<void> {
         const imageFile = path.join(scratch, "image.json");
         fs.writeFileSync(imageFile, JSON.stringify(image));
         const rows: Row[] = [];
-        for (const spec of SCENARIOS) rows.push(await runWithRetries(spec, imageFile, scratch));
+        // The replica rows need versitygw (scripts/test-all builds it); without it they are left out, and say so.
+        const s3 = versitygwBuild();
+        if ("missing" in s3) console.warn(`bench: replica rows skipped: ${s3.missing}`);
+        for (const spec of [...SCENARIOS, ...("missing" in s3 ? [] : REPLICAS_SCENARIOS)]) rows.push(await runWithRetries(spec, imageFile, scratch));
         const ratios = printReport(rows, image);
         writeResults({ started, loadAverage, machine, image, rows, ratios });
     } finally {
@@ -475,6 +482,15 @@ function printReport(rows: Row[], image: BuiltOciImage) {
             },
         ]),
     );
+
+    const replicas = rows.filter((x): x is ReplicasRow => x.kind === "replicas");
+    if (replicas.length > 0) {
+        printTable(
+            "Rolling restarts of the hosted registry's read replicas under a CRI pull loop; blob throughput through the Service",
+            REPLICAS_COLUMNS,
+            replicas,
+        );
+    }
 
     const identity = rows.filter((x): x is IdentityRow => x.kind === "identity");
     const lines = identity.flatMap((r) => r.targets.flatMap((t) => t.variants.map((v) => ({ ...v, target: t.target }))));

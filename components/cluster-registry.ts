@@ -8,7 +8,7 @@ import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
 import { PullSecret } from "./pull-secret";
 import { renderDockerConfigJson } from "./render/docker-config";
-import { Registry } from "./registry";
+import { ObjectStorageArgs, Registry } from "./registry";
 import { renderLocalRegistryHosting } from "./render/discovery";
 import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig } from "./render/node-snippets";
 import { resolveSettings } from "./resolve-settings";
@@ -29,7 +29,10 @@ export const HELP_URL = "https://github.com/kubernetes/enhancements/tree/master/
 interface BuiltCache {
     host: string;
     remoteUrl: string;
+    /** The first replica, which nodes try first. */
     registry: Registry;
+    /** Every replica after the first, each with its own storage and Service. */
+    others: Registry[];
 }
 
 /**
@@ -91,7 +94,11 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         if (s.localRegistryHosting) this.discovery(name, s, hosted);
 
         const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
-            nodeRegistries.map((r) => pulumi.all([r.host, r.endpoint, nodeAuth]).apply(([host, endpoint, auth]) => ({ host, endpoint, auth }))),
+            nodeRegistries.map((r) =>
+                pulumi
+                    .all([r.host, r.endpoint, nodeAuth, pulumi.all(r.fallbacks ?? [])])
+                    .apply(([host, endpoint, auth, fallbacks]) => ({ host, endpoint, auth, fallbacks })),
+            ),
         );
         const kindCacheMount = s.cacheHostPath ? { hostDir: KIND_CACHE_HOST_DIR, nodeDir: s.cacheHostPath } : undefined;
         this.kindClusterConfig = pulumi.output(renderKindClusterConfig(s.certsDir, kindCacheMount));
@@ -238,6 +245,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             // The images people pushed: kept by `pulumi destroy` unless asked (README, Destroy).
             retainVolume: s.keepRegistryVolume,
             existingClaim: s.registryVolumeClaim,
+            objectStorage: objectStorageOf(s),
         };
         return new Registry(`${name}-hosted`, args, opts);
     }
@@ -254,19 +262,25 @@ export class ClusterRegistry extends pulumi.ComponentResource {
     ): BuiltCache[] {
         return s.caches.map((c) => {
             const credentials = c.credentials && { username: pulumi.secret(c.credentials.username), password: pulumi.secret(c.credentials.password) };
-            const args = {
-                ...this.registryBase(s, namespace, ca),
-                serviceName: c.serviceName,
-                storageSize: s.cacheStorageSize,
-                hostPath: s.cacheHostPath ? `${s.cacheHostPath}/${c.serviceName}` : undefined,
-                proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
-                // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
-                htpasswd,
-                // 100 is "no limit": a full volume still serves what it holds.
-                maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
-                coalescer: s.cacheCoalescerImage ? { image: s.cacheCoalescerImage } : undefined,
-            };
-            return { host: c.host, remoteUrl: c.remoteUrl, registry: new Registry(`${name}-${c.serviceName}`, args, opts) };
+            // Proxies must not share storage (distribution rewrites one scheduler-state.json per store every
+            // 5 s): each replica is a registry of its own, with its own volume (or node directory) and Service.
+            const [registry, ...others] = cacheReplicaNames(c.serviceName, s.cacheReplicas).map((serviceName, i) => {
+                const args = {
+                    ...this.registryBase(s, namespace, ca),
+                    serviceName,
+                    storageSize: s.cacheStorageSize,
+                    hostPath: s.cacheHostPath ? `${s.cacheHostPath}/${serviceName}` : undefined,
+                    proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
+                    // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
+                    htpasswd,
+                    // 100 is "no limit": a full volume still serves what it holds.
+                    maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
+                    coalescer: s.cacheCoalescerImage ? { image: s.cacheCoalescerImage } : undefined,
+                };
+                // The first replica keeps the name a one-replica stack had: nothing of it is replaced.
+                return new Registry(i === 0 ? `${name}-${c.serviceName}` : `${name}-${serviceName}`, args, opts);
+            });
+            return { host: c.host, remoteUrl: c.remoteUrl, registry, others };
         });
     }
 
@@ -350,8 +364,28 @@ function nodeRegistriesOf(
             capabilities: ["pull", "resolve"],
             serverIsOurs: !fallbackToUpstream,
             header,
+            fallbacks: c.others.map((r) => r.endpoint),
         })),
     ];
+}
+
+/** Service names of a cache's replicas: its own, then `<name>-1`, `<name>-2`... (DNS labels, 63 characters at most). */
+export function cacheReplicaNames(serviceName: string, replicas: number): string[] {
+    return Array.from({ length: replicas }, (_, i) => (i === 0 ? serviceName : `${serviceName.slice(0, 63 - 1 - String(i).length).replace(/-+$/, "")}-${i}`));
+}
+
+/** The hosted registry's bucket, identity and read replicas, or undefined for the volume. */
+function objectStorageOf(s: Settings): ObjectStorageArgs | undefined {
+    const os = s.objectStorage;
+    if (!os) return undefined;
+    return {
+        s3: { bucket: os.bucket, region: os.region, regionEndpoint: os.endpoint, rootDirectory: os.rootDirectory, kmsKeyId: os.kmsKeyId },
+        pullReplicas: s.pullReplicas,
+        // Named: an EKS Pod Identity association refers to it by namespace and name.
+        serviceAccountName: `${s.serviceName}-storage`,
+        roleArn: os.roleArn,
+        keys: os.keys && { accessKey: pulumi.secret(os.keys.accessKey), secretKey: pulumi.secret(os.keys.secretKey) },
+    };
 }
 
 /** A workstation's way to the push port: the NodePort, or a port-forward to localhost:<port>. */

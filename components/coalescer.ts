@@ -29,6 +29,8 @@ export interface CoalescerPodParts {
     port: number;
     mounts: { config: string; tls: string; storage: string };
     security: k8s.types.input.core.v1.SecurityContext;
+    /** How long a stopping pod keeps serving before it drains (the registry's preStop sleep). */
+    preStopSeconds: number;
 }
 
 /** nginx.conf for a cache whose volume is mounted at `storage` and certificate at `tls`, with the cache's TTL (a Go duration). */
@@ -74,11 +76,22 @@ export function withCoalescer(pod: k8s.types.input.core.v1.PodSpec, parts: Coale
 }
 
 function nginxContainer(parts: CoalescerPodParts): k8s.types.input.core.v1.Container {
+    // `-e stderr`: nginx opens its built-in error log before reading the config, on a read-only root.
+    const nginx = ["nginx", "-e", "stderr", "-c", `${parts.mounts.config}/${NGINX_CONFIG_FILE}`];
     return {
         name: "coalescer",
         image: parts.image,
-        // `-e stderr`: nginx opens its built-in error log before reading the config, on a read-only root.
-        command: ["nginx", "-e", "stderr", "-c", `${parts.mounts.config}/${NGINX_CONFIG_FILE}`, "-g", "daemon off;"],
+        command: [...nginx, "-g", "daemon off;"],
+        // SIGTERM is nginx's fast shutdown, which cuts transfers in flight: as the registry does, keep
+        // serving until kube-proxy has dropped the endpoint, then stop gracefully (`-s quit` lets every
+        // response finish) and wait for nginx to be gone, within the pod's grace period.
+        lifecycle: {
+            preStop: {
+                exec: {
+                    command: ["sh", "-c", `sleep ${parts.preStopSeconds}; ${nginx.join(" ")} -s quit; while [ -e ${NGINX_TMP}/nginx.pid ]; do sleep 1; done`],
+                },
+            },
+        },
         ports: [{ name: "registry", containerPort: parts.port, protocol: "TCP" }],
         volumeMounts: [
             { name: "config", mountPath: parts.mounts.config, readOnly: true },

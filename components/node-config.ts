@@ -78,6 +78,8 @@ export interface NodeRegistry {
     serverIsOurs: boolean;
     /** Headers containerd sends to the endpoint (the node identity's Authorization). Default: none. */
     header?: pulumi.Input<Record<string, string>>;
+    /** Endpoints containerd tries, in order, when `endpoint` fails (a cache's other replicas). Default: none. */
+    fallbacks?: pulumi.Input<string>[];
 }
 
 /** The files a node needs for the given registries, all trusting one CA. Pure, for tests. */
@@ -91,6 +93,7 @@ export function nodeFiles(
         capabilities: readonly HostCapability[];
         serverIsOurs: boolean;
         header?: Record<string, string>;
+        fallbacks?: string[];
     }>,
 ): NodeFile[] {
     return registries.flatMap((r) => [
@@ -104,6 +107,7 @@ export function nodeFiles(
                 ca: NODE_CA_FILE,
                 serverIsOurs: r.serverIsOurs,
                 header: r.header,
+                fallbacks: r.fallbacks,
             }),
         },
         { path: `${r.host}/${NODE_CA_FILE}`, content: caPem },

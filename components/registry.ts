@@ -2,9 +2,10 @@
 import * as net from "node:net";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
-import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
+import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig, S3StorageInput } from "./render/registry-config";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
@@ -34,6 +35,15 @@ export const MOUNTS = {
     storage: "/var/lib/registry",
     tmp: "/tmp",
 } as const;
+/**
+ * How a registry stops: kubelet runs the preStop sleep first, so kube-proxy on every node drops the
+ * pod's endpoint before the listener closes; then SIGTERM, and distribution finishes in-flight
+ * transfers for up to `drainSeconds` (http.draintimeout); the grace period covers both.
+ */
+export const GRACEFUL_STOP = { preStopSeconds: 10, drainSeconds: 60, gracePeriodSeconds: 80 } as const;
+/** The key of `http.secret` in a registry's own Secret, delivered as REGISTRY_HTTP_SECRET. */
+export const HTTP_SECRET_KEY = "http-secret";
+
 /** Marks a registry's metrics Service, which its ServiceMonitor selects. */
 export const METRICS_LABEL = "cluster-registry/metrics";
 
@@ -125,7 +135,29 @@ export interface RegistryArgs {
     allowVolumeReplacement?: boolean;
     /** Resources, nodeSelector, tolerations and priorityClassName of the pod. Default: as `registryPodSpec` makes it. */
     placement?: RegistryPlacement;
+    /**
+     * Keep the images in a bucket instead of a volume (hosted only): the read-only and read-write
+     * registries then run as Deployments of their own. Default: the volume.
+     */
+    objectStorage?: ObjectStorageArgs;
 }
+
+/** A hosted registry on S3 or an S3-compatible store. */
+export interface ObjectStorageArgs {
+    /** The S3 driver's settings. */
+    s3: S3StorageInput;
+    /** Pods of the read-only (pull) Deployment. */
+    pullReplicas: number;
+    /** Name of the registry's own ServiceAccount, which IRSA or an EKS Pod Identity association gives the bucket's role. */
+    serviceAccountName: string;
+    /** IAM role for IRSA, annotated on the ServiceAccount. Default: none (EKS Pod Identity, or keys). */
+    roleArn?: string;
+    /** Static keys for stores that need them, from a Secret. Default: none (the pod's identity). */
+    keys?: { accessKey: pulumi.Input<string>; secretKey: pulumi.Input<string> };
+}
+
+/** Tells the read-only and read-write Deployments' pods apart on object storage. */
+export const ROLE_LABEL = "cluster-registry/role";
 
 /**
  * Fields of a PersistentVolumeClaim the Kubernetes provider can only change by replacing the claim
@@ -227,12 +259,13 @@ export class Registry extends pulumi.ComponentResource {
             { metadata: { namespace: args.namespace, labels: labels.meta }, data: configs },
             { parent: this },
         );
-        const pod = podSpecOf(args, {
+        const parts: PodParts = {
             configMapName: configMap.metadata.name,
             tlsSecretName: tlsSecret.metadata.name,
-            storage: this.storageVolume(name, args, labels),
-            env: this.upstreamEnv(name, args, labels),
-        });
+            storage: args.objectStorage ? undefined : this.storageVolume(name, args, labels),
+            env: [...this.httpSecretEnv(name, args, labels), ...this.storageKeysEnv(name, args, labels), ...this.upstreamEnv(name, args, labels)],
+            serviceAccountName: this.storageIdentity(name, args, labels),
+        };
         // Upstream credentials stay out: even hashed, a password has no place in an annotation. Their
         // Secret is replaced when they change, and its new name rolls the pod.
         // A sha256, so not a secret although the htpasswd is: left secret, it would hide the whole
@@ -242,24 +275,121 @@ export class Registry extends pulumi.ComponentResource {
                 .all([cert.certPem, args.htpasswd?.content ?? "", args.push?.htpasswd.content ?? ""])
                 .apply(([certPem, pull, push]) => contentChecksum([...Object.values(configs), certPem, pull, push])),
         );
+        if (args.objectStorage) this.replicatedDeployments(name, args, labels, parts, checksum);
+        else this.deploymentOnVolume(name, args, labels, podSpecOf(args, parts), checksum);
+
+        this.host = namespace.apply((ns) => `${serviceDnsNames(args.serviceName, ns, clusterDomain)[3]}:${port}`);
+        this.endpoint = this.clusterIP.apply((ip) => `https://${net.isIPv6(ip) ? `[${ip}]` : ip}:${port}`);
+        this.registerOutputs({ clusterIP: this.clusterIP, host: this.host, endpoint: this.endpoint, certPem: this.certPem });
+    }
+
+    /** One pod (both containers) on the volume: a surge pod can only start on the node holding it. */
+    private deploymentOnVolume(
+        name: string,
+        args: RegistryArgs,
+        labels: RegistryLabels,
+        pod: k8s.types.input.core.v1.PodSpec,
+        checksum: pulumi.Input<string>,
+    ): void {
         new k8s.apps.v1.Deployment(
             `${name}`,
             {
                 metadata: { namespace: args.namespace, labels: labels.meta },
                 spec: {
                     replicas: 1,
-                    // One ReadWriteOnce volume: the old pod must let go before the new one mounts it.
-                    strategy: { type: "Recreate" },
+                    strategy: SURGE_FIRST,
                     selector: { matchLabels: labels.selector },
-                    template: { metadata: { labels: labels.meta, annotations: { [CHECKSUM_ANNOTATION]: checksum } }, spec: pod },
+                    template: {
+                        metadata: { labels: labels.meta, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
+                        spec: { ...pod, affinity: besideItsVolume(labels.selector) },
+                    },
                 },
             },
             { parent: this },
         );
+    }
 
-        this.host = namespace.apply((ns) => `${serviceDnsNames(args.serviceName, ns, clusterDomain)[3]}:${port}`);
-        this.endpoint = this.clusterIP.apply((ip) => `https://${net.isIPv6(ip) ? `[${ip}]` : ip}:${port}`);
-        this.registerOutputs({ clusterIP: this.clusterIP, host: this.host, endpoint: this.endpoint, certPem: this.certPem });
+    /**
+     * On object storage nothing ties a pod to a node: the read-only registry scales out on a Deployment
+     * of its own, spread over nodes and zones, and the read-write one rolls on another. The one
+     * Service selects both; each port reaches only the pods whose container names that port.
+     */
+    private replicatedDeployments(name: string, args: RegistryArgs, labels: RegistryLabels, parts: PodParts, checksum: pulumi.Input<string>): void {
+        const roles = [
+            { role: "pull", logicalName: name, replicas: args.objectStorage?.pullReplicas ?? 1, spec: podSpecOf(args, parts, "pull") },
+            { role: "push", logicalName: `${name}-push`, replicas: 1, spec: podSpecOf(args, parts, "push") },
+        ];
+        for (const r of roles) {
+            const selector = { ...labels.selector, [ROLE_LABEL]: r.role };
+            const meta = { ...labels.meta, [ROLE_LABEL]: r.role };
+            new k8s.apps.v1.Deployment(
+                r.logicalName,
+                {
+                    metadata: { namespace: args.namespace, labels: meta },
+                    spec: {
+                        replicas: r.replicas,
+                        strategy: SURGE_FIRST,
+                        selector: { matchLabels: selector },
+                        template: {
+                            metadata: { labels: meta, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
+                            spec: { ...r.spec, topologySpreadConstraints: spreadOver(selector) },
+                        },
+                    },
+                },
+                { parent: this },
+            );
+            // A budget for one pod would block every node drain: only where there are several.
+            if (r.replicas < 2) continue;
+            new k8s.policy.v1.PodDisruptionBudget(
+                `${r.logicalName}-disruption`,
+                { metadata: { namespace: args.namespace, labels: meta }, spec: { maxUnavailable: 1, selector: { matchLabels: selector } } },
+                { parent: this },
+            );
+        }
+    }
+
+    /**
+     * The registry's own ServiceAccount on object storage, which IRSA (the annotation) or an EKS Pod
+     * Identity association (by its name) gives the bucket's role: no static key on EKS.
+     */
+    private storageIdentity(name: string, args: RegistryArgs, labels: RegistryLabels): pulumi.Output<string> | undefined {
+        const os = args.objectStorage;
+        if (!os) return undefined;
+        const account = new k8s.core.v1.ServiceAccount(
+            `${name}-storage-identity`,
+            {
+                metadata: {
+                    name: os.serviceAccountName,
+                    namespace: args.namespace,
+                    labels: labels.meta,
+                    ...(os.roleArn ? { annotations: { "eks.amazonaws.com/role-arn": os.roleArn } } : {}),
+                },
+                // The AWS webhooks project their own token; the API token is not needed.
+                automountServiceAccountToken: false,
+            },
+            { parent: this },
+        );
+        return account.metadata.name;
+    }
+
+    /** Static keys for a store that needs them, as the S3 driver's env from a Secret of their own. */
+    private storageKeysEnv(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.EnvVar[] {
+        const keys = args.objectStorage?.keys;
+        if (!keys) return [];
+        const secret = new k8s.core.v1.Secret(
+            `${name}-storage-keys`,
+            {
+                metadata: { namespace: args.namespace, labels: labels.meta },
+                type: "Opaque",
+                stringData: { accesskey: keys.accessKey, secretkey: keys.secretKey },
+            },
+            { parent: this },
+        );
+        const fromSecret = (key: string) => ({ secretKeyRef: { name: secret.metadata.name, key } });
+        return [
+            { name: "REGISTRY_STORAGE_S3_ACCESSKEY", valueFrom: fromSecret("accesskey") },
+            { name: "REGISTRY_STORAGE_S3_SECRETKEY", valueFrom: fromSecret("secretkey") },
+        ];
     }
 
     private service(name: string, args: RegistryArgs, labels: RegistryLabels, port: number): k8s.core.v1.Service {
@@ -345,6 +475,21 @@ export class Registry extends pulumi.ComponentResource {
         );
     }
 
+    /**
+     * `http.secret` from a random secret kept in the state (so an unchanged `up` never rotates it and
+     * never rolls the pods): every replica and the surge pod of a rollout sign and check upload state
+     * with the same key. In a Secret, never in the ConfigMap's config.yml.
+     */
+    private httpSecretEnv(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.EnvVar[] {
+        const value = new random.RandomPassword(`${name}-http-secret`, { length: 48, special: false }, { parent: this });
+        const secret = new k8s.core.v1.Secret(
+            `${name}-http`,
+            { metadata: { namespace: args.namespace, labels: labels.meta }, type: "Opaque", stringData: { [HTTP_SECRET_KEY]: value.result } },
+            { parent: this },
+        );
+        return [{ name: "REGISTRY_HTTP_SECRET", valueFrom: { secretKeyRef: { name: secret.metadata.name, key: HTTP_SECRET_KEY } } }];
+    }
+
     /** A cache's upstream credentials, as env from a Secret of their own. */
     private upstreamEnv(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.EnvVar[] {
         const creds = args.proxy?.credentials;
@@ -408,11 +553,13 @@ export class Registry extends pulumi.ComponentResource {
  * The ConfigMap's config files, with the pod's mount paths: `config.yml`, and with a push port,
  * `push.yml` for the read-write container while `config.yml` turns read-only.
  */
-export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "coalescer">): Record<string, string> {
+export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "coalescer" | "objectStorage">): Record<string, string> {
     // Only a cache has misses to coalesce, and the push port has no place behind nginx.
     if (args.coalescer && (!args.proxy || args.push)) throw new Error("a coalescer is for a cache (proxy) without a push port");
     const common = {
+        s3: args.objectStorage?.s3,
         storageRoot: MOUNTS.storage,
+        drainTimeout: `${GRACEFUL_STOP.drainSeconds}s`,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
         proxy: args.proxy ? { remoteUrl: args.proxy.remoteUrl, ttl: args.proxy.ttl } : undefined,
     };
@@ -438,37 +585,86 @@ export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" 
     return { [CONFIG_FILES.pull]: pull, [CONFIG_FILES.push]: push };
 }
 
+/**
+ * A rollout starts the new pod and waits until it is ready before the old one stops, so the Service
+ * always has a ready endpoint.
+ */
+export const SURGE_FIRST = { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } } as const;
+
+/**
+ * A ReadWriteOnce volume (or a node directory) is per node, not per pod: the surge pod must run on
+ * the node that holds it, i.e. beside the registry's own running pod. The scheduler lets the first
+ * pod of a self-affine set go anywhere.
+ */
+/**
+ * Replicas on different nodes (required: a node's loss takes one) and, where nodes carry zones,
+ * different zones (preferred: nodes without the label still schedule). Only the current template's
+ * pods count, so a rollout's surge pod is not pushed away by the pods it replaces.
+ */
+export function spreadOver(selector: Record<string, string>): k8s.types.input.core.v1.TopologySpreadConstraint[] {
+    return [
+        { topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "DoNotSchedule" },
+        { topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway" },
+    ].map((c) => ({ ...c, maxSkew: 1, labelSelector: { matchLabels: selector }, matchLabelKeys: ["pod-template-hash"] }));
+}
+
+export function besideItsVolume(selector: Record<string, string>): k8s.types.input.core.v1.Affinity {
+    return {
+        podAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: selector }, topologyKey: "kubernetes.io/hostname" }],
+        },
+    };
+}
+
 /** What the pod spec refers to that other resources provide. */
 interface PodParts {
     configMapName: pulumi.Input<string>;
     tlsSecretName: pulumi.Input<string>;
-    storage: k8s.types.input.core.v1.Volume;
+    /** Absent on object storage. */
+    storage?: k8s.types.input.core.v1.Volume;
+    /** Every container's: http.secret, storage keys, (a cache's) upstream credentials. */
     env: k8s.types.input.core.v1.EnvVar[];
+    /** The registry's own ServiceAccount (object storage). Default: the namespace's default, with no token. */
+    serviceAccountName?: pulumi.Input<string>;
 }
 
+/** Which containers a pod runs: both over one volume, or one of them on object storage. */
+export type PodRole = "both" | "pull" | "push";
+
 /** The registry pod, with a cache's coalescer in front when it has one. */
-export function podSpecOf(args: RegistryArgs, parts: PodParts): k8s.types.input.core.v1.PodSpec {
-    const pod = registryPodSpec(args, parts);
+export function podSpecOf(args: RegistryArgs, parts: PodParts, role: PodRole = "both"): k8s.types.input.core.v1.PodSpec {
+    const pod = registryPodSpec(args, parts, role);
     if (!args.coalescer) return pod;
-    return withCoalescer(pod, { image: args.coalescer.image, port: REGISTRY_CONTAINER_PORT, mounts: MOUNTS, security: RESTRICTED_CONTAINER_SECURITY });
+    return withCoalescer(pod, {
+        image: args.coalescer.image,
+        port: REGISTRY_CONTAINER_PORT,
+        mounts: MOUNTS,
+        security: RESTRICTED_CONTAINER_SECURITY,
+        preStopSeconds: GRACEFUL_STOP.preStopSeconds,
+    });
 }
 
 /** The registry pod: restricted security, the config, certificate, storage and (hosted) htpasswd mounts. */
-export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.input.core.v1.PodSpec {
+export function registryPodSpec(args: RegistryArgs, parts: PodParts, role: PodRole = "both"): k8s.types.input.core.v1.PodSpec {
     const { volumes, mounts } = registryVolumes(args, parts);
-    return withPlacement(basePodSpec(args, parts, volumes, mounts), args.placement);
+    return withPlacement(basePodSpec(args, parts, role, mounts, volumes), args.placement);
 }
 
 /** The pod before the platform team's placement (resources, selector, tolerations, priority) goes on top. */
 function basePodSpec(
     args: RegistryArgs,
     parts: PodParts,
-    volumes: k8s.types.input.core.v1.Volume[],
+    role: PodRole,
     mounts: k8s.types.input.core.v1.VolumeMount[],
+    volumes: k8s.types.input.core.v1.Volume[],
 ): k8s.types.input.core.v1.PodSpec & { containers: k8s.types.input.core.v1.Container[] } {
+    const pull = role !== "push" ? [pullContainer(args, mounts, parts.env)] : [];
+    const push = args.push && role !== "pull" ? [pushContainer(args.image, mounts, parts.env)] : [];
     return {
+        ...(parts.serviceAccountName ? { serviceAccountName: parts.serviceAccountName } : {}),
         automountServiceAccountToken: false,
         enableServiceLinks: false,
+        terminationGracePeriodSeconds: GRACEFUL_STOP.gracePeriodSeconds,
         nodeSelector: { "kubernetes.io/os": "linux" },
         securityContext: {
             runAsNonRoot: true,
@@ -479,32 +675,39 @@ function basePodSpec(
         },
         // fsGroup does not apply to hostPath, and kubelet creates the directory root-owned.
         initContainers: args.hostPath ? [storageOwnerContainer(args.image)] : [],
-        containers: [
-            {
-                name: "registry",
-                image: args.image,
-                command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.pull}`],
-                ports: [
-                    { name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" },
-                    { name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" },
-                ],
-                env: [...REGISTRY_ENV, ...parts.env],
-                // The read-only container's storage is read-only to the kernel too.
-                volumeMounts: args.push ? mounts.map((m) => (m.name === "storage" ? { ...m, readOnly: true } : m)) : mounts,
-                readinessProbe: readinessProbe(args.maxFillPercent, REGISTRY_DEBUG_PORT),
-                // Not the readiness check: a full cache is taken out of its Service, never restarted for it.
-                livenessProbe: livenessProbe("registry"),
-                resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
-                securityContext: RESTRICTED_CONTAINER_SECURITY,
-            },
-            ...(args.push ? [pushContainer(args.image, mounts)] : []),
-        ],
+        containers: [...pull, ...push],
         volumes,
     };
 }
 
+/** The registry port's container: read-only when a push container (or Deployment) takes the writes. */
+function pullContainer(
+    args: RegistryArgs,
+    mounts: k8s.types.input.core.v1.VolumeMount[],
+    env: k8s.types.input.core.v1.EnvVar[],
+): k8s.types.input.core.v1.Container {
+    return {
+        name: "registry",
+        image: args.image,
+        command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.pull}`],
+        ports: [
+            { name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" },
+            { name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" },
+        ],
+        env: [...REGISTRY_ENV, ...env],
+        // The read-only container's storage is read-only to the kernel too.
+        volumeMounts: args.push ? mounts.map((m) => (m.name === "storage" ? { ...m, readOnly: true } : m)) : mounts,
+        readinessProbe: readinessProbe(args.maxFillPercent, REGISTRY_DEBUG_PORT),
+        lifecycle: PRE_STOP,
+        // Not the readiness check: a full cache is taken out of its Service, never restarted for it.
+        livenessProbe: livenessProbe("registry"),
+        resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
+        securityContext: RESTRICTED_CONTAINER_SECURITY,
+    };
+}
+
 /** The hosted registry's read-write container: the same image and volume, pushers' htpasswd, its own ports. */
-function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMount[]): k8s.types.input.core.v1.Container {
+function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMount[], env: k8s.types.input.core.v1.EnvVar[]): k8s.types.input.core.v1.Container {
     return {
         name: "push",
         image,
@@ -513,9 +716,11 @@ function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMoun
             { name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" },
             { name: "push-metrics", containerPort: REGISTRY_PUSH_DEBUG_PORT, protocol: "TCP" },
         ],
-        env: [...REGISTRY_ENV],
+        // The same http.secret as every other replica: an upload started on one pod may finish on another.
+        env: [...REGISTRY_ENV, ...env],
         volumeMounts: [...mounts.filter((m) => m.name !== "auth"), { name: "push-auth", mountPath: MOUNTS.pushAuth, readOnly: true }],
         readinessProbe: readinessProbe(undefined, REGISTRY_PUSH_DEBUG_PORT),
+        lifecycle: PRE_STOP,
         livenessProbe: livenessProbe("push"),
         resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
         securityContext: RESTRICTED_CONTAINER_SECURITY,
@@ -526,13 +731,13 @@ function registryVolumes(args: RegistryArgs, parts: PodParts) {
     const volumes: k8s.types.input.core.v1.Volume[] = [
         { name: "config", configMap: { name: parts.configMapName } },
         { name: "tls", secret: { secretName: parts.tlsSecretName, defaultMode: 0o440 } },
-        parts.storage,
+        ...(parts.storage ? [parts.storage] : []),
         { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
     ];
     const mounts: k8s.types.input.core.v1.VolumeMount[] = [
         { name: "config", mountPath: MOUNTS.config, readOnly: true },
         { name: "tls", mountPath: MOUNTS.tls, readOnly: true },
-        { name: "storage", mountPath: MOUNTS.storage },
+        ...(parts.storage ? [{ name: "storage", mountPath: MOUNTS.storage }] : []),
         { name: "tmp", mountPath: MOUNTS.tmp },
     ];
     if (args.htpasswd) {
@@ -542,6 +747,9 @@ function registryVolumes(args: RegistryArgs, parts: PodParts) {
     if (args.push) volumes.push({ name: "push-auth", secret: { secretName: args.push.htpasswd.secretName, defaultMode: 0o440 } });
     return { volumes, mounts };
 }
+
+/** Kept serving while kube-proxy catches up with the endpoint's removal (the image's busybox sleep). */
+const PRE_STOP: k8s.types.input.core.v1.Lifecycle = { preStop: { exec: { command: ["sleep", String(GRACEFUL_STOP.preStopSeconds)] } } };
 
 /** Gives a kubelet-created (root-owned) node directory to the registry's user, with CAP_CHOWN alone. */
 function storageOwnerContainer(image: string): k8s.types.input.core.v1.Container {

@@ -10,6 +10,7 @@ import {
     CacheSetting,
     ClusterRegistryArgs,
     defaultFor,
+    ObjectStorageSetting,
     parseCacheEntry,
     RegistryUserArgs,
     Setting,
@@ -216,6 +217,9 @@ function checkTogether(s: Settings, problems: Problems): void {
         if (!creatable.ok) problems.add(key, `${JSON.stringify(s[key])} cannot be created: expected ${creatable.expected}, or set createNamespace to false`);
     }
     nodeDirectoriesApart(s, problems);
+    if (s.objectStorage && s.registryVolumeClaim) {
+        problems.add("registryVolumeClaim", `names a volume, but objectStorageBucket keeps the images in a bucket; unset one of them`);
+    }
     if (s.nodeAgentNamespace === s.namespace) {
         problems.add("nodeAgentNamespace", `is the registries' namespace; the privileged node agent needs a namespace of its own`);
     }
@@ -247,9 +251,73 @@ export function collectSettings(args: ClusterRegistryArgs, problems: Problems): 
             `${JSON.stringify(base.nodeAgentNamespace)}, made from namespace, is too long for a namespace; set nodeAgentNamespace`,
         );
     }
-    const settings: Settings = { ...base, users: usersOf(args, problems), caches: cachesOf(args, base, problems) };
+    const storage = objectStorageOf(plain, environment, problems);
+    // Their raw strings live on as `objectStorage` alone.
+    for (const k of ["objectStorageBucket", ...OBJECT_STORAGE_KEYS]) delete (base as Record<string, unknown>)[k];
+    const settings: Settings = { ...base, ...storage, users: usersOf(args, problems), caches: cachesOf(args, base, problems) };
     checkTogether(settings, problems);
     return settings;
+}
+
+/** The object storage settings, set only with a bucket. */
+const OBJECT_STORAGE_KEYS = [
+    "objectStorageRegion",
+    "objectStorageEndpoint",
+    "objectStorageRootDirectory",
+    "objectStorageKmsKeyId",
+    "objectStorageRoleArn",
+    "objectStorageAccessKey",
+    "objectStorageSecretKey",
+] as const;
+
+/**
+ * The hosted registry's object storage and replicas, and the combinations that cannot work: storage
+ * settings without a bucket, several read replicas on one ReadWriteOnce volume, static keys on EKS.
+ */
+function objectStorageOf(plain: Record<string, unknown>, environment: EnvironmentName, problems: Problems): Pick<Settings, "objectStorage" | "pullReplicas"> {
+    const text = (k: string) => ((plain[k] as string | undefined) ?? "") || undefined;
+    const bucket = text("objectStorageBucket");
+    const pullReplicas = (plain.pullReplicas as number | undefined) ?? (bucket ? 2 : 1);
+    if (!bucket) {
+        for (const k of OBJECT_STORAGE_KEYS.filter((key) => text(key) !== undefined)) {
+            problems.add(
+                k,
+                `is set but ${problems.key("objectStorageBucket")} is empty; set objectStorageBucket to keep the images in that bucket, or unset ${k}`,
+            );
+        }
+        if (pullReplicas > 1) {
+            problems.invalid(
+                "pullReplicas",
+                pullReplicas,
+                `1 while the images are on a ReadWriteOnce volume (one node holds it); set objectStorageBucket for more read replicas`,
+            );
+        }
+        return { objectStorage: undefined, pullReplicas };
+    }
+    const region = text("objectStorageRegion");
+    if (!region)
+        problems.add("objectStorageRegion", `is required with objectStorageBucket: the bucket's AWS region, or us-east-1 for most S3-compatible stores`);
+    const [accessKey, secretKey] = [text("objectStorageAccessKey"), text("objectStorageSecretKey")];
+    if (!accessKey !== !secretKey)
+        problems.add(accessKey ? "objectStorageSecretKey" : "objectStorageAccessKey", "is required with the other key of the pair; set both or neither");
+    if (accessKey && environment === "eks") {
+        problems.add(
+            "objectStorageAccessKey",
+            `static keys are refused on eks; unset them and use objectStorageRoleArn (IRSA) or an EKS Pod Identity association`,
+        );
+    }
+    if (text("objectStorageRoleArn") && accessKey)
+        problems.add("objectStorageRoleArn", "and objectStorageAccessKey both give the registry an identity; keep one");
+    const objectStorage: ObjectStorageSetting = {
+        bucket,
+        region: region ?? "",
+        endpoint: text("objectStorageEndpoint"),
+        rootDirectory: text("objectStorageRootDirectory"),
+        kmsKeyId: text("objectStorageKmsKeyId"),
+        roleArn: text("objectStorageRoleArn"),
+        keys: accessKey && secretKey ? { accessKey, secretKey } : undefined,
+    };
+    return { objectStorage, pullReplicas };
 }
 
 /** Defaults applied and everything checked; throws a `ConfigError` naming every problem. */

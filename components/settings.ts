@@ -352,6 +352,68 @@ export const SETTINGS = {
         default: "",
         check: (c) => (c === "" ? v.ACCEPTED : v.reworded(v.checkDnsSubdomain(c), (e) => `${e}, or "" for none`)),
     },
+    // Issue 16: replicas and object storage.
+    objectStorageBucket: {
+        type: "string",
+        description:
+            'An existing S3 (or S3-compatible) bucket to keep the hosted registry\'s images in instead of a volume; its pull and push registries then run as Deployments of their own, the pull one with pullReplicas pods. "" for the volume.',
+        default: "",
+        check: (b) => (b === "" ? v.ACCEPTED : v.reworded(v.checkS3Bucket(b), (e) => `${e}, or "" for the volume`)),
+    },
+    objectStorageRegion: {
+        type: "string",
+        description: "The bucket's AWS region (an S3-compatible store takes any region name, usually us-east-1); required with objectStorageBucket.",
+        default: "",
+        check: (r) => (r === "" ? v.ACCEPTED : v.checkAwsRegion(r)),
+    },
+    objectStorageEndpoint: {
+        type: "string",
+        description: 'The URL of an S3-compatible store (path-style addressing is used with it); "" for AWS S3.',
+        default: "",
+        check: (e) =>
+            e === "" || v.checkUpstreamUrl(e).ok ? v.ACCEPTED : v.expecting("an http:// or https:// URL with no path, such as https://s3.example.com:9000"),
+    },
+    objectStorageRootDirectory: {
+        type: "string",
+        description: "Key prefix in the bucket for this registry's objects, e.g. /cluster-a; \"\" for the bucket's root.",
+        default: "",
+        check: (d) => (d === "" || /^\/[A-Za-z0-9._\/-]*[A-Za-z0-9._-]$/.test(d) ? v.ACCEPTED : v.expecting('a path such as /cluster-a, or ""')),
+    },
+    objectStorageKmsKeyId: {
+        type: "string",
+        description: 'Encrypt objects with this KMS key (SSE-KMS: a key ID, ARN or alias/NAME); "" for the bucket\'s own encryption.',
+        default: "",
+    },
+    objectStorageRoleArn: {
+        type: "string",
+        description:
+            'IAM role for IRSA, annotated on the hosted registry\'s ServiceAccount (<serviceName>-storage). "" for EKS Pod Identity (associate a role with that ServiceAccount) or, outside EKS, objectStorageAccessKey.',
+        default: "",
+        check: (a) => (a === "" ? v.ACCEPTED : v.checkIamRoleArn(a)),
+    },
+    objectStorageAccessKey: {
+        type: "string",
+        description: 'Access key ID for a store outside AWS that needs static keys (never on eks: use IRSA or EKS Pod Identity); "" for none.',
+        default: "",
+    },
+    objectStorageSecretKey: {
+        type: "string",
+        description: "Secret access key that goes with objectStorageAccessKey; set with --secret. It reaches the pods from a Secret.",
+        secret: true,
+    },
+    pullReplicas: {
+        type: "integer",
+        description: "Read-only (pull) replicas of the hosted registry. More than 1 needs objectStorageBucket: a ReadWriteOnce volume is held by one node.",
+        defaultText: "2 with objectStorageBucket, else 1",
+        check: intRange(1, 20),
+    },
+    cacheReplicas: {
+        type: "integer",
+        description:
+            "Replicas of each cache, each with its own storage and Service; nodes list them all in hosts.toml and try the next when one fails, so a cache pod's loss loses no pull.",
+        default: 1,
+        check: intRange(1, 5),
+    },
 } satisfies { readonly [K in keyof SettingValues]: Setting<SettingValues[K]> & { type: TypeName<SettingValues[K]> } };
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -425,6 +487,20 @@ export interface Settings extends Omit<Required<ClusterRegistryArgs>, Reshaped> 
     cacheHostPath: string | undefined;
     /** `undefined`: the hosted registry gets a claim of its own (the setting's ""). */
     registryVolumeClaim: string | undefined;
+    /** `undefined`: the hosted registry keeps its images on a volume (the bucket setting's ""). */
+    objectStorage: ObjectStorageSetting | undefined;
+}
+
+/** The hosted registry's object storage, resolved. */
+export interface ObjectStorageSetting {
+    bucket: string;
+    region: string;
+    endpoint?: string;
+    rootDirectory?: string;
+    kmsKeyId?: string;
+    roleArn?: string;
+    /** Static keys, for stores that need them (never on EKS). */
+    keys?: { accessKey: string; secretKey: string };
 }
 
 /**
@@ -514,6 +590,26 @@ export interface ClusterRegistryArgs {
     registryTolerations?: string[];
     /** PriorityClass of the registries' pods; "" for none. Default: "". */
     registryPriorityClassName?: string;
+    /** An existing S3 or S3-compatible bucket for the hosted registry's images; "" for the volume. Default: "". */
+    objectStorageBucket?: string;
+    /** The bucket's region; required with a bucket. Default: "". */
+    objectStorageRegion?: string;
+    /** An S3-compatible store's URL (path-style); "" for AWS. Default: "". */
+    objectStorageEndpoint?: string;
+    /** Key prefix in the bucket. Default: "". */
+    objectStorageRootDirectory?: string;
+    /** SSE-KMS key. Default: "". */
+    objectStorageKmsKeyId?: string;
+    /** IAM role for IRSA on the registry's ServiceAccount. Default: "". */
+    objectStorageRoleArn?: string;
+    /** Static access key ID, outside EKS only. Default: "". */
+    objectStorageAccessKey?: string;
+    /** Its secret access key. Default: none. */
+    objectStorageSecretKey?: string;
+    /** Read-only replicas of the hosted registry (more than 1 needs a bucket). Default: 2 with objectStorageBucket, else 1. */
+    pullReplicas?: number;
+    /** Replicas of each cache, each with its own storage and Service. Default: 1. */
+    cacheReplicas?: number;
 }
 
 /** How the README and the args' documentation state a setting's default. */

@@ -465,3 +465,31 @@ export function checkHtpasswdUser(value: string): Verdict {
         "a user name of 1-64 characters from A-Z a-z 0-9 . _ @ -, starting with a letter or digit",
     );
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Object storage (S3 and S3-compatible stores)
+// ---------------------------------------------------------------------------------------------------
+
+/** An S3 bucket name (AWS's general purpose bucket rules; S3-compatible stores accept at least these). */
+export function checkS3Bucket(value: string): Verdict {
+    return acceptedIf(
+        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value) && !value.includes("..") && ipVersion(value) === undefined,
+        "an S3 bucket name: 3 to 63 characters of lower-case a-z, 0-9, '.' and '-', starting and ending with a letter or digit, not an IP address",
+    );
+}
+
+/** An AWS region name as the S3 driver sends it in signatures (any such name for an S3-compatible store). */
+export function checkAwsRegion(value: string): Verdict {
+    return acceptedIf(
+        /^[a-z]{2}(-[a-z0-9]+){1,3}$/.test(value),
+        "a region name such as us-east-1 (an S3-compatible store accepts us-east-1 unless told otherwise)",
+    );
+}
+
+/** An IAM role ARN, which IRSA's annotation takes. */
+export function checkIamRoleArn(value: string): Verdict {
+    return acceptedIf(
+        /^arn:aws[a-z-]*:iam::[0-9]{12}:role\/[\w+=,.@/-]{1,512}$/.test(value),
+        "an IAM role ARN such as arn:aws:iam::123456789012:role/cluster-registry",
+    );
+}

@@ -21,6 +21,11 @@ export interface HostsTomlInput {
      * see it. Default: none.
      */
     header?: Readonly<Record<string, string>>;
+    /**
+     * More endpoints, tried in order after `endpoint` when it fails (containerd moves to the next
+     * `[host]` on a connection error, a 404 or a 5xx): a cache's other replicas. Default: none.
+     */
+    fallbacks?: readonly string[];
 }
 
 /**
@@ -31,13 +36,17 @@ export function renderHostsToml(input: HostsTomlInput): string {
     const body = TOML.stringify({
         server: input.server,
         ...(input.serverIsOurs ? { ca: input.ca } : {}),
-        host: {
-            [input.endpoint]: {
-                capabilities: [...input.capabilities],
-                ca: input.ca,
-                ...(input.header && Object.keys(input.header).length > 0 ? { header: { ...input.header } } : {}),
-            },
-        },
+        // Each replica exactly as the first: same CA, same node identity.
+        host: Object.fromEntries(
+            [input.endpoint, ...(input.fallbacks ?? [])].map((endpoint) => [
+                endpoint,
+                {
+                    capabilities: [...input.capabilities],
+                    ca: input.ca,
+                    ...(input.header && Object.keys(input.header).length > 0 ? { header: { ...input.header } } : {}),
+                },
+            ]),
+        ),
     });
     return `# Written by ${input.owner}. Removed, and any earlier file restored, when it is uninstalled.\n${body.trimEnd()}\n`;
 }

@@ -10,7 +10,12 @@ export interface MirrorEntry {
     endpoint: string;
     /** The node identity the endpoint asks for. Default: none (anonymous). */
     auth?: { username: string; password: string };
+    /** More endpoints tried in order after `endpoint` (a cache's other replicas). Default: none. */
+    fallbacks?: readonly string[];
 }
+
+/** Every endpoint of a mirror, in the order a runtime tries them. */
+const endpointsOf = (m: MirrorEntry): string[] => [m.endpoint, ...(m.fallbacks ?? [])];
 
 /**
  * The kind cluster config to create clusters with: kind before v0.31 leaves containerd's
@@ -33,13 +38,15 @@ export function renderKindClusterConfig(certsDir: string, cacheMount?: { hostDir
  */
 export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: string): string {
     const doc = {
-        mirrors: Object.fromEntries(mirrors.map((m) => [m.host, { endpoint: [m.endpoint] }])),
+        mirrors: Object.fromEntries(mirrors.map((m) => [m.host, { endpoint: endpointsOf(m) }])),
         // Keyed by the endpoint's host, where containerd looks credentials and TLS up for a mirror.
         configs: Object.fromEntries(
-            mirrors.map((m) => [
-                new URL(m.endpoint).host,
-                { ...(m.auth ? { auth: { username: m.auth.username, password: m.auth.password } } : {}), tls: { ca_file: caFile } },
-            ]),
+            mirrors.flatMap((m) =>
+                endpointsOf(m).map((e) => [
+                    new URL(e).host,
+                    { ...(m.auth ? { auth: { username: m.auth.username, password: m.auth.password } } : {}), tls: { ca_file: caFile } },
+                ]),
+            ),
         ),
     };
     return YAML.stringify(doc);
@@ -50,14 +57,16 @@ export function renderBottlerocketSettings(mirrors: readonly MirrorEntry[], caPe
     return TOML.stringify({
         settings: {
             "container-registry": {
-                mirrors: mirrors.map((m) => ({ registry: m.host, endpoint: [m.endpoint] })),
+                mirrors: mirrors.map((m) => ({ registry: m.host, endpoint: endpointsOf(m) })),
                 // Bottlerocket's documented shape: one table per registry, containerd's credential fields.
                 // The endpoint's host, as k3s's configs: that is the host containerd authenticates to.
                 ...(mirrors.some((m) => m.auth)
                     ? {
                           credentials: mirrors
                               .filter((m) => m.auth)
-                              .map((m) => ({ registry: new URL(m.endpoint).host, username: m.auth!.username, password: m.auth!.password })),
+                              .flatMap((m) =>
+                                  endpointsOf(m).map((e) => ({ registry: new URL(e).host, username: m.auth!.username, password: m.auth!.password })),
+                              ),
                       }
                     : {}),
             },

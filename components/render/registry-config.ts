@@ -20,6 +20,25 @@ export interface RegistryConfigInput {
      * Its upload purger is off too: the read-write container beside it owns the uploads.
      */
     readOnly?: boolean;
+    /**
+     * On SIGTERM, stop accepting and let in-flight requests finish for at most this long (a Go
+     * duration); without it distribution 3 has no SIGTERM handler and cuts every transfer at once.
+     */
+    drainTimeout: string;
+    /** Keep the images in S3 or an S3-compatible store instead of `storageRoot`. Default: the filesystem. */
+    s3?: S3StorageInput;
+}
+
+/** distribution's S3 driver settings; credentials are never here (they come from the pod's identity or a Secret's env). */
+export interface S3StorageInput {
+    bucket: string;
+    region: string;
+    /** An S3-compatible store's URL; path-style addressing goes with it. Default: AWS's endpoint for the region. */
+    regionEndpoint?: string;
+    /** Key prefix inside the bucket. Default: the bucket's root. */
+    rootDirectory?: string;
+    /** Encrypt objects with this KMS key (SSE-KMS). Default: the bucket's own encryption. */
+    kmsKeyId?: string;
 }
 
 /** Where the debug listener serves Prometheus metrics. */
@@ -29,8 +48,8 @@ export const HEALTH_PATH = "/debug/health";
 
 /**
  * Secrets are not in this file: it lives in a ConfigMap. Upstream credentials reach a cache as
- * `REGISTRY_PROXY_*` environment variables from a Secret. No `http.secret` is set: it signs upload
- * state between replicas, and there is one replica. Every key is in distribution 3's schema
+ * `REGISTRY_PROXY_*` environment variables from a Secret, and so does `http.secret` (which signs upload
+ * state, so every replica needs the same one) as `REGISTRY_HTTP_SECRET`. Every key is in distribution 3's schema
  * (configuration/configuration.go); the integration tests run it on the release the image ships.
  */
 export function renderRegistryConfig(input: RegistryConfigInput): string {
@@ -38,7 +57,7 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
         version: "0.1",
         log: { level: "info", formatter: "text", fields: { service: "registry" } },
         storage: {
-            filesystem: { rootdirectory: input.storageRoot },
+            ...storageDriver(input),
             // Only a cache's TTL expiry needs deletes; on the hosted registry any user could delete images.
             delete: { enabled: !!input.proxy },
             // Proxy mode with the in-memory descriptor cache can answer "unexpected EOF" once blobs
@@ -48,6 +67,7 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
         },
         http: {
             addr: `:${input.port}`,
+            draintimeout: input.drainTimeout,
             tls: { certificate: input.tls.certificate, key: input.tls.key, minimumtls: "tls1.2" },
             headers: { "X-Content-Type-Options": ["nosniff"] },
             // Plain HTTP, never on the NodePort: only a ClusterIP Service of its own reaches it.
@@ -60,15 +80,36 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
     return YAML.stringify(config);
 }
 
+/** The storage driver section: a directory, or a bucket streamed through the registry. */
+function storageDriver(input: RegistryConfigInput): Record<string, unknown> {
+    if (!input.s3) return { filesystem: { rootdirectory: input.storageRoot } };
+    const s3 = input.s3;
+    return {
+        s3: {
+            bucket: s3.bucket,
+            region: s3.region,
+            // distribution's S3 driver needs path-style addressing for a regionendpoint.
+            ...(s3.regionEndpoint ? { regionendpoint: s3.regionEndpoint, forcepathstyle: true } : {}),
+            ...(s3.rootDirectory ? { rootdirectory: s3.rootDirectory } : {}),
+            ...(s3.kmsKeyId ? { encrypt: true, keyid: s3.kmsKeyId } : {}),
+        },
+        // Blobs stream through the registry: nodes never need a route to, or credentials for, the bucket.
+        redirect: { disable: true },
+    };
+}
+
 /**
  * The readiness check a registry pod runs with the image's busybox `sh -c SCRIPT probe STORAGE
  * MAX_FILL_PERCENT HEALTH_URL`: not ready while the storage volume is at or above MAX_FILL_PERCENT
- * (`-` skips that check) or while distribution's health endpoint does not answer 200 (its storage
+ * (`-` skips that check and so never reads STORAGE) or while distribution's health endpoint does not answer 200 (its storage
  * driver check failing makes it 503). Plain POSIX sh with df, awk and wget, as busybox has them.
  */
 export const READINESS_SCRIPT = [
-    'used=$(df -P "$1" | awk \'NR == 2 { sub(/%$/, "", $5); print $5 }\')',
-    'case "$used" in "" | *[!0-9]*) echo "cannot read how full $1 is" >&2; exit 1 ;; esac',
-    'if [ "$2" != - ] && [ "$used" -ge "$2" ]; then echo "$1 is $used% full (limit $2%): not serving new content" >&2; exit 1; fi',
+    // Without a fill limit there may be no volume to measure (object storage).
+    'if [ "$2" != - ]; then',
+    '  used=$(df -P "$1" | awk \'NR == 2 { sub(/%$/, "", $5); print $5 }\')',
+    '  case "$used" in "" | *[!0-9]*) echo "cannot read how full $1 is" >&2; exit 1 ;; esac',
+    '  if [ "$used" -ge "$2" ]; then echo "$1 is $used% full (limit $2%): not serving new content" >&2; exit 1; fi',
+    "fi",
     'wget -q -Y off -O /dev/null "$3" || { echo "$3 does not answer 200: storage unhealthy" >&2; exit 1; }',
 ].join("\n");

@@ -2,6 +2,7 @@ import { describe } from "vitest";
 import { containerdBuild, type ContainerdBuild, type ContainerdLine } from "./harness/containerd";
 import { distributionBuild } from "./harness/distribution";
 import { isCI, missingForIntegration, missingForNodeAgent } from "./harness/tools";
+import { versitygwBuild } from "./harness/versitygw";
 
 /** " (distribution 3.1.1)": the registry release that ran, for test names (found, since nothing is missing). */
 function registryLabel(): string {
@@ -45,4 +46,13 @@ export function describeNodeAgent(name: string, fn: () => void): void {
         console.warn(missing);
         describe.skip(name, fn);
     } else describe(name, fn);
+}
+
+/** `describeIntegration` that also needs versitygw (the S3-compatible store): skips with the build hint when it is missing, fails in CI. */
+export function describeWithObjectStore(name: string, fn: () => void): void {
+    const build = versitygwBuild();
+    if (!("missing" in build)) return describeIntegration(name, fn);
+    if (isCI()) throw new Error(`CI must run the object storage tests, but: ${build.missing}`);
+    console.warn(build.missing);
+    describe.skip(name, fn);
 }

@@ -15,6 +15,7 @@ async function models(): Promise<Record<string, Validating>> {
     const core = await import("kubernetes-models/v1");
     const apps = await import("kubernetes-models/apps/v1");
     const rbac = await import("kubernetes-models/rbac.authorization.k8s.io/v1");
+    const policy = await import("kubernetes-models/policy/v1");
     return {
         "v1/Namespace": core.Namespace,
         "v1/Service": core.Service,
@@ -26,6 +27,7 @@ async function models(): Promise<Record<string, Validating>> {
         "apps/v1/DaemonSet": apps.DaemonSet,
         "rbac.authorization.k8s.io/v1/Role": rbac.Role,
         "rbac.authorization.k8s.io/v1/RoleBinding": rbac.RoleBinding,
+        "policy/v1/PodDisruptionBudget": policy.PodDisruptionBudget,
     };
 }
 
@@ -50,11 +52,20 @@ describe("the schema check itself", () => {
     });
 });
 
-describe.each(shippedStacks())("stack %s", (stack) => {
+/** Issue 16's shapes: the hosted registry on a bucket (two Deployments, a budget, its ServiceAccount) and cache replicas. */
+const REPLICATED = {
+    "cluster-registry:objectStorageBucket": "images",
+    "cluster-registry:objectStorageRegion": "eu-west-1",
+    "cluster-registry:objectStorageRoleArn": "arn:aws:iam::123456789012:role/cluster-registry",
+    "cluster-registry:caches": '["docker.io"]',
+    "cluster-registry:cacheReplicas": "2",
+};
+
+describe.each([...shippedStacks().map((s) => [s, {}] as const), ["eks", REPLICATED] as const])("stack %s %o", (stack, extra) => {
     test("every Kubernetes object validates against the Kubernetes OpenAPI schema", async () => {
         const byKind = await models();
         const cloud = new FakeCloud({ clusterIP: () => "10.96.0.10" });
-        await runProgram(cloud, { config: stackConfig(stack), entry: ENTRY });
+        await runProgram(cloud, { config: { ...stackConfig(stack), ...extra }, entry: ENTRY });
         const objects = cloud.resources.filter((r) => r.type.startsWith("kubernetes:"));
         expect(objects.length).toBeGreaterThan(5);
         for (const r of objects) {

@@ -26,6 +26,17 @@ export const HOSTED_IP = "127.0.0.2";
 /** docker.io's cache's ClusterIP, on loopback. */
 export const CACHE_IP = "127.0.0.4";
 
+/** The ClusterIP of docker.io's cache replica `i` (cacheReplicas): the first is {@link CACHE_IP}. */
+export function cacheReplicaIP(i: number): string {
+    return i === 0 ? CACHE_IP : `127.0.0.${10 + i}`;
+}
+
+/** Which cache replica a Pulumi logical name belongs to (`registry-cache-docker-io-1-service`: 1), or undefined. */
+function cacheReplicaOf(name: string): number | undefined {
+    const m = /cache-docker-io(?:-(\d+))?-/.exec(name);
+    return m ? Number(m[1] ?? 0) : undefined;
+}
+
 /** A fresh temp dir, short enough for unix socket paths. */
 export function tempDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -39,8 +50,14 @@ export interface Deployed {
 }
 
 /** Runs the program (dev stack plus overrides) as one `pulumi up`, with the Services' ClusterIPs chosen by the caller. */
-export async function deploy(clusterIP: string, config: Record<string, string> = {}, cloud = new FakeCloud({ clusterIP: () => clusterIP })): Promise<Deployed> {
-    const { outputs } = await runProgram(cloud, { config: { ...stackConfig("dev"), ...config }, entry: ENTRY });
+export async function deploy(
+    clusterIP: string,
+    config: Record<string, string> = {},
+    cloud = new FakeCloud({ clusterIP: () => clusterIP }),
+    /** Config keys stored with `--secret`. */
+    secretKeys: string[] = [],
+): Promise<Deployed> {
+    const { outputs } = await runProgram(cloud, { config: { ...stackConfig("dev"), ...config }, entry: ENTRY, secretKeys });
     const entry = JSON.parse(outputs.dockerConfigJson as string).auths[outputs.host as string];
     return { cloud, outputs, pullAuth: { username: entry.username, password: entry.password } };
 }
@@ -50,6 +67,13 @@ export interface LoopbackClusterOptions {
     prefix: string;
     /** Stack config on top of the dev stack's; the port is picked free. Default: none. */
     config?: Record<string, string>;
+    /** Keys of `config` stored with `--secret`. Default: none. */
+    secretKeys?: string[];
+    /**
+     * Start the hosted registry's pod on the Service's ClusterIP, and the port-forward to its push port.
+     * false: the test runs its replicas itself (object storage). Default: true.
+     */
+    hosted?: boolean;
     /** Start a stand-in docker.io, make it docker.io's only cache's upstream, and start that cache. Default: false. */
     dockerIoCache?: boolean;
     /** Files another tool keeps in the node's certs.d, by path relative to it. Default: none. */
@@ -107,8 +131,12 @@ export class LoopbackCluster {
     hostedPush!: RegistryHandle;
     /** docker.io's cache, with `dockerIoCache`: its registry. */
     cache?: RegistryHandle;
-    /** docker.io's cache's nginx in front of its registry, unless coalescing is off. */
+    /** docker.io's cache's nginx in front of its registry (replica 0's), unless coalescing is off. */
     coalescer?: ProcHandle;
+    /** Every replica of docker.io's cache by index (`cacheReplicas`); the first is `cache`. */
+    readonly cacheReplicas: RegistryHandle[] = [];
+    /** Each replica's coalescer, by index. */
+    private readonly coalescers: (ProcHandle | undefined)[] = [];
     /** The directory standing for the node's certs.d, and what it held before the DaemonSet came. */
     readonly nodeCerts: string;
     nodeBefore: Record<string, string> = {};
@@ -134,7 +162,12 @@ export class LoopbackCluster {
 
     /** Deploys, then starts the registries, the port-forward, the node's script and containerd; stops all it started if a step fails. */
     static async start(opts: LoopbackClusterOptions): Promise<LoopbackCluster> {
-        const cloud = new FakeCloud({ clusterIP: (name) => (name.includes("cache-docker-io") ? CACHE_IP : HOSTED_IP) });
+        const cloud = new FakeCloud({
+            clusterIP: (name) => {
+                const replica = cacheReplicaOf(name);
+                return replica === undefined ? HOSTED_IP : cacheReplicaIP(replica);
+            },
+        });
         const port = await freePort();
         let pushPort = await freePort();
         while (pushPort === port) pushPort = await freePort();
@@ -155,12 +188,17 @@ export class LoopbackCluster {
             this.config["cluster-registry:caches"] = JSON.stringify([`docker.io=${new URL(this.upstream.registry.url).origin}`]);
         }
         this.config = { ...this.config, ...opts.config };
-        this.dep = await deploy(HOSTED_IP, this.config, this.cloud);
+        this.dep = await deploy(HOSTED_IP, this.config, this.cloud, opts.secretKeys);
         this.client = writeClientFiles(this.dep.outputs, this.work);
-        await this.startHosted();
-        // `kubectl port-forward svc/registry PORT:PUSHPORT`, which is how the README says to push.
-        await this.forward("127.0.0.1", this.pushPort);
-        if (opts.dockerIoCache) await this.startCache();
+        if (opts.hosted ?? true) {
+            await this.startHosted();
+            // `kubectl port-forward svc/registry PORT:PUSHPORT`, which is how the README says to push.
+            await this.forward("127.0.0.1", this.pushPort);
+        }
+        if (opts.dockerIoCache) {
+            const replicas = this.cloud.byType("kubernetes:apps/v1:Deployment").filter((d) => /cache-docker-io(-\d+)?$/.test(d.name)).length;
+            for (let i = 0; i < replicas; i++) await this.startCache(false, i);
+        }
 
         for (const [rel, content] of Object.entries(opts.nodeFiles ?? {})) {
             fs.mkdirSync(path.dirname(path.join(this.nodeCerts, rel)), { recursive: true });
@@ -210,29 +248,36 @@ export class LoopbackCluster {
     }
 
     /**
-     * (Re)starts docker.io's cache pod (its registry, and its coalescer in front on the Service's
-     * address, the registry then on a free port of that address); `empty` deletes what it stored first.
+     * (Re)starts docker.io's cache pod, replica `replica` (each on its own pod directory): its registry,
+     * and its coalescer in front on the Service's address (the registry then on a free port of that
+     * address); `empty` deletes what it stored first.
      */
-    async startCache(empty = false): Promise<RegistryHandle> {
-        await this.stopCache();
-        if (empty && this.cache) fs.rmSync(registryStorage(this.cache), { recursive: true, force: true });
-        const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io");
+    async startCache(empty = false, replica = 0): Promise<RegistryHandle> {
+        const old = this.cacheReplicas[replica];
+        await this.stopCache(replica);
+        if (empty && old) fs.rmSync(registryStorage(old), { recursive: true, force: true });
+        const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", replica === 0 ? "cache-docker-io" : `cache-docker-io-${replica}`);
         const coalesced = (deployment.inputs.spec.template.spec.containers as Array<{ name: string }>).some((c) => c.name === "coalescer");
-        const service = `${CACHE_IP}:${this.port}`;
-        const registryAt = coalesced ? `${CACHE_IP}:${await freePort()}` : service;
+        const service = `${cacheReplicaIP(replica)}:${this.port}`;
+        const registryAt = coalesced ? `${cacheReplicaIP(replica)}:${await freePort()}` : service;
         // The registry image trusts docker.io's public CA; here the stand-in's, through SSL_CERT_FILE.
         const env: Record<string, string> = this.upstream ? { SSL_CERT_FILE: this.upstream.trustBundle } : {};
-        const root = path.join(this.work, "cache-pod");
-        this.cache = await startRegistryFromDeployment(this.cloud, deployment, root, registryAt, this.client.caFile, env);
-        if (coalesced) this.coalescer = await startCoalescerFromDeployment(this.cloud, deployment, root, service, registryAt, this.client.caFile);
-        return this.cache;
+        const root = path.join(this.work, replica === 0 ? "cache-pod" : `cache-pod-${replica}`);
+        const started = await startRegistryFromDeployment(this.cloud, deployment, root, registryAt, this.client.caFile, env);
+        this.cacheReplicas[replica] = started;
+        this.coalescers[replica] = coalesced
+            ? await startCoalescerFromDeployment(this.cloud, deployment, root, service, registryAt, this.client.caFile)
+            : undefined;
+        if (replica === 0) [this.cache, this.coalescer] = [started, this.coalescers[0]];
+        return started;
     }
 
-    /** Stops docker.io's cache pod, every container of it. */
-    async stopCache(): Promise<void> {
-        await this.coalescer?.stop();
-        this.coalescer = undefined;
-        await this.cache?.stop();
+    /** Stops docker.io's cache pod (replica `replica`), every container of it. */
+    async stopCache(replica = 0): Promise<void> {
+        await this.coalescers[replica]?.stop();
+        this.coalescers[replica] = undefined;
+        if (replica === 0) this.coalescer = undefined;
+        await this.cacheReplicas[replica]?.stop();
     }
 
     /** What docker.io's cache pod logged of the requests it was sent: its front door's (nginx's, or the registry's) log. */
@@ -299,7 +344,7 @@ function writeClientFiles(outputs: Record<string, any>, dir: string): ClientFile
  * `extraEnv` stands for what the image brings (its trust store). `containerName` picks a container of
  * a pod with several (the hosted registry's `push`); default: the first.
  */
-async function startRegistryFromDeployment(
+export async function startRegistryFromDeployment(
     cloud: FakeCloud,
     deployment: RecordedResource,
     root: string,

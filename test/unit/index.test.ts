@@ -50,9 +50,9 @@ describe.each(shippedStacks())("stack %s", (stack) => {
             [T.ns]: 2,
             // each registry's own Service, and its metrics Service
             [T.svc]: 2 * (1 + caches),
-            // htpasswd for pushes, for pulls (and for caches, the node identity's), a tls per registry,
-            // one pull secret per listed namespace, the node agent's files
-            [T.secret]: 2 + (caches ? 1 : 0) + (1 + caches) + pullNamespaces + 1,
+            // htpasswd for pushes, for pulls (and for caches, the node identity's), a tls and an
+            // http.secret per registry, one pull secret per listed namespace, the node agent's files
+            [T.secret]: 2 + (caches ? 1 : 0) + 2 * (1 + caches) + pullNamespaces + 1,
             // registry configs, the node agent script, local-registry-hosting
             [T.cm]: 1 + caches + 1 + 1,
             [T.pvc]: 1 + cacheVolumes,
@@ -66,8 +66,8 @@ describe.each(shippedStacks())("stack %s", (stack) => {
             [T.selfSigned]: 1,
             [T.csr]: 1 + caches,
             [T.signed]: 1 + caches,
-            // admin, the pull-only identity, the node identity
-            [T.password]: 3,
+            // admin, the pull-only identity, the node identity, each registry's http.secret
+            [T.password]: 3 + 1 + caches,
             [T.bytes]: 3,
             ...(patched ? { [T.saPatch]: patched } : {}),
         });
@@ -128,7 +128,7 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         const { cloud } = await run(config);
         const spec = cloud.one(T.deploy, "hosted").inputs.spec;
         expect(spec.replicas).toBe(1);
-        expect(spec.strategy).toEqual({ type: "Recreate" });
+        expect(spec.strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
         const pod = spec.template.spec;
         const [c] = pod.containers;
         expect(c.command).toEqual(["registry", "serve", `${MOUNTS.config}/config.yml`]);

@@ -57,7 +57,11 @@ describe("tests are where a newcomer looks", () => {
             "README.md",
         ]);
         const named = (t: string) => {
-            const base = t.replace(/^test\/unit\//, "").replace(/\.test\.ts$/, "");
+            // `X.ASPECT.test.ts` holds one aspect of X's tests (e.g. registry.rollouts.test.ts).
+            const base = t
+                .replace(/^test\/unit\//, "")
+                .replace(/\.test\.ts$/, "")
+                .replace(/\.[a-z-]+$/, "");
             const candidates = [
                 `components/${base}.ts`,
                 `components/${base}.sh`,

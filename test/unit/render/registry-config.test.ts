@@ -7,6 +7,7 @@ const BASE = {
     debugPort: 5001,
     storageRoot: "/var/lib/registry",
     tls: { certificate: "/etc/registry/tls/tls.crt", key: "/etc/registry/tls/tls.key" },
+    drainTimeout: "60s",
 };
 
 describe("registry config", () => {
@@ -26,6 +27,7 @@ storage:
     blobdescriptor: inmemory
 http:
   addr: :5000
+  draintimeout: 60s
   tls:
     certificate: /etc/registry/tls/tls.crt
     key: /etc/registry/tls/tls.key
@@ -68,5 +70,34 @@ auth:
         const config = YAML.parse(renderRegistryConfig({ ...BASE, readOnly: true }));
         expect(config.storage.maintenance).toEqual({ uploadpurging: { enabled: false }, readonly: { enabled: true } });
         expect(YAML.parse(renderRegistryConfig(BASE)).storage.maintenance).toBeUndefined();
+    });
+
+    test("S3-compatible store: path-style with its endpoint, a key prefix, SSE-KMS, redirects off, no filesystem", () => {
+        const text = renderRegistryConfig({
+            ...BASE,
+            s3: { bucket: "images", region: "us-east-1", regionEndpoint: "http://127.0.0.9:7070", rootDirectory: "/cluster-a", kmsKeyId: "alias/registry" },
+        });
+        expect(text).toContain(`storage:
+  s3:
+    bucket: images
+    region: us-east-1
+    regionendpoint: http://127.0.0.9:7070
+    forcepathstyle: true
+    rootdirectory: /cluster-a
+    encrypt: true
+    keyid: alias/registry
+  redirect:
+    disable: true
+  delete:
+    enabled: false
+`);
+        expect(text).not.toContain("filesystem");
+        expect(text).not.toMatch(/accesskey|secretkey/i);
+    });
+
+    test("AWS S3: no endpoint, so virtual-hosted addressing (no forcepathstyle), and no encryption keys unless asked", () => {
+        const config = YAML.parse(renderRegistryConfig({ ...BASE, s3: { bucket: "images", region: "eu-west-1" } }));
+        expect(config.storage.s3).toEqual({ bucket: "images", region: "eu-west-1" });
+        expect(config.storage.redirect).toEqual({ disable: true });
     });
 });
