@@ -206,6 +206,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             certEarlyRenewalHours: s.certEarlyRenewalHours,
             image: s.image,
             storageClass: s.storageClass,
+            metricsFrom: s.metricsNamespaces,
             serviceMonitor: s.serviceMonitors,
             allowVolumeReplacement: s.allowVolumeReplacement,
         };

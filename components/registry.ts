@@ -4,17 +4,17 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
-import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
+import { HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { serviceDnsNames } from "./names";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
 export const REGISTRY_CONTAINER_PORT = 5000;
-/** Port of distribution's debug listener (metrics, health, pprof) inside the pod, and of the metrics Service. */
+/** Port of distribution's debug listener (metrics, health, pprof) inside the pod, and of the metrics Service if any. */
 export const REGISTRY_DEBUG_PORT = 5001;
 /** The hosted registry's read-write container: where it takes pushes inside the pod. */
 export const REGISTRY_PUSH_CONTAINER_PORT = 5002;
-/** The read-write container's own debug listener (its health check; containers in a pod share ports). */
+/** The read-write container's own debug listener (its health check; containers in a pod share ports): loopback only, always. */
 export const REGISTRY_PUSH_DEBUG_PORT = 5003;
 /** The config files in a registry's ConfigMap: the pull (for a cache, the only) one, and the push one. */
 export const CONFIG_FILES = { pull: "config.yml", push: "push.yml" } as const;
@@ -38,6 +38,11 @@ export const METRICS_LABEL = "cluster-registry/metrics";
 /** `<service>-metrics`, kept a DNS label (63 characters at most). */
 export function metricsServiceName(serviceName: string): string {
     return `${serviceName.slice(0, 63 - "-metrics".length).replace(/-+$/, "")}-metrics`;
+}
+
+/** Whether the pull container's debug listener takes connections from other pods (Prometheus). */
+export function metricsExposed(args: Pick<RegistryArgs, "metricsFrom">): boolean {
+    return (args.metricsFrom?.length ?? 0) > 0;
 }
 
 /** The non-root user the registry runs as; fsGroup makes the volume writable for it. */
@@ -110,7 +115,13 @@ export interface RegistryArgs {
     proxy?: RegistryProxyArgs;
     /** Not ready (out of its Service) while its storage is at least this full, in percent. Default: no limit. */
     maxFillPercent?: number;
-    /** Also create a Prometheus Operator ServiceMonitor for the metrics Service. Default: false. */
+    /**
+     * Namespaces whose pods may reach the pull container's debug listener (Prometheus): it then listens
+     * on the pod's address, behind a metrics Service and a NetworkPolicy admitting only these. Default:
+     * none (loopback only, no metrics Service).
+     */
+    metricsFrom?: string[];
+    /** Also create a Prometheus Operator ServiceMonitor for the metrics Service (needs `metricsFrom`). Default: false. */
     serviceMonitor?: boolean;
     /** Keep the volume's claim when the stack is destroyed (`retainOnDelete`). Default: false. */
     retainVolume?: boolean;
@@ -303,10 +314,12 @@ export class Registry extends pulumi.ComponentResource {
     }
 
     /**
-     * Prometheus metrics on a ClusterIP Service of their own: a NodePort Service exposes every port it
-     * lists, and the debug listener also serves pprof and expvar, which stay inside the cluster.
+     * Prometheus metrics on a ClusterIP Service of their own, when asked for: a NodePort Service exposes
+     * every port it lists, and the debug listener also serves pprof and expvar.
      */
     private metrics(name: string, args: RegistryArgs, labels: RegistryLabels): void {
+        if (!metricsExposed(args)) return;
+        this.debugPortPolicy(name, args, labels);
         const metricsLabels = { ...labels.meta, [METRICS_LABEL]: "true" };
         new k8s.core.v1.Service(
             `${name}-metrics`,
@@ -335,6 +348,30 @@ export class Registry extends pulumi.ComponentResource {
                 spec: {
                     selector: { matchLabels: { ...labels.selector, [METRICS_LABEL]: "true" } },
                     endpoints: [{ port: "metrics", path: METRICS_PATH, scheme: "http", interval: "30s" }],
+                },
+            },
+            { parent: this },
+        );
+    }
+
+    /**
+     * Once a NetworkPolicy selects a pod, it admits only what one allows: the registry ports from
+     * anywhere (pods, nodes, kubelet's liveness probe), the debug port from `metricsFrom` alone.
+     */
+    private debugPortPolicy(name: string, args: RegistryArgs, labels: RegistryLabels): void {
+        const servicePorts = [REGISTRY_CONTAINER_PORT, ...(args.push ? [REGISTRY_PUSH_CONTAINER_PORT] : [])];
+        const namespaceSelector = { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: [...(args.metricsFrom ?? [])] }] };
+        new k8s.networking.v1.NetworkPolicy(
+            `${name}-ingress`,
+            {
+                metadata: { namespace: args.namespace, labels: labels.meta },
+                spec: {
+                    podSelector: { matchLabels: labels.selector },
+                    policyTypes: ["Ingress"],
+                    ingress: [
+                        { ports: servicePorts.map((port) => ({ port, protocol: "TCP" })) },
+                        { from: [{ namespaceSelector }], ports: [{ port: REGISTRY_DEBUG_PORT, protocol: "TCP" }] },
+                    ],
                 },
             },
             { parent: this },
@@ -404,7 +441,7 @@ export class Registry extends pulumi.ComponentResource {
  * The ConfigMap's config files, with the pod's mount paths: `config.yml`, and with a push port,
  * `push.yml` for the read-write container while `config.yml` turns read-only.
  */
-export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push">): Record<string, string> {
+export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "metricsFrom">): Record<string, string> {
     const common = {
         storageRoot: MOUNTS.storage,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
@@ -414,6 +451,7 @@ export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" 
         ...common,
         port: REGISTRY_CONTAINER_PORT,
         debugPort: REGISTRY_DEBUG_PORT,
+        debugOnPodAddress: metricsExposed(args),
         htpasswd: args.htpasswd ? { realm: "cluster-registry", path: `${MOUNTS.auth}/htpasswd` } : undefined,
         readOnly: !!args.push,
     });
@@ -458,7 +496,7 @@ export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.
                 command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.pull}`],
                 ports: [
                     { name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" },
-                    { name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" },
+                    ...(metricsExposed(args) ? [{ name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" }] : []),
                 ],
                 env: [...REGISTRY_ENV, ...parts.env],
                 // The read-only container's storage is read-only to the kernel too.
@@ -481,10 +519,7 @@ function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMoun
         name: "push",
         image,
         command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.push}`],
-        ports: [
-            { name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" },
-            { name: "push-metrics", containerPort: REGISTRY_PUSH_DEBUG_PORT, protocol: "TCP" },
-        ],
+        ports: [{ name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" }],
         env: [...REGISTRY_ENV],
         volumeMounts: [...mounts.filter((m) => m.name !== "auth"), { name: "push-auth", mountPath: MOUNTS.pushAuth, readOnly: true }],
         readinessProbe: readinessProbe(undefined, REGISTRY_PUSH_DEBUG_PORT),
@@ -535,7 +570,7 @@ function storageOwnerContainer(image: string): k8s.types.input.core.v1.Container
 
 /** The exec readiness check's command: the image's busybox runs {@link READINESS_SCRIPT}. */
 export function readinessCommand(maxFillPercent: number | undefined, debugPort = REGISTRY_DEBUG_PORT): string[] {
-    const health = `http://127.0.0.1:${debugPort}${HEALTH_PATH}`;
+    const health = `http://${LOOPBACK}:${debugPort}${HEALTH_PATH}`;
     return ["sh", "-c", READINESS_SCRIPT, "registry-ready", MOUNTS.storage, maxFillPercent === undefined ? "-" : String(maxFillPercent), health];
 }
 

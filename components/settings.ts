@@ -260,10 +260,17 @@ export const SETTINGS = {
         default: perEnvironment((e) => e.cacheHostPath ?? ""),
         check: (p) => (p === "" ? undefined : v.nodePath(p) && `${v.nodePath(p)}, or "" for volumes`),
     }),
+    metricsNamespaces: setting({
+        type: "array",
+        description:
+            "Namespaces whose pods may scrape the registries' Prometheus metrics (where Prometheus runs). Each registry then gets a <svc>-metrics Service and a NetworkPolicy admitting its debug port (metrics, but also pprof and expvar) from these namespaces only; it needs a CNI that enforces NetworkPolicy. None: every debug listener listens on its pod's loopback only.",
+        default: [],
+        check: v.dnsLabel,
+    }),
     serviceMonitors: setting({
         type: "boolean",
         description:
-            "Create a Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for each registry's metrics Service; needs the operator's CRDs in the cluster.",
+            "Create a Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for each registry's metrics Service; needs metricsNamespaces and the operator's CRDs in the cluster.",
         default: false,
     }),
     keepRegistryVolume: setting({
@@ -369,6 +376,7 @@ export interface Settings {
     cacheStorageSize: string;
     /** `undefined`: caches keep their data in volumes. */
     cacheHostPath: string | undefined;
+    metricsNamespaces: string[];
     serviceMonitors: boolean;
     keepRegistryVolume: boolean;
     /** `undefined`: the hosted registry gets a claim of its own. */
@@ -444,7 +452,9 @@ export interface ClusterRegistryArgs {
     cacheStorageSize?: string;
     /** Node directory for cache data instead of volumes; "" for volumes. Default: kind /var/lib/cluster-registry/caches, k3d "", eks "". */
     cacheHostPath?: string;
-    /** Create a Prometheus Operator ServiceMonitor for each registry's metrics Service. Default: false. */
+    /** Namespaces whose pods may scrape the registries' debug listeners (metrics Services, a NetworkPolicy); none: loopback only. Default: none. */
+    metricsNamespaces?: string[];
+    /** Create a Prometheus Operator ServiceMonitor for each registry's metrics Service (needs metricsNamespaces). Default: false. */
     serviceMonitors?: boolean;
     /** Keep the hosted registry's volume when the stack is destroyed. Default: true. */
     keepRegistryVolume?: boolean;

@@ -6,6 +6,11 @@ export interface RegistryConfigInput {
     port: number;
     /** Port of the debug listener (Prometheus `/metrics`, `/debug/health`, pprof, expvar) inside the pod. */
     debugPort: number;
+    /**
+     * Let the debug listener take connections on every address of the pod (for Prometheus), not only
+     * on its loopback, where the readiness probe reaches it. Default: false.
+     */
+    debugOnPodAddress?: boolean;
     /** Where images are stored (the volume's mount path). */
     storageRoot: string;
     /** Server certificate and key files. */
@@ -22,6 +27,8 @@ export interface RegistryConfigInput {
     readOnly?: boolean;
 }
 
+/** The pod's own loopback address, where its debug listener listens unless metrics are scraped. */
+export const LOOPBACK = "127.0.0.1";
 /** Where the debug listener serves Prometheus metrics. */
 export const METRICS_PATH = "/metrics";
 /** Where the debug listener serves the health checks' state: 200, or 503 once a check fails. */
@@ -50,8 +57,13 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
             addr: `:${input.port}`,
             tls: { certificate: input.tls.certificate, key: input.tls.key, minimumtls: "tls1.2" },
             headers: { "X-Content-Type-Options": ["nosniff"] },
-            // Plain HTTP, never on the NodePort: only a ClusterIP Service of its own reaches it.
-            debug: { addr: `:${input.debugPort}`, prometheus: { enabled: true, path: METRICS_PATH } },
+            // Plain HTTP with pprof and expvar beside the metrics: a pod that holds a CPU profile or an
+            // unread trace open can stall or OOM the registry, so only the pod itself reaches it unless
+            // asked (then a NetworkPolicy admits the namespaces named, and no NodePort lists it).
+            debug: {
+                addr: `${input.debugOnPodAddress ? "" : LOOPBACK}:${input.debugPort}`,
+                prometheus: { enabled: true, path: METRICS_PATH },
+            },
         },
         health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
     };

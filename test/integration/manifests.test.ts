@@ -15,6 +15,7 @@ async function models(): Promise<Record<string, Validating>> {
     const core = await import("kubernetes-models/v1");
     const apps = await import("kubernetes-models/apps/v1");
     const rbac = await import("kubernetes-models/rbac.authorization.k8s.io/v1");
+    const networking = await import("kubernetes-models/networking.k8s.io/v1");
     return {
         "v1/Namespace": core.Namespace,
         "v1/Service": core.Service,
@@ -26,6 +27,7 @@ async function models(): Promise<Record<string, Validating>> {
         "apps/v1/DaemonSet": apps.DaemonSet,
         "rbac.authorization.k8s.io/v1/Role": rbac.Role,
         "rbac.authorization.k8s.io/v1/RoleBinding": rbac.RoleBinding,
+        "networking.k8s.io/v1/NetworkPolicy": networking.NetworkPolicy,
     };
 }
 
@@ -50,11 +52,13 @@ describe("the schema check itself", () => {
     });
 });
 
-describe.each(shippedStacks())("stack %s", (stack) => {
+// Each shipped stack as it is, and with metrics scraped (a metrics Service and a NetworkPolicy per registry).
+const METRICS = { "cluster-registry:metricsNamespaces": '["monitoring"]' };
+describe.each(shippedStacks().flatMap((stack) => [[stack, {}] as const, [`${stack} with metricsNamespaces`, METRICS] as const]))("stack %s", (stack, extra) => {
     test("every Kubernetes object validates against the Kubernetes OpenAPI schema", async () => {
         const byKind = await models();
         const cloud = new FakeCloud({ clusterIP: () => "10.96.0.10" });
-        await runProgram(cloud, { config: stackConfig(stack), entry: ENTRY });
+        await runProgram(cloud, { config: { ...stackConfig(stack.split(" ")[0]), ...extra }, entry: ENTRY });
         const objects = cloud.resources.filter((r) => r.type.startsWith("kubernetes:"));
         expect(objects.length).toBeGreaterThan(5);
         for (const r of objects) {

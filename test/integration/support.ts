@@ -25,6 +25,16 @@ export const HOSTED_IP = "127.0.0.2";
 /** docker.io's cache's ClusterIP, on loopback. */
 export const CACHE_IP = "127.0.0.4";
 
+/**
+ * Where the loopback of the pod on `podIp` (127.0.0.1 inside that pod) is on this machine: 127.1.x.y
+ * for a pod on 127.0.x.y. Another address on the same lo, so what listens there is not reachable at
+ * the pod's address, as in a pod's own network namespace.
+ */
+export function podLoopback(podIp: string): string {
+    const [, , c, d] = podIp.split(".");
+    return `127.1.${c}.${d}`;
+}
+
 /** A fresh temp dir, short enough for unix socket paths. */
 export function tempDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -296,11 +306,21 @@ async function startRegistryFromDeployment(
     const [program, verb, configPath] = local.container.command as string[];
     if (program !== "registry" || verb !== "serve") throw new Error(`unexpected registry command ${local.container.command}`);
     const configYaml = rebaseYamlPaths(fs.readFileSync(local.rebase(configPath), "utf8"), local.rebase);
-    // A debug listener (`:PORT`, every interface of the pod) moves onto the Service's loopback IP too,
-    // so the hosted registry and a cache, each on its own IP, can both have it.
     const debugAddr = (YAML.parse(configYaml) as { http?: { debug?: { addr?: string } } }).http?.debug?.addr;
-    const debugEnv: Record<string, string> = debugAddr ? { REGISTRY_HTTP_DEBUG_ADDR: `${listen.split(":")[0]}:${debugAddr.split(":").pop()}` } : {};
+    const debugEnv: Record<string, string> = debugAddr ? { REGISTRY_HTTP_DEBUG_ADDR: podDebugAddr(debugAddr, listen.split(":")[0]) } : {};
     return startRegistry({ configYaml, env: { ...local.env, ...extraEnv, ...debugEnv }, workDir: root, addr: listen, caFile });
+}
+
+/**
+ * A debug listener on the pod's loopback (`127.0.0.1:PORT`) moves to {@link podLoopback}; one on every
+ * address of the pod (`:PORT`) to the pod's address (the Service's loopback IP here), so the hosted
+ * registry and a cache, each on its own IP, can both have it.
+ */
+function podDebugAddr(addr: string, podIp: string): string {
+    const port = addr.split(":").pop() as string;
+    if (addr === `:${port}`) return `${podIp}:${port}`;
+    if (addr === `127.0.0.1:${port}`) return `${podLoopback(podIp)}:${port}`;
+    throw new Error(`a debug listener on ${addr}: the harness knows a pod's loopback and every address of the pod`);
 }
 
 /** Where a registry stores what it holds: its config's storage.filesystem.rootdirectory. */

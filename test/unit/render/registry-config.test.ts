@@ -34,7 +34,7 @@ http:
     X-Content-Type-Options:
       - nosniff
   debug:
-    addr: :5001
+    addr: 127.0.0.1:5001
     prometheus:
       enabled: true
       path: /metrics
@@ -55,8 +55,13 @@ auth:
         expect(text).toContain("proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n");
         const config = YAML.parse(text);
         expect(config.storage).toEqual({ filesystem: { rootdirectory: "/var/lib/registry" }, delete: { enabled: true } });
-        expect(config.http.debug).toEqual({ addr: ":5001", prometheus: { enabled: true, path: "/metrics" } });
+        expect(config.http.debug).toEqual({ addr: "127.0.0.1:5001", prometheus: { enabled: true, path: "/metrics" } });
         expect(text).not.toContain("auth:");
+    });
+
+    test("debug listener: the pod's loopback only unless Prometheus is to reach it, then every address of the pod", () => {
+        expect(YAML.parse(renderRegistryConfig(BASE)).http.debug.addr).toBe("127.0.0.1:5001");
+        expect(YAML.parse(renderRegistryConfig({ ...BASE, debugOnPodAddress: true })).http.debug.addr).toBe(":5001");
     });
 
     test("a TTL of 0 (never expire) reaches the config as a duration Go parses to zero", () => {
