@@ -212,7 +212,7 @@ export const SETTINGS = {
     nodePulls: setting({
         type: "boolean",
         description:
-            "Nodes pull with a node identity containerd sends from hosts.toml (root-only files), so pods need no pull secret and caches admit nodes only. false: pods need the pull secret for the hosted registry, and caches are anonymous to every pod.",
+            "Nodes pull with a node identity containerd sends from hosts.toml (root-only files), so pods need no pull secret and caches admit nodes only; every pod on a node can then pull everything nodes can (see the README). false: pods need the pull secret for the hosted registry, and caches are anonymous to every pod.",
         default: true,
     }),
     caches: setting({
@@ -223,7 +223,7 @@ export const SETTINGS = {
     cacheCredentials: setting({
         type: "array",
         description:
-            "Upstream credentials as HOST=USER:PASSWORD for listed caches (e.g. Docker Hub, which limits anonymous pulls); set with --secret. Anyone who can reach the cache can pull what that account can.",
+            "Upstream credentials as HOST=USER:PASSWORD for listed caches (e.g. Docker Hub, which limits anonymous pulls); set with --secret. Every pod that may pull through the cache (with nodePulls, every pod on every node) can pull what that account can, private repositories included: use a token limited to public repositories.",
         secret: true,
     }),
     mirrorFallback: setting({

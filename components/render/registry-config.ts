@@ -27,6 +27,14 @@ export interface RegistryConfigInput {
     readOnly?: boolean;
 }
 
+/**
+ * distribution's upload purger, on every container that writes (the push container, caches): an
+ * upload unfinished after `age` is deleted at the next run (every `interval`, the first within an hour
+ * of start: distribution waits a random 0-59 minutes). Its default age is 168h, a week of abandoned
+ * pushes on the volume; an upload of one blob that takes longer than `age` is lost.
+ */
+export const UPLOAD_PURGING = { enabled: true, age: "3h", interval: "1h", dryrun: false } as const;
+
 /** The pod's own loopback address, where its debug listener listens unless metrics are scraped. */
 export const LOOPBACK = "127.0.0.1";
 /** Where the debug listener serves Prometheus metrics. */
@@ -51,7 +59,7 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
             // Proxy mode with the in-memory descriptor cache can answer "unexpected EOF" once blobs
             // expire (distribution issue 2367), so a cache has none.
             ...(input.proxy ? {} : { cache: { blobdescriptor: "inmemory" } }),
-            ...(input.readOnly ? { maintenance: { uploadpurging: { enabled: false }, readonly: { enabled: true } } } : {}),
+            maintenance: input.readOnly ? { uploadpurging: { enabled: false }, readonly: { enabled: true } } : { uploadpurging: { ...UPLOAD_PURGING } },
         },
         http: {
             addr: `:${input.port}`,

@@ -24,6 +24,12 @@ storage:
     enabled: false
   cache:
     blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: true
+      age: 3h
+      interval: 1h
+      dryrun: false
 http:
   addr: :5000
   tls:
@@ -54,7 +60,12 @@ auth:
         const text = renderRegistryConfig({ ...BASE, proxy: { remoteUrl: "https://registry-1.docker.io", ttl: "168h" } });
         expect(text).toContain("proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n");
         const config = YAML.parse(text);
-        expect(config.storage).toEqual({ filesystem: { rootdirectory: "/var/lib/registry" }, delete: { enabled: true } });
+        expect(config.storage).toEqual({
+            filesystem: { rootdirectory: "/var/lib/registry" },
+            delete: { enabled: true },
+            // Cut proxy fetches leave uploads too.
+            maintenance: { uploadpurging: { enabled: true, age: "3h", interval: "1h", dryrun: false } },
+        });
         expect(config.http.debug).toEqual({ addr: "127.0.0.1:5001", prometheus: { enabled: true, path: "/metrics" } });
         expect(text).not.toContain("auth:");
     });
@@ -72,6 +83,8 @@ auth:
     test("read-only: distribution's maintenance read-only mode on, upload purging left to the read-write container", () => {
         const config = YAML.parse(renderRegistryConfig({ ...BASE, readOnly: true }));
         expect(config.storage.maintenance).toEqual({ uploadpurging: { enabled: false }, readonly: { enabled: true } });
-        expect(YAML.parse(renderRegistryConfig(BASE)).storage.maintenance).toBeUndefined();
+        expect(YAML.parse(renderRegistryConfig(BASE)).storage.maintenance).toEqual({
+            uploadpurging: { enabled: true, age: "3h", interval: "1h", dryrun: false },
+        });
     });
 });
