@@ -326,10 +326,11 @@ function nodeRegistriesOf(
     // Sent by containerd to the endpoint only (never to an upstream `server`), from a root-only file.
     const header = nodeAuth?.apply((a) => ({ Authorization: `Basic ${Buffer.from(`${a.username}:${a.password}`).toString("base64")}` }));
     return [
-        // Nodes only pull; pushes come from people and CI with credentials.
+        // Nodes only pull; pushes come from people and CI with credentials. `server` is the ClusterIP too:
+        // containerd 1.x reports its last try, and the in-cluster name would make a 404 a DNS error.
         {
             host: hosted.host,
-            server: pulumi.interpolate`https://${hosted.host}`,
+            server: hosted.endpoint,
             endpoint: hosted.endpoint,
             capabilities: ["pull", "resolve"],
             serverIsOurs: true,
