@@ -256,7 +256,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
                 // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
                 htpasswd,
-                // 100 is "no limit": a full volume still serves what it holds.
+                // 100 is "never start over": a full volume still serves what it holds, and fails fetches.
                 maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
             };
             return { host: c.host, remoteUrl: c.remoteUrl, registry: new Registry(`${name}-${c.serviceName}`, args, opts) };

@@ -4,7 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
-import { HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
+import { EVICTION_SCRIPT, HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { serviceDnsNames } from "./names";
 
@@ -113,7 +113,11 @@ export interface RegistryArgs {
     push?: { port: number; htpasswd: HtpasswdRef };
     /** Pull-through cache of one upstream. Default: a hosted registry. */
     proxy?: RegistryProxyArgs;
-    /** Not ready (out of its Service) while its storage is at least this full, in percent. Default: no limit. */
+    /**
+     * A cache starts over (deletes everything it holds, then fetches again what is pulled) whenever its
+     * storage is at least this full, in percent; it never leaves its Service for being full. Default:
+     * never (a full volume then fails fetches).
+     */
     maxFillPercent?: number;
     /**
      * Namespaces whose pods may reach the pull container's debug listener (Prometheus): it then listens
@@ -501,13 +505,15 @@ export function registryPodSpec(args: RegistryArgs, parts: PodParts): k8s.types.
                 env: [...REGISTRY_ENV, ...parts.env],
                 // The read-only container's storage is read-only to the kernel too.
                 volumeMounts: args.push ? mounts.map((m) => (m.name === "storage" ? { ...m, readOnly: true } : m)) : mounts,
-                readinessProbe: readinessProbe(args.maxFillPercent, REGISTRY_DEBUG_PORT),
-                // Not the readiness check: a full cache is taken out of its Service, never restarted for it.
+                // No fill limit: a cache out of its Service would fail every pull of its upstream on
+                // fail-closed nodes, and a tenant can fill it by creating pods. It makes room instead.
+                readinessProbe: readinessProbe(undefined, REGISTRY_DEBUG_PORT),
                 livenessProbe: livenessProbe("registry"),
                 resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
                 securityContext: RESTRICTED_CONTAINER_SECURITY,
             },
             ...(args.push ? [pushContainer(args.image, mounts)] : []),
+            ...(args.proxy && args.maxFillPercent !== undefined ? [evictionContainer(args.image, args.maxFillPercent)] : []),
         ],
         volumes,
     };
@@ -548,6 +554,26 @@ function registryVolumes(args: RegistryArgs, parts: PodParts) {
     }
     if (args.push) volumes.push({ name: "push-auth", secret: { secretName: args.push.htpasswd.secretName, defaultMode: 0o440 } });
     return { volumes, mounts };
+}
+
+/** How often a cache's eviction loop looks at its volume: what a fetch can write in this time must fit under the limit. */
+export const EVICTION_EVERY_SECONDS = 1;
+
+/** The command of a cache's eviction container: the image's busybox runs {@link EVICTION_SCRIPT}. */
+export function evictionCommand(maxFillPercent: number): string[] {
+    return ["sh", "-c", EVICTION_SCRIPT, "cache-evict", MOUNTS.storage, String(maxFillPercent), String(EVICTION_EVERY_SECONDS)];
+}
+
+/** A cache's eviction loop, beside the registry on the same volume, as the registry's user (who owns what it deletes). */
+function evictionContainer(image: string, maxFillPercent: number): k8s.types.input.core.v1.Container {
+    return {
+        name: "evict",
+        image,
+        command: evictionCommand(maxFillPercent),
+        volumeMounts: [{ name: "storage", mountPath: MOUNTS.storage }],
+        resources: { requests: { cpu: "5m", memory: "8Mi" }, limits: { memory: "32Mi" } },
+        securityContext: RESTRICTED_CONTAINER_SECURITY,
+    };
 }
 
 /** Gives a kubelet-created (root-owned) node directory to the registry's user, with CAP_CHOWN alone. */

@@ -243,7 +243,7 @@ export const SETTINGS = {
     cacheMaxFillPercent: setting({
         type: "integer",
         description:
-            "A cache is taken out of its Service (not ready, never restarted) while its volume is at least this full, in percent, or while its storage fails distribution's health check; 100 turns the fill limit off.",
+            "When a cache's volume is at least this full, in percent, the cache starts over: it deletes everything it holds (checked every second, logged) and fetches again what is pulled next. A full cache never leaves its Service; 100 turns this off (a full volume then fails fetches).",
         default: 90,
         check: intRange(1, 100),
     }),

@@ -92,3 +92,35 @@ export const READINESS_SCRIPT = [
     'if [ "$2" != - ] && [ "$used" -ge "$2" ]; then echo "$1 is $used% full (limit $2%): not serving new content" >&2; exit 1; fi',
     'wget -q -Y off -O /dev/null "$3" || { echo "$3 does not answer 200: storage unhealthy" >&2; exit 1; }',
 ].join("\n");
+
+/** Where distribution's filesystem driver keeps everything under its root directory. */
+export const DISTRIBUTION_DATA_DIR = "docker/registry/v2";
+
+/**
+ * A cache's eviction loop, run by the image's busybox as `sh -c SCRIPT evict STORAGE LIMIT_PERCENT
+ * EVERY_SECONDS`: whenever STORAGE is at least LIMIT_PERCENT full, the cache starts over. Its whole
+ * data directory is renamed aside in one step, so distribution next sees an empty store, never a
+ * repository link whose blob is gone, and fetches again what is pulled; then the aside copy is deleted.
+ * A blob being streamed keeps streaming: Linux frees a deleted file only when its last reader closes
+ * it. A proxy fetch in flight still reaches its client, only its copy for the cache is lost. Each
+ * start-over is one log line and a count in `STORAGE/cache-evictions`. Plain POSIX sh.
+ */
+export const EVICTION_SCRIPT = [
+    `data="$1/${DISTRIBUTION_DATA_DIR}"`,
+    'count="$1/cache-evictions"',
+    // Left by a container stopped mid-delete.
+    'rm -rf "$1"/.evicted-*',
+    "while :; do",
+    '    used=$(df -P "$1" | awk \'NR == 2 { sub(/%$/, "", $5); print $5 }\')',
+    '    case "$used" in "" | *[!0-9]*) echo "cache-evict: cannot read how full $1 is" >&2; used=0 ;; esac',
+    '    if [ "$used" -ge "$2" ] && [ -d "$data" ]; then',
+    '        aside="$1/.evicted-$(date +%s)"',
+    '        if mv "$data" "$aside"; then',
+    '            n=$(( $(cat "$count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$count"',
+    '            echo "cache-evict: $1 was $used% full (limit $2%): started over, everything cached deleted (start-over $n); what is pulled next is fetched again"',
+    '            rm -rf "$aside"',
+    "        fi",
+    "    fi",
+    '    sleep "$3"',
+    "done",
+].join("\n");

@@ -216,8 +216,8 @@ export class LoopbackCluster {
         return this.hosted;
     }
 
-    /** (Re)starts docker.io's cache; `empty` deletes what it stored first. */
-    async startCache(empty = false): Promise<RegistryHandle> {
+    /** (Re)starts docker.io's cache; `empty` deletes what it stored first; `launcher` as startRegistry's. */
+    async startCache(empty = false, launcher?: readonly string[]): Promise<RegistryHandle> {
         await this.cache?.stop();
         if (empty && this.cache) fs.rmSync(registryStorage(this.cache), { recursive: true, force: true });
         const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io");
@@ -230,6 +230,8 @@ export class LoopbackCluster {
             `${CACHE_IP}:${this.port}`,
             this.client.caFile,
             env,
+            undefined,
+            launcher,
         );
         return this.cache;
     }
@@ -301,6 +303,7 @@ async function startRegistryFromDeployment(
     caFile: string,
     extraEnv: Record<string, string> = {},
     containerName?: string,
+    launcher?: readonly string[],
 ): Promise<RegistryHandle> {
     const local = materialize(cloud, deployment, root, {}, containerName);
     const [program, verb, configPath] = local.container.command as string[];
@@ -308,7 +311,7 @@ async function startRegistryFromDeployment(
     const configYaml = rebaseYamlPaths(fs.readFileSync(local.rebase(configPath), "utf8"), local.rebase);
     const debugAddr = (YAML.parse(configYaml) as { http?: { debug?: { addr?: string } } }).http?.debug?.addr;
     const debugEnv: Record<string, string> = debugAddr ? { REGISTRY_HTTP_DEBUG_ADDR: podDebugAddr(debugAddr, listen.split(":")[0]) } : {};
-    return startRegistry({ configYaml, env: { ...local.env, ...extraEnv, ...debugEnv }, workDir: root, addr: listen, caFile });
+    return startRegistry({ configYaml, env: { ...local.env, ...extraEnv, ...debugEnv }, workDir: root, addr: listen, caFile, launcher });
 }
 
 /**

@@ -2,7 +2,8 @@
 import { describe, expect, test } from "vitest";
 import YAML from "yaml";
 import { DEFAULT_REGISTRY_IMAGE } from "../../components/settings";
-import { readinessCommand, volumeReplacementProblem } from "../../components/registry";
+import { evictionCommand, readinessCommand, volumeReplacementProblem } from "../../components/registry";
+import { EVICTION_SCRIPT } from "../../components/render/registry-config";
 import { FakeCloud, runProgram, withIgnoredChanges } from "../support/fake-cloud";
 import { ENTRY } from "../support/stacks";
 import { RESOURCE_TYPES } from "../support/resource-types";
@@ -36,28 +37,37 @@ describe("the registry image and its environment", () => {
 });
 
 describe("probes: ready only while it can serve, alive even when full", () => {
-    test("a cache's readiness runs the probe script with the fill limit; the hosted registry's checks storage health only", async () => {
+    test("no registry's readiness looks at the fill level: a full cache stays in its Service; liveness never does either", async () => {
         const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "85" });
         const cache = containerOf(cloud, "cache-docker-io");
-        expect(cache.readinessProbe.exec.command).toEqual(readinessCommand(85));
-        expect(cache.readinessProbe.exec.command.slice(3)).toEqual(["registry-ready", "/var/lib/registry", "85", "http://127.0.0.1:5001/debug/health"]);
-        expect(containerOf(cloud, "hosted").readinessProbe.exec.command.slice(3)).toEqual([
-            "registry-ready",
-            "/var/lib/registry",
-            "-",
-            "http://127.0.0.1:5001/debug/health",
-        ]);
         for (const c of [cache, containerOf(cloud, "hosted")]) {
-            // Liveness never looks at the fill level: a full cache leaves its Service, it is not restarted.
+            expect(c.readinessProbe.exec.command).toEqual(readinessCommand(undefined));
+            expect(c.readinessProbe.exec.command.slice(3)).toEqual(["registry-ready", "/var/lib/registry", "-", "http://127.0.0.1:5001/debug/health"]);
             expect(c.livenessProbe).toMatchObject({ httpGet: { path: "/", port: "registry", scheme: "HTTPS" } });
             expect(c.livenessProbe.exec).toBeUndefined();
         }
     });
+});
 
-    test("the default fill limit is 90%; 100 turns it off", async () => {
-        expect(containerOf((await run(WITH_CACHE)).cloud, "cache-docker-io").readinessProbe.exec.command[5]).toBe("90");
-        const off = (await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "100" })).cloud;
-        expect(containerOf(off, "cache-docker-io").readinessProbe.exec.command[5]).toBe("-");
+describe("a cache makes room by itself", () => {
+    const evictOf = (cloud: FakeCloud, name: string) =>
+        cloud.one(T.deploy, name).inputs.spec.template.spec.containers.find((c: { name: string }) => c.name === "evict");
+
+    test("a cache's eviction container runs the eviction loop on its storage at cacheMaxFillPercent, as the registry's user; the hosted registry has none", async () => {
+        const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "85" });
+        const evict = evictOf(cloud, "cache-docker-io");
+        expect(evict.command).toEqual(evictionCommand(85));
+        expect(evict.command.slice(0, 3)).toEqual(["sh", "-c", EVICTION_SCRIPT]);
+        expect(evict.command.slice(4)).toEqual(["/var/lib/registry", "85", "1"]);
+        expect(evict.image).toBe(containerOf(cloud, "cache-docker-io").image);
+        expect(evict.volumeMounts).toEqual([{ name: "storage", mountPath: "/var/lib/registry" }]);
+        expect(evict.securityContext).toMatchObject({ runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+        expect(evictOf(cloud, "hosted")).toBeUndefined();
+    });
+
+    test("the default limit is 90%; 100 runs no eviction loop", async () => {
+        expect(evictOf((await run(WITH_CACHE)).cloud, "cache-docker-io").command[5]).toBe("90");
+        expect(evictOf((await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "100" })).cloud, "cache-docker-io")).toBeUndefined();
     });
 
     test("a TTL of 0 (never expire) is accepted and reaches the cache's config", async () => {
@@ -96,7 +106,9 @@ describe("debug listener", () => {
         expect(cloud.byType(T.svc).filter((s) => s.name.endsWith("-metrics"))).toEqual([]);
         expect(cloud.byType(NETPOL)).toEqual([]);
         for (const d of cloud.byType(T.deploy)) {
-            const ports = d.inputs.spec.template.spec.containers.flatMap((c: { ports: { containerPort: number }[] }) => c.ports.map((p) => p.containerPort));
+            const ports = d.inputs.spec.template.spec.containers.flatMap((c: { ports?: { containerPort: number }[] }) =>
+                (c.ports ?? []).map((p) => p.containerPort),
+            );
             expect(ports, d.name).not.toContain(5001);
             expect(ports, d.name).not.toContain(5003);
         }
