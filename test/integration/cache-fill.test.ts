@@ -5,14 +5,17 @@
  * volume); a tenant's node pulls many distinct images through it, round after round, while a
  * fail-closed node pulls an unrelated image every two seconds.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as https from "node:https";
 import * as path from "node:path";
+import YAML from "yaml";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { MOUNTS } from "../../components/registry";
 import { ContainerdHandle } from "./harness/containerd";
 import { criPull, criRemove } from "./harness/cri";
-import { buildOciImage } from "./harness/oci";
-import { ProcHandle, runCommand, startProcess, which } from "./harness/procs";
+import { buildOciImage, BuiltOciImage } from "./harness/oci";
+import { ProcHandle, runCommand, startProcess, waitFor, which } from "./harness/procs";
 import { RegistryHandle } from "./harness/registry";
 import { describeIntegration } from "./describe-integration";
 import { CACHE_IP, LoopbackCluster, podLoopback } from "./support";
@@ -33,6 +36,33 @@ function upstreamBlobGets(upstream: RegistryHandle, repo: string): number {
         .filter((l) => l.includes('msg="response completed"') && l.includes("http.request.method=GET") && l.includes(`/v2/${repo}/blobs/`)).length;
 }
 
+/** A blob download through the cache that reads its first bytes and waits for `resume()` to read the rest. */
+interface PausedDownload {
+    resume(): Promise<string>;
+}
+
+function pausedDownload(url: string, ca: Buffer, authorization: string): Promise<PausedDownload> {
+    return new Promise((resolve, reject) => {
+        https
+            .get(url, { ca, agent: false, headers: { Authorization: authorization } }, (res) => {
+                if (res.statusCode !== 200) return reject(new Error(`${url}: ${String(res.statusCode)}`));
+                const hash = createHash("sha256");
+                const done = new Promise<string>((ok, fail) => {
+                    res.on("end", () => ok(`sha256:${hash.digest("hex")}`));
+                    res.on("error", fail);
+                    res.on("aborted", () => fail(new Error("cut mid-stream")));
+                });
+                res.once("data", (first: Buffer) => {
+                    hash.update(first);
+                    res.pause();
+                    res.on("data", (c: Buffer) => hash.update(c));
+                    resolve({ resume: () => (res.resume(), done) });
+                });
+            })
+            .on("error", reject);
+    });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeIntegration("a tenant filling a cache", () => {
@@ -43,6 +73,9 @@ describeIntegration("a tenant filling a cache", () => {
     let bin: string;
     /** A command run by busybox inside the cache's mount namespace, as a container of its pod. */
     let inCachePod: (command: string[]) => string[];
+    /** 16 MiB layers: one pulled through the cache before it starts over, one never pulled before. */
+    let warm: BuiltOciImage;
+    let cold: BuiltOciImage;
 
     /** The generated Deployment's container `name`'s command, with the storage mount at its place here. */
     const containerCommand = (name: string): string[] => {
@@ -62,13 +95,22 @@ describeIntegration("a tenant filling a cache", () => {
         for (let i = 0; i < TENANT_IMAGES; i++) {
             images.push(await buildOciImage(path.join(cluster.work, `oci-${i}`), { tag: `t${i}`, layers: [{ randomBytes: TENANT_IMAGE_BYTES }] }));
         }
+        warm = await buildOciImage(path.join(cluster.work, "oci-w"), { tag: "w1", layers: [{ randomBytes: 16 << 20 }] });
+        cold = await buildOciImage(path.join(cluster.work, "oci-c"), { tag: "c1", layers: [{ randomBytes: 16 << 20 }] });
+        for (const [image, repo] of [
+            [warm, "library/warm:v1"],
+            [cold, "library/cold:v1"],
+        ] as const) {
+            const push = await cluster.pushUpstream(image, repo);
+            expect(push.code, push.stderr).toBe(0);
+        }
         for (const [i, image] of images.entries()) {
             const push = await cluster.pushUpstream(image, i === 0 ? "library/unrelated:v1" : `library/tenant-${i - 1}:v1`);
             expect(push.code, push.stderr).toBe(0);
         }
         bin = path.join(cluster.work, "bb");
         fs.mkdirSync(bin);
-        for (const applet of ["sh", "df", "awk", "wget", "mv", "rm", "cat", "date", "sleep"]) fs.symlinkSync("/bin/busybox", path.join(bin, applet));
+        for (const applet of ["sh", "df", "awk", "wget", "mv", "rm", "cat", "date", "sleep", "dd"]) fs.symlinkSync("/bin/busybox", path.join(bin, applet));
 
         // The cache again, on a small tmpfs of its own that only its mount namespace sees.
         storage = path.join(cluster.work, "cache-pod", MOUNTS.storage);
@@ -146,4 +188,31 @@ describeIntegration("a tenant filling a cache", () => {
         expect(upstreamBlobGets(cluster.upstream!.registry, "library/unrelated")).toBeGreaterThan(2);
         expect(tenantFailures).toEqual([]);
     }, 600_000);
+
+    test("a tenant filling a cache never cuts a blob mid-stream: one being served from the cache and one still being fetched from the upstream when it starts over both arrive whole", async () => {
+        const configs = (
+            YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
+        ).configs;
+        const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
+        const authorization = `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+        const ca = fs.readFileSync(cluster.client.caFile);
+        const blobUrl = (repo: string, image: BuiltOciImage) => `https://${CACHE_IP}:${cluster.port}/v2/library/${repo}/blobs/${image.layers[0].digest}`;
+        // Cached first (a whole download), then open again, as a node pulls it.
+        expect(await (await pausedDownload(blobUrl("warm", warm), ca, authorization)).resume()).toBe(warm.layers[0].digest);
+        const downloads = [await pausedDownload(blobUrl("warm", warm), ca, authorization), await pausedDownload(blobUrl("cold", cold), ca, authorization)];
+
+        // A tenant's content takes the volume past the limit: the evict container starts over.
+        const startOvers = () => evict.log().match(/^cache-evict: .*started over/gm)?.length ?? 0;
+        const before = startOvers();
+        const [cmd, ...args] = inCachePod(["sh", "-c", 'dd if=/dev/zero of="$1/docker/registry/v2/filler" bs=1M count=24 2>/dev/null', "fill", MOUNTS.storage]);
+        expect((await runCommand(cmd, args)).code).toBe(0);
+        await waitFor(async () => startOvers() > before, 15_000, "the cache to start over");
+
+        const digests = await Promise.all(downloads.map((d) => d.resume()));
+        expect(digests).toEqual([warm.layers[0].digest, cold.layers[0].digest]);
+        // Gone from the cache, fetched again from the upstream when asked.
+        const warmGets = upstreamBlobGets(cluster.upstream!.registry, "library/warm");
+        expect(await (await pausedDownload(blobUrl("warm", warm), ca, authorization)).resume()).toBe(warm.layers[0].digest);
+        expect(upstreamBlobGets(cluster.upstream!.registry, "library/warm")).toBe(warmGets + 1);
+    }, 120_000);
 });
