@@ -215,4 +215,37 @@ describeIntegration("a tenant filling a cache", () => {
         expect(await (await pausedDownload(blobUrl("warm", warm), ca, authorization)).resume()).toBe(warm.layers[0].digest);
         expect(upstreamBlobGets(cluster.upstream!.registry, "library/warm")).toBe(warmGets + 1);
     }, 120_000);
+
+    // A start-over never leaves these (it renames the whole data directory at once); this is what the
+    // registry does if a blob's data or its repository link goes by other means (a person, a full disk).
+    test("a cache whose blob data or repository link is gone fetches that blob again from the upstream and serves it whole", async () => {
+        const configs = (
+            YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
+        ).configs;
+        const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
+        const authorization = `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+        const ca = fs.readFileSync(cluster.client.caFile);
+        const digest = warm.layers[0].digest;
+        const hex = digest.split(":")[1];
+        const url = `https://${CACHE_IP}:${cluster.port}/v2/library/warm/blobs/${digest}`;
+        const get = async () => {
+            try {
+                return await (await pausedDownload(url, ca, authorization)).resume();
+            } catch (e) {
+                return (e as Error).message;
+            }
+        };
+        const rmInPod = async (rel: string) => {
+            const [cmd, ...args] = inCachePod(["sh", "-c", 'rm -rf "$1/docker/registry/v2/$2"', "rm", MOUNTS.storage, rel]);
+            expect((await runCommand(cmd, args)).code).toBe(0);
+        };
+        const upstream = () => upstreamBlobGets(cluster.upstream!.registry, "library/warm");
+        expect(await get()).toBe(digest);
+        for (const gone of [`blobs/sha256/${hex.slice(0, 2)}/${hex}`, `repositories/library/warm/_layers/sha256/${hex}`]) {
+            const before = upstream();
+            await rmInPod(gone);
+            expect(await get(), gone).toBe(digest);
+            expect(upstream() - before, gone).toBe(1);
+        }
+    }, 120_000);
 });
