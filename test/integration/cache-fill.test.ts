@@ -7,11 +7,12 @@
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
 import YAML from "yaml";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { MOUNTS } from "../../components/registry";
+import { MOUNTS, REGISTRY_DEBUG_PORT } from "../../components/registry";
 import { ContainerdHandle } from "./harness/containerd";
 import { criPull, criRemove } from "./harness/cri";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
@@ -61,6 +62,19 @@ function pausedDownload(url: string, ca: Buffer, authorization: string): Promise
             })
             .on("error", reject);
     });
+}
+
+/** distribution's `registry_proxy_misses_total{type="blob"}` from the cache's debug listener (on its pod's loopback). */
+async function blobMisses(): Promise<number> {
+    const text = await new Promise<string>((resolve, reject) => {
+        http.get(`http://${podLoopback(CACHE_IP)}:${REGISTRY_DEBUG_PORT}/metrics`, { agent: false }, (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => (body += c.toString()));
+            res.on("end", () => resolve(body));
+        }).on("error", reject);
+    });
+    const line = text.split("\n").find((l) => l.startsWith('registry_proxy_misses_total{type="blob"}'));
+    return Number(line?.split(" ").pop() ?? 0);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -210,10 +224,12 @@ describeIntegration("a tenant filling a cache", () => {
 
         const digests = await Promise.all(downloads.map((d) => d.resume()));
         expect(digests).toEqual([warm.layers[0].digest, cold.layers[0].digest]);
-        // Gone from the cache, fetched again from the upstream when asked.
+        // Gone from the cache, fetched again from the upstream when asked; Prometheus sees it as a miss.
         const warmGets = upstreamBlobGets(cluster.upstream!.registry, "library/warm");
+        const misses = await blobMisses();
         expect(await (await pausedDownload(blobUrl("warm", warm), ca, authorization)).resume()).toBe(warm.layers[0].digest);
         expect(upstreamBlobGets(cluster.upstream!.registry, "library/warm")).toBe(warmGets + 1);
+        expect(await blobMisses()).toBe(misses + 1);
     }, 120_000);
 
     // A start-over never leaves these (it renames the whole data directory at once); this is what the
