@@ -214,6 +214,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             certEarlyRenewalHours: s.certEarlyRenewalHours,
             image: s.image,
             storageClass: s.storageClass,
+            metricsFrom: s.metricsNamespaces,
             serviceMonitor: s.serviceMonitors,
             allowVolumeReplacement: s.allowVolumeReplacement,
             placement: placementOf({
@@ -273,7 +274,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                     proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
                     // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
                     htpasswd,
-                    // 100 is "no limit": a full volume still serves what it holds.
+                    // 100 is "never start over": a full volume still serves what it holds, and fails fetches.
                     maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
                     coalescer: s.cacheCoalescerImage ? { image: s.cacheCoalescerImage } : undefined,
                 };
@@ -347,10 +348,11 @@ function nodeRegistriesOf(
     // Sent by containerd to the endpoint only (never to an upstream `server`), from a root-only file.
     const header = nodeAuth?.apply((a) => ({ Authorization: `Basic ${Buffer.from(`${a.username}:${a.password}`).toString("base64")}` }));
     return [
-        // Nodes only pull; pushes come from people and CI with credentials.
+        // Nodes only pull; pushes come from people and CI with credentials. `server` is the ClusterIP too:
+        // containerd 1.x reports its last try, and the in-cluster name would make a 404 a DNS error.
         {
             host: hosted.host,
-            server: pulumi.interpolate`https://${hosted.host}`,
+            server: hosted.endpoint,
             endpoint: hosted.endpoint,
             capabilities: ["pull", "resolve"],
             serverIsOurs: true,

@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
-import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig, S3StorageInput } from "./render/registry-config";
+import { EVICTION_SCRIPT, HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig, S3StorageInput } from "./render/registry-config";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
@@ -13,11 +13,11 @@ import { RegistryPlacement, withPlacement } from "./render/placement";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
 export const REGISTRY_CONTAINER_PORT = 5000;
-/** Port of distribution's debug listener (metrics, health, pprof) inside the pod, and of the metrics Service. */
+/** Port of distribution's debug listener (metrics, health, pprof) inside the pod, and of the metrics Service if any. */
 export const REGISTRY_DEBUG_PORT = 5001;
 /** The hosted registry's read-write container: where it takes pushes inside the pod. */
 export const REGISTRY_PUSH_CONTAINER_PORT = 5002;
-/** The read-write container's own debug listener (its health check; containers in a pod share ports). */
+/** The read-write container's own debug listener (its health check; containers in a pod share ports): loopback only, always. */
 export const REGISTRY_PUSH_DEBUG_PORT = 5003;
 /** The config files in a registry's ConfigMap: the pull (for a cache, the only) one, and the push one. */
 export const CONFIG_FILES = { pull: "config.yml", push: "push.yml" } as const;
@@ -50,6 +50,11 @@ export const METRICS_LABEL = "cluster-registry/metrics";
 /** `<service>-metrics`, kept a DNS label (63 characters at most). */
 export function metricsServiceName(serviceName: string): string {
     return `${serviceName.slice(0, 63 - "-metrics".length).replace(/-+$/, "")}-metrics`;
+}
+
+/** Whether the pull container's debug listener takes connections from other pods (Prometheus). */
+export function metricsExposed(args: Pick<RegistryArgs, "metricsFrom">): boolean {
+    return (args.metricsFrom?.length ?? 0) > 0;
 }
 
 /** The non-root user the registry runs as; fsGroup makes the volume writable for it. */
@@ -123,9 +128,19 @@ export interface RegistryArgs {
     proxy?: RegistryProxyArgs;
     /** A cache's nginx in front, coalescing concurrent misses (coalescer.ts): its image. Default: none. */
     coalescer?: { image: string };
-    /** Not ready (out of its Service) while its storage is at least this full, in percent. Default: no limit. */
+    /**
+     * A cache starts over (deletes everything it holds, then fetches again what is pulled) whenever its
+     * storage is at least this full, in percent; it never leaves its Service for being full. Default:
+     * never (a full volume then fails fetches).
+     */
     maxFillPercent?: number;
-    /** Also create a Prometheus Operator ServiceMonitor for the metrics Service. Default: false. */
+    /**
+     * Namespaces whose pods may reach the pull container's debug listener (Prometheus): it then listens
+     * on the pod's address, behind a metrics Service and a NetworkPolicy admitting only these. Default:
+     * none (loopback only, no metrics Service).
+     */
+    metricsFrom?: string[];
+    /** Also create a Prometheus Operator ServiceMonitor for the metrics Service (needs `metricsFrom`). Default: false. */
     serviceMonitor?: boolean;
     /** Keep the volume's claim when the stack is destroyed (`retainOnDelete`). Default: false. */
     retainVolume?: boolean;
@@ -437,10 +452,12 @@ export class Registry extends pulumi.ComponentResource {
     }
 
     /**
-     * Prometheus metrics on a ClusterIP Service of their own: a NodePort Service exposes every port it
-     * lists, and the debug listener also serves pprof and expvar, which stay inside the cluster.
+     * Prometheus metrics on a ClusterIP Service of their own, when asked for: a NodePort Service exposes
+     * every port it lists, and the debug listener also serves pprof and expvar.
      */
     private metrics(name: string, args: RegistryArgs, labels: RegistryLabels): void {
+        if (!metricsExposed(args)) return;
+        this.debugPortPolicy(name, args, labels);
         const metricsLabels = { ...labels.meta, [METRICS_LABEL]: "true" };
         new k8s.core.v1.Service(
             `${name}-metrics`,
@@ -488,6 +505,30 @@ export class Registry extends pulumi.ComponentResource {
             { parent: this },
         );
         return [{ name: "REGISTRY_HTTP_SECRET", valueFrom: { secretKeyRef: { name: secret.metadata.name, key: HTTP_SECRET_KEY } } }];
+    }
+
+    /**
+     * Once a NetworkPolicy selects a pod, it admits only what one allows: the registry ports from
+     * anywhere (pods, nodes, kubelet's liveness probe), the debug port from `metricsFrom` alone.
+     */
+    private debugPortPolicy(name: string, args: RegistryArgs, labels: RegistryLabels): void {
+        const servicePorts = [REGISTRY_CONTAINER_PORT, ...(args.push ? [REGISTRY_PUSH_CONTAINER_PORT] : [])];
+        const namespaceSelector = { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: [...(args.metricsFrom ?? [])] }] };
+        new k8s.networking.v1.NetworkPolicy(
+            `${name}-ingress`,
+            {
+                metadata: { namespace: args.namespace, labels: labels.meta },
+                spec: {
+                    podSelector: { matchLabels: labels.selector },
+                    policyTypes: ["Ingress"],
+                    ingress: [
+                        { ports: servicePorts.map((port) => ({ port, protocol: "TCP" })) },
+                        { from: [{ namespaceSelector }], ports: [{ port: REGISTRY_DEBUG_PORT, protocol: "TCP" }] },
+                    ],
+                },
+            },
+            { parent: this },
+        );
     }
 
     /** A cache's upstream credentials, as env from a Secret of their own. */
@@ -553,7 +594,9 @@ export class Registry extends pulumi.ComponentResource {
  * The ConfigMap's config files, with the pod's mount paths: `config.yml`, and with a push port,
  * `push.yml` for the read-write container while `config.yml` turns read-only.
  */
-export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "coalescer" | "objectStorage">): Record<string, string> {
+export function registryConfigsOf(
+    args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "coalescer" | "objectStorage" | "metricsFrom">,
+): Record<string, string> {
     // Only a cache has misses to coalesce, and the push port has no place behind nginx.
     if (args.coalescer && (!args.proxy || args.push)) throw new Error("a coalescer is for a cache (proxy) without a push port");
     const common = {
@@ -567,6 +610,7 @@ export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" 
         ...common,
         port: args.coalescer ? COALESCER_BACKEND_PORT : REGISTRY_CONTAINER_PORT,
         debugPort: REGISTRY_DEBUG_PORT,
+        debugOnPodAddress: metricsExposed(args),
         htpasswd: args.htpasswd ? { realm: "cluster-registry", path: `${MOUNTS.auth}/htpasswd` } : undefined,
         readOnly: !!args.push,
     });
@@ -675,7 +719,11 @@ function basePodSpec(
         },
         // fsGroup does not apply to hostPath, and kubelet creates the directory root-owned.
         initContainers: args.hostPath ? [storageOwnerContainer(args.image)] : [],
-        containers: [...pull, ...push],
+        containers: [
+            ...pull,
+            ...push,
+            ...(args.proxy && args.maxFillPercent !== undefined && role !== "push" ? [evictionContainer(args.image, args.maxFillPercent)] : []),
+        ],
         volumes,
     };
 }
@@ -692,14 +740,15 @@ function pullContainer(
         command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.pull}`],
         ports: [
             { name: "registry", containerPort: REGISTRY_CONTAINER_PORT, protocol: "TCP" },
-            { name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" },
+            ...(metricsExposed(args) ? [{ name: "metrics", containerPort: REGISTRY_DEBUG_PORT, protocol: "TCP" }] : []),
         ],
         env: [...REGISTRY_ENV, ...env],
         // The read-only container's storage is read-only to the kernel too.
         volumeMounts: args.push ? mounts.map((m) => (m.name === "storage" ? { ...m, readOnly: true } : m)) : mounts,
-        readinessProbe: readinessProbe(args.maxFillPercent, REGISTRY_DEBUG_PORT),
+        // No fill limit: a cache out of its Service would fail every pull of its upstream on
+        // fail-closed nodes, and a tenant can fill it by creating pods. It makes room instead.
+        readinessProbe: readinessProbe(undefined, REGISTRY_DEBUG_PORT),
         lifecycle: PRE_STOP,
-        // Not the readiness check: a full cache is taken out of its Service, never restarted for it.
         livenessProbe: livenessProbe("registry"),
         resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "512Mi" } },
         securityContext: RESTRICTED_CONTAINER_SECURITY,
@@ -712,10 +761,7 @@ function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMoun
         name: "push",
         image,
         command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.push}`],
-        ports: [
-            { name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" },
-            { name: "push-metrics", containerPort: REGISTRY_PUSH_DEBUG_PORT, protocol: "TCP" },
-        ],
+        ports: [{ name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" }],
         // The same http.secret as every other replica: an upload started on one pod may finish on another.
         env: [...REGISTRY_ENV, ...env],
         volumeMounts: [...mounts.filter((m) => m.name !== "auth"), { name: "push-auth", mountPath: MOUNTS.pushAuth, readOnly: true }],
@@ -751,6 +797,26 @@ function registryVolumes(args: RegistryArgs, parts: PodParts) {
 /** Kept serving while kube-proxy catches up with the endpoint's removal (the image's busybox sleep). */
 const PRE_STOP: k8s.types.input.core.v1.Lifecycle = { preStop: { exec: { command: ["sleep", String(GRACEFUL_STOP.preStopSeconds)] } } };
 
+/** How often a cache's eviction loop looks at its volume: what a fetch can write in this time must fit under the limit. */
+export const EVICTION_EVERY_SECONDS = 1;
+
+/** The command of a cache's eviction container: the image's busybox runs {@link EVICTION_SCRIPT}. */
+export function evictionCommand(maxFillPercent: number): string[] {
+    return ["sh", "-c", EVICTION_SCRIPT, "cache-evict", MOUNTS.storage, String(maxFillPercent), String(EVICTION_EVERY_SECONDS)];
+}
+
+/** A cache's eviction loop, beside the registry on the same volume, as the registry's user (who owns what it deletes). */
+function evictionContainer(image: string, maxFillPercent: number): k8s.types.input.core.v1.Container {
+    return {
+        name: "evict",
+        image,
+        command: evictionCommand(maxFillPercent),
+        volumeMounts: [{ name: "storage", mountPath: MOUNTS.storage }],
+        resources: { requests: { cpu: "5m", memory: "8Mi" }, limits: { memory: "32Mi" } },
+        securityContext: RESTRICTED_CONTAINER_SECURITY,
+    };
+}
+
 /** Gives a kubelet-created (root-owned) node directory to the registry's user, with CAP_CHOWN alone. */
 function storageOwnerContainer(image: string): k8s.types.input.core.v1.Container {
     return {
@@ -771,7 +837,7 @@ function storageOwnerContainer(image: string): k8s.types.input.core.v1.Container
 
 /** The exec readiness check's command: the image's busybox runs {@link READINESS_SCRIPT}. */
 export function readinessCommand(maxFillPercent: number | undefined, debugPort = REGISTRY_DEBUG_PORT): string[] {
-    const health = `http://127.0.0.1:${debugPort}${HEALTH_PATH}`;
+    const health = `http://${LOOPBACK}:${debugPort}${HEALTH_PATH}`;
     return ["sh", "-c", READINESS_SCRIPT, "registry-ready", MOUNTS.storage, maxFillPercent === undefined ? "-" : String(maxFillPercent), health];
 }
 

@@ -229,6 +229,12 @@ function checkTogether(s: Settings, problems: Problems): void {
             `is true but ${problems.key("pullSecretNamespaces")} is empty; list the namespaces whose default ServiceAccount should get the pull secret`,
         );
     }
+    if (s.serviceMonitors && s.metricsNamespaces.length === 0) {
+        problems.add(
+            "serviceMonitors",
+            `is true but ${problems.key("metricsNamespaces")} is empty, so no pod can reach the metrics; list the namespace Prometheus scrapes from`,
+        );
+    }
 }
 
 /** Applies defaults and checks everything, adding to `problems`; the result is only usable when there are none. */

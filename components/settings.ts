@@ -240,7 +240,7 @@ export const SETTINGS = {
     nodePulls: {
         type: "boolean",
         description:
-            "Nodes pull with a node identity containerd sends from hosts.toml (root-only files), so pods need no pull secret and caches admit nodes only. false: pods need the pull secret for the hosted registry, and caches are anonymous to every pod.",
+            "Nodes pull with a node identity containerd sends from hosts.toml (root-only files), so pods need no pull secret and caches admit nodes only; every pod on a node can then pull everything nodes can (see the README). false: pods need the pull secret for the hosted registry, and caches are anonymous to every pod.",
         default: true,
     },
     caches: {
@@ -251,7 +251,7 @@ export const SETTINGS = {
     cacheCredentials: {
         type: "array",
         description:
-            "Upstream credentials as HOST=USER:PASSWORD for listed caches (e.g. Docker Hub, which limits anonymous pulls); set with --secret. Anyone who can reach the cache can pull what that account can.",
+            "Upstream credentials as HOST=USER:PASSWORD for listed caches (e.g. Docker Hub, which limits anonymous pulls); set with --secret. Every pod that may pull through the cache (with nodePulls, every pod on every node) can pull what that account can, private repositories included: use a token limited to public repositories.",
         secret: true,
     },
     mirrorFallback: {
@@ -271,7 +271,7 @@ export const SETTINGS = {
     cacheMaxFillPercent: {
         type: "integer",
         description:
-            "A cache is taken out of its Service (not ready, never restarted) while its volume is at least this full, in percent, or while its storage fails distribution's health check; 100 turns the fill limit off.",
+            "When a cache's volume is at least this full, in percent, the cache starts over: it deletes everything it holds (checked every second, logged) and fetches again what is pulled next. A full cache never leaves its Service; 100 turns this off (a full volume then fails fetches).",
         default: 90,
         check: intRange(1, 100),
     },
@@ -295,10 +295,17 @@ export const SETTINGS = {
         default: DEFAULT_COALESCER_IMAGE,
         check: (i) => (i === "" ? v.ACCEPTED : v.reworded(v.checkImageReference(i), (e) => `${e}, or "" for no coalescing`)),
     },
+    metricsNamespaces: {
+        type: "array",
+        description:
+            "Namespaces whose pods may scrape the registries' Prometheus metrics (where Prometheus runs). Each registry then gets a <svc>-metrics Service and a NetworkPolicy admitting its debug port (metrics, but also pprof and expvar) from these namespaces only; it needs a CNI that enforces NetworkPolicy. None: every debug listener listens on its pod's loopback only.",
+        default: [],
+        check: v.checkDnsLabel,
+    },
     serviceMonitors: {
         type: "boolean",
         description:
-            "Create a Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for each registry's metrics Service; needs the operator's CRDs in the cluster.",
+            "Create a Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for each registry's metrics Service; needs metricsNamespaces and the operator's CRDs in the cluster.",
         default: false,
     },
     keepRegistryVolume: {
@@ -485,7 +492,6 @@ export interface Settings extends Omit<Required<ClusterRegistryArgs>, Reshaped> 
     bcryptCost: number | undefined;
     /** `undefined`: caches keep their data in volumes (the setting's ""). */
     cacheHostPath: string | undefined;
-    /** `undefined`: the hosted registry gets a claim of its own (the setting's ""). */
     registryVolumeClaim: string | undefined;
     /** `undefined`: the hosted registry keeps its images on a volume (the bucket setting's ""). */
     objectStorage: ObjectStorageSetting | undefined;
@@ -572,7 +578,9 @@ export interface ClusterRegistryArgs {
     cacheHostPath?: string;
     /** nginx image in front of each cache, coalescing concurrent misses into one upstream download; "" for none. Default: docker.io/library/nginx:1.28.0-alpine. */
     cacheCoalescerImage?: string;
-    /** Create a Prometheus Operator ServiceMonitor for each registry's metrics Service. Default: false. */
+    /** Namespaces whose pods may scrape the registries' debug listeners (metrics Services, a NetworkPolicy); none: loopback only. Default: none. */
+    metricsNamespaces?: string[];
+    /** Create a Prometheus Operator ServiceMonitor for each registry's metrics Service (needs metricsNamespaces). Default: false. */
     serviceMonitors?: boolean;
     /** Keep the hosted registry's volume when the stack is destroyed. Default: true. */
     keepRegistryVolume?: boolean;

@@ -17,8 +17,8 @@ export interface HostsTomlInput {
     serverIsOurs: boolean;
     /**
      * Headers containerd sends to the endpoint on every request (containerd 1.5+): the node identity's
-     * `Authorization`, so nodes pull with no pull secret. Never on `server`: a public upstream must not
-     * see it. Default: none.
+     * `Authorization`, so nodes pull with no pull secret. On `server` too when it is ours, never when it
+     * is a public upstream, which must not see it. Default: none.
      */
     header?: Readonly<Record<string, string>>;
     /**
@@ -28,25 +28,33 @@ export interface HostsTomlInput {
     fallbacks?: readonly string[];
 }
 
+/** One `[host."URL"]` table: containerd tries them in file order, then `server`. */
+interface HostEntry {
+    capabilities: readonly HostCapability[];
+    ca: string;
+    header?: Readonly<Record<string, string>>;
+}
+
+function hostTable(h: HostEntry): Record<string, unknown> {
+    return { capabilities: [...h.capabilities], ca: h.ca, ...(h.header && Object.keys(h.header).length > 0 ? { header: { ...h.header } } : {}) };
+}
+
 /**
  * containerd 1.6 ignores a hosts.toml without a `[host]` table, so there is always one. Our CA goes
  * at the top level only when `server` is ours: a public upstream keeps the system roots alone.
+ * containerd 1.x tries `server` after a `[host]` answered 404 and reports that last error: a `server`
+ * of ours gets the node identity's header too, so a missing image reads "not found", not 401.
  */
 export function renderHostsToml(input: HostsTomlInput): string {
+    const serverHeader = input.serverIsOurs && input.header && Object.keys(input.header).length > 0 ? { header: { ...input.header } } : {};
+    // A list in file order, so mirrors tried before this endpoint (issue 19) are one more entry; a
+    // cache's other replicas come after it, each exactly as the first (same CA, same node identity).
+    const entry: HostEntry = { capabilities: input.capabilities, ca: input.ca, header: input.header };
+    const hosts: Array<[string, HostEntry]> = [input.endpoint, ...(input.fallbacks ?? [])].map((url) => [url, entry]);
     const body = TOML.stringify({
         server: input.server,
-        ...(input.serverIsOurs ? { ca: input.ca } : {}),
-        // Each replica exactly as the first: same CA, same node identity.
-        host: Object.fromEntries(
-            [input.endpoint, ...(input.fallbacks ?? [])].map((endpoint) => [
-                endpoint,
-                {
-                    capabilities: [...input.capabilities],
-                    ca: input.ca,
-                    ...(input.header && Object.keys(input.header).length > 0 ? { header: { ...input.header } } : {}),
-                },
-            ]),
-        ),
+        ...(input.serverIsOurs ? { ca: input.ca, ...serverHeader } : {}),
+        host: Object.fromEntries(hosts.map(([url, h]) => [url, hostTable(h)])),
     });
     return `# Written by ${input.owner}. Removed, and any earlier file restored, when it is uninstalled.\n${body.trimEnd()}\n`;
 }

@@ -37,6 +37,12 @@ export function renderKindClusterConfig(certsDir: string, cacheMount?: { hostDir
  * putting the mirrors there as well makes them survive restarts even before the DaemonSet runs.
  */
 export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: string): string {
+    // Said in the file itself, as it is copied onto nodes: it carries the node identity, so root-only.
+    const header = [
+        "# k3s's /etc/rancher/k3s/registries.yaml, root-only (it carries the node identity), on every node:",
+        "#   install -m 600 -o root -g root registries.yaml /etc/rancher/k3s/registries.yaml",
+        `#   install -m 644 -o root -g root ca.crt ${caFile}`,
+    ];
     const doc = {
         mirrors: Object.fromEntries(mirrors.map((m) => [m.host, { endpoint: endpointsOf(m) }])),
         // Keyed by the endpoint's host, where containerd looks credentials and TLS up for a mirror.
@@ -49,7 +55,7 @@ export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: str
             ),
         ),
     };
-    return YAML.stringify(doc);
+    return `${header.join("\n")}\n${YAML.stringify(doc)}`;
 }
 
 /** Bottlerocket nodes keep certs.d read-only: mirrors and the CA go into user data (TOML settings). */

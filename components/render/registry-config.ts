@@ -6,6 +6,11 @@ export interface RegistryConfigInput {
     port: number;
     /** Port of the debug listener (Prometheus `/metrics`, `/debug/health`, pprof, expvar) inside the pod. */
     debugPort: number;
+    /**
+     * Let the debug listener take connections on every address of the pod (for Prometheus), not only
+     * on its loopback, where the readiness probe reaches it. Default: false.
+     */
+    debugOnPodAddress?: boolean;
     /** Where images are stored (the volume's mount path). */
     storageRoot: string;
     /** Server certificate and key files. */
@@ -41,6 +46,16 @@ export interface S3StorageInput {
     kmsKeyId?: string;
 }
 
+/**
+ * distribution's upload purger, on every container that writes (the push container, caches): an
+ * upload unfinished after `age` is deleted at the next run (every `interval`, the first within an hour
+ * of start: distribution waits a random 0-59 minutes). Its default age is 168h, a week of abandoned
+ * pushes on the volume; an upload of one blob that takes longer than `age` is lost.
+ */
+export const UPLOAD_PURGING = { enabled: true, age: "3h", interval: "1h", dryrun: false } as const;
+
+/** The pod's own loopback address, where its debug listener listens unless metrics are scraped. */
+export const LOOPBACK = "127.0.0.1";
 /** Where the debug listener serves Prometheus metrics. */
 export const METRICS_PATH = "/metrics";
 /** Where the debug listener serves the health checks' state: 200, or 503 once a check fails. */
@@ -63,15 +78,20 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
             // Proxy mode with the in-memory descriptor cache can answer "unexpected EOF" once blobs
             // expire (distribution issue 2367), so a cache has none.
             ...(input.proxy ? {} : { cache: { blobdescriptor: "inmemory" } }),
-            ...(input.readOnly ? { maintenance: { uploadpurging: { enabled: false }, readonly: { enabled: true } } } : {}),
+            maintenance: input.readOnly ? { uploadpurging: { enabled: false }, readonly: { enabled: true } } : { uploadpurging: { ...UPLOAD_PURGING } },
         },
         http: {
             addr: `:${input.port}`,
             draintimeout: input.drainTimeout,
             tls: { certificate: input.tls.certificate, key: input.tls.key, minimumtls: "tls1.2" },
             headers: { "X-Content-Type-Options": ["nosniff"] },
-            // Plain HTTP, never on the NodePort: only a ClusterIP Service of its own reaches it.
-            debug: { addr: `:${input.debugPort}`, prometheus: { enabled: true, path: METRICS_PATH } },
+            // Plain HTTP with pprof and expvar beside the metrics: a pod that holds a CPU profile or an
+            // unread trace open can stall or OOM the registry, so only the pod itself reaches it unless
+            // asked (then a NetworkPolicy admits the namespaces named, and no NodePort lists it).
+            debug: {
+                addr: `${input.debugOnPodAddress ? "" : LOOPBACK}:${input.debugPort}`,
+                prometheus: { enabled: true, path: METRICS_PATH },
+            },
         },
         health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
     };
@@ -112,4 +132,36 @@ export const READINESS_SCRIPT = [
     '  if [ "$used" -ge "$2" ]; then echo "$1 is $used% full (limit $2%): not serving new content" >&2; exit 1; fi',
     "fi",
     'wget -q -Y off -O /dev/null "$3" || { echo "$3 does not answer 200: storage unhealthy" >&2; exit 1; }',
+].join("\n");
+
+/** Where distribution's filesystem driver keeps everything under its root directory. */
+export const DISTRIBUTION_DATA_DIR = "docker/registry/v2";
+
+/**
+ * A cache's eviction loop, run by the image's busybox as `sh -c SCRIPT evict STORAGE LIMIT_PERCENT
+ * EVERY_SECONDS`: whenever STORAGE is at least LIMIT_PERCENT full, the cache starts over. Its whole
+ * data directory is renamed aside in one step, so distribution next sees an empty store, never a
+ * repository link whose blob is gone, and fetches again what is pulled; then the aside copy is deleted.
+ * A blob being streamed keeps streaming: Linux frees a deleted file only when its last reader closes
+ * it. A proxy fetch in flight still reaches its client, only its copy for the cache is lost. Each
+ * start-over is one log line and a count in `STORAGE/cache-evictions`. Plain POSIX sh.
+ */
+export const EVICTION_SCRIPT = [
+    `data="$1/${DISTRIBUTION_DATA_DIR}"`,
+    'count="$1/cache-evictions"',
+    // Left by a container stopped mid-delete.
+    'rm -rf "$1"/.evicted-*',
+    "while :; do",
+    '    used=$(df -P "$1" | awk \'NR == 2 { sub(/%$/, "", $5); print $5 }\')',
+    '    case "$used" in "" | *[!0-9]*) echo "cache-evict: cannot read how full $1 is" >&2; used=0 ;; esac',
+    '    if [ "$used" -ge "$2" ] && [ -d "$data" ]; then',
+    '        aside="$1/.evicted-$(date +%s)"',
+    '        if mv "$data" "$aside"; then',
+    '            n=$(( $(cat "$count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$count"',
+    '            echo "cache-evict: $1 was $used% full (limit $2%): started over, everything cached deleted (start-over $n); what is pulled next is fetched again"',
+    '            rm -rf "$aside"',
+    "        fi",
+    "    fi",
+    '    sleep "$3"',
+    "done",
 ].join("\n");

@@ -106,6 +106,18 @@ describeIntegration("least privilege: read-only pulls, pushes on their own port,
         expect(await digestOf("team/app:v1")).toBe(image.manifestDigest);
     });
 
+    test("abandoned uploads: the read-write container runs distribution's upload purger with the program's age, the read-only one none", async () => {
+        const config = (r: typeof cluster.hosted) => YAML.parse(fs.readFileSync(r.configFile, "utf8")) as { storage: { maintenance: any } };
+        // distribution parses age and interval at start (a bad one panics) and then logs the first run's delay.
+        expect(cluster.hostedPush.proc.log()).toMatch(/Starting upload purge in \d+m/);
+        expect(config(cluster.hostedPush).storage.maintenance.uploadpurging).toMatchObject({ enabled: true, dryrun: false });
+        // Hours, not distribution's default week: an abandoned push stays at most age + interval.
+        const hours = (d: string) => Number(/^(\d+)h$/.exec(d)?.[1] ?? NaN);
+        const { age, interval } = config(cluster.hostedPush).storage.maintenance.uploadpurging as { age: string; interval: string };
+        expect(hours(age) + hours(interval)).toBeLessThanOrEqual(6);
+        expect(cluster.hosted.proc.log()).not.toContain("Starting upload purge");
+    });
+
     test("push: even a pusher cannot write through the read-only port; the server refuses, whoever asks", async () => {
         const pusher = JSON.parse(cluster.dep.outputs.pushDockerConfigJson as string).auths[`localhost:${cluster.port}`] as {
             username: string;

@@ -16,6 +16,7 @@ async function models(): Promise<Record<string, Validating>> {
     const apps = await import("kubernetes-models/apps/v1");
     const rbac = await import("kubernetes-models/rbac.authorization.k8s.io/v1");
     const policy = await import("kubernetes-models/policy/v1");
+    const networking = await import("kubernetes-models/networking.k8s.io/v1");
     return {
         "v1/Namespace": core.Namespace,
         "v1/Service": core.Service,
@@ -28,6 +29,7 @@ async function models(): Promise<Record<string, Validating>> {
         "rbac.authorization.k8s.io/v1/Role": rbac.Role,
         "rbac.authorization.k8s.io/v1/RoleBinding": rbac.RoleBinding,
         "policy/v1/PodDisruptionBudget": policy.PodDisruptionBudget,
+        "networking.k8s.io/v1/NetworkPolicy": networking.NetworkPolicy,
     };
 }
 
@@ -60,12 +62,18 @@ const REPLICATED = {
     "cluster-registry:caches": '["docker.io"]',
     "cluster-registry:cacheReplicas": "2",
 };
+// Each shipped stack as it is, and with metrics scraped (a metrics Service and a NetworkPolicy per registry).
+const METRICS = { "cluster-registry:metricsNamespaces": '["monitoring"]' };
+const SHAPES = [
+    ...shippedStacks().flatMap((stack) => [[stack, {}] as const, [`${stack} with metricsNamespaces`, METRICS] as const]),
+    ["eks replicated", REPLICATED] as const,
+];
 
-describe.each([...shippedStacks().map((s) => [s, {}] as const), ["eks", REPLICATED] as const])("stack %s %o", (stack, extra) => {
+describe.each(SHAPES)("stack %s", (stack, extra) => {
     test("every Kubernetes object validates against the Kubernetes OpenAPI schema", async () => {
         const byKind = await models();
         const cloud = new FakeCloud({ clusterIP: () => "10.96.0.10" });
-        await runProgram(cloud, { config: { ...stackConfig(stack), ...extra }, entry: ENTRY });
+        await runProgram(cloud, { config: { ...stackConfig(stack.split(" ")[0]), ...extra }, entry: ENTRY });
         const objects = cloud.resources.filter((r) => r.type.startsWith("kubernetes:"));
         expect(objects.length).toBeGreaterThan(5);
         for (const r of objects) {

@@ -8,12 +8,13 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { REGISTRY_DEBUG_PORT } from "../../components/registry";
+import * as net from "node:net";
+import { REGISTRY_DEBUG_PORT, REGISTRY_PUSH_DEBUG_PORT } from "../../components/registry";
 import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
 import { runCommand, CommandResult } from "./harness/procs";
 import { describeIntegration } from "./describe-integration";
-import { HOSTED_IP, LoopbackCluster } from "./support";
+import { HOSTED_IP, LoopbackCluster, podLoopback } from "./support";
 
 function get(url: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
@@ -33,11 +34,31 @@ function counter(text: string, name: string): number {
         .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
 }
 
+/** The TCP addresses process `pid` listens on, as `ss` shows them. */
+async function listening(pid: number): Promise<string[]> {
+    const r = await runCommand("ss", ["-Hltnp"]);
+    if (r.code !== 0) throw new Error(`ss: ${r.stderr}`);
+    return r.stdout
+        .split("\n")
+        .filter((l) => l.includes(`pid=${pid},`))
+        .map((l) => l.trim().split(/\s+/)[3]);
+}
+
+/** "connected", or the error code of a TCP connection to host:port. */
+function connects(host: string, port: number): Promise<string> {
+    return new Promise((resolve) => {
+        const s = net.connect({ host, port, timeout: 3000 });
+        s.once("connect", () => (s.destroy(), resolve("connected")));
+        s.once("timeout", () => (s.destroy(), resolve("timeout")));
+        s.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    });
+}
+
 describeIntegration("registry health and metrics, with the real registry and busybox", () => {
     let cluster: LoopbackCluster;
     let image: BuiltOciImage;
     let bin: string;
-    const debugUrl = () => `http://${HOSTED_IP}:${REGISTRY_DEBUG_PORT}`;
+    const debugUrl = () => `http://${podLoopback(HOSTED_IP)}:${REGISTRY_DEBUG_PORT}`;
 
     beforeAll(async () => {
         cluster = await LoopbackCluster.start({ prefix: "crhm-", nodeMode: "apply" });
@@ -79,6 +100,20 @@ describeIntegration("registry health and metrics, with the real registry and bus
         expect(counter(after.body, "registry_http_requests_total")).toBeGreaterThan(counter(before.body, "registry_http_requests_total"));
     });
 
+    test("debug listener: neither container's (pprof, expvar, metrics) listens on the pod's address, only on its loopback, where the readiness probe reaches it", async () => {
+        for (const [registry, port] of [
+            [cluster.hosted, REGISTRY_DEBUG_PORT],
+            [cluster.hostedPush, REGISTRY_PUSH_DEBUG_PORT],
+        ] as const) {
+            // What the process itself listens on (other people's tests may listen on the same addresses).
+            const debug = (await listening(registry.proc.pid)).filter((a) => a.endsWith(`:${port}`));
+            expect(debug, `port ${port}`).toEqual([`${podLoopback(HOSTED_IP)}:${port}`]);
+            expect(await connects(podLoopback(HOSTED_IP), port), `pod loopback, port ${port}`).toBe("connected");
+        }
+        const r = await readiness(path.join(cluster.work, "pod", "var", "lib", "registry"));
+        expect(r.code, r.stderr).toBe(0);
+    });
+
     test("the readiness check passes while storage is healthy and below the limit", async () => {
         const r = await readiness(path.join(cluster.work, "pod", "var", "lib", "registry"));
         expect(r.code, r.stderr).toBe(0);
@@ -116,6 +151,6 @@ describeIntegration("registry health and metrics, with the real registry and bus
     function readinessArgs(storage: string): string[] {
         const deployment = cluster.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
         const [, , script, name, , , health] = deployment.inputs.spec.template.spec.containers[0].readinessProbe.exec.command as string[];
-        return [script, name, storage, "90", health.replace(`127.0.0.1:${REGISTRY_DEBUG_PORT}`, `${HOSTED_IP}:${REGISTRY_DEBUG_PORT}`)];
+        return [script, name, storage, "90", health.replace("127.0.0.1", podLoopback(HOSTED_IP))];
     }
 });

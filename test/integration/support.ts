@@ -37,6 +37,16 @@ function cacheReplicaOf(name: string): number | undefined {
     return m ? Number(m[1] ?? 0) : undefined;
 }
 
+/**
+ * Where the loopback of the pod on `podIp` (127.0.0.1 inside that pod) is on this machine: 127.1.x.y
+ * for a pod on 127.0.x.y. Another address on the same lo, so what listens there is not reachable at
+ * the pod's address, as in a pod's own network namespace.
+ */
+export function podLoopback(podIp: string): string {
+    const [, , c, d] = podIp.split(".");
+    return `127.1.${c}.${d}`;
+}
+
 /** A fresh temp dir, short enough for unix socket paths. */
 export function tempDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -250,9 +260,9 @@ export class LoopbackCluster {
     /**
      * (Re)starts docker.io's cache pod, replica `replica` (each on its own pod directory): its registry,
      * and its coalescer in front on the Service's address (the registry then on a free port of that
-     * address); `empty` deletes what it stored first.
+     * address); `empty` deletes what it stored first; `launcher` as startRegistry's.
      */
-    async startCache(empty = false, replica = 0): Promise<RegistryHandle> {
+    async startCache(empty = false, replica = 0, launcher?: readonly string[]): Promise<RegistryHandle> {
         const old = this.cacheReplicas[replica];
         await this.stopCache(replica);
         if (empty && old) fs.rmSync(registryStorage(old), { recursive: true, force: true });
@@ -263,7 +273,7 @@ export class LoopbackCluster {
         // The registry image trusts docker.io's public CA; here the stand-in's, through SSL_CERT_FILE.
         const env: Record<string, string> = this.upstream ? { SSL_CERT_FILE: this.upstream.trustBundle } : {};
         const root = path.join(this.work, replica === 0 ? "cache-pod" : `cache-pod-${replica}`);
-        const started = await startRegistryFromDeployment(this.cloud, deployment, root, registryAt, this.client.caFile, env);
+        const started = await startRegistryFromDeployment(this.cloud, deployment, root, registryAt, this.client.caFile, env, undefined, launcher);
         this.cacheReplicas[replica] = started;
         this.coalescers[replica] = coalesced
             ? await startCoalescerFromDeployment(this.cloud, deployment, root, service, registryAt, this.client.caFile)
@@ -352,16 +362,27 @@ export async function startRegistryFromDeployment(
     caFile: string,
     extraEnv: Record<string, string> = {},
     containerName?: string,
+    launcher?: readonly string[],
 ): Promise<RegistryHandle> {
     const local = materialize(cloud, deployment, root, {}, containerName);
     const [program, verb, configPath] = local.container.command as string[];
     if (program !== "registry" || verb !== "serve") throw new Error(`unexpected registry command ${local.container.command}`);
     const configYaml = rebaseYamlPaths(fs.readFileSync(local.rebase(configPath), "utf8"), local.rebase);
-    // A debug listener (`:PORT`, every interface of the pod) moves onto the Service's loopback IP too,
-    // so the hosted registry and a cache, each on its own IP, can both have it.
     const debugAddr = (YAML.parse(configYaml) as { http?: { debug?: { addr?: string } } }).http?.debug?.addr;
-    const debugEnv: Record<string, string> = debugAddr ? { REGISTRY_HTTP_DEBUG_ADDR: `${listen.split(":")[0]}:${debugAddr.split(":").pop()}` } : {};
-    return startRegistry({ configYaml, env: { ...local.env, ...extraEnv, ...debugEnv }, workDir: root, addr: listen, caFile });
+    const debugEnv: Record<string, string> = debugAddr ? { REGISTRY_HTTP_DEBUG_ADDR: podDebugAddr(debugAddr, listen.split(":")[0]) } : {};
+    return startRegistry({ configYaml, env: { ...local.env, ...extraEnv, ...debugEnv }, workDir: root, addr: listen, caFile, launcher });
+}
+
+/**
+ * A debug listener on the pod's loopback (`127.0.0.1:PORT`) moves to {@link podLoopback}; one on every
+ * address of the pod (`:PORT`) to the pod's address (the Service's loopback IP here), so the hosted
+ * registry and a cache, each on its own IP, can both have it.
+ */
+function podDebugAddr(addr: string, podIp: string): string {
+    const port = addr.split(":").pop() as string;
+    if (addr === `:${port}`) return `${podIp}:${port}`;
+    if (addr === `127.0.0.1:${port}`) return `${podLoopback(podIp)}:${port}`;
+    throw new Error(`a debug listener on ${addr}: the harness knows a pod's loopback and every address of the pod`);
 }
 
 /** Where a registry stores what it holds: its config's storage.filesystem.rootdirectory. */

@@ -45,6 +45,7 @@ describe("hosts.toml with fallbacks", () => {
         ).toBe(
             "# Written by o. Removed, and any earlier file restored, when it is uninstalled.\n" +
                 'server = "https://10.96.0.20:5000"\nca = "ca.crt"\n\n' +
+                '[header]\nAuthorization = "Basic bm9kZTpwdw=="\n\n' +
                 '[host."https://10.96.0.20:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n\n' +
                 '[host."https://10.96.0.20:5000".header]\nAuthorization = "Basic bm9kZTpwdw=="\n\n' +
                 '[host."https://10.96.0.21:5000"]\ncapabilities = [ "pull", "resolve" ]\nca = "ca.crt"\n\n' +

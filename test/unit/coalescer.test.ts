@@ -24,8 +24,9 @@ describe("a cache's coalescer", () => {
         const { cloud } = await run(WITH_CACHE);
         expect(DEFAULT_COALESCER_IMAGE).toMatch(/^docker\.io\/library\/nginx:\d+\.\d+\.\d+-alpine$/);
         const pod = podOf(cloud, "cache-docker-io");
-        const [registry, nginx] = pod.containers;
-        expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(["registry", "coalescer"]);
+        const [registry, , nginx] = pod.containers;
+        // (evict: the cache's start-over loop at cacheMaxFillPercent, beside it on the same volume)
+        expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(["registry", "evict", "coalescer"]);
         expect(nginx.image).toBe(DEFAULT_COALESCER_IMAGE);
         // The Service targets the port named `registry`: nginx's, 5000, where nginx.conf listens.
         const service = cloud.byType(T.svc).find((s) => s.inputs.metadata.name === "cache-docker-io")!;
@@ -49,7 +50,7 @@ describe("a cache's coalescer", () => {
     test("restricted like the registry: non-root, read-only root, no capabilities; what it writes is on the cache's volume or its own emptyDir", async () => {
         const { cloud } = await run(WITH_CACHE);
         const pod = podOf(cloud, "cache-docker-io");
-        const nginx = pod.containers[1];
+        const nginx = pod.containers.find((c: { name: string }) => c.name === "coalescer");
         expect(nginx.securityContext).toEqual(pod.containers[0].securityContext);
         expect(nginx.securityContext).toMatchObject({
             runAsNonRoot: true,
@@ -80,7 +81,7 @@ describe("a cache's coalescer", () => {
     test('cacheCoalescerImage "" turns it off: the registry alone, on the Service\'s port; the hosted registry never has one', async () => {
         const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheCoalescerImage": "" });
         const pod = podOf(cloud, "cache-docker-io");
-        expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(["registry"]);
+        expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(["registry", "evict"]);
         expect(pod.containers[0].ports[0]).toEqual({ name: "registry", containerPort: 5000, protocol: "TCP" });
         expect(Object.keys(configMapOf(cloud, "cache-docker-io"))).toEqual(["config.yml"]);
         const hosted = podOf((await run(WITH_CACHE)).cloud, "hosted");
@@ -89,7 +90,9 @@ describe("a cache's coalescer", () => {
 
     test("a mirrored image for air-gapped clusters is taken; a malformed one fails before anything exists, naming the key", async () => {
         const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheCoalescerImage": "mirror.example.com/nginx:1.28.0-alpine" });
-        expect(podOf(cloud, "cache-docker-io").containers[1].image).toBe("mirror.example.com/nginx:1.28.0-alpine");
+        expect(podOf(cloud, "cache-docker-io").containers.find((c: { name: string }) => c.name === "coalescer").image).toBe(
+            "mirror.example.com/nginx:1.28.0-alpine",
+        );
         await expect(run({ ...WITH_CACHE, "cluster-registry:cacheCoalescerImage": "Nginx:Latest!" })).rejects.toThrow(
             /cluster-registry:cacheCoalescerImage: "Nginx:Latest!" is not valid/,
         );

@@ -48,8 +48,8 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         expect(counts(cloud.resources)).toEqual({
             // the registries', and the node agent's own
             [T.ns]: 2,
-            // each registry's own Service, and its metrics Service
-            [T.svc]: 2 * (1 + caches),
+            // each registry's own Service (no metrics Service: debug listeners are loopback-only by default)
+            [T.svc]: 1 + caches,
             // htpasswd for pushes, for pulls (and for caches, the node identity's), a tls and an
             // http.secret per registry, one pull secret per listed namespace, the node agent's files
             [T.secret]: 2 + (caches ? 1 : 0) + 2 * (1 + caches) + pullNamespaces + 1,

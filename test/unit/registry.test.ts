@@ -1,7 +1,9 @@
 /** components/registry.ts: probes, metrics, the volume guard and what destroy keeps, through the whole program. */
 import { describe, expect, test } from "vitest";
+import YAML from "yaml";
 import { DEFAULT_REGISTRY_IMAGE } from "../../components/settings";
-import { readinessCommand, volumeReplacementProblem } from "../../components/registry";
+import { evictionCommand, readinessCommand, volumeReplacementProblem } from "../../components/registry";
+import { EVICTION_SCRIPT } from "../../components/render/registry-config";
 import { FakeCloud, runProgram, withIgnoredChanges } from "../support/fake-cloud";
 import { runWithServiceIps } from "../support/program";
 import { ENTRY } from "../support/stacks";
@@ -36,30 +38,39 @@ describe("the registry image and its environment", () => {
 });
 
 describe("probes: ready only while it can serve, alive even when full", () => {
-    test("a cache's readiness runs the probe script with the fill limit; the hosted registry's checks storage health only", async () => {
+    test("no registry's readiness looks at the fill level: a full cache stays in its Service; liveness never does either", async () => {
         const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "85" });
         const cache = containerOf(cloud, "cache-docker-io");
-        expect(cache.readinessProbe.exec.command).toEqual(readinessCommand(85));
-        expect(cache.readinessProbe.exec.command.slice(3)).toEqual(["registry-ready", "/var/lib/registry", "85", "http://127.0.0.1:5001/debug/health"]);
-        expect(containerOf(cloud, "hosted").readinessProbe.exec.command.slice(3)).toEqual([
-            "registry-ready",
-            "/var/lib/registry",
-            "-",
-            "http://127.0.0.1:5001/debug/health",
-        ]);
         for (const c of [cache, containerOf(cloud, "hosted")]) {
-            // Liveness never looks at the fill level: a full cache leaves its Service, it is not restarted.
+            expect(c.readinessProbe.exec.command).toEqual(readinessCommand(undefined));
+            expect(c.readinessProbe.exec.command.slice(3)).toEqual(["registry-ready", "/var/lib/registry", "-", "http://127.0.0.1:5001/debug/health"]);
             expect(c.livenessProbe).toMatchObject({ httpGet: { path: "/", scheme: "HTTPS" } });
             // The registry's own port (behind a cache's coalescer, not nginx's), so a hung registry is restarted.
             expect(c.ports.map((p: { name: string }) => p.name)).toContain(c.livenessProbe.httpGet.port);
             expect(c.livenessProbe.exec).toBeUndefined();
         }
     });
+});
 
-    test("the default fill limit is 90%; 100 turns it off", async () => {
-        expect(containerOf((await run(WITH_CACHE)).cloud, "cache-docker-io").readinessProbe.exec.command[5]).toBe("90");
-        const off = (await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "100" })).cloud;
-        expect(containerOf(off, "cache-docker-io").readinessProbe.exec.command[5]).toBe("-");
+describe("a cache makes room by itself", () => {
+    const evictOf = (cloud: FakeCloud, name: string) =>
+        cloud.one(T.deploy, name).inputs.spec.template.spec.containers.find((c: { name: string }) => c.name === "evict");
+
+    test("a cache's eviction container runs the eviction loop on its storage at cacheMaxFillPercent, as the registry's user; the hosted registry has none", async () => {
+        const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "85" });
+        const evict = evictOf(cloud, "cache-docker-io");
+        expect(evict.command).toEqual(evictionCommand(85));
+        expect(evict.command.slice(0, 3)).toEqual(["sh", "-c", EVICTION_SCRIPT]);
+        expect(evict.command.slice(4)).toEqual(["/var/lib/registry", "85", "1"]);
+        expect(evict.image).toBe(containerOf(cloud, "cache-docker-io").image);
+        expect(evict.volumeMounts).toEqual([{ name: "storage", mountPath: "/var/lib/registry" }]);
+        expect(evict.securityContext).toMatchObject({ runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+        expect(evictOf(cloud, "hosted")).toBeUndefined();
+    });
+
+    test("the default limit is 90%; 100 runs no eviction loop", async () => {
+        expect(evictOf((await run(WITH_CACHE)).cloud, "cache-docker-io").command[5]).toBe("90");
+        expect(evictOf((await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "100" })).cloud, "cache-docker-io")).toBeUndefined();
     });
 
     test("a TTL of 0 (never expire) is accepted and reaches the cache's config", async () => {
@@ -69,20 +80,54 @@ describe("probes: ready only while it can serve, alive even when full", () => {
     });
 });
 
-describe("metrics", () => {
-    test("each registry's metrics are on a ClusterIP Service of their own; the NodePort Service lists the push port alone", async () => {
+/** Whether a NetworkPolicy's ingress rules admit a pod of namespace `ns` to `port` (the subset of the API the program uses). */
+function admits(policy: any, ns: string, port: number): boolean {
+    const nsLabels: Record<string, string> = { "kubernetes.io/metadata.name": ns };
+    const selects = (sel: any) =>
+        Object.entries<string>(sel.matchLabels ?? {}).every(([k, v]) => nsLabels[k] === v) &&
+        (sel.matchExpressions ?? []).every((e: any) => {
+            if (e.operator !== "In") throw new Error(`operator ${e.operator} not modelled`);
+            return e.values.includes(nsLabels[e.key]);
+        });
+    return (policy.spec.ingress ?? []).some(
+        (rule: any) =>
+            (rule.ports === undefined || rule.ports.some((p: any) => p.port === port)) &&
+            (rule.from === undefined || rule.from.some((peer: any) => peer.namespaceSelector && !peer.podSelector && selects(peer.namespaceSelector))),
+    );
+}
+
+const NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy";
+const METRICS = { ...WITH_CACHE, "cluster-registry:metricsNamespaces": '["monitoring"]' };
+const debugAddrs = (cloud: FakeCloud, name: string) =>
+    Object.entries<string>(cloud.one(T.cm, `${name}-config`).inputs.data)
+        .filter(([file]) => file.endsWith(".yml"))
+        .map(([, c]) => YAML.parse(c).http.debug.addr as string);
+
+describe("debug listener", () => {
+    test("debug listener: by default every registry's (the push container's too) listens on its pod's loopback only, with no metrics Service, port or NetworkPolicy", async () => {
         const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:nodePort": "30500" });
-        expect(
-            cloud
-                .byType(T.svc)
-                .filter((s) => s.inputs.spec.type === "NodePort")
-                .map((s) => s.name),
-        ).toEqual(["registry-hosted-node-port"]);
-        // Every port a NodePort Service lists gets a port on every node: only the push port, where a
-        // workstation pushes; neither the read-only port nor metrics.
+        expect(debugAddrs(cloud, "hosted")).toEqual(["127.0.0.1:5001", "127.0.0.1:5003"]);
+        expect(debugAddrs(cloud, "cache-docker-io")).toEqual(["127.0.0.1:5001"]);
+        expect(cloud.byType(T.svc).filter((s) => s.name.endsWith("-metrics"))).toEqual([]);
+        expect(cloud.byType(NETPOL)).toEqual([]);
+        for (const d of cloud.byType(T.deploy)) {
+            const ports = d.inputs.spec.template.spec.containers.flatMap((c: { ports?: { containerPort: number }[] }) =>
+                (c.ports ?? []).map((p) => p.containerPort),
+            );
+            expect(ports, d.name).not.toContain(5001);
+            expect(ports, d.name).not.toContain(5003);
+        }
+        // The probe still reaches it: it runs inside the pod.
+        expect(containerOf(cloud, "hosted").readinessProbe.exec.command.at(-1)).toBe("http://127.0.0.1:5001/debug/health");
+        // Every port a NodePort Service lists gets a port on every node: only the push port.
         const nodePort = cloud.one(T.svc, "hosted-node-port").inputs.spec;
         expect(nodePort.ports.map((p: { name: string; nodePort?: number }) => [p.name, p.nodePort])).toEqual([["push", 30500]]);
-        expect(cloud.one(T.svc, "hosted-service").inputs.spec.type).toBe("ClusterIP");
+    });
+
+    test("debug listener: with metricsNamespaces, a metrics Service per registry and a NetworkPolicy admitting the debug port from those namespaces only, the registry ports from anywhere; the push container's stays on loopback", async () => {
+        const { cloud } = await run({ ...METRICS, "cluster-registry:metricsNamespaces": '["monitoring", "observability"]' });
+        expect(debugAddrs(cloud, "hosted")).toEqual([":5001", "127.0.0.1:5003"]);
+        expect(debugAddrs(cloud, "cache-docker-io")).toEqual([":5001"]);
         for (const [name, svcName] of [
             ["hosted", "registry-metrics"],
             ["cache-docker-io", "cache-docker-io-metrics"],
@@ -91,14 +136,24 @@ describe("metrics", () => {
             expect(metrics.metadata.name).toBe(svcName);
             expect(metrics.spec.type).toBe("ClusterIP");
             expect(metrics.spec.ports).toEqual([{ name: "metrics", port: 5001, targetPort: "metrics", protocol: "TCP" }]);
-            expect(metrics.spec.selector).toEqual(cloud.one(T.deploy, name).inputs.spec.selector.matchLabels);
+            const selector = cloud.one(T.deploy, name).inputs.spec.selector.matchLabels;
+            expect(metrics.spec.selector).toEqual(selector);
             expect(containerOf(cloud, name).ports).toContainEqual({ name: "metrics", containerPort: 5001, protocol: "TCP" });
+            const policy = cloud.one(NETPOL, `${name}-ingress`).inputs;
+            expect(policy.spec.podSelector.matchLabels).toEqual(selector);
+            expect(policy.spec.policyTypes).toEqual(["Ingress"]);
+            for (const ns of ["monitoring", "observability"]) expect(admits(policy, ns, 5001), ns).toBe(true);
+            for (const ns of ["tenant-a", "registry", "kube-system"]) expect(admits(policy, ns, 5001), ns).toBe(false);
+            for (const ns of ["tenant-a", "monitoring"]) expect(admits(policy, ns, 5000), ns).toBe(true);
+            expect(admits(policy, "tenant-a", 5003)).toBe(false);
         }
-        expect(cloud.byType(T.monitor)).toEqual([]);
+        const hostedPolicy = cloud.one(NETPOL, "hosted-ingress").inputs;
+        expect(admits(hostedPolicy, "tenant-a", 5002)).toBe(true);
+        expect(admits(cloud.one(NETPOL, "cache-docker-io-ingress").inputs, "tenant-a", 5002)).toBe(false);
     });
 
     test("ServiceMonitors, when asked, select exactly each metrics Service and scrape /metrics", async () => {
-        const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:serviceMonitors": "true" });
+        const { cloud } = await run({ ...METRICS, "cluster-registry:serviceMonitors": "true" });
         const monitors = cloud.byType(T.monitor);
         expect(monitors).toHaveLength(2);
         const services = cloud.byType(T.svc);
@@ -111,6 +166,14 @@ describe("metrics", () => {
             expect(selected).toHaveLength(1);
             expect(selected[0].name).toMatch(/-metrics$/);
         }
+    });
+
+    test("serviceMonitors without metricsNamespaces is refused at preview, naming both keys, and registers nothing", async () => {
+        const cloud = new FakeCloud();
+        await expect(run({ ...WITH_CACHE, "cluster-registry:serviceMonitors": "true" }, cloud)).rejects.toThrow(
+            /cluster-registry:serviceMonitors: is true but cluster-registry:metricsNamespaces is empty/,
+        );
+        expect(cloud.resources.filter((r) => r.type.startsWith("kubernetes:"))).toEqual([]);
     });
 });
 

@@ -47,6 +47,8 @@ export async function startRegistry(opts: {
     workDir: string;
     addr: string;
     caFile: string;
+    /** A command the registry runs under, e.g. `unshare ... sh -c '...; exec "$@"' sh` (it must exec its arguments). Default: none. */
+    launcher?: readonly string[];
 }): Promise<RegistryHandle> {
     // Loopback only: 127.0.0.0/8 stands for ClusterIPs in the tests.
     const port = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}:(\d+)$/.exec(opts.addr)?.[1];
@@ -55,7 +57,8 @@ export async function startRegistry(opts: {
     const configFile = path.join(opts.workDir, `registry-${port}.yml`);
     fs.writeFileSync(configFile, opts.configYaml);
     const url = `https://${opts.addr}`;
-    const proc = startProcess(registryBinary(), ["serve", configFile], {
+    const [cmd, ...args] = [...(opts.launcher ?? []), registryBinary(), "serve", configFile];
+    const proc = startProcess(cmd, args, {
         env: { ...opts.env, REGISTRY_HTTP_ADDR: opts.addr },
         cwd: opts.workDir,
         logFile: path.join(opts.workDir, `registry-${port}.log`),

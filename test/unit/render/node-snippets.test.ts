@@ -16,7 +16,10 @@ describe("node snippets", () => {
                 '  - |\n    [plugins."io.containerd.grpc.v1.cri".registry]\n    config_path = "/etc/containerd/certs.d"\n',
         );
         expect(outputs.k3sRegistriesYaml).toBe(
-            "mirrors:\n" +
+            "# k3s's /etc/rancher/k3s/registries.yaml, root-only (it carries the node identity), on every node:\n" +
+                "#   install -m 600 -o root -g root registries.yaml /etc/rancher/k3s/registries.yaml\n" +
+                "#   install -m 644 -o root -g root ca.crt /etc/rancher/k3s/cluster-registry-ca.crt\n" +
+                "mirrors:\n" +
                 "  registry.registry.svc.cluster.local:5000:\n    endpoint:\n      - https://10.96.0.10:5000\n" +
                 "  docker.io:\n    endpoint:\n      - https://10.96.0.20:5000\n" +
                 "configs:\n" +

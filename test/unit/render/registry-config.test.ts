@@ -25,6 +25,12 @@ storage:
     enabled: false
   cache:
     blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: true
+      age: 3h
+      interval: 1h
+      dryrun: false
 http:
   addr: :5000
   draintimeout: 60s
@@ -36,7 +42,7 @@ http:
     X-Content-Type-Options:
       - nosniff
   debug:
-    addr: :5001
+    addr: 127.0.0.1:5001
     prometheus:
       enabled: true
       path: /metrics
@@ -56,9 +62,19 @@ auth:
         const text = renderRegistryConfig({ ...BASE, proxy: { remoteUrl: "https://registry-1.docker.io", ttl: "168h" } });
         expect(text).toContain("proxy:\n  remoteurl: https://registry-1.docker.io\n  ttl: 168h\n");
         const config = YAML.parse(text);
-        expect(config.storage).toEqual({ filesystem: { rootdirectory: "/var/lib/registry" }, delete: { enabled: true } });
-        expect(config.http.debug).toEqual({ addr: ":5001", prometheus: { enabled: true, path: "/metrics" } });
+        expect(config.storage).toEqual({
+            filesystem: { rootdirectory: "/var/lib/registry" },
+            delete: { enabled: true },
+            // Cut proxy fetches leave uploads too.
+            maintenance: { uploadpurging: { enabled: true, age: "3h", interval: "1h", dryrun: false } },
+        });
+        expect(config.http.debug).toEqual({ addr: "127.0.0.1:5001", prometheus: { enabled: true, path: "/metrics" } });
         expect(text).not.toContain("auth:");
+    });
+
+    test("debug listener: the pod's loopback only unless Prometheus is to reach it, then every address of the pod", () => {
+        expect(YAML.parse(renderRegistryConfig(BASE)).http.debug.addr).toBe("127.0.0.1:5001");
+        expect(YAML.parse(renderRegistryConfig({ ...BASE, debugOnPodAddress: true })).http.debug.addr).toBe(":5001");
     });
 
     test("a TTL of 0 (never expire) reaches the config as a duration Go parses to zero", () => {
@@ -69,7 +85,9 @@ auth:
     test("read-only: distribution's maintenance read-only mode on, upload purging left to the read-write container", () => {
         const config = YAML.parse(renderRegistryConfig({ ...BASE, readOnly: true }));
         expect(config.storage.maintenance).toEqual({ uploadpurging: { enabled: false }, readonly: { enabled: true } });
-        expect(YAML.parse(renderRegistryConfig(BASE)).storage.maintenance).toBeUndefined();
+        expect(YAML.parse(renderRegistryConfig(BASE)).storage.maintenance).toEqual({
+            uploadpurging: { enabled: true, age: "3h", interval: "1h", dryrun: false },
+        });
     });
 
     test("S3-compatible store: path-style with its endpoint, a key prefix, SSE-KMS, redirects off, no filesystem", () => {

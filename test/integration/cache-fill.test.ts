@@ -1,0 +1,267 @@
+/**
+ * Issue 21 part 1: a tenant fills a cache just by creating pods (kubelet pulls whatever a pod names).
+ * The generated cache runs on a small tmpfs in a private mount namespace, with the generated eviction
+ * container and readiness probe run by busybox in that namespace (as containers of one pod share the
+ * volume); a tenant's node pulls many distinct images through it, round after round, while a
+ * fail-closed node pulls an unrelated image every two seconds.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
+import * as path from "node:path";
+import YAML from "yaml";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { MOUNTS, REGISTRY_DEBUG_PORT } from "../../components/registry";
+import { ContainerdHandle } from "./harness/containerd";
+import { criPull, criRemove } from "./harness/cri";
+import { buildOciImage, BuiltOciImage } from "./harness/oci";
+import { ProcHandle, runCommand, startProcess, waitFor, which } from "./harness/procs";
+import { RegistryHandle } from "./harness/registry";
+import { describeIntegration } from "./describe-integration";
+import { CACHE_IP, LoopbackCluster, podLoopback } from "./support";
+
+// More than the volume holds: without making room, the cache would run out of space in the first round.
+const TENANT_IMAGES = 12;
+const TENANT_IMAGE_BYTES = 6 << 20;
+const ROUNDS = 4;
+const CACHE_VOLUME = "64m";
+const FILL_LIMIT = "50";
+const UNRELATED = "docker.io/library/unrelated:v1";
+
+/** Blob downloads of `repo` the upstream served, from its access log. */
+function upstreamBlobGets(upstream: RegistryHandle, repo: string): number {
+    return upstream.proc
+        .log()
+        .split("\n")
+        .filter((l) => l.includes('msg="response completed"') && l.includes("http.request.method=GET") && l.includes(`/v2/${repo}/blobs/`)).length;
+}
+
+/** A blob download through the cache that reads its first bytes and waits for `resume()` to read the rest. */
+interface PausedDownload {
+    resume(): Promise<string>;
+}
+
+function pausedDownload(url: string, ca: Buffer, authorization: string): Promise<PausedDownload> {
+    return new Promise((resolve, reject) => {
+        https
+            .get(url, { ca, agent: false, headers: { Authorization: authorization } }, (res) => {
+                if (res.statusCode !== 200) return reject(new Error(`${url}: ${String(res.statusCode)}`));
+                const hash = createHash("sha256");
+                const done = new Promise<string>((ok, fail) => {
+                    res.on("end", () => ok(`sha256:${hash.digest("hex")}`));
+                    res.on("error", fail);
+                    res.on("aborted", () => fail(new Error("cut mid-stream")));
+                });
+                res.once("data", (first: Buffer) => {
+                    hash.update(first);
+                    res.pause();
+                    res.on("data", (c: Buffer) => hash.update(c));
+                    resolve({ resume: () => (res.resume(), done) });
+                });
+            })
+            .on("error", reject);
+    });
+}
+
+/** distribution's `registry_proxy_misses_total{type="blob"}` from the cache's debug listener (on its pod's loopback). */
+async function blobMisses(): Promise<number> {
+    const text = await new Promise<string>((resolve, reject) => {
+        http.get(`http://${podLoopback(CACHE_IP)}:${REGISTRY_DEBUG_PORT}/metrics`, { agent: false }, (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => (body += c.toString()));
+            res.on("end", () => resolve(body));
+        }).on("error", reject);
+    });
+    const line = text.split("\n").find((l) => l.startsWith('registry_proxy_misses_total{type="blob"}'));
+    return Number(line?.split(" ").pop() ?? 0);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeIntegration("a tenant filling a cache", () => {
+    let cluster: LoopbackCluster;
+    let otherNode: ContainerdHandle;
+    let evict: ProcHandle;
+    let storage: string;
+    let bin: string;
+    /** A command run by busybox inside the cache's mount namespace, as a container of its pod. */
+    let inCachePod: (command: string[]) => string[];
+    /** 16 MiB layers: one pulled through the cache before it starts over, one never pulled before. */
+    let warm: BuiltOciImage;
+    let cold: BuiltOciImage;
+
+    /** The generated Deployment's container `name`'s command, with the storage mount at its place here. */
+    const containerCommand = (name: string): string[] => {
+        const pod = cluster.cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io").inputs.spec.template.spec;
+        const c = pod.containers.find((x: { name: string }) => x.name === name) ?? pod.containers[0];
+        return (name === "registry" ? c.readinessProbe.exec.command : c.command) as string[];
+    };
+
+    beforeAll(async () => {
+        cluster = await LoopbackCluster.start({
+            prefix: "crfl-",
+            dockerIoCache: true,
+            nodeMode: "apply",
+            config: { "cluster-registry:mirrorFallback": "none", "cluster-registry:cacheHostPath": "", "cluster-registry:cacheMaxFillPercent": FILL_LIMIT },
+        });
+        const images = [await buildOciImage(path.join(cluster.work, "oci-u"), { tag: "u1", layers: [{ randomBytes: 1 << 20 }] })];
+        for (let i = 0; i < TENANT_IMAGES; i++) {
+            images.push(await buildOciImage(path.join(cluster.work, `oci-${i}`), { tag: `t${i}`, layers: [{ randomBytes: TENANT_IMAGE_BYTES }] }));
+        }
+        warm = await buildOciImage(path.join(cluster.work, "oci-w"), { tag: "w1", layers: [{ randomBytes: 16 << 20 }] });
+        cold = await buildOciImage(path.join(cluster.work, "oci-c"), { tag: "c1", layers: [{ randomBytes: 16 << 20 }] });
+        for (const [image, repo] of [
+            [warm, "library/warm:v1"],
+            [cold, "library/cold:v1"],
+        ] as const) {
+            const push = await cluster.pushUpstream(image, repo);
+            expect(push.code, push.stderr).toBe(0);
+        }
+        for (const [i, image] of images.entries()) {
+            const push = await cluster.pushUpstream(image, i === 0 ? "library/unrelated:v1" : `library/tenant-${i - 1}:v1`);
+            expect(push.code, push.stderr).toBe(0);
+        }
+        bin = path.join(cluster.work, "bb");
+        fs.mkdirSync(bin);
+        for (const applet of ["sh", "df", "awk", "wget", "mv", "rm", "cat", "date", "sleep", "dd"]) fs.symlinkSync("/bin/busybox", path.join(bin, applet));
+
+        // The cache again, on a small tmpfs of its own that only its mount namespace sees.
+        storage = path.join(cluster.work, "cache-pod", MOUNTS.storage);
+        await cluster.cache!.stop();
+        fs.rmSync(storage, { recursive: true, force: true });
+        fs.mkdirSync(storage, { recursive: true });
+        const mountThenExec = 'mount -t tmpfs -o size="$2" tmpfs "$1" && shift 2 && exec "$@"';
+        await cluster.startCache(false, 0, ["unshare", "--mount", "--propagation", "private", "sh", "-c", mountThenExec, "sh", storage, CACHE_VOLUME]);
+        const nsenter = which("nsenter") ?? "nsenter";
+        inCachePod = (command) => [
+            nsenter,
+            `--mount=/proc/${cluster.cache!.proc.pid}/ns/mnt`,
+            "--",
+            "/usr/bin/env",
+            `PATH=${bin}`,
+            ...command.map((a) => (a === MOUNTS.storage ? storage : a)),
+        ];
+        const [cmd, ...args] = inCachePod(containerCommand("evict"));
+        evict = startProcess(cmd, args, { logFile: path.join(cluster.work, "evict.log") });
+        otherNode = await cluster.startNodeContainerd("n2");
+    }, 300_000);
+
+    afterAll(() => cluster?.stop());
+
+    test("a tenant filling a cache over and over never stops a fail-closed node's pulls of another image: the cache stays ready, starts over at its fill limit and fetches again what it deleted", async () => {
+        const unrelated: string[] = [];
+        const tenantFailures: string[] = [];
+        const probeFailures: string[] = [];
+        let filling = true;
+        const nodeLoop = (async () => {
+            while (filling) {
+                try {
+                    await criPull(otherNode.socket, UNRELATED, undefined, { timeoutMs: 60_000 });
+                    await criRemove(otherNode.socket, UNRELATED);
+                    unrelated.push("ok");
+                } catch (e) {
+                    unrelated.push((e as Error).message);
+                }
+                await sleep(2000);
+            }
+        })();
+        const probeLoop = (async () => {
+            // kubelet's readiness probe, the generated command, on the cache's pod loopback.
+            const [cmd, ...args] = inCachePod(containerCommand("registry").map((a) => a.replace("127.0.0.1", podLoopback(CACHE_IP))));
+            while (filling) {
+                const r = await runCommand(cmd, args);
+                if (r.code !== 0) probeFailures.push(r.stderr);
+                await sleep(1000);
+            }
+        })();
+        for (let round = 0; round < ROUNDS; round++) {
+            for (let i = 0; i < TENANT_IMAGES; i++) {
+                const ref = `docker.io/library/tenant-${i}:v1`;
+                try {
+                    await criPull(cluster.containerd.socket, ref, undefined, { timeoutMs: 60_000 });
+                    await criRemove(cluster.containerd.socket, ref);
+                } catch (e) {
+                    tenantFailures.push((e as Error).message);
+                }
+            }
+        }
+        filling = false;
+        await Promise.all([nodeLoop, probeLoop]);
+
+        // The loop's own lines (the process log starts with its command line, which holds the script).
+        const startOvers = evict.log().match(/^cache-evict: .*started over/gm)?.length ?? 0;
+        console.info(`${unrelated.length} pulls of ${UNRELATED}; ${startOvers} start-overs; tenant failures: ${tenantFailures.length}`);
+        expect(unrelated.filter((r) => r !== "ok")).toEqual([]);
+        expect(unrelated.length).toBeGreaterThanOrEqual(5);
+        expect(probeFailures).toEqual([]);
+        // 288 MiB through a 64 MiB volume: it had to make room, and said so.
+        expect(startOvers).toBeGreaterThanOrEqual(2);
+        expect(evict.log()).toMatch(/was \d+% full \(limit 50%\): started over/);
+        // What it deleted, it fetched again from the upstream when pulled.
+        expect(upstreamBlobGets(cluster.upstream!.registry, "library/unrelated")).toBeGreaterThan(2);
+        expect(tenantFailures).toEqual([]);
+    }, 600_000);
+
+    test("a tenant filling a cache never cuts a blob mid-stream: one being served from the cache and one still being fetched from the upstream when it starts over both arrive whole", async () => {
+        const configs = (
+            YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
+        ).configs;
+        const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
+        const authorization = `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+        const ca = fs.readFileSync(cluster.client.caFile);
+        const blobUrl = (repo: string, image: BuiltOciImage) => `https://${CACHE_IP}:${cluster.port}/v2/library/${repo}/blobs/${image.layers[0].digest}`;
+        // Cached first (a whole download), then open again, as a node pulls it.
+        expect(await (await pausedDownload(blobUrl("warm", warm), ca, authorization)).resume()).toBe(warm.layers[0].digest);
+        const downloads = [await pausedDownload(blobUrl("warm", warm), ca, authorization), await pausedDownload(blobUrl("cold", cold), ca, authorization)];
+
+        // A tenant's content takes the volume past the limit: the evict container starts over.
+        const startOvers = () => evict.log().match(/^cache-evict: .*started over/gm)?.length ?? 0;
+        const before = startOvers();
+        const [cmd, ...args] = inCachePod(["sh", "-c", 'dd if=/dev/zero of="$1/docker/registry/v2/filler" bs=1M count=24 2>/dev/null', "fill", MOUNTS.storage]);
+        expect((await runCommand(cmd, args)).code).toBe(0);
+        await waitFor(async () => startOvers() > before, 15_000, "the cache to start over");
+
+        const digests = await Promise.all(downloads.map((d) => d.resume()));
+        expect(digests).toEqual([warm.layers[0].digest, cold.layers[0].digest]);
+        // Gone from the cache, fetched again from the upstream when asked; Prometheus sees it as a miss.
+        const warmGets = upstreamBlobGets(cluster.upstream!.registry, "library/warm");
+        const misses = await blobMisses();
+        expect(await (await pausedDownload(blobUrl("warm", warm), ca, authorization)).resume()).toBe(warm.layers[0].digest);
+        expect(upstreamBlobGets(cluster.upstream!.registry, "library/warm")).toBe(warmGets + 1);
+        expect(await blobMisses()).toBe(misses + 1);
+    }, 120_000);
+
+    // A start-over never leaves these (it renames the whole data directory at once); this is what the
+    // registry does if a blob's data or its repository link goes by other means (a person, a full disk).
+    test("a cache whose blob data or repository link is gone fetches that blob again from the upstream and serves it whole", async () => {
+        const configs = (
+            YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
+        ).configs;
+        const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
+        const authorization = `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+        const ca = fs.readFileSync(cluster.client.caFile);
+        const digest = warm.layers[0].digest;
+        const hex = digest.split(":")[1];
+        const url = `https://${CACHE_IP}:${cluster.port}/v2/library/warm/blobs/${digest}`;
+        const get = async () => {
+            try {
+                return await (await pausedDownload(url, ca, authorization)).resume();
+            } catch (e) {
+                return (e as Error).message;
+            }
+        };
+        const rmInPod = async (rel: string) => {
+            const [cmd, ...args] = inCachePod(["sh", "-c", 'rm -rf "$1/docker/registry/v2/$2"', "rm", MOUNTS.storage, rel]);
+            expect((await runCommand(cmd, args)).code).toBe(0);
+        };
+        const upstream = () => upstreamBlobGets(cluster.upstream!.registry, "library/warm");
+        expect(await get()).toBe(digest);
+        for (const gone of [`blobs/sha256/${hex.slice(0, 2)}/${hex}`, `repositories/library/warm/_layers/sha256/${hex}`]) {
+            const before = upstream();
+            await rmInPod(gone);
+            expect(await get(), gone).toBe(digest);
+            expect(upstream() - before, gone).toBe(1);
+        }
+    }, 120_000);
+});
