@@ -6,6 +6,7 @@ import { HtpasswdSecret, NODE_IDENTITY, PULL_IDENTITY, RegistryCredentials } fro
 import { PART_OF } from "./labels";
 import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
+import { cacheProxyEnv, withPreloaded } from "./preloaded";
 import { PullSecret } from "./pull-secret";
 import { renderDockerConfigJson } from "./render/docker-config";
 import { Registry } from "./registry";
@@ -13,6 +14,7 @@ import { renderLocalRegistryHosting } from "./render/discovery";
 import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig } from "./render/node-snippets";
 import { resolveSettings } from "./resolve-settings";
 import { serviceDnsNames } from "./names";
+import { preloadPrefix } from "./upstreams";
 import { ClusterRegistryArgs, Settings } from "./settings";
 
 /** KEP-1755's well-known place, read by Tilt, Skaffold, ctlptl and others. */
@@ -90,7 +92,15 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         if (s.localRegistryHosting) this.discovery(name, s, hosted);
 
         const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
-            nodeRegistries.map((r) => pulumi.all([r.host, r.endpoint, nodeAuth]).apply(([host, endpoint, auth]) => ({ host, endpoint, auth }))),
+            nodeRegistries.map((r) =>
+                pulumi.all([r.host, r.overridePath ? hosted.endpoint : r.endpoint, nodeAuth]).apply(([host, endpoint, auth]) => ({
+                    host,
+                    endpoint,
+                    auth,
+                    // A preloaded upstream without a cache: the hosted registry under the upstream's prefix.
+                    ...(r.overridePath ? { preloadedPrefix: preloadPrefix(host) } : {}),
+                })),
+            ),
         );
         const kindCacheMount = s.cacheHostPath ? { hostDir: KIND_CACHE_HOST_DIR, nodeDir: s.cacheHostPath } : undefined;
         this.kindClusterConfig = pulumi.output(renderKindClusterConfig(s.certsDir, kindCacheMount));
@@ -245,6 +255,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         htpasswd: HtpasswdSecret | undefined,
         opts: pulumi.CustomResourceOptions,
     ): BuiltCache[] {
+        const egressEnv = cacheProxyEnv(s, (data) => this.proxySecret(name, namespace, data, opts));
         return s.caches.map((c) => {
             const credentials = c.credentials && { username: pulumi.secret(c.credentials.username), password: pulumi.secret(c.credentials.password) };
             const args = {
@@ -252,7 +263,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 serviceName: c.serviceName,
                 storageSize: s.cacheStorageSize,
                 hostPath: s.cacheHostPath ? `${s.cacheHostPath}/${c.serviceName}` : undefined,
-                proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
+                proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials, egressEnv },
                 // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
                 htpasswd,
                 // 100 is "no limit": a full volume still serves what it holds.
@@ -260,6 +271,21 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             };
             return { host: c.host, remoteUrl: c.remoteUrl, registry: new Registry(`${name}-${c.serviceName}`, args, opts) };
         });
+    }
+
+    /** The proxy URLs with their credentials, for every cache's env: a Secret, never the pod template. */
+    private proxySecret(
+        name: string,
+        namespace: pulumi.Output<string>,
+        data: pulumi.Input<Record<string, string>>,
+        opts: pulumi.CustomResourceOptions,
+    ): pulumi.Output<string> {
+        const secret = new k8s.core.v1.Secret(
+            `${name}-cache-proxy`,
+            { metadata: { namespace, labels: { ...PART_OF } }, type: "Opaque", stringData: data },
+            opts,
+        );
+        return secret.metadata.name;
     }
 
     /**
@@ -324,7 +350,7 @@ function nodeRegistriesOf(
     const fallbackToUpstream = s.mirrorFallback === "upstream";
     // Sent by containerd to the endpoint only (never to an upstream `server`), from a root-only file.
     const header = nodeAuth?.apply((a) => ({ Authorization: `Basic ${Buffer.from(`${a.username}:${a.password}`).toString("base64")}` }));
-    return [
+    const registries: NodeRegistry[] = [
         // Nodes only pull; pushes come from people and CI with credentials.
         {
             host: hosted.host,
@@ -344,6 +370,7 @@ function nodeRegistriesOf(
             header,
         })),
     ];
+    return withPreloaded(registries, s.preloadedUpstreams, hosted.endpoint, header, fallbackToUpstream);
 }
 
 /** A workstation's way to the push port: the NodePort, or a port-forward to localhost:<port>. */

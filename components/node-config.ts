@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { ContainerdCheckMode, NodeFile, renderNodeFilesData, validateOwner } from "./node-agent/files";
 import { contentChecksum } from "./render/checksum";
-import { HostCapability, renderHostsToml } from "./render/hosts-toml";
+import { HostCapability, HostEntry, renderHostsToml } from "./render/hosts-toml";
 
 export { CONTAINERD_CHECK_MODES } from "./node-agent/files";
 export type { ContainerdCheckMode, NodeFile } from "./node-agent/files";
@@ -71,6 +71,10 @@ export interface NodeRegistry {
     serverIsOurs: boolean;
     /** Headers containerd sends to the endpoint (the node identity's Authorization). Default: none. */
     header?: pulumi.Input<Record<string, string>>;
+    /** `endpoint` (and `server`, when ours) is an API root with a path (`override_path`). Default: false. */
+    overridePath?: boolean;
+    /** `[host]` entries containerd tries before `endpoint`, in order (preloaded copies). Default: none. */
+    before?: pulumi.Input<HostEntry[]>;
 }
 
 /** The files a node needs for the given registries, all trusting one CA. Pure, for tests. */
@@ -84,6 +88,8 @@ export function nodeFiles(
         capabilities: readonly HostCapability[];
         serverIsOurs: boolean;
         header?: Record<string, string>;
+        overridePath?: boolean;
+        before?: HostEntry[];
     }>,
 ): NodeFile[] {
     return registries.flatMap((r) => [
@@ -97,6 +103,8 @@ export function nodeFiles(
                 ca: NODE_CA_FILE,
                 serverIsOurs: r.serverIsOurs,
                 header: r.header,
+                overridePath: r.overridePath,
+                before: r.before,
             }),
         },
         { path: `${r.host}/${NODE_CA_FILE}`, content: caPem },

@@ -61,6 +61,8 @@ export interface RegistryProxyArgs {
     ttl: string;
     /** Upstream user name and password, for upstreams that limit anonymous pulls (secret). */
     credentials?: { username: pulumi.Input<string>; password: pulumi.Input<string> };
+    /** HTTPS_PROXY, HTTP_PROXY and NO_PROXY for the upstream client (see preloaded.ts). Default: none. */
+    egressEnv?: k8s.types.input.core.v1.EnvVar[];
 }
 
 /** An htpasswd Secret (key `htpasswd`) and its content, for the rollout checksum. */
@@ -225,7 +227,7 @@ export class Registry extends pulumi.ComponentResource {
             configMapName: configMap.metadata.name,
             tlsSecretName: tlsSecret.metadata.name,
             storage: this.storageVolume(name, args, labels),
-            env: this.upstreamEnv(name, args, labels),
+            env: [...this.upstreamEnv(name, args, labels), ...egressEnvOf(args)],
         });
         // Upstream credentials stay out: even hashed, a password has no place in an annotation. Their
         // Secret is replaced when they change, and its new name rolls the pod.
@@ -396,6 +398,11 @@ export class Registry extends pulumi.ComponentResource {
         });
         return { name: "storage", persistentVolumeClaim: { claimName } };
     }
+}
+
+/** A cache's way out through a proxy: only caches talk to upstreams. */
+function egressEnvOf(args: Pick<RegistryArgs, "proxy">): k8s.types.input.core.v1.EnvVar[] {
+    return args.proxy?.egressEnv ?? [];
 }
 
 /**

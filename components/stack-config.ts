@@ -116,6 +116,7 @@ export function parseConfig(raw: RawConfig, secretKeys: ReadonlySet<string> = ne
     }
     requireSecret("userPasswords", raw, secretKeys, problems, "NAME:PASSWORD");
     requireSecret("cacheCredentials", raw, secretKeys, problems, "HOST=USER:PASSWORD");
+    requireSecret("cacheProxyCredentials", raw, secretKeys, problems, "USER:PASSWORD");
     // Each value has its declared Pulumi type (typed() saw to it); a choice such as environment is
     // still any string here, and collectSettings checks it as it checks any caller's args.
     const { userPasswords, cacheCredentials, users, caches, ...rest } = values as StackOnlySettings &

@@ -10,6 +10,11 @@ export interface MirrorEntry {
     endpoint: string;
     /** The node identity the endpoint asks for. Default: none (anonymous). */
     auth?: { username: string; password: string };
+    /**
+     * The endpoint holds this registry's images under this repository prefix (preloaded upstreams:
+     * `docker.io` for docker.io/library/nginx). Default: none, the same repository names.
+     */
+    preloadedPrefix?: string;
 }
 
 /**
@@ -33,7 +38,10 @@ export function renderKindClusterConfig(certsDir: string, cacheMount?: { hostDir
  */
 export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: string): string {
     const doc = {
-        mirrors: Object.fromEntries(mirrors.map((m) => [m.host, { endpoint: [m.endpoint] }])),
+        // k3s's rewrite applies to every endpoint of a mirror: a prefixed endpoint stands alone.
+        mirrors: Object.fromEntries(
+            mirrors.map((m) => [m.host, { endpoint: [m.endpoint], ...(m.preloadedPrefix ? { rewrite: { "^(.*)$": `${m.preloadedPrefix}/$1` } } : {}) }]),
+        ),
         // Keyed by the endpoint's host, where containerd looks credentials and TLS up for a mirror.
         configs: Object.fromEntries(
             mirrors.map((m) => [
@@ -46,22 +54,31 @@ export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: str
 }
 
 /** Bottlerocket nodes keep certs.d read-only: mirrors and the CA go into user data (TOML settings). */
-export function renderBottlerocketSettings(mirrors: readonly MirrorEntry[], caPem: string, bundleName: string): string {
-    return TOML.stringify({
-        settings: {
-            "container-registry": {
-                mirrors: mirrors.map((m) => ({ registry: m.host, endpoint: [m.endpoint] })),
-                // Bottlerocket's documented shape: one table per registry, containerd's credential fields.
-                // The endpoint's host, as k3s's configs: that is the host containerd authenticates to.
-                ...(mirrors.some((m) => m.auth)
-                    ? {
-                          credentials: mirrors
-                              .filter((m) => m.auth)
-                              .map((m) => ({ registry: new URL(m.endpoint).host, username: m.auth!.username, password: m.auth!.password })),
-                      }
-                    : {}),
+export function renderBottlerocketSettings(all: readonly MirrorEntry[], caPem: string, bundleName: string): string {
+    // Bottlerocket has neither override_path nor rewrites: preloaded upstreams cannot be mirrored there.
+    const mirrors = all.filter((m) => !m.preloadedPrefix);
+    const left = all.filter((m) => m.preloadedPrefix).map((m) => m.host);
+    const note = left.length
+        ? `# Not mirrored: ${left.join(", ")} (preloaded upstreams). Bottlerocket has no override_path or rewrite, so its nodes cannot pull them by unmodified names.\n`
+        : "";
+    return (
+        note +
+        TOML.stringify({
+            settings: {
+                "container-registry": {
+                    mirrors: mirrors.map((m) => ({ registry: m.host, endpoint: [m.endpoint] })),
+                    // Bottlerocket's documented shape: one table per registry, containerd's credential fields.
+                    // The endpoint's host, as k3s's configs: that is the host containerd authenticates to.
+                    ...(mirrors.some((m) => m.auth)
+                        ? {
+                              credentials: mirrors
+                                  .filter((m) => m.auth)
+                                  .map((m) => ({ registry: new URL(m.endpoint).host, username: m.auth!.username, password: m.auth!.password })),
+                          }
+                        : {}),
+                },
+                pki: { [bundleName]: { data: Buffer.from(caPem).toString("base64"), trusted: true } },
             },
-            pki: { [bundleName]: { data: Buffer.from(caPem).toString("base64"), trusted: true } },
-        },
-    });
+        })
+    );
 }
