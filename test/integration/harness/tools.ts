@@ -14,6 +14,11 @@ const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
     { bin: "skopeo", pkg: "skopeo" },
     { bin: "openssl", pkg: "openssl" },
     { bin: "busybox", pkg: "busybox" },
+    // a company's egress proxy in front of the caches (egress-proxy.test.ts)
+    { bin: "tinyproxy", pkg: "tinyproxy" },
+    // scripts/preload's `served` reads a cache's catalog with them (preloaded.test.ts)
+    { bin: "curl", pkg: "curl" },
+    { bin: "jq", pkg: "jq" },
     // used by the harness itself; part of every Debian install, checked for clarity
     { bin: "tar", pkg: "tar" },
     { bin: "gzip", pkg: "gzip" },
