@@ -203,11 +203,15 @@ function nodeDirectoriesApart(s: Pick<Settings, "certsDir" | "cacheHostPath">, p
     }
 }
 
-/** A preloaded upstream is not the hosted registry itself; proxy credentials need a proxy. */
+/** A preloaded upstream is not the hosted registry itself and needs node pulls; proxy credentials need a proxy. */
 function preloadedApart(s: Settings, problems: Problems): void {
     const taken = hostedHosts(s);
     for (const h of s.preloadedUpstreams) {
         if (taken.includes(h)) problems.add("preloadedUpstreams", `${JSON.stringify(h)} is the hosted registry's own name; list upstream registries only`);
+    }
+    // Kubelet's pull secrets name the hosted registry, never docker.io: only the node identity gets there.
+    if (s.preloadedUpstreams.length > 0 && !s.nodePulls) {
+        problems.add("preloadedUpstreams", `needs ${problems.key("nodePulls")}: nodes reach preloaded images with the node identity from hosts.toml`);
     }
     if (s.cacheProxyCredentials !== undefined && s.cacheHttpsProxy === "" && s.cacheHttpProxy === "") {
         problems.add(

@@ -59,6 +59,15 @@ describe("preloaded upstreams", () => {
         }
     });
 
+    test("need node pulls (a pull secret names the hosted registry, never docker.io), and are not the hosted registry", () => {
+        expect(() => parseConfig({ preloadedUpstreams: '["docker.io"]', nodePulls: "false" })).toThrow(
+            /cluster-registry:preloadedUpstreams: needs cluster-registry:nodePulls/,
+        );
+        expect(() => parseConfig({ preloadedUpstreams: '["registry.registry.svc.cluster.local:5000"]' })).toThrow(
+            /cluster-registry:preloadedUpstreams: "registry\.registry\.svc\.cluster\.local:5000" is the hosted registry's own name/,
+        );
+    });
+
     test("hosted first (override_path, node identity, CA), the cache second, the upstream last; an upstream without a cache gets the hosted registry then the upstream", async () => {
         const { cloud } = await run({
             "cluster-registry:caches": '["docker.io"]',
