@@ -1,7 +1,7 @@
 /**
  * An air-gapped cluster: scripts/preload copies upstream images into the hosted registry (directly, and
  * by export to a tar and import on the other side), the stand-in upstream is stopped, and each
- * containerd line pulls docker.io/..., quay.io/... and a digest-pinned reference by their unmodified
+ * containerd line pulls docker.io/..., quay.io/..., an upstream with a port and a digest-pinned reference by their unmodified
  * names through the hosts.toml files the agent wrote (preloadedUpstreams, mirrorFallback none). A
  * name never preloaded fails with containerd's not-found; with a cache and its upstream up, it comes
  * through the cache after the hosted registry's 404.
@@ -24,6 +24,8 @@ const SCRIPT = path.resolve(__dirname, "../../scripts/preload");
 const FIXTURES = path.resolve(__dirname, "../fixtures/containerd");
 const NGINX = "docker.io/library/nginx:stable";
 const TOOL = "quay.io/demo/tool:1.0";
+/** An upstream with a port: its repositories live under registry.example.com_5000 (no ':' in names). */
+const PORTED = "registry.example.com:5000/team/app:1";
 
 function preload(args: string[]): Promise<CommandResult> {
     return runCommand("bash", [SCRIPT, ...args], { timeoutMs: 300_000 });
@@ -78,7 +80,10 @@ for (const line of ["1.6", "1.7", "2.x"] as const) {
                 dockerIoCache: true,
                 nodeMode: "apply",
                 containerd: false,
-                config: { "cluster-registry:preloadedUpstreams": '["docker.io","quay.io"]', "cluster-registry:mirrorFallback": "none" },
+                config: {
+                    "cluster-registry:preloadedUpstreams": '["docker.io","quay.io","registry.example.com:5000"]',
+                    "cluster-registry:mirrorFallback": "none",
+                },
             });
             const w = (n: string) => path.join(cluster.work, n);
             const amd = {
@@ -95,6 +100,7 @@ for (const line of ["1.6", "1.7", "2.x"] as const) {
                 [tool.ref, "demo/tool:1.0"],
                 [pinned.ref, "library/pinned:v9"],
                 [redis.ref, "library/redis:7"],
+                [tool.ref, "team/app:1"],
             ] as const) {
                 // --all: the stand-in serves the whole index, as docker.io does.
                 const dest = `docker://${new URL(cluster.upstream!.registry.url).host}/${repoTag}`;
@@ -112,7 +118,16 @@ for (const line of ["1.6", "1.7", "2.x"] as const) {
 
         const upstreamHost = () => new URL(cluster.upstream!.registry.url).host;
         const push = () => ["--dest-authfile", cluster.client.authfile, "--dest-cert-dir", cluster.client.certDir, "--to", `localhost:${cluster.port}`];
-        const source = () => ["--src-cert-dir", cluster.upstream!.certDir, "--mirror", `docker.io=${upstreamHost()}`, "--mirror", `quay.io=${upstreamHost()}`];
+        const source = () => [
+            "--src-cert-dir",
+            cluster.upstream!.certDir,
+            "--mirror",
+            `docker.io=${upstreamHost()}`,
+            "--mirror",
+            `quay.io=${upstreamHost()}`,
+            "--mirror",
+            `registry.example.com:5000=${upstreamHost()}`,
+        ];
 
         test("a name not preloaded, with the cache and its upstream up, comes through the cache after the hosted registry's 404", async () => {
             const hostedLog = cluster.hosted.proc.log().length;
@@ -148,7 +163,7 @@ for (const line of ["1.6", "1.7", "2.x"] as const) {
 
         test("preload: quay.io copied directly, docker.io exported to a tar and imported, every architecture and digest kept", async () => {
             const list = path.join(cluster.work, "images.txt");
-            fs.writeFileSync(list, `${TOOL}\n`);
+            fs.writeFileSync(list, `${TOOL}\n${PORTED}\n`);
             const copied = await preload(["copy", list, ...source(), ...push()]);
             expect(copied.code, copied.stderr).toBe(0);
             fs.writeFileSync(list, `# carried over\n${NGINX}\n${pinnedRef}\n`);
@@ -183,6 +198,7 @@ for (const line of ["1.6", "1.7", "2.x"] as const) {
                 [NGINX, `docker.io/library/nginx@${nginxIndex}`],
                 [TOOL, `quay.io/demo/tool@${tool.manifestDigest}`],
                 [pinnedRef, `docker.io/library/pinned@${pinned.manifestDigest}`],
+                [PORTED, `registry.example.com:5000/team/app@${tool.manifestDigest}`],
             ]) {
                 await criPull(node.socket, ref, undefined, { timeoutMs: 60_000 });
                 expect((await criImageStatus(node.socket, ref))?.repo_digests).toContain(repoDigest);
@@ -190,6 +206,7 @@ for (const line of ["1.6", "1.7", "2.x"] as const) {
             const log = cluster.hosted.proc.log().slice(before);
             expect(log).toContain("/v2/docker.io/library/nginx/manifests/stable?ns=docker.io");
             expect(log).toContain("/v2/quay.io/demo/tool/manifests/1.0?ns=quay.io");
+            expect(log).toContain("/v2/registry.example.com_5000/team/app/manifests/1?ns=registry.example.com");
         });
 
         test("a name never preloaded fails with containerd's not-found", async () => {
