@@ -6,6 +6,7 @@ import { HtpasswdSecret, NODE_IDENTITY, PULL_IDENTITY, RegistryCredentials } fro
 import { PART_OF } from "./labels";
 import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
+import { cacheProxyEnv, withPreloaded } from "./preloaded";
 import { PullSecret } from "./pull-secret";
 import { renderDockerConfigJson } from "./render/docker-config";
 import { ObjectStorageArgs, Registry } from "./registry";
@@ -13,6 +14,7 @@ import { renderLocalRegistryHosting } from "./render/discovery";
 import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig } from "./render/node-snippets";
 import { resolveSettings } from "./resolve-settings";
 import { serviceDnsNames } from "./names";
+import { preloadPrefix } from "./upstreams";
 import { ClusterRegistryArgs, Settings } from "./settings";
 import { placementOf } from "./render/placement";
 
@@ -96,8 +98,15 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
             nodeRegistries.map((r) =>
                 pulumi
-                    .all([r.host, r.endpoint, nodeAuth, pulumi.all(r.fallbacks ?? [])])
-                    .apply(([host, endpoint, auth, fallbacks]) => ({ host, endpoint, auth, fallbacks })),
+                    .all([r.host, r.overridePath ? hosted.endpoint : r.endpoint, nodeAuth, pulumi.all(r.fallbacks ?? [])])
+                    .apply(([host, endpoint, auth, fallbacks]) => ({
+                        host,
+                        endpoint,
+                        auth,
+                        fallbacks,
+                        // A preloaded upstream without a cache: the hosted registry under the upstream's prefix.
+                        ...(r.overridePath ? { preloadedPrefix: preloadPrefix(host) } : {}),
+                    })),
             ),
         );
         const kindCacheMount = s.cacheHostPath ? { hostDir: KIND_CACHE_HOST_DIR, nodeDir: s.cacheHostPath } : undefined;
@@ -261,6 +270,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         htpasswd: HtpasswdSecret | undefined,
         opts: pulumi.CustomResourceOptions,
     ): BuiltCache[] {
+        const egressEnv = cacheProxyEnv(s, (data) => this.proxySecret(name, namespace, data, opts));
         return s.caches.map((c) => {
             const credentials = c.credentials && { username: pulumi.secret(c.credentials.username), password: pulumi.secret(c.credentials.password) };
             // Proxies must not share storage (distribution rewrites one scheduler-state.json per store every
@@ -271,7 +281,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                     serviceName,
                     storageSize: s.cacheStorageSize,
                     hostPath: s.cacheHostPath ? `${s.cacheHostPath}/${serviceName}` : undefined,
-                    proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials },
+                    proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials, egressEnv },
                     // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
                     htpasswd,
                     // 100 is "never start over": a full volume still serves what it holds, and fails fetches.
@@ -283,6 +293,21 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             });
             return { host: c.host, remoteUrl: c.remoteUrl, registry, others };
         });
+    }
+
+    /** The proxy URLs with their credentials, for every cache's env: a Secret, never the pod template. */
+    private proxySecret(
+        name: string,
+        namespace: pulumi.Output<string>,
+        data: pulumi.Input<Record<string, string>>,
+        opts: pulumi.CustomResourceOptions,
+    ): pulumi.Output<string> {
+        const secret = new k8s.core.v1.Secret(
+            `${name}-cache-proxy`,
+            { metadata: { namespace, labels: { ...PART_OF } }, type: "Opaque", stringData: data },
+            opts,
+        );
+        return secret.metadata.name;
     }
 
     /**
@@ -347,7 +372,7 @@ function nodeRegistriesOf(
     const fallbackToUpstream = s.mirrorFallback === "upstream";
     // Sent by containerd to the endpoint only (never to an upstream `server`), from a root-only file.
     const header = nodeAuth?.apply((a) => ({ Authorization: `Basic ${Buffer.from(`${a.username}:${a.password}`).toString("base64")}` }));
-    return [
+    const registries: NodeRegistry[] = [
         // Nodes only pull; pushes come from people and CI with credentials. `server` is the ClusterIP too:
         // containerd 1.x reports its last try, and the in-cluster name would make a 404 a DNS error.
         {
@@ -369,6 +394,7 @@ function nodeRegistriesOf(
             fallbacks: c.others.map((r) => r.endpoint),
         })),
     ];
+    return withPreloaded(registries, s.preloadedUpstreams, hosted.endpoint, header, fallbackToUpstream);
 }
 
 /** Service names of a cache's replicas: its own, then `<name>-1`, `<name>-2`... (DNS labels, 63 characters at most). */

@@ -25,6 +25,8 @@ export interface EnvironmentProfile {
     cacheHostPath: string | undefined;
     /** One line on how a workstation reaches the registry to push. */
     pushHelp: string;
+    /** The Service CIDRs the distribution's installers use, which caches never reach through a proxy. */
+    serviceCidrs: readonly string[];
 }
 
 export const ENVIRONMENTS: Readonly<Record<EnvironmentName, EnvironmentProfile>> = {
@@ -37,6 +39,7 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, EnvironmentProfile>>
         cacheStorageSize: "10Gi",
         // kind clusters are recreated all day: keep caches where a host mount can hold them.
         cacheHostPath: "/var/lib/cluster-registry/caches",
+        serviceCidrs: ["10.96.0.0/12"],
         pushHelp: "kind nodes are containers: push through `kubectl port-forward` (or a NodePort published with extraPortMappings)",
     },
     k3d: {
@@ -48,6 +51,7 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, EnvironmentProfile>>
         storageSize: "10Gi",
         cacheStorageSize: "10Gi",
         cacheHostPath: undefined,
+        serviceCidrs: ["10.43.0.0/16"],
         pushHelp: "push through `kubectl port-forward` (or a NodePort published with `k3d cluster create -p`)",
     },
     eks: {
@@ -59,6 +63,8 @@ export const ENVIRONMENTS: Readonly<Record<EnvironmentName, EnvironmentProfile>>
         storageSize: "50Gi",
         cacheStorageSize: "50Gi",
         cacheHostPath: undefined,
+        // EKS picks one of the two from the VPC's CIDR when the cluster is created.
+        serviceCidrs: ["10.100.0.0/16", "172.20.0.0/16"],
         pushHelp: "push through `kubectl port-forward` from a machine with cluster access",
     },
 };

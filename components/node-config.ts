@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { ContainerdCheckMode, NodeFile, renderNodeFilesData, validateOwner } from "./node-agent/files";
 import { contentChecksum } from "./render/checksum";
-import { HostCapability, renderHostsToml } from "./render/hosts-toml";
+import { HostCapability, HostEntry, renderHostsToml } from "./render/hosts-toml";
 
 export { CONTAINERD_CHECK_MODES } from "./node-agent/files";
 export type { ContainerdCheckMode, NodeFile } from "./node-agent/files";
@@ -80,6 +80,10 @@ export interface NodeRegistry {
     header?: pulumi.Input<Record<string, string>>;
     /** Endpoints containerd tries, in order, when `endpoint` fails (a cache's other replicas). Default: none. */
     fallbacks?: pulumi.Input<string>[];
+    /** `endpoint` (and `server`, when ours) is an API root with a path (`override_path`). Default: false. */
+    overridePath?: boolean;
+    /** `[host]` entries containerd tries before `endpoint`, in order (preloaded copies). Default: none. */
+    before?: pulumi.Input<HostEntry[]>;
 }
 
 /** The files a node needs for the given registries, all trusting one CA. Pure, for tests. */
@@ -94,6 +98,8 @@ export function nodeFiles(
         serverIsOurs: boolean;
         header?: Record<string, string>;
         fallbacks?: string[];
+        overridePath?: boolean;
+        before?: HostEntry[];
     }>,
 ): NodeFile[] {
     return registries.flatMap((r) => [
@@ -108,6 +114,8 @@ export function nodeFiles(
                 serverIsOurs: r.serverIsOurs,
                 header: r.header,
                 fallbacks: r.fallbacks,
+                overridePath: r.overridePath,
+                before: r.before,
             }),
         },
         { path: `${r.host}/${NODE_CA_FILE}`, content: caPem },

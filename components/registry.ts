@@ -78,6 +78,8 @@ export interface RegistryProxyArgs {
     ttl: string;
     /** Upstream user name and password, for upstreams that limit anonymous pulls (secret). */
     credentials?: { username: pulumi.Input<string>; password: pulumi.Input<string> };
+    /** HTTPS_PROXY, HTTP_PROXY and NO_PROXY for the upstream client (see preloaded.ts). Default: none. */
+    egressEnv?: k8s.types.input.core.v1.EnvVar[];
 }
 
 /** An htpasswd Secret (key `htpasswd`) and its content, for the rollout checksum. */
@@ -278,7 +280,12 @@ export class Registry extends pulumi.ComponentResource {
             configMapName: configMap.metadata.name,
             tlsSecretName: tlsSecret.metadata.name,
             storage: args.objectStorage ? undefined : this.storageVolume(name, args, labels),
-            env: [...this.httpSecretEnv(name, args, labels), ...this.storageKeysEnv(name, args, labels), ...this.upstreamEnv(name, args, labels)],
+            env: [
+                ...this.httpSecretEnv(name, args, labels),
+                ...this.storageKeysEnv(name, args, labels),
+                ...this.upstreamEnv(name, args, labels),
+                ...egressEnvOf(args),
+            ],
             serviceAccountName: this.storageIdentity(name, args, labels),
         };
         // Upstream credentials stay out: even hashed, a password has no place in an annotation. Their
@@ -588,6 +595,11 @@ export class Registry extends pulumi.ComponentResource {
         });
         return { name: "storage", persistentVolumeClaim: { claimName } };
     }
+}
+
+/** A cache's way out through a proxy: only caches talk to upstreams. */
+function egressEnvOf(args: Pick<RegistryArgs, "proxy">): k8s.types.input.core.v1.EnvVar[] {
+    return args.proxy?.egressEnv ?? [];
 }
 
 /**

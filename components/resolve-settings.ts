@@ -46,7 +46,10 @@ export class Problems {
     /** A value the consumer refuses; a secret setting's value is never shown. */
     invalid(k: SettingKey, value: unknown, expected: string): void {
         // Numbers as the text the user typed in `pulumi config set`.
-        const shown = settingOf(k).secret ? "its value" : JSON.stringify(typeof value === "number" ? String(value) : value);
+        const shown = settingOf(k).secret
+            ? "its value"
+            : // A URL's credentials stay out even where they do not belong (a proxy URL written with them).
+              JSON.stringify(typeof value === "number" ? String(value) : value).replace(/\/\/[^/"]*@/g, "//(credentials hidden)@");
         this.add(k, `${shown} is not valid; expected ${expected}`);
     }
     throwIfAny(): void {
@@ -60,7 +63,9 @@ const SPECIAL_KEYS: readonly string[] = ["environment", "users", "caches", "user
 const PLAIN_KEYS = SETTING_KEYS.filter((k): k is PlainKey => !SPECIAL_KEYS.includes(k));
 
 /** The plain settings resolved; only these have no default in some environment. */
-type PlainValues = { [K in PlainKey]: K extends "bcryptCost" | "nodeAgentNamespace" ? SettingValues[K] | undefined : SettingValues[K] };
+type PlainValues = {
+    [K in PlainKey]: K extends "bcryptCost" | "nodeAgentNamespace" | "cacheProxyCredentials" ? SettingValues[K] | undefined : SettingValues[K];
+};
 
 /** A setting's value: the given one if any, else the environment's default; checked. */
 function checked<K extends PlainKey>(args: Partial<SettingValues>, key: K, environment: EnvironmentName, problems: Problems): SettingValues[K] | undefined {
@@ -201,6 +206,24 @@ function nodeDirectoriesApart(s: Pick<Settings, "certsDir" | "cacheHostPath">, p
     }
 }
 
+/** A preloaded upstream is not the hosted registry itself and needs node pulls; proxy credentials need a proxy. */
+function preloadedApart(s: Settings, problems: Problems): void {
+    const taken = hostedHosts(s);
+    for (const h of s.preloadedUpstreams) {
+        if (taken.includes(h)) problems.add("preloadedUpstreams", `${JSON.stringify(h)} is the hosted registry's own name; list upstream registries only`);
+    }
+    // Kubelet's pull secrets name the hosted registry, never docker.io: only the node identity gets there.
+    if (s.preloadedUpstreams.length > 0 && !s.nodePulls) {
+        problems.add("preloadedUpstreams", `needs ${problems.key("nodePulls")}: nodes reach preloaded images with the node identity from hosts.toml`);
+    }
+    if (s.cacheProxyCredentials !== undefined && s.cacheHttpsProxy === "" && s.cacheHttpProxy === "") {
+        problems.add(
+            "cacheProxyCredentials",
+            `is set but neither ${problems.key("cacheHttpsProxy")} nor ${problems.key("cacheHttpProxy")} is; set the proxy they are for`,
+        );
+    }
+}
+
 /** Checks that involve more than one setting. */
 function checkTogether(s: Settings, problems: Problems): void {
     if (s.certEarlyRenewalHours >= s.certValidityHours) {
@@ -220,6 +243,7 @@ function checkTogether(s: Settings, problems: Problems): void {
     if (s.objectStorage && s.registryVolumeClaim) {
         problems.add("registryVolumeClaim", `names a volume, but objectStorageBucket keeps the images in a bucket; unset one of them`);
     }
+    preloadedApart(s, problems);
     if (s.nodeAgentNamespace === s.namespace) {
         problems.add("nodeAgentNamespace", `is the registries' namespace; the privileged node agent needs a namespace of its own`);
     }

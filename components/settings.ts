@@ -11,7 +11,7 @@ import type { KeyAlgorithm } from "./pki";
 import { ENVIRONMENTS, ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
 import { CONTAINERD_CHECK_MODES, ContainerdCheckMode } from "./node-agent/files";
 import { checkNodeSelectorEntry, checkResourceEntry, checkTolerationEntry, DEFAULT_REGISTRY_RESOURCES } from "./render/placement";
-import { DEFAULT_CACHE_TTL, UPSTREAM_PRESETS } from "./upstreams";
+import { DEFAULT_CACHE_TTL, preloadPrefix, UPSTREAM_PRESETS } from "./upstreams";
 import { DEFAULT_COALESCER_IMAGE } from "./coalescer";
 import * as v from "./validators";
 
@@ -261,6 +261,20 @@ export const SETTINGS = {
         default: "upstream",
         check: oneOf(["upstream", "none"] as const, "upstream (pull from the upstream when its cache is down) or none (fail the pull: air-gapped clusters)"),
     },
+    preloadedUpstreams: {
+        type: "array",
+        description:
+            "Upstream registries (e.g. docker.io, quay.io) whose images are preloaded into the hosted registry under <upstream-host>/<repository> (scripts/preload): nodes pull docker.io/library/nginx from there by its unmodified name, then from the upstream's cache if any, then per mirrorFallback. A port becomes _<port> in the path.",
+        default: [],
+        check: (h) => {
+            const host = v.checkCacheHost(h);
+            if (!host.ok) return host;
+            return v.acceptedIf(
+                preloadPrefix(h) !== undefined,
+                "a registry host that maps to a repository path component (lowercase letters, digits, '.', '-')",
+            );
+        },
+    },
     cacheTtl: {
         type: "string",
         description:
@@ -280,6 +294,38 @@ export const SETTINGS = {
         description: "Size of each cache's volume.",
         default: perEnvironment((e) => e.cacheStorageSize),
         check: v.checkStorageQuantity,
+    },
+    cacheHttpsProxy: {
+        type: "string",
+        description:
+            'HTTP(S) proxy the caches reach https upstreams through (their HTTPS_PROXY), e.g. http://proxy.example.com:3128; the hosted registry and the node agent never use it. "" for none.',
+        default: "",
+        check: (u) =>
+            u === "" || v.checkUpstreamUrl(u).ok
+                ? v.ACCEPTED
+                : v.expecting('an http:// or https:// URL without credentials (see cacheProxyCredentials), or "" for none'),
+    },
+    cacheHttpProxy: {
+        type: "string",
+        description: 'Proxy the caches reach http:// upstreams through (their HTTP_PROXY). "" for none.',
+        default: "",
+        check: (u) =>
+            u === "" || v.checkUpstreamUrl(u).ok
+                ? v.ACCEPTED
+                : v.expecting('an http:// or https:// URL without credentials (see cacheProxyCredentials), or "" for none'),
+    },
+    cacheNoProxy: {
+        type: "array",
+        description:
+            "More hosts, domains (.example.com) or CIDRs the caches reach without the proxy (their NO_PROXY). The cluster's own are always there: .svc, the cluster domain, the environment's Service CIDR, loopback and the cloud's metadata and Pod Identity addresses.",
+        default: [],
+        check: (h) => v.acceptedIf(/^[A-Za-z0-9.:/*_-]+$/.test(h), "a host, .domain, IP address or CIDR"),
+    },
+    cacheProxyCredentials: {
+        type: "string",
+        description: "USER:PASSWORD for a proxy that requires them (Basic); set with --secret. Delivered to the caches from a Secret.",
+        secret: true,
+        check: (c) => v.acceptedIf(c.indexOf(":") > 0 && c.indexOf(":") < c.length - 1, "USER:PASSWORD"),
     },
     cacheHostPath: {
         type: "string",
@@ -475,7 +521,7 @@ export type { KeyAlgorithm };
 export type MirrorFallback = "upstream" | "none";
 
 /** The settings whose resolved form differs from the form `ClusterRegistryArgs` takes. */
-type Reshaped = "users" | "caches" | "extraNames" | "nodePort" | "bcryptCost" | "cacheHostPath" | "registryVolumeClaim";
+type Reshaped = "users" | "caches" | "extraNames" | "nodePort" | "bcryptCost" | "cacheHostPath" | "registryVolumeClaim" | "cacheProxyCredentials";
 
 /** Everything the component builds from, defaults applied and validated: `ClusterRegistryArgs` resolved. */
 export interface Settings extends Omit<Required<ClusterRegistryArgs>, Reshaped> {
@@ -493,6 +539,8 @@ export interface Settings extends Omit<Required<ClusterRegistryArgs>, Reshaped> 
     /** `undefined`: caches keep their data in volumes (the setting's ""). */
     cacheHostPath: string | undefined;
     registryVolumeClaim: string | undefined;
+    /** `undefined`: the proxy (if any) needs no credentials. */
+    cacheProxyCredentials: string | undefined;
     /** `undefined`: the hosted registry keeps its images on a volume (the bucket setting's ""). */
     objectStorage: ObjectStorageSetting | undefined;
 }
@@ -568,12 +616,22 @@ export interface ClusterRegistryArgs {
     caches?: (string | CacheArgs)[];
     /** When a cache is down: `upstream` or `none` (the pull fails). Default: upstream. */
     mirrorFallback?: MirrorFallback;
+    /** Upstream hosts preloaded into the hosted registry under `<host>/<repository>` (scripts/preload), which nodes pull by unmodified names. Default: none. */
+    preloadedUpstreams?: string[];
     /** How long a cache keeps what it fetched (a Go duration; 0 never expires, so its volume only grows). Default: 168h. */
     cacheTtl?: string;
     /** A cache is not ready while its volume is at least this full, in percent (1-100; 100 for no limit). Default: 90. */
     cacheMaxFillPercent?: number;
     /** Size of each cache's volume. Default: kind 10Gi, k3d 10Gi, eks 50Gi. */
     cacheStorageSize?: string;
+    /** Proxy the caches reach https upstreams through (HTTPS_PROXY); "" for none. Default: "". */
+    cacheHttpsProxy?: string;
+    /** Proxy the caches reach http upstreams through (HTTP_PROXY); "" for none. Default: "". */
+    cacheHttpProxy?: string;
+    /** More NO_PROXY entries for the caches, besides the cluster's own addresses. Default: none. */
+    cacheNoProxy?: string[];
+    /** USER:PASSWORD for the proxy (secret), delivered from a Secret. Default: none. */
+    cacheProxyCredentials?: string;
     /** Node directory for cache data instead of volumes; "" for volumes. Default: kind /var/lib/cluster-registry/caches, k3d "", eks "". */
     cacheHostPath?: string;
     /** nginx image in front of each cache, coalescing concurrent misses into one upstream download; "" for none. Default: docker.io/library/nginx:1.28.0-alpine. */

@@ -119,6 +119,7 @@ export function parseConfig(raw: RawConfig, secretKeys: ReadonlySet<string> = ne
     if (raw.objectStorageSecretKey !== undefined && !secretKeys.has(`${PROJECT}:objectStorageSecretKey`)) {
         problems.add("objectStorageSecretKey", "is stored in plain text; set it with `pulumi config set --secret objectStorageSecretKey VALUE`");
     }
+    requireSecret("cacheProxyCredentials", raw, secretKeys, problems, "USER:PASSWORD");
     // Each value has its declared Pulumi type (typed() saw to it); a choice such as environment is
     // still any string here, and collectSettings checks it as it checks any caller's args.
     const { userPasswords, cacheCredentials, users, caches, ...rest } = values as StackOnlySettings &

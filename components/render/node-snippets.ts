@@ -12,6 +12,11 @@ export interface MirrorEntry {
     auth?: { username: string; password: string };
     /** More endpoints tried in order after `endpoint` (a cache's other replicas). Default: none. */
     fallbacks?: readonly string[];
+    /**
+     * The endpoint holds this registry's images under this repository prefix (preloaded upstreams:
+     * `docker.io` for docker.io/library/nginx). Default: none, the same repository names.
+     */
+    preloadedPrefix?: string;
 }
 
 /** Every endpoint of a mirror, in the order a runtime tries them. */
@@ -44,7 +49,10 @@ export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: str
         `#   install -m 644 -o root -g root ca.crt ${caFile}`,
     ];
     const doc = {
-        mirrors: Object.fromEntries(mirrors.map((m) => [m.host, { endpoint: endpointsOf(m) }])),
+        // k3s's rewrite applies to every endpoint of a mirror: a prefixed endpoint stands alone.
+        mirrors: Object.fromEntries(
+            mirrors.map((m) => [m.host, { endpoint: endpointsOf(m), ...(m.preloadedPrefix ? { rewrite: { "^(.*)$": `${m.preloadedPrefix}/$1` } } : {}) }]),
+        ),
         // Keyed by the endpoint's host, where containerd looks credentials and TLS up for a mirror.
         configs: Object.fromEntries(
             mirrors.flatMap((m) =>
@@ -59,24 +67,33 @@ export function renderK3sRegistries(mirrors: readonly MirrorEntry[], caFile: str
 }
 
 /** Bottlerocket nodes keep certs.d read-only: mirrors and the CA go into user data (TOML settings). */
-export function renderBottlerocketSettings(mirrors: readonly MirrorEntry[], caPem: string, bundleName: string): string {
-    return TOML.stringify({
-        settings: {
-            "container-registry": {
-                mirrors: mirrors.map((m) => ({ registry: m.host, endpoint: endpointsOf(m) })),
-                // Bottlerocket's documented shape: one table per registry, containerd's credential fields.
-                // The endpoint's host, as k3s's configs: that is the host containerd authenticates to.
-                ...(mirrors.some((m) => m.auth)
-                    ? {
-                          credentials: mirrors
-                              .filter((m) => m.auth)
-                              .flatMap((m) =>
-                                  endpointsOf(m).map((e) => ({ registry: new URL(e).host, username: m.auth!.username, password: m.auth!.password })),
-                              ),
-                      }
-                    : {}),
+export function renderBottlerocketSettings(all: readonly MirrorEntry[], caPem: string, bundleName: string): string {
+    // Bottlerocket has neither override_path nor rewrites: preloaded upstreams cannot be mirrored there.
+    const mirrors = all.filter((m) => !m.preloadedPrefix);
+    const left = all.filter((m) => m.preloadedPrefix).map((m) => m.host);
+    const note = left.length
+        ? `# Not mirrored: ${left.join(", ")} (preloaded upstreams). Bottlerocket has no override_path or rewrite, so its nodes cannot pull them by unmodified names.\n`
+        : "";
+    return (
+        note +
+        TOML.stringify({
+            settings: {
+                "container-registry": {
+                    mirrors: mirrors.map((m) => ({ registry: m.host, endpoint: endpointsOf(m) })),
+                    // Bottlerocket's documented shape: one table per registry, containerd's credential fields.
+                    // The endpoint's host, as k3s's configs: that is the host containerd authenticates to.
+                    ...(mirrors.some((m) => m.auth)
+                        ? {
+                              credentials: mirrors
+                                  .filter((m) => m.auth)
+                                  .flatMap((m) =>
+                                      endpointsOf(m).map((e) => ({ registry: new URL(e).host, username: m.auth!.username, password: m.auth!.password })),
+                                  ),
+                          }
+                        : {}),
+                },
+                pki: { [bundleName]: { data: Buffer.from(caPem).toString("base64"), trusted: true } },
             },
-            pki: { [bundleName]: { data: Buffer.from(caPem).toString("base64"), trusted: true } },
-        },
-    });
+        })
+    );
 }

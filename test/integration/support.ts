@@ -10,6 +10,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import YAML from "yaml";
+import { DECLARED_SECRET_KEYS } from "../../components/stack-config";
 import { FakeCloud, RecordedResource, runProgram } from "../support/fake-cloud";
 import { ENTRY, stackConfig } from "../support/stacks";
 import { ContainerdHandle, NodeContainerdConfig, startContainerd } from "./harness/containerd";
@@ -64,8 +65,8 @@ export async function deploy(
     clusterIP: string,
     config: Record<string, string> = {},
     cloud = new FakeCloud({ clusterIP: () => clusterIP }),
-    /** Config keys stored with `--secret`. */
-    secretKeys: string[] = [],
+    /** Config keys stored with `--secret`. Default: the secret settings the test gives, as `pulumi config set --secret` would set them. */
+    secretKeys: string[] = Object.keys(config).filter((k) => DECLARED_SECRET_KEYS.has(k)),
 ): Promise<Deployed> {
     const { outputs } = await runProgram(cloud, { config: { ...stackConfig("dev"), ...config }, entry: ENTRY, secretKeys });
     const entry = JSON.parse(outputs.dockerConfigJson as string).auths[outputs.host as string];
@@ -416,7 +417,8 @@ async function portForward(from: { host: string; port: number }, to: { host: str
 /** The system's trust store, which a registry image or a node trusts public registries by. */
 const SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
-async function startStandInUpstream(dir: string): Promise<StandInUpstream> {
+/** A stand-in public registry on 127.0.0.1; `dnsName` is a name its certificate also carries. */
+export async function startStandInUpstream(dir: string, dnsName = "localhost"): Promise<StandInUpstream> {
     fs.mkdirSync(dir, { recursive: true });
     const f = (n: string) => path.join(dir, n);
     const openssl = async (args: string[]) => {
@@ -426,7 +428,7 @@ async function startStandInUpstream(dir: string): Promise<StandInUpstream> {
     const key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes".split(" ");
     await openssl(["req", "-x509", ...key, "-keyout", f("ca.key"), "-out", f("ca.crt"), "-days", "2", "-subj", "/CN=stand-in public CA"]);
     await openssl(["req", ...key, "-keyout", f("tls.key"), "-out", f("tls.csr"), "-subj", "/CN=upstream"]);
-    fs.writeFileSync(f("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    fs.writeFileSync(f("ext.cnf"), `subjectAltName=IP:127.0.0.1,DNS:${dnsName}\n`);
     await openssl([
         "x509",
         "-req",

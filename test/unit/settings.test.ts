@@ -43,7 +43,15 @@ describe("SETTINGS", () => {
     // resolve-settings types every other resolved setting as present: this is what makes that true.
     test.each(ENVIRONMENT_NAMES)("in %s every setting has a default but the computed, per-user and secret ones", (environment) => {
         const without = SETTING_KEYS.filter((key) => defaultFor(key, environment) === undefined);
-        expect(without.sort()).toEqual(["bcryptCost", "cacheCredentials", "nodeAgentNamespace", "objectStorageSecretKey", "pullReplicas", "userPasswords"]);
+        expect(without.sort()).toEqual([
+            "bcryptCost",
+            "cacheCredentials",
+            "cacheProxyCredentials",
+            "nodeAgentNamespace",
+            "objectStorageSecretKey",
+            "pullReplicas",
+            "userPasswords",
+        ]);
     });
 
     test("secret settings have no default", () => {

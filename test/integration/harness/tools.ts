@@ -15,7 +15,12 @@ const REQUIRED_BINARIES: ReadonlyArray<{ bin: string; pkg: string }> = [
     { bin: "skopeo", pkg: "skopeo" },
     { bin: "openssl", pkg: "openssl" },
     { bin: "busybox", pkg: "busybox" },
-    // the caches' coalescer; the tests run it on loopback with their own prefix and config
+    // a company's egress proxy in front of the caches (egress-proxy.test.ts); tinyproxy-bin is the
+    // program alone: the tinyproxy package would also start a system service
+    { bin: "tinyproxy", pkg: "tinyproxy-bin" },
+    // scripts/preload's `served` reads a cache's catalog with them (preloaded.test.ts)
+    { bin: "curl", pkg: "curl" },
+    { bin: "jq", pkg: "jq" },
     // used by the harness itself; part of every Debian install, checked for clarity
     { bin: "tar", pkg: "tar" },
     { bin: "gzip", pkg: "gzip" },
