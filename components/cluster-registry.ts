@@ -228,6 +228,12 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             storageSize: s.storageSize,
             htpasswd: credentials.htpasswd.pull,
             push: { port: s.pushPort, htpasswd: credentials.htpasswd.push },
+            pushMaintenance: {
+                gcSchedule: s.gcSchedule,
+                gcDeleteUntagged: s.gcDeleteUntagged,
+                pushDeletes: s.pushDeletes,
+                fillWarnPercent: s.registryFillWarnPercent === 100 ? undefined : s.registryFillWarnPercent,
+            },
             // The images people pushed: kept by `pulumi destroy` unless asked (README, Destroy).
             retainVolume: s.keepRegistryVolume,
             existingClaim: s.registryVolumeClaim,

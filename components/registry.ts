@@ -4,7 +4,10 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
+import { renderPushSupervisorSettings } from "./render/push-supervisor";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { serviceDnsNames } from "./names";
 
@@ -17,7 +20,15 @@ export const REGISTRY_PUSH_CONTAINER_PORT = 5002;
 /** The read-write container's own debug listener (its health check; containers in a pod share ports). */
 export const REGISTRY_PUSH_DEBUG_PORT = 5003;
 /** The config files in a registry's ConfigMap: the pull (for a cache, the only) one, and the push one. */
-export const CONFIG_FILES = { pull: "config.yml", push: "push.yml" } as const;
+export const CONFIG_FILES = {
+    pull: "config.yml",
+    push: "push.yml",
+    /** The read-only registry that answers the push port while garbage is collected. */
+    pushReadOnly: "push-readonly.yml",
+    /** The push container's supervisor script and its settings. */
+    supervisor: "push-supervisor.sh",
+    supervisorSettings: "push-supervisor.conf",
+} as const;
 /**
  * Environment every registry container gets: distribution 3.0 images export OpenTelemetry traces to
  * localhost:4318 unless told not to, which in a pod only fills the log with connection errors.
@@ -61,6 +72,18 @@ export interface RegistryProxyArgs {
     ttl: string;
     /** Upstream user name and password, for upstreams that limit anonymous pulls (secret). */
     credentials?: { username: pulumi.Input<string>; password: pulumi.Input<string> };
+}
+
+/** What the hosted registry's push container does besides taking pushes (its supervisor script). */
+export interface PushMaintenanceArgs {
+    /** `off`, `manual` (on SIGUSR1 only) or `HH:MM` (UTC, daily): when garbage is collected. */
+    gcSchedule: string;
+    /** Collect manifests no tag points at (`--delete-untagged`), which pods may still pull by digest. */
+    gcDeleteUntagged: boolean;
+    /** Users may delete tags and manifests on the push port (never on the read-only pull port). */
+    pushDeletes: boolean;
+    /** Log a warning while the volume is at least this full, in percent. Default: no warning. */
+    fillWarnPercent?: number;
 }
 
 /** An htpasswd Secret (key `htpasswd`) and its content, for the rollout checksum. */
@@ -109,6 +132,8 @@ export interface RegistryArgs {
     push?: { port: number; htpasswd: HtpasswdRef };
     /** Pull-through cache of one upstream. Default: a hosted registry. */
     proxy?: RegistryProxyArgs;
+    /** Garbage collection, deletes and the fill warning of the push container. Hosted only. Default: none of them. */
+    pushMaintenance?: PushMaintenanceArgs;
     /** Not ready (out of its Service) while its storage is at least this full, in percent. Default: no limit. */
     maxFillPercent?: number;
     /** Also create a Prometheus Operator ServiceMonitor for the metrics Service. Default: false. */
@@ -402,11 +427,12 @@ export class Registry extends pulumi.ComponentResource {
  * The ConfigMap's config files, with the pod's mount paths: `config.yml`, and with a push port,
  * `push.yml` for the read-write container while `config.yml` turns read-only.
  */
-export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push">): Record<string, string> {
+export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "pushMaintenance">): Record<string, string> {
     const common = {
         storageRoot: MOUNTS.storage,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
         proxy: args.proxy ? { remoteUrl: args.proxy.remoteUrl, ttl: args.proxy.ttl } : undefined,
+        descriptorCache: !collectsGarbage(args),
     };
     const pull = renderRegistryConfig({
         ...common,
@@ -421,9 +447,58 @@ export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" 
         port: REGISTRY_PUSH_CONTAINER_PORT,
         debugPort: REGISTRY_PUSH_DEBUG_PORT,
         htpasswd: { realm: "cluster-registry-push", path: `${MOUNTS.pushAuth}/htpasswd` },
+        deletes: args.pushMaintenance?.pushDeletes,
     });
-    return { [CONFIG_FILES.pull]: pull, [CONFIG_FILES.push]: push };
+    return { [CONFIG_FILES.pull]: pull, [CONFIG_FILES.push]: push, ...pushSupervisorFiles(args, common) };
 }
+
+/** Garbage is collected on a schedule or on demand. */
+function collectsGarbage(args: Pick<RegistryArgs, "pushMaintenance">): boolean {
+    return (args.pushMaintenance?.gcSchedule ?? "off") !== "off";
+}
+
+/** The push container's command: its supervisor, run by the image's busybox sh, which runs the registry. */
+export const PUSH_COMMAND = ["sh", `${MOUNTS.config}/${CONFIG_FILES.supervisor}`, `${MOUNTS.config}/${CONFIG_FILES.supervisorSettings}`];
+
+/** The supervisor script, shipped unchanged in the registry's ConfigMap. */
+export function pushSupervisorScript(): string {
+    return fs.readFileSync(path.join(__dirname, "push-supervisor", CONFIG_FILES.supervisor), "utf8");
+}
+
+/**
+ * The push supervisor's files: its script and settings, and with garbage collection on, the config of
+ * the read-only registry that answers the push port meanwhile (pushes get 405 and a Warning header).
+ */
+function pushSupervisorFiles(
+    args: Pick<RegistryArgs, "push" | "pushMaintenance">,
+    common: Omit<Parameters<typeof renderRegistryConfig>[0], "port" | "debugPort">,
+): Record<string, string> {
+    if (!args.push) return {};
+    const m = args.pushMaintenance;
+    const settings = renderPushSupervisorSettings({
+        writeConfig: `${MOUNTS.config}/${CONFIG_FILES.push}`,
+        readOnlyConfig: `${MOUNTS.config}/${CONFIG_FILES.pushReadOnly}`,
+        storage: MOUNTS.storage,
+        gcSchedule: m?.gcSchedule ?? "off",
+        gcDeleteUntagged: m?.gcDeleteUntagged ?? false,
+        fillWarnPercent: m?.fillWarnPercent,
+        healthUrl: `http://127.0.0.1:${REGISTRY_PUSH_DEBUG_PORT}${HEALTH_PATH}`,
+    });
+    const files = { [CONFIG_FILES.supervisor]: pushSupervisorScript(), [CONFIG_FILES.supervisorSettings]: settings };
+    if (!collectsGarbage(args)) return files;
+    const readOnly = renderRegistryConfig({
+        ...common,
+        port: REGISTRY_PUSH_CONTAINER_PORT,
+        debugPort: REGISTRY_PUSH_DEBUG_PORT,
+        htpasswd: { realm: "cluster-registry-push", path: `${MOUNTS.pushAuth}/htpasswd` },
+        readOnly: true,
+        headers: { Warning: GC_REFUSAL_WARNING },
+    });
+    return { ...files, [CONFIG_FILES.pushReadOnly]: readOnly };
+}
+
+/** What a push refused during garbage collection is told, beside the 405 (an RFC 7234 warn-code 299). */
+export const GC_REFUSAL_WARNING = '299 - "garbage collection in progress: pushes are refused for a few minutes, retry later"';
 
 /** What the pod spec refers to that other resources provide. */
 interface PodParts {
@@ -478,7 +553,7 @@ function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMoun
     return {
         name: "push",
         image,
-        command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.push}`],
+        command: PUSH_COMMAND,
         ports: [
             { name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" },
             { name: "push-metrics", containerPort: REGISTRY_PUSH_DEBUG_PORT, protocol: "TCP" },

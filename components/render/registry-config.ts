@@ -20,6 +20,16 @@ export interface RegistryConfigInput {
      * Its upload purger is off too: the read-write container beside it owns the uploads.
      */
     readOnly?: boolean;
+    /**
+     * Keep an in-memory blob-descriptor cache. Default: on for a hosted registry, off for a cache.
+     * Off where garbage is collected beside a running registry: in 3.1.1 it answers for swept blobs
+     * until the process restarts (distribution issues 4569, 3743; the fix, PR 4868, came later).
+     */
+    descriptorCache?: boolean;
+    /** Let users delete manifests and tags (`storage.delete.enabled`). Default: only a cache (TTL expiry). */
+    deletes?: boolean;
+    /** Extra response headers, e.g. a `Warning` saying why writes are refused. Default: none. */
+    headers?: Record<string, string>;
 }
 
 /** Where the debug listener serves Prometheus metrics. */
@@ -40,16 +50,16 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
         storage: {
             filesystem: { rootdirectory: input.storageRoot },
             // Only a cache's TTL expiry needs deletes; on the hosted registry any user could delete images.
-            delete: { enabled: !!input.proxy },
+            delete: { enabled: !!input.proxy || !!input.deletes },
             // Proxy mode with the in-memory descriptor cache can answer "unexpected EOF" once blobs
             // expire (distribution issue 2367), so a cache has none.
-            ...(input.proxy ? {} : { cache: { blobdescriptor: "inmemory" } }),
+            ...(input.proxy || input.descriptorCache === false ? {} : { cache: { blobdescriptor: "inmemory" } }),
             ...(input.readOnly ? { maintenance: { uploadpurging: { enabled: false }, readonly: { enabled: true } } } : {}),
         },
         http: {
             addr: `:${input.port}`,
             tls: { certificate: input.tls.certificate, key: input.tls.key, minimumtls: "tls1.2" },
-            headers: { "X-Content-Type-Options": ["nosniff"] },
+            headers: { "X-Content-Type-Options": ["nosniff"], ...Object.fromEntries(Object.entries(input.headers ?? {}).map(([k, v]) => [k, [v]])) },
             // Plain HTTP, never on the NodePort: only a ClusterIP Service of its own reaches it.
             debug: { addr: `:${input.debugPort}`, prometheus: { enabled: true, path: METRICS_PATH } },
         },

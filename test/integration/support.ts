@@ -17,6 +17,7 @@ import { FakeKubeApi, nodeScript, NodeScript, snapshotTree, waitApplied } from "
 import { BuiltOciImage } from "./harness/oci";
 import { materialize, rebaseYamlPaths } from "./harness/pod";
 import { CommandResult, freePort, ProcHandle, runCommand, stopAll } from "./harness/procs";
+import { startPushSupervisor } from "./harness/push-supervisor";
 import { RegistryHandle, startRegistry } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
 
@@ -60,6 +61,8 @@ export interface LoopbackClusterOptions {
      * `startNodeContainerd`). Default: Debian 12's containerd 1.6 with the harness's own config.
      */
     containerd?: NodeContainerdSpec | false;
+    /** What the push container's clock says (`HH:MM`, UTC), for its garbage-collection schedule. Default: the real clock. */
+    pushClock?: string;
 }
 
 /** A node's containerd: a program (e.g. a {@link ContainerdBuild}'s binary) and a real node's config. */
@@ -116,6 +119,7 @@ export class LoopbackCluster {
     api!: FakeKubeApi;
     containerd!: ContainerdHandle;
     private config: Record<string, string> = {};
+    private pushClock?: string;
     private readonly forwards: Array<{ close(): Promise<void> }> = [];
 
     private constructor(
@@ -152,6 +156,7 @@ export class LoopbackCluster {
             this.config["cluster-registry:caches"] = JSON.stringify([`docker.io=${new URL(this.upstream.registry.url).origin}`]);
         }
         this.config = { ...this.config, ...opts.config };
+        this.pushClock = opts.pushClock;
         this.dep = await deploy(HOSTED_IP, this.config, this.cloud);
         this.client = writeClientFiles(this.dep.outputs, this.work);
         await this.startHosted();
@@ -194,7 +199,8 @@ export class LoopbackCluster {
 
     /**
      * (Re)starts the hosted registry's pod on the same pod directory, so its storage survives as a
-     * PVC's does: both containers, each from its own container spec, over the one storage directory.
+     * PVC's does: both containers, each from its own container spec, over the one storage directory;
+     * the push container through its supervisor script.
      */
     async startHosted(): Promise<RegistryHandle> {
         await this.hosted?.stop();
@@ -202,7 +208,8 @@ export class LoopbackCluster {
         const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
         const pod = path.join(this.work, "pod");
         this.hosted = await startRegistryFromDeployment(this.cloud, deployment, pod, `${HOSTED_IP}:${this.port}`, this.client.caFile, {}, "registry");
-        this.hostedPush = await startRegistryFromDeployment(this.cloud, deployment, pod, `${HOSTED_IP}:${this.pushPort}`, this.client.caFile, {}, "push");
+        const listen = `${HOSTED_IP}:${this.pushPort}`;
+        this.hostedPush = await startPushSupervisor({ cloud: this.cloud, deployment, root: pod, listen, caFile: this.client.caFile, clock: this.pushClock });
         return this.hosted;
     }
 
