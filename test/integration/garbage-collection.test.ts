@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { GC_REFUSAL_WARNING } from "../../components/registry";
 import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
+import { startPushSupervisor } from "./harness/push-supervisor";
 import { runCommand, waitFor } from "./harness/procs";
 import { basicAuth } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
@@ -219,6 +220,45 @@ describeIntegration("garbage collection in the hosted registry's push container,
         expect((await start())?.status).toBe(202);
     });
 
+    test("a blob upload in flight when a collection starts finishes (201, not a cut connection) before the writer stops", async () => {
+        const auth = basicAuth(pushUser.username, pushUser.password);
+        const started = await request(`${pushBase()}/v2/gc/slow/blobs/uploads/`, { method: "POST", auth });
+        expect(started.status).toBe(202);
+        const data = randomBytes(2 << 20);
+        const digest = `sha256:${createHash("sha256").update(data).digest("hex")}`;
+        const location = new URL(String(started.headers.location), pushBase());
+        location.searchParams.set("digest", digest);
+        const before = collections();
+        // 2 MiB over about 3 s; the collection is asked for once the request is well under way (a
+        // connection the writer has not accepted yet when its listener closes is reset, as on any stop).
+        const put = slowPut(location.toString(), data, auth, 3000, () => process.kill(cluster.hostedPush.proc.pid, "SIGUSR1"));
+        expect((await put).status).toBe(201);
+        await waitFor(() => collections() > before, 60_000, "garbage collection done");
+        expect(cluster.hostedPush.proc.log()).toMatch(/garbage collection: stopping the writer/);
+    });
+
+    /** A PUT whose body is sent in 16 chunks over `overMs`; `midway` runs once a quarter of it is out. */
+    function slowPut(url: string, data: Buffer, auth: string, overMs: number, midway: () => void): Promise<Reply> {
+        return new Promise((resolve, reject) => {
+            const headers = { Authorization: auth, "Content-Type": "application/octet-stream", "Content-Length": String(data.length) };
+            const req = https.request(url, { method: "PUT", headers, agent: false, ca }, (res) => {
+                const chunks: Buffer[] = [];
+                res.on("data", (c: Buffer) => chunks.push(c));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+            });
+            req.on("error", reject);
+            const size = Math.ceil(data.length / 16);
+            let i = 0;
+            const next = () => {
+                req.write(data.subarray(i * size, (i + 1) * size));
+                if (i++ === 4) midway();
+                if (i * size < data.length) setTimeout(next, overMs / 16);
+                else req.end();
+            };
+            next();
+        });
+    }
+
     test("a push racing a collection either completes with every blob intact or is refused and leaves no tag", async () => {
         const outcomes: string[] = [];
         for (const [i, delayMs] of [0, 400, 1200].entries()) {
@@ -243,6 +283,58 @@ describeIntegration("garbage collection in the hosted registry's push container,
             }
         }
         console.info(`pushes racing a collection: ${outcomes.join(", ")}`);
+    });
+
+    test("with pushDeletes, a user deletes a tag on the push port; the pull port still refuses deletes; the next collection frees its layers", async () => {
+        await cluster.redeploy({ "cluster-registry:pushDeletes": "true" });
+        await cluster.startHosted();
+        const skopeoDelete = (port: number, authfile: string) =>
+            runCommand("skopeo", [
+                "--insecure-policy",
+                "delete",
+                "--authfile",
+                authfile,
+                "--cert-dir",
+                cluster.client.certDir,
+                `docker://${HOSTED_IP}:${port}/gc/keep:current`,
+            ]);
+        const refused = await skopeoDelete(cluster.port, pullAuthfile);
+        expect(refused.code).not.toBe(0);
+        expect((await pull("gc/keep:current")).code).toBe(0);
+        const deleted = await skopeoDelete(cluster.pushPort, pushAuthfile);
+        expect(deleted.code, deleted.stderr).toBe(0);
+        expect((await pull("gc/keep:current")).stderr).toMatch(/manifest unknown|not found/i);
+        const layers = kept[1].layers.map((l) => l.digest);
+        for (const d of layers) expect(fs.existsSync(blobFile(d)), d).toBe(true);
+        await collect();
+        for (const d of layers) expect(fs.existsSync(blobFile(d)), d).toBe(false);
+    });
+
+    test("the push container logs a warning once the volume passes registryFillWarnPercent, while the pull port keeps serving", async () => {
+        await cluster.hostedPush.stop();
+        // Only what the new container logs (the log file is the pod's, kept across restarts).
+        const seen = cluster.hostedPush.proc.log().length;
+        // The push container alone sees a 4 MiB tmpfs as its volume, 3.5 MiB of it used, in a mount namespace of its own.
+        const fill = '/bin/mount -t tmpfs -o size=4m tmpfs "$1" && /bin/dd if=/dev/zero of="$1/fill" bs=1k count=3584 2>/dev/null && shift && exec "$@"';
+        const wrap = (argv: string[]) => ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", fill, "sh", storage(), ...argv];
+        const deployment = cluster.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
+        const listen = `${HOSTED_IP}:${cluster.pushPort}`;
+        cluster.hostedPush = await startPushSupervisor({
+            cloud: cluster.cloud,
+            deployment,
+            root: path.join(cluster.work, "pod"),
+            listen,
+            caFile: cluster.client.caFile,
+            wrap,
+        });
+        const warning = await waitFor(
+            () => /push-supervisor: warning: \S+ is (\d+)% full \(warning at 80%\)/.exec(cluster.hostedPush.proc.log().slice(seen)),
+            20_000,
+            "the fill warning",
+        );
+        expect(Number(warning[1])).toBeGreaterThanOrEqual(80);
+        expect((await pull("gc/app:current")).code).toBe(0);
+        await cluster.startHosted();
     });
 
     test("at the scheduled minute the push container collects once, with no signal", async () => {

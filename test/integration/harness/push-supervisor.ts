@@ -26,6 +26,8 @@ export interface PushSupervisorOptions {
     clock?: string;
     /** Seconds between the supervisor's looks at the schedule and the fill level; the script's default is 15. */
     tickSeconds?: number;
+    /** Runs the container's command inside another (e.g. `unshare` with a small tmpfs on the volume); gets and returns argv. */
+    wrap?: (argv: string[]) => string[];
 }
 
 /** Starts the push container's supervisor; resolves once the push port answers over TLS. */
@@ -61,7 +63,8 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
     const settingsFile = path.join(work, "push-supervisor.conf");
     fs.writeFileSync(settingsFile, settings);
 
-    const proc = startProcess(path.join(bin, "sh"), [local.rebase(script), settingsFile], {
+    const [cmd, ...args] = (o.wrap ?? ((a: string[]) => a))([path.join(bin, "sh"), local.rebase(script), settingsFile]);
+    const proc = startProcess(cmd, args, {
         env: {
             ...local.env,
             PATH: bin,
