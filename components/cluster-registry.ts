@@ -14,6 +14,7 @@ import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKin
 import { resolveSettings } from "./resolve-settings";
 import { serviceDnsNames } from "./names";
 import { ClusterRegistryArgs, Settings } from "./settings";
+import type { PushMaintenanceArgs } from "./registry";
 
 /** KEP-1755's well-known place, read by Tilt, Skaffold, ctlptl and others. */
 export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-registry-hosting", key: "localRegistryHosting.v1" } as const;
@@ -227,13 +228,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             extraIpAddresses: s.extraIpAddresses,
             storageSize: s.storageSize,
             htpasswd: credentials.htpasswd.pull,
-            push: { port: s.pushPort, htpasswd: credentials.htpasswd.push },
-            pushMaintenance: {
-                gcSchedule: s.gcSchedule,
-                gcDeleteUntagged: s.gcDeleteUntagged,
-                pushDeletes: s.pushDeletes,
-                fillWarnPercent: s.registryFillWarnPercent === 100 ? undefined : s.registryFillWarnPercent,
-            },
+            push: { port: s.pushPort, htpasswd: credentials.htpasswd.push, maintenance: pushMaintenance(s) },
             // The images people pushed: kept by `pulumi destroy` unless asked (README, Destroy).
             retainVolume: s.keepRegistryVolume,
             existingClaim: s.registryVolumeClaim,
@@ -366,4 +361,15 @@ function pushHelpOf(s: Settings): string {
     return s.nodePort
         ? `push to <node address>:${s.nodePort} (NodePort on the push port); ${help}`
         : `kubectl -n ${s.namespace} port-forward svc/${s.serviceName} ${s.port}:${s.pushPort}, then push to localhost:${s.port} (${help})`;
+}
+
+/** What the hosted registry's push container does besides taking pushes. */
+function pushMaintenance(s: Settings): PushMaintenanceArgs {
+    return {
+        gcSchedule: s.gcSchedule,
+        gcDeleteUntagged: s.gcDeleteUntagged,
+        pushDeletes: s.pushDeletes,
+        // 100 is "no warning".
+        fillWarnPercent: s.registryFillWarnPercent === 100 ? undefined : s.registryFillWarnPercent,
+    };
 }

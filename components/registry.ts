@@ -1,15 +1,15 @@
 /** One distribution registry in the cluster: hosted (takes pushes) or a pull-through cache of one upstream. */
 import * as net from "node:net";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { HEALTH_PATH, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig } from "./render/registry-config";
-import { renderPushSupervisorSettings } from "./render/push-supervisor";
 import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { serviceDnsNames } from "./names";
+import { renderPushSupervisorSettings } from "./render/push-supervisor";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
 export const REGISTRY_CONTAINER_PORT = 5000;
@@ -129,11 +129,9 @@ export interface RegistryArgs {
      * its own htpasswd (pushers only), while the registry port's container turns read-only. Hosted only.
      * Default: none (a cache, which takes no pushes).
      */
-    push?: { port: number; htpasswd: HtpasswdRef };
+    push?: { port: number; htpasswd: HtpasswdRef; maintenance?: PushMaintenanceArgs };
     /** Pull-through cache of one upstream. Default: a hosted registry. */
     proxy?: RegistryProxyArgs;
-    /** Garbage collection, deletes and the fill warning of the push container. Hosted only. Default: none of them. */
-    pushMaintenance?: PushMaintenanceArgs;
     /** Not ready (out of its Service) while its storage is at least this full, in percent. Default: no limit. */
     maxFillPercent?: number;
     /** Also create a Prometheus Operator ServiceMonitor for the metrics Service. Default: false. */
@@ -427,7 +425,7 @@ export class Registry extends pulumi.ComponentResource {
  * The ConfigMap's config files, with the pod's mount paths: `config.yml`, and with a push port,
  * `push.yml` for the read-write container while `config.yml` turns read-only.
  */
-export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "pushMaintenance">): Record<string, string> {
+export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push">): Record<string, string> {
     const common = {
         storageRoot: MOUNTS.storage,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
@@ -447,58 +445,10 @@ export function registryConfigsOf(args: Pick<RegistryArgs, "htpasswd" | "proxy" 
         port: REGISTRY_PUSH_CONTAINER_PORT,
         debugPort: REGISTRY_PUSH_DEBUG_PORT,
         htpasswd: { realm: "cluster-registry-push", path: `${MOUNTS.pushAuth}/htpasswd` },
-        deletes: args.pushMaintenance?.pushDeletes,
+        deletes: args.push.maintenance?.pushDeletes,
     });
     return { [CONFIG_FILES.pull]: pull, [CONFIG_FILES.push]: push, ...pushSupervisorFiles(args, common) };
 }
-
-/** Garbage is collected on a schedule or on demand. */
-function collectsGarbage(args: Pick<RegistryArgs, "pushMaintenance">): boolean {
-    return (args.pushMaintenance?.gcSchedule ?? "off") !== "off";
-}
-
-/** The push container's command: its supervisor, run by the image's busybox sh, which runs the registry. */
-export const PUSH_COMMAND = ["sh", `${MOUNTS.config}/${CONFIG_FILES.supervisor}`, `${MOUNTS.config}/${CONFIG_FILES.supervisorSettings}`];
-
-/** The supervisor script, shipped unchanged in the registry's ConfigMap. */
-export function pushSupervisorScript(): string {
-    return fs.readFileSync(path.join(__dirname, "push-supervisor", CONFIG_FILES.supervisor), "utf8");
-}
-
-/**
- * The push supervisor's files: its script and settings, and with garbage collection on, the config of
- * the read-only registry that answers the push port meanwhile (pushes get 405 and a Warning header).
- */
-function pushSupervisorFiles(
-    args: Pick<RegistryArgs, "push" | "pushMaintenance">,
-    common: Omit<Parameters<typeof renderRegistryConfig>[0], "port" | "debugPort">,
-): Record<string, string> {
-    if (!args.push) return {};
-    const m = args.pushMaintenance;
-    const settings = renderPushSupervisorSettings({
-        writeConfig: `${MOUNTS.config}/${CONFIG_FILES.push}`,
-        readOnlyConfig: `${MOUNTS.config}/${CONFIG_FILES.pushReadOnly}`,
-        storage: MOUNTS.storage,
-        gcSchedule: m?.gcSchedule ?? "off",
-        gcDeleteUntagged: m?.gcDeleteUntagged ?? false,
-        fillWarnPercent: m?.fillWarnPercent,
-        healthUrl: `http://127.0.0.1:${REGISTRY_PUSH_DEBUG_PORT}${HEALTH_PATH}`,
-    });
-    const files = { [CONFIG_FILES.supervisor]: pushSupervisorScript(), [CONFIG_FILES.supervisorSettings]: settings };
-    if (!collectsGarbage(args)) return files;
-    const readOnly = renderRegistryConfig({
-        ...common,
-        port: REGISTRY_PUSH_CONTAINER_PORT,
-        debugPort: REGISTRY_PUSH_DEBUG_PORT,
-        htpasswd: { realm: "cluster-registry-push", path: `${MOUNTS.pushAuth}/htpasswd` },
-        readOnly: true,
-        headers: { Warning: GC_REFUSAL_WARNING },
-    });
-    return { ...files, [CONFIG_FILES.pushReadOnly]: readOnly };
-}
-
-/** What a push refused during garbage collection is told, beside the 405 (an RFC 7234 warn-code 299). */
-export const GC_REFUSAL_WARNING = '299 - "garbage collection in progress: pushes are refused for a few minutes, retry later"';
 
 /** What the pod spec refers to that other resources provide. */
 interface PodParts {
@@ -628,3 +578,51 @@ function livenessProbe(port: string): k8s.types.input.core.v1.Probe {
         failureThreshold: 3,
     };
 }
+
+/** Garbage is collected on a schedule or on demand. */
+function collectsGarbage(args: Pick<RegistryArgs, "push">): boolean {
+    return (args.push?.maintenance?.gcSchedule ?? "off") !== "off";
+}
+
+/** The push container's command: its supervisor, run by the image's busybox sh, which runs the registry. */
+export const PUSH_COMMAND = ["sh", `${MOUNTS.config}/${CONFIG_FILES.supervisor}`, `${MOUNTS.config}/${CONFIG_FILES.supervisorSettings}`];
+
+/** The supervisor script, shipped unchanged in the registry's ConfigMap. */
+export function pushSupervisorScript(): string {
+    return fs.readFileSync(path.join(__dirname, "push-supervisor", CONFIG_FILES.supervisor), "utf8");
+}
+
+/**
+ * The push supervisor's files: its script and settings, and with garbage collection on, the config of
+ * the read-only registry that answers the push port meanwhile (pushes get 405 and a Warning header).
+ */
+function pushSupervisorFiles(
+    args: Pick<RegistryArgs, "push">,
+    common: Omit<Parameters<typeof renderRegistryConfig>[0], "port" | "debugPort">,
+): Record<string, string> {
+    if (!args.push) return {};
+    const m = args.push.maintenance;
+    const settings = renderPushSupervisorSettings({
+        writeConfig: `${MOUNTS.config}/${CONFIG_FILES.push}`,
+        readOnlyConfig: `${MOUNTS.config}/${CONFIG_FILES.pushReadOnly}`,
+        storage: MOUNTS.storage,
+        gcSchedule: m?.gcSchedule ?? "off",
+        gcDeleteUntagged: m?.gcDeleteUntagged ?? false,
+        fillWarnPercent: m?.fillWarnPercent,
+        healthUrl: `http://127.0.0.1:${REGISTRY_PUSH_DEBUG_PORT}${HEALTH_PATH}`,
+    });
+    const files = { [CONFIG_FILES.supervisor]: pushSupervisorScript(), [CONFIG_FILES.supervisorSettings]: settings };
+    if (!collectsGarbage(args)) return files;
+    const readOnly = renderRegistryConfig({
+        ...common,
+        port: REGISTRY_PUSH_CONTAINER_PORT,
+        debugPort: REGISTRY_PUSH_DEBUG_PORT,
+        htpasswd: { realm: "cluster-registry-push", path: `${MOUNTS.pushAuth}/htpasswd` },
+        readOnly: true,
+        headers: { Warning: GC_REFUSAL_WARNING },
+    });
+    return { ...files, [CONFIG_FILES.pushReadOnly]: readOnly };
+}
+
+/** What a push refused during garbage collection is told, beside the 405 (an RFC 7234 warn-code 299). */
+export const GC_REFUSAL_WARNING = '299 - "garbage collection in progress: pushes are refused for a few minutes, retry later"';

@@ -15,12 +15,6 @@ export interface RegistryConfigInput {
     /** Pull-through cache of one upstream; absent for the hosted registry. */
     proxy?: { remoteUrl: string; ttl: string };
     /**
-     * Serve pulls only: distribution's maintenance read-only mode refuses every write (push, tag,
-     * delete) with 405 whoever asks, so a pull identity cannot write however the htpasswd is set up.
-     * Its upload purger is off too: the read-write container beside it owns the uploads.
-     */
-    readOnly?: boolean;
-    /**
      * Keep an in-memory blob-descriptor cache. Default: on for a hosted registry, off for a cache.
      * Off where garbage is collected beside a running registry: in 3.1.1 it answers for swept blobs
      * until the process restarts (distribution issues 4569, 3743; the fix, PR 4868, came later).
@@ -30,6 +24,12 @@ export interface RegistryConfigInput {
     deletes?: boolean;
     /** Extra response headers, e.g. a `Warning` saying why writes are refused. Default: none. */
     headers?: Record<string, string>;
+    /**
+     * Serve pulls only: distribution's maintenance read-only mode refuses every write (push, tag,
+     * delete) with 405 whoever asks, so a pull identity cannot write however the htpasswd is set up.
+     * Its upload purger is off too: the read-write container beside it owns the uploads.
+     */
+    readOnly?: boolean;
 }
 
 /** Where the debug listener serves Prometheus metrics. */

@@ -150,13 +150,13 @@ export class LoopbackCluster {
     }
 
     private async setUp(opts: LoopbackClusterOptions): Promise<void> {
+        this.pushClock = opts.pushClock;
         this.config = { "cluster-registry:port": String(this.port), "cluster-registry:pushPort": String(this.pushPort) };
         if (opts.dockerIoCache) {
             this.upstream = await startStandInUpstream(path.join(this.work, "upstream"));
             this.config["cluster-registry:caches"] = JSON.stringify([`docker.io=${new URL(this.upstream.registry.url).origin}`]);
         }
         this.config = { ...this.config, ...opts.config };
-        this.pushClock = opts.pushClock;
         this.dep = await deploy(HOSTED_IP, this.config, this.cloud);
         this.client = writeClientFiles(this.dep.outputs, this.work);
         await this.startHosted();
