@@ -17,6 +17,7 @@ import { serviceDnsNames } from "./names";
 import { preloadPrefix } from "./upstreams";
 import { ClusterRegistryArgs, Settings } from "./settings";
 import { placementOf } from "./render/placement";
+import type { PushMaintenanceArgs } from "./registry";
 
 /** KEP-1755's well-known place, read by Tilt, Skaffold, ctlptl and others. */
 export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-registry-hosting", key: "localRegistryHosting.v1" } as const;
@@ -251,7 +252,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             extraIpAddresses: s.extraIpAddresses,
             storageSize: s.storageSize,
             htpasswd: credentials.htpasswd.pull,
-            push: { port: s.pushPort, htpasswd: credentials.htpasswd.push },
+            push: { port: s.pushPort, htpasswd: credentials.htpasswd.push, maintenance: pushMaintenance(s) },
             // The images people pushed: kept by `pulumi destroy` unless asked (README, Destroy).
             retainVolume: s.keepRegistryVolume,
             existingClaim: s.registryVolumeClaim,
@@ -430,4 +431,15 @@ function pushHelpOf(s: Settings): string {
     return s.nodePort
         ? `push to <node address>:${s.nodePort} (NodePort on the push port); ${help}`
         : `kubectl -n ${s.namespace} port-forward svc/${s.serviceName} ${s.port}:${s.pushPort}, then push to localhost:${s.port} (${help})`;
+}
+
+/** What the hosted registry's push container does besides taking pushes. */
+function pushMaintenance(s: Settings): PushMaintenanceArgs {
+    return {
+        gcSchedule: s.gcSchedule,
+        gcDeleteUntagged: s.gcDeleteUntagged,
+        pushDeletes: s.pushDeletes,
+        // 100 is "no warning".
+        fillWarnPercent: s.registryFillWarnPercent === 100 ? undefined : s.registryFillWarnPercent,
+    };
 }

@@ -1,5 +1,7 @@
 /** One distribution registry in the cluster: hosted (takes pushes) or a pull-through cache of one upstream. */
 import * as net from "node:net";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -10,6 +12,7 @@ import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
 import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
 import { RegistryPlacement, withPlacement } from "./render/placement";
+import { renderPushSupervisorSettings } from "./render/push-supervisor";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
 export const REGISTRY_CONTAINER_PORT = 5000;
@@ -20,7 +23,15 @@ export const REGISTRY_PUSH_CONTAINER_PORT = 5002;
 /** The read-write container's own debug listener (its health check; containers in a pod share ports): loopback only, always. */
 export const REGISTRY_PUSH_DEBUG_PORT = 5003;
 /** The config files in a registry's ConfigMap: the pull (for a cache, the only) one, and the push one. */
-export const CONFIG_FILES = { pull: "config.yml", push: "push.yml" } as const;
+export const CONFIG_FILES = {
+    pull: "config.yml",
+    push: "push.yml",
+    /** The read-only registry that answers the push port while garbage is collected. */
+    pushReadOnly: "push-readonly.yml",
+    /** The push container's supervisor script and its settings. */
+    supervisor: "push-supervisor.sh",
+    supervisorSettings: "push-supervisor.conf",
+} as const;
 /**
  * Environment every registry container gets: distribution 3.0 images export OpenTelemetry traces to
  * localhost:4318 unless told not to, which in a pod only fills the log with connection errors.
@@ -82,6 +93,18 @@ export interface RegistryProxyArgs {
     egressEnv?: k8s.types.input.core.v1.EnvVar[];
 }
 
+/** What the hosted registry's push container does besides taking pushes (its supervisor script). */
+export interface PushMaintenanceArgs {
+    /** `off`, `manual` (on SIGUSR1 only) or `HH:MM` (UTC, daily): when garbage is collected. */
+    gcSchedule: string;
+    /** Collect manifests no tag points at (`--delete-untagged`), which pods may still pull by digest. */
+    gcDeleteUntagged: boolean;
+    /** Users may delete tags and manifests on the push port (never on the read-only pull port). */
+    pushDeletes: boolean;
+    /** Log a warning while the volume is at least this full, in percent. Default: no warning. */
+    fillWarnPercent?: number;
+}
+
 /** An htpasswd Secret (key `htpasswd`) and its content, for the rollout checksum. */
 export interface HtpasswdRef {
     secretName: pulumi.Input<string>;
@@ -125,7 +148,7 @@ export interface RegistryArgs {
      * its own htpasswd (pushers only), while the registry port's container turns read-only. Hosted only.
      * Default: none (a cache, which takes no pushes).
      */
-    push?: { port: number; htpasswd: HtpasswdRef };
+    push?: { port: number; htpasswd: HtpasswdRef; maintenance?: PushMaintenanceArgs };
     /** Pull-through cache of one upstream. Default: a hosted registry. */
     proxy?: RegistryProxyArgs;
     /** A cache's nginx in front, coalescing concurrent misses (coalescer.ts): its image. Default: none. */
@@ -617,6 +640,7 @@ export function registryConfigsOf(
         drainTimeout: `${GRACEFUL_STOP.drainSeconds}s`,
         tls: { certificate: `${MOUNTS.tls}/tls.crt`, key: `${MOUNTS.tls}/tls.key` },
         proxy: args.proxy ? { remoteUrl: args.proxy.remoteUrl, ttl: args.proxy.ttl } : undefined,
+        descriptorCache: !collectsGarbage(args),
     };
     const pull = renderRegistryConfig({
         ...common,
@@ -637,8 +661,9 @@ export function registryConfigsOf(
         port: REGISTRY_PUSH_CONTAINER_PORT,
         debugPort: REGISTRY_PUSH_DEBUG_PORT,
         htpasswd: { realm: "cluster-registry-push", path: `${MOUNTS.pushAuth}/htpasswd` },
+        deletes: args.push.maintenance?.pushDeletes,
     });
-    return { [CONFIG_FILES.pull]: pull, [CONFIG_FILES.push]: push };
+    return { [CONFIG_FILES.pull]: pull, [CONFIG_FILES.push]: push, ...pushSupervisorFiles(args, common) };
 }
 
 /**
@@ -772,7 +797,7 @@ function pushContainer(image: string, mounts: k8s.types.input.core.v1.VolumeMoun
     return {
         name: "push",
         image,
-        command: ["registry", "serve", `${MOUNTS.config}/${CONFIG_FILES.push}`],
+        command: PUSH_COMMAND,
         ports: [{ name: "push", containerPort: REGISTRY_PUSH_CONTAINER_PORT, protocol: "TCP" }],
         // The same http.secret as every other replica: an upload started on one pod may finish on another.
         env: [...REGISTRY_ENV, ...env],
@@ -869,3 +894,51 @@ function livenessProbe(port: string): k8s.types.input.core.v1.Probe {
         failureThreshold: 3,
     };
 }
+
+/** Garbage is collected on a schedule or on demand. */
+function collectsGarbage(args: Pick<RegistryArgs, "push">): boolean {
+    return (args.push?.maintenance?.gcSchedule ?? "off") !== "off";
+}
+
+/** The push container's command: its supervisor, run by the image's busybox sh, which runs the registry. */
+export const PUSH_COMMAND = ["sh", `${MOUNTS.config}/${CONFIG_FILES.supervisor}`, `${MOUNTS.config}/${CONFIG_FILES.supervisorSettings}`];
+
+/** The supervisor script, shipped unchanged in the registry's ConfigMap. */
+export function pushSupervisorScript(): string {
+    return fs.readFileSync(path.join(__dirname, "push-supervisor", CONFIG_FILES.supervisor), "utf8");
+}
+
+/**
+ * The push supervisor's files: its script and settings, and with garbage collection on, the config of
+ * the read-only registry that answers the push port meanwhile (pushes get 405 and a Warning header).
+ */
+function pushSupervisorFiles(
+    args: Pick<RegistryArgs, "push">,
+    common: Omit<Parameters<typeof renderRegistryConfig>[0], "port" | "debugPort">,
+): Record<string, string> {
+    if (!args.push) return {};
+    const m = args.push.maintenance;
+    const settings = renderPushSupervisorSettings({
+        writeConfig: `${MOUNTS.config}/${CONFIG_FILES.push}`,
+        readOnlyConfig: `${MOUNTS.config}/${CONFIG_FILES.pushReadOnly}`,
+        storage: MOUNTS.storage,
+        gcSchedule: m?.gcSchedule ?? "off",
+        gcDeleteUntagged: m?.gcDeleteUntagged ?? false,
+        fillWarnPercent: m?.fillWarnPercent,
+        healthUrl: `http://127.0.0.1:${REGISTRY_PUSH_DEBUG_PORT}${HEALTH_PATH}`,
+    });
+    const files = { [CONFIG_FILES.supervisor]: pushSupervisorScript(), [CONFIG_FILES.supervisorSettings]: settings };
+    if (!collectsGarbage(args)) return files;
+    const readOnly = renderRegistryConfig({
+        ...common,
+        port: REGISTRY_PUSH_CONTAINER_PORT,
+        debugPort: REGISTRY_PUSH_DEBUG_PORT,
+        htpasswd: { realm: "cluster-registry-push", path: `${MOUNTS.pushAuth}/htpasswd` },
+        readOnly: true,
+        headers: { Warning: GC_REFUSAL_WARNING },
+    });
+    return { ...files, [CONFIG_FILES.pushReadOnly]: readOnly };
+}
+
+/** What a push refused during garbage collection is told, beside the 405 (an RFC 7234 warn-code 299). */
+export const GC_REFUSAL_WARNING = '299 - "garbage collection in progress: pushes are refused for a few minutes, retry later"';

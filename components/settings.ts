@@ -87,6 +87,12 @@ const oneOf =
 const intRange = (min: number, max: number) => (n: number) =>
     Number.isInteger(n) && n >= min && n <= max ? v.ACCEPTED : v.expecting(`an integer from ${min} to ${max}`);
 
+/** `off`, `manual` or a time of day `HH:MM` (UTC), as the push supervisor compares it with `date -u +%H:%M`. */
+const gcScheduleCheck = (value: string) =>
+    value === "off" || value === "manual" || /^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(value)
+        ? v.ACCEPTED
+        : v.expecting("off, manual, or a time of day HH:MM in UTC (00:00 to 23:59) at which to collect daily");
+
 /** The settings, in the order the README lists them. */
 export const SETTINGS = {
     environment: {
@@ -184,6 +190,31 @@ export const SETTINGS = {
         description: "Size of the registry volume.",
         default: perEnvironment((e) => e.storageSize),
         check: v.checkStorageQuantity,
+    },
+    gcSchedule: {
+        type: "string",
+        description:
+            "When the hosted registry collects garbage with distribution's garbage-collect: HH:MM (UTC, daily), manual (only when sent SIGUSR1, see Storage in the README) or off. Pulls go on; pushes are refused (405) while it runs.",
+        default: "off",
+        check: gcScheduleCheck,
+    },
+    gcDeleteUntagged: {
+        type: "boolean",
+        description:
+            "Garbage collection also deletes manifests no tag points at (old versions of re-pushed tags): most of what it can free, but a pod pulling such a manifest by digest then fails.",
+        default: false,
+    },
+    pushDeletes: {
+        type: "boolean",
+        description: "Users may delete tags and manifests on the push port (the pull port never deletes); the space comes back at the next garbage collection.",
+        default: false,
+    },
+    registryFillWarnPercent: {
+        type: "integer",
+        description:
+            "The hosted registry's push container logs a warning while its volume is at least this full, in percent (pulls and readiness are unaffected); 100 for none.",
+        default: 80,
+        check: intRange(1, 100),
     },
     certsDir: {
         type: "string",
@@ -592,6 +623,14 @@ export interface ClusterRegistryArgs {
     storageClass?: string;
     /** Size of the registry's volume. Default: kind 10Gi, k3d 10Gi, eks 50Gi. */
     storageSize?: string;
+    /** When the hosted registry collects garbage: `HH:MM` (UTC, daily), `manual` (on SIGUSR1) or `off`. Default: off. */
+    gcSchedule?: string;
+    /** Garbage collection also deletes untagged manifests (`--delete-untagged`). Default: false. */
+    gcDeleteUntagged?: boolean;
+    /** Users may delete tags and manifests on the push port. Default: false. */
+    pushDeletes?: boolean;
+    /** The push container logs a warning while the hosted volume is at least this full, in percent; 100 for none. Default: 80. */
+    registryFillWarnPercent?: number;
     /** containerd's certs.d directory on the nodes. Default: kind /etc/containerd/certs.d, k3d /var/lib/rancher/k3s/agent/etc/containerd/certs.d, eks /etc/containerd/certs.d. */
     certsDir?: string;
     /** What a node whose containerd will not read certsDir does: enforce (pod unready, pulumi up fails), warn (logged) or off. Default: enforce. */

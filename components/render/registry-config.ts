@@ -20,6 +20,16 @@ export interface RegistryConfigInput {
     /** Pull-through cache of one upstream; absent for the hosted registry. */
     proxy?: { remoteUrl: string; ttl: string };
     /**
+     * Keep an in-memory blob-descriptor cache. Default: on for a hosted registry, off for a cache.
+     * Off where garbage is collected beside a running registry: in 3.1.1 it answers for swept blobs
+     * until the process restarts (distribution issues 4569, 3743; the fix, PR 4868, came later).
+     */
+    descriptorCache?: boolean;
+    /** Let users delete manifests and tags (`storage.delete.enabled`). Default: only a cache (TTL expiry). */
+    deletes?: boolean;
+    /** Extra response headers, e.g. a `Warning` saying why writes are refused. Default: none. */
+    headers?: Record<string, string>;
+    /**
      * Serve pulls only: distribution's maintenance read-only mode refuses every write (push, tag,
      * delete) with 405 whoever asks, so a pull identity cannot write however the htpasswd is set up.
      * Its upload purger is off too: the read-write container beside it owns the uploads.
@@ -74,17 +84,17 @@ export function renderRegistryConfig(input: RegistryConfigInput): string {
         storage: {
             ...storageDriver(input),
             // Only a cache's TTL expiry needs deletes; on the hosted registry any user could delete images.
-            delete: { enabled: !!input.proxy },
+            delete: { enabled: !!input.proxy || !!input.deletes },
             // Proxy mode with the in-memory descriptor cache can answer "unexpected EOF" once blobs
             // expire (distribution issue 2367), so a cache has none.
-            ...(input.proxy ? {} : { cache: { blobdescriptor: "inmemory" } }),
+            ...(input.proxy || input.descriptorCache === false ? {} : { cache: { blobdescriptor: "inmemory" } }),
             maintenance: input.readOnly ? { uploadpurging: { enabled: false }, readonly: { enabled: true } } : { uploadpurging: { ...UPLOAD_PURGING } },
         },
         http: {
             addr: `:${input.port}`,
             draintimeout: input.drainTimeout,
             tls: { certificate: input.tls.certificate, key: input.tls.key, minimumtls: "tls1.2" },
-            headers: { "X-Content-Type-Options": ["nosniff"] },
+            headers: { "X-Content-Type-Options": ["nosniff"], ...Object.fromEntries(Object.entries(input.headers ?? {}).map(([k, v]) => [k, [v]])) },
             // Plain HTTP with pprof and expvar beside the metrics: a pod that holds a CPU profile or an
             // unread trace open can stall or OOM the registry, so only the pod itself reaches it unless
             // asked (then a NetworkPolicy admits the namespaces named, and no NodePort lists it).

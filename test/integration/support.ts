@@ -19,6 +19,7 @@ import { BuiltOciImage } from "./harness/oci";
 import { materialize, rebaseYamlPaths } from "./harness/pod";
 import { CommandResult, freePort, ProcHandle, runCommand, stopAll } from "./harness/procs";
 import { startCoalescerFromDeployment } from "./harness/nginx";
+import { startPushSupervisor } from "./harness/push-supervisor";
 import { RegistryHandle, startRegistry } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
 
@@ -96,6 +97,8 @@ export interface LoopbackClusterOptions {
      * `startNodeContainerd`). Default: Debian 12's containerd 1.6 with the harness's own config.
      */
     containerd?: NodeContainerdSpec | false;
+    /** What the push container's clock says (`HH:MM`, UTC), for its garbage-collection schedule. Default: the real clock. */
+    pushClock?: string;
 }
 
 /** A node's containerd: a program (e.g. a {@link ContainerdBuild}'s binary) and a real node's config. */
@@ -158,6 +161,7 @@ export class LoopbackCluster {
     api!: FakeKubeApi;
     containerd!: ContainerdHandle;
     private config: Record<string, string> = {};
+    private pushClock?: string;
     private readonly forwards: Array<{ close(): Promise<void> }> = [];
 
     private constructor(
@@ -193,6 +197,7 @@ export class LoopbackCluster {
     }
 
     private async setUp(opts: LoopbackClusterOptions): Promise<void> {
+        this.pushClock = opts.pushClock;
         this.config = { "cluster-registry:port": String(this.port), "cluster-registry:pushPort": String(this.pushPort) };
         if (opts.dockerIoCache) {
             this.upstream = await startStandInUpstream(path.join(this.work, "upstream"));
@@ -246,7 +251,8 @@ export class LoopbackCluster {
 
     /**
      * (Re)starts the hosted registry's pod on the same pod directory, so its storage survives as a
-     * PVC's does: both containers, each from its own container spec, over the one storage directory.
+     * PVC's does: both containers, each from its own container spec, over the one storage directory;
+     * the push container through its supervisor script.
      */
     async startHosted(): Promise<RegistryHandle> {
         await this.hosted?.stop();
@@ -254,7 +260,8 @@ export class LoopbackCluster {
         const deployment = this.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
         const pod = path.join(this.work, "pod");
         this.hosted = await startRegistryFromDeployment(this.cloud, deployment, pod, `${HOSTED_IP}:${this.port}`, this.client.caFile, {}, "registry");
-        this.hostedPush = await startRegistryFromDeployment(this.cloud, deployment, pod, `${HOSTED_IP}:${this.pushPort}`, this.client.caFile, {}, "push");
+        const listen = `${HOSTED_IP}:${this.pushPort}`;
+        this.hostedPush = await startPushSupervisor({ cloud: this.cloud, deployment, root: pod, listen, caFile: this.client.caFile, clock: this.pushClock });
         return this.hosted;
     }
 

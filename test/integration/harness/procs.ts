@@ -65,7 +65,9 @@ export function startProcess(cmd: string, args: readonly string[], opts: { env?:
     installExitHook();
     fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
     let argv: string[] = [cmd, ...args];
-    if (which("setpriv", baseEnv().PATH) !== null) argv = ["setpriv", "--pdeathsig", "KILL", "--", ...argv];
+    // By its full path: a process may be given a PATH without it (the push supervisor's busybox-only one).
+    const setpriv = which("setpriv", baseEnv().PATH);
+    if (setpriv !== null) argv = [setpriv, "--pdeathsig", "KILL", "--", ...argv];
 
     const fd = fs.openSync(opts.logFile, "a");
     fs.writeSync(fd, `### ${new Date().toISOString()} started: ${argv.join(" ")}\n`);

@@ -1,0 +1,155 @@
+#!/bin/sh
+# The hosted registry's push container, run by the image's busybox sh:
+#
+#   sh push-supervisor.sh SETTINGS_FILE
+#
+# It runs distribution's read-write registry on the push port and, at the scheduled minute (or on
+# SIGUSR1 with gc_schedule=manual), swaps it for a read-only registry on the same port while
+# distribution's own `registry garbage-collect` runs. garbage-collect is only safe while nothing
+# writes (distribution's docs: "read-only mode or not running at all"): pushes racing it can lose
+# blobs. Pulls never come here; the pull port's read-only registry serves them throughout. It also
+# logs a warning while the storage volume is fuller than fill_warn_percent.
+#
+# SETTINGS_FILE has KEY=VALUE lines (rendered by components/render/push-supervisor.ts, shipped in the
+# registry's ConfigMap): write_config, readonly_config, storage (a directory, or - for object
+# storage), gc_schedule (off, manual or HH:MM in UTC, daily), gc_delete_untagged (true or false),
+# fill_warn_percent (1-99, or - for none), health_url (the push port's debug listener's health
+# check, plain HTTP). Read as data, never sourced.
+set -u
+
+log() { echo "push-supervisor: $*"; }
+
+write_config=""
+readonly_config=""
+storage="-"
+gc_schedule="off"
+gc_delete_untagged="false"
+fill_warn_percent="-"
+health_url=""
+while IFS='=' read -r key value; do
+    case $key in
+    write_config) write_config=$value ;;
+    readonly_config) readonly_config=$value ;;
+    storage) storage=$value ;;
+    gc_schedule) gc_schedule=$value ;;
+    gc_delete_untagged) gc_delete_untagged=$value ;;
+    fill_warn_percent) fill_warn_percent=$value ;;
+    health_url) health_url=$value ;;
+    "" | "#"*) ;;
+    *)
+        log "unknown setting $key in $1"
+        exit 2
+        ;;
+    esac
+done <"$1"
+[ -n "$write_config" ] || {
+    log "no write_config in $1"
+    exit 2
+}
+
+# A writer stopped for a window first finishes the pushes in flight (distribution drains only with
+# http.draintimeout; without it, SIGTERM cuts them). A config that sets its own keeps it.
+grep -q 'draintimeout:' "$write_config" || export REGISTRY_HTTP_DRAINTIMEOUT=60s
+# How often the schedule and the fill level are looked at; a minute holds several looks.
+tick=${PUSH_SUPERVISOR_TICK_SECONDS:-15}
+
+pid=0
+collect_requested=0
+last_collected_day=""
+fill_warned=0
+
+# Stops the registry on the push port and waits until it has exited: a trapped signal (USR1) can
+# end a `wait` early, so wait again while it lives.
+stop_registry() {
+    [ "$pid" -ne 0 ] || return 0
+    kill -TERM "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done
+    pid=0
+}
+
+# Starts `registry serve CONFIG` on the push port and waits (up to 30 s) until its health check
+# answers: its debug listener binds only once the last registry on this port has exited.
+serve() {
+    registry serve "$1" &
+    pid=$!
+    [ -n "$health_url" ] || return 0
+    tries=0
+    until wget -q -Y off -O /dev/null "$health_url" 2>/dev/null; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 30 ] && kill -0 "$pid" 2>/dev/null || return 1
+        sleep 1
+    done
+}
+
+on_term() {
+    stop_registry
+    exit 0
+}
+trap on_term TERM INT
+trap 'collect_requested=1' USR1
+
+# One collection: the writer stops (in-flight pushes finish; new connections are refused while it
+# drains), a read-only registry answers the push port (pushes get 405), garbage-collect runs, the
+# writer comes back. Every registry process started here is new, so no in-memory blob-descriptor
+# cache on this port outlives the sweep.
+collect() {
+    log "garbage collection: stopping the writer; pushes are refused until it is back"
+    stop_registry
+    serve "$readonly_config" || log "garbage collection: the read-only registry is not answering; collecting anyway (nothing writes)"
+    flags=""
+    [ "$gc_delete_untagged" = true ] && flags="--delete-untagged"
+    log "garbage collection: running registry garbage-collect $flags"
+    # shellcheck disable=SC2086 # flags is empty or one word
+    { registry garbage-collect $flags "$write_config" 2>&1; echo "exit status $?"; } |
+        awk '/eligible for deletion$/ || /^exit status/ || /failed/ || /level=(error|fatal)/ { print "push-supervisor: garbage collection: " $0 }'
+    stop_registry
+    serve "$write_config" || log "garbage collection: the writer is not answering yet"
+    log "garbage collection: done; the writer takes pushes again"
+}
+
+# True in the scheduled minute of a day on which no collection ran yet.
+due() {
+    case $gc_schedule in off | manual) return 1 ;; esac
+    [ "$(date -u +%H:%M)" = "$gc_schedule" ] || return 1
+    [ "$(date -u +%Y-%m-%d)" != "$last_collected_day" ]
+}
+
+# A log line when the volume crosses fill_warn_percent (and when it is back under): pushes fail
+# once it is full, and only deleting tags and collecting, or a bigger volume, frees space.
+watch_fill() {
+    [ "$fill_warn_percent" != - ] && [ "$storage" != - ] || return 0
+    used=$(df -P "$storage" | awk 'NR == 2 { sub(/%$/, "", $5); print $5 }')
+    case $used in "" | *[!0-9]*) return 0 ;; esac
+    if [ "$used" -ge "$fill_warn_percent" ] && [ "$fill_warned" -eq 0 ]; then
+        fill_warned=1
+        log "warning: $storage is $used% full (warning at $fill_warn_percent%): pushes fail once it is full; delete tags and collect garbage, or grow storageSize (README: Storage)"
+    elif [ "$used" -lt "$fill_warn_percent" ] && [ "$fill_warned" -eq 1 ]; then
+        fill_warned=0
+        log "$storage is $used% full, under the warning level ($fill_warn_percent%) again"
+    fi
+}
+
+serve "$write_config" || log "the registry is not answering yet"
+log "serving pushes (garbage collection: $gc_schedule, delete untagged: $gc_delete_untagged)"
+while :; do
+    sleep "$tick" &
+    sleeper=$!
+    wait "$sleeper" 2>/dev/null
+    # A signal ends the wait early: no sleeper left behind.
+    kill "$sleeper" 2>/dev/null
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid"
+        status=$?
+        log "the registry exited with status $status"
+        # Restarted by kubelet, as the registry alone would be.
+        exit 1
+    fi
+    if [ "$collect_requested" -eq 1 ]; then
+        collect_requested=0
+        if [ "$gc_schedule" = off ]; then log "garbage collection is off (gcSchedule): nothing to do"; else collect; fi
+    elif due; then
+        last_collected_day=$(date -u +%Y-%m-%d)
+        collect
+    fi
+    watch_fill
+done
