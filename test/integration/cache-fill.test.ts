@@ -103,7 +103,14 @@ describeIntegration("a tenant filling a cache", () => {
             prefix: "crfl-",
             dockerIoCache: true,
             nodeMode: "apply",
-            config: { "cluster-registry:mirrorFallback": "none", "cluster-registry:cacheHostPath": "", "cluster-registry:cacheMaxFillPercent": FILL_LIMIT },
+            // No coalescer: the cache's registry runs on a tmpfs only its own mount namespace sees, where
+            // a coalescer's copies (in the same volume in a pod) would not be; eviction is the registry's.
+            config: {
+                "cluster-registry:mirrorFallback": "none",
+                "cluster-registry:cacheHostPath": "",
+                "cluster-registry:cacheMaxFillPercent": FILL_LIMIT,
+                "cluster-registry:cacheCoalescerImage": "",
+            },
         });
         const images = [await buildOciImage(path.join(cluster.work, "oci-u"), { tag: "u1", layers: [{ randomBytes: 1 << 20 }] })];
         for (let i = 0; i < TENANT_IMAGES; i++) {
