@@ -2,6 +2,7 @@
  * Turns `ClusterRegistryArgs` into `Settings`: the environment's defaults applied, every value
  * checked against what its consumer accepts, every problem collected before anything is created.
  */
+import * as pulumi from "@pulumi/pulumi";
 import { RESERVED_USER_NAMES } from "./credentials";
 import { ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
 import { serviceDnsNames } from "./names";
@@ -24,12 +25,29 @@ import {
 import { cacheServiceName, UPSTREAM_PRESETS } from "./upstreams";
 import * as v from "./validators";
 
-/** Raised for bad settings; lists every problem found, one per line, and never a secret value. */
-export class ConfigError extends Error {
+/**
+ * Raised for bad settings; lists every problem found, one per line, and never a secret value. A
+ * `RunError`, because Pulumi prints those as their message alone: any other error is "an unhandled
+ * exception" with a stack trace, and its message printed a second time.
+ */
+export class ConfigError extends pulumi.RunError {
     constructor(public readonly problems: string[]) {
         super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
         this.name = "ConfigError";
     }
+}
+
+/** Args made from a stack's config by `parseConfig`: their problems are named as stack keys. */
+const STACK_CONFIG_ARGS = new WeakSet<object>();
+
+/** Marks args as the stack's own config, so that messages name `cluster-registry:KEY` rather than an argument. */
+export function markStackConfig<T extends object>(args: T): T {
+    STACK_CONFIG_ARGS.add(args);
+    return args;
+}
+
+export function isStackConfig(args: object): boolean {
+    return STACK_CONFIG_ARGS.has(args);
 }
 
 /** Collects problems, each naming the setting as the user wrote it (`cluster-registry:port`). */

@@ -3,7 +3,7 @@
  * type `SETTINGS` declares, the secret lists folded into users and caches, every problem at once.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { collectSettings, Problems } from "./resolve-settings";
+import { collectSettings, markStackConfig, Problems } from "./resolve-settings";
 import {
     CacheArgs,
     ClusterRegistryArgs,
@@ -132,7 +132,7 @@ export function parseConfig(raw: RawConfig, secretKeys: ReadonlySet<string> = ne
     const cacheArgs = (caches ?? []).map(parseCacheEntry);
     foldPasswords(userArgs, userPasswords ?? [], problems);
     foldCredentials(cacheArgs, cacheCredentials ?? [], problems);
-    const args: ClusterRegistryArgs = { ...rest, users: userArgs, caches: cacheArgs };
+    const args: ClusterRegistryArgs = markStackConfig({ ...rest, users: userArgs, caches: cacheArgs });
     const settings = collectSettings(args, problems);
     problems.throwIfAny();
     return { args, settings };

@@ -2,6 +2,7 @@
  * components/resolve-settings.ts: ClusterRegistryArgs resolved, each value and each combination of values
  * checked, every problem named by its key. (Stack config's own parsing is in stack-config.test.ts.)
  */
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, test } from "vitest";
 import { ENVIRONMENT_NAMES } from "../../components/environments";
 import { ConfigError, resolveSettings } from "../../components/resolve-settings";
@@ -23,6 +24,22 @@ function problemsOf(args: ClusterRegistryArgs): string[] {
     }
     throw new Error("expected a ConfigError");
 }
+
+describe("how problems reach the user", () => {
+    test("as one RunError, which Pulumi prints without a stack trace, each problem once", () => {
+        let error: unknown;
+        try {
+            settingsOf({ port: 0, storageSize: "50" });
+        } catch (e) {
+            error = e;
+        }
+        expect(error).toBeInstanceOf(ConfigError);
+        expect(pulumi.RunError.isInstance(error)).toBe(true);
+        const message = (error as ConfigError).message;
+        expect(message.match(/cluster-registry:port:/g)).toHaveLength(1);
+        expect(message.match(/cluster-registry:storageSize:/g)).toHaveLength(1);
+    });
+});
 
 describe("settings that only make sense together", () => {
     test("a namespace that every cluster already has is not created (it exists, and destroy would delete it)", () => {
