@@ -223,7 +223,11 @@ describe("no config change moves a registry onto an empty volume", () => {
     });
 
     test("a new stack runs the hosted registry on a kept claim it names (registryVolumeClaim), and creates no claim of its own", async () => {
-        const { cloud } = await run({ "cluster-registry:registryVolumeClaim": "registry-hosted-storage-1a2b3c4d" });
+        // The kept claim's namespace is kept too, so the new stack uses it rather than creating it.
+        const { cloud } = await run({
+            "cluster-registry:registryVolumeClaim": "registry-hosted-storage-1a2b3c4d",
+            "cluster-registry:createNamespace": "false",
+        });
         expect(cloud.byType(T.pvc).map((p) => p.name)).toEqual([]);
         const volumes = cloud.one(T.deploy, "hosted").inputs.spec.template.spec.volumes;
         expect(volumes.find((v: { name: string }) => v.name === "storage")).toEqual({

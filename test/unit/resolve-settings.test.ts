@@ -41,6 +41,33 @@ describe("how problems reach the user", () => {
     });
 });
 
+describe("problems named for a library user (ClusterRegistry's arguments)", () => {
+    const libraryProblems = (args: ClusterRegistryArgs) => {
+        try {
+            resolveSettings(args, "ClusterRegistry r: ");
+        } catch (e) {
+            if (e instanceof ConfigError) return e.problems;
+            throw e;
+        }
+        throw new Error("expected a ConfigError");
+    };
+
+    test("a password typed as a user name is hidden, and the hint is pulumi.secret in its own field, not a stack key", () => {
+        const problems = libraryProblems({ users: ["admin:CorrectHorseBattery"] }).join("\n");
+        expect(problems).not.toContain("CorrectHorseBattery");
+        expect(problems).toMatch(
+            /^ClusterRegistry r: users: a value that looks like a password or token \(not shown\).*pulumi\.secret\(\.\.\.\) in its own field/,
+        );
+        expect(problems).not.toContain("cluster-registry:");
+    });
+
+    test("a claim with createNamespace left true names the arguments", () => {
+        expect(libraryProblems({ registryVolumeClaim: "kept" })[0]).toMatch(
+            /^ClusterRegistry r: registryVolumeClaim: .*ClusterRegistry r: createNamespace is true/,
+        );
+    });
+});
+
 describe("settings that only make sense together", () => {
     test("a namespace that every cluster already has is not created (it exists, and destroy would delete it)", () => {
         expect(problemsOf({ namespace: "kube-system" }).join("\n")).toMatch(/cluster-registry:namespace: "kube-system" cannot be created/);

@@ -476,13 +476,28 @@ describe("image references: read as kubelet's ParseNormalizedNamed reads them, a
             "registry:3.1.0",
             `registry@${SHA}`,
             `registry:latest@${SHA}`,
-            "registry:Latest",
-            "localhost:5000/app:v1",
+            `registry:3@${SHA}`,
+            "localhost:5000/app:v1.2.3",
+            "docker.io/library/nginx:1.28.0-alpine",
+            "app:1.2.3_build.4",
         ]);
+        // A tag short of x.y.z is re-pointed at each patch release: it moves as surely as latest.
         refuses(
             imageReference,
-            ["registry", "docker.io/library/registry", "registry:latest", "localhost:5000/app", "localhost:5000/app:latest"],
-            /^a pinned image reference with a tag other than latest or a digest, such as/,
+            [
+                "registry",
+                "docker.io/library/registry",
+                "registry:latest",
+                "registry:Latest",
+                "registry:3",
+                "registry:3.1",
+                "nginx:1.28-alpine",
+                "nginx:alpine",
+                "localhost:5000/app",
+                "localhost:5000/app:latest",
+                "localhost:5000/app:v1",
+            ],
+            /^a pinned image reference: a tag that is a full version x\.y\.z \(optionally with a suffix such as -alpine\), or a digest/,
         );
     });
 });
