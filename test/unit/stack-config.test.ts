@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { ENVIRONMENTS } from "../../components/environments";
-import { ConfigError } from "../../components/resolve-settings";
+import { ConfigError, isStackConfig } from "../../components/resolve-settings";
 import { DEFAULT_REGISTRY_IMAGE } from "../../components/settings";
 import { parseConfig, RawConfig } from "../../components/stack-config";
 
@@ -333,5 +333,12 @@ describe("messages that say what is wrong, once, and never echo a secret (issue 
         ["cacheCoalescerImge", "cacheCoalescerImage"],
     ])("a typo %s suggests %s, and lists no other key", (typo, meant) => {
         expect(problemsOf({ [typo]: "x" })).toEqual([`cluster-registry:${typo}: unknown key; did you mean cluster-registry:${meant}?`]);
+    });
+});
+
+describe("who the messages are for", () => {
+    test("args made from stack config are marked, so problems found while deploying name cluster-registry:KEY; a library's args are not", () => {
+        expect(isStackConfig(parseConfig({}).args)).toBe(true);
+        expect(isStackConfig({ namespace: "registry" })).toBe(false);
     });
 });
