@@ -12,10 +12,10 @@ import { renderDockerConfigJson } from "./render/docker-config";
 import { ObjectStorageArgs, Registry } from "./registry";
 import { renderLocalRegistryHosting } from "./render/discovery";
 import { MirrorEntry, renderBottlerocketSettings, renderK3sRegistries, renderKindClusterConfig } from "./render/node-snippets";
-import { resolveSettings } from "./resolve-settings";
+import { isStackConfig, resolveSettings } from "./resolve-settings";
 import { serviceDnsNames } from "./names";
 import { preloadPrefix } from "./upstreams";
-import { ClusterRegistryArgs, Settings } from "./settings";
+import { ClusterRegistryArgs, PROJECT, Settings } from "./settings";
 import { placementOf } from "./render/placement";
 import type { PushMaintenanceArgs } from "./registry";
 
@@ -76,10 +76,14 @@ export class ClusterRegistry extends pulumi.ComponentResource {
     /** Bottlerocket user-data settings (mirrors and the CA) for EKS Bottlerocket node groups. */
     public readonly bottlerocketSettings: pulumi.Output<string>;
 
+    /** How messages found while deploying name settings: stack keys for the stack, argument names otherwise. */
+    private readonly settingPrefix: string;
+
     constructor(name: string, args: ClusterRegistryArgs = {}, opts?: pulumi.ComponentResourceOptions) {
         // Checked before anything is registered: bad args create nothing, not even this component.
-        const s = resolveSettings(args, `ClusterRegistry ${name}: `);
+        const s = resolveSettings(args, isStackConfig(args) ? `${PROJECT}:` : `ClusterRegistry ${name}: `);
         super("cluster-registry:index:ClusterRegistry", name, {}, opts);
+        this.settingPrefix = isStackConfig(args) ? `${PROJECT}:` : "";
         const namespace = this.namespace(name, s, "registries");
         const inNamespace: pulumi.CustomResourceOptions = { parent: this, dependsOn: namespace.resource ? [namespace.resource] : [] };
         const ca = new CertificateAuthority(
@@ -227,6 +231,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             metricsFrom: s.metricsNamespaces,
             serviceMonitor: s.serviceMonitors,
             allowVolumeReplacement: s.allowVolumeReplacement,
+            settingPrefix: this.settingPrefix,
             placement: placementOf({
                 resources: s.registryResources,
                 nodeSelector: s.registryNodeSelector,

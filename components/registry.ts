@@ -173,6 +173,8 @@ export interface RegistryArgs {
     existingClaim?: string;
     /** Let a change Kubernetes can only make by replacing the claim give the registry a new, empty volume. Default: false. */
     allowVolumeReplacement?: boolean;
+    /** How messages name settings: `cluster-registry:` for a stack's keys. Default: "" (ClusterRegistry's argument names). */
+    settingPrefix?: string;
     /** Resources, nodeSelector, tolerations and priorityClassName of the pod. Default: as `registryPodSpec` makes it. */
     placement?: RegistryPlacement;
     /**
@@ -208,10 +210,13 @@ export const CLAIM_REPLACING_FIELDS = [
     { path: "spec.storageClassName", setting: "storageClass" },
 ] as const;
 
-/** Raised when a change would move a registry onto an empty volume and nobody asked for that. */
-export class VolumeReplacementError extends Error {
-    constructor(message: string) {
-        super(message);
+/**
+ * Raised when a change would move a registry onto an empty volume and nobody asked for that. A
+ * `ResourceError` on the claim, with no stack: Pulumi shows it under that resource, message alone.
+ */
+export class VolumeReplacementError extends pulumi.ResourceError {
+    constructor(message: string, resource: pulumi.Resource) {
+        super(message, resource, true);
         this.name = "VolumeReplacementError";
     }
 }
@@ -224,7 +229,7 @@ export function volumeReplacementProblem(
     claim: string,
     live: { namespace?: string; storageClassName?: string },
     desired: { namespace?: string; storageClassName?: string },
-    settingPrefix = "cluster-registry:",
+    settingPrefix = "",
 ): string | undefined {
     const changed = CLAIM_REPLACING_FIELDS.filter((f) => {
         const key = f.path.split(".")[1] as "namespace" | "storageClassName";
@@ -240,7 +245,7 @@ export function volumeReplacementProblem(
     return (
         `${what}: Kubernetes cannot change this on the PersistentVolumeClaim ${claim}, so the registry would move onto a new, EMPTY volume. ` +
         `Nothing was changed. To keep the images, set the old value back; to move them, copy them first (e.g. skopeo sync from the running registry ` +
-        `to one on the new volume), then run pulumi up with ${settingPrefix}allowVolumeReplacement=true, which replaces the claim (and deletes the old one unless it is kept).`
+        `to one on the new volume), then run pulumi up with ${settingPrefix}allowVolumeReplacement set to true, which replaces the claim (and deletes the old one unless it is kept).`
     );
 }
 
@@ -612,8 +617,9 @@ export class Registry extends pulumi.ComponentResource {
                 `${metadata.namespace}/${metadata.name}`,
                 { namespace: metadata.namespace, storageClassName: spec.storageClassName },
                 { namespace, storageClassName: args.storageClass },
+                args.settingPrefix,
             );
-            if (problem) throw new VolumeReplacementError(problem);
+            if (problem) throw new VolumeReplacementError(problem, claim);
             return metadata.name;
         });
         return { name: "storage", persistentVolumeClaim: { claimName } };

@@ -2,6 +2,7 @@
  * Turns `ClusterRegistryArgs` into `Settings`: the environment's defaults applied, every value
  * checked against what its consumer accepts, every problem collected before anything is created.
  */
+import * as pulumi from "@pulumi/pulumi";
 import { RESERVED_USER_NAMES } from "./credentials";
 import { ENVIRONMENT_NAMES, EnvironmentName } from "./environments";
 import { serviceDnsNames } from "./names";
@@ -12,6 +13,7 @@ import {
     defaultFor,
     ObjectStorageSetting,
     parseCacheEntry,
+    PROJECT,
     RegistryUserArgs,
     Setting,
     SETTING_KEYS,
@@ -24,12 +26,29 @@ import {
 import { cacheServiceName, UPSTREAM_PRESETS } from "./upstreams";
 import * as v from "./validators";
 
-/** Raised for bad settings; lists every problem found, one per line, and never a secret value. */
-export class ConfigError extends Error {
+/**
+ * Raised for bad settings; lists every problem found, one per line, and never a secret value. A
+ * `RunError`, because Pulumi prints those as their message alone: any other error is "an unhandled
+ * exception" with a stack trace, and its message printed a second time.
+ */
+export class ConfigError extends pulumi.RunError {
     constructor(public readonly problems: string[]) {
         super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
         this.name = "ConfigError";
     }
+}
+
+/** Args made from a stack's config by `parseConfig`: their problems are named as stack keys. */
+const STACK_CONFIG_ARGS = new WeakSet<object>();
+
+/** Marks args as the stack's own config, so that messages name `cluster-registry:KEY` rather than an argument. */
+export function markStackConfig<T extends object>(args: T): T {
+    STACK_CONFIG_ARGS.add(args);
+    return args;
+}
+
+export function isStackConfig(args: object): boolean {
+    return STACK_CONFIG_ARGS.has(args);
 }
 
 /** Collects problems, each naming the setting as the user wrote it (`cluster-registry:port`). */
@@ -43,14 +62,32 @@ export class Problems {
     add(k: string, text: string): void {
         this.list.push(`${this.key(k)}: ${text}`);
     }
-    /** A value the consumer refuses; a secret setting's value is never shown. */
+    /** A value the consumer refuses; a secret setting's value is never shown, nor one that looks like a secret. */
     invalid(k: SettingKey, value: unknown, expected: string): void {
-        // Numbers as the text the user typed in `pulumi config set`.
-        const shown = settingOf(k).secret
-            ? "its value"
-            : // A URL's credentials stay out even where they do not belong (a proxy URL written with them).
-              JSON.stringify(typeof value === "number" ? String(value) : value).replace(/\/\/[^/"]*@/g, "//(credentials hidden)@");
-        this.add(k, `${shown} is not valid; expected ${expected}`);
+        if (settingOf(k).secret) return this.add(k, `its value is not valid; expected ${expected}`);
+        const shown = this.shown(value);
+        this.add(
+            k,
+            `${shown ?? "a value that looks like a password or token (not shown)"} is not valid; expected ${expected}${shown ? "" : this.secretHint(k)}`,
+        );
+    }
+    /** A non-secret value as the user typed it, or undefined when it looks like a password or token. */
+    shown(value: unknown): string | undefined {
+        // Numbers as the text the user typed in `pulumi config set`; lists as JSON.
+        const text = typeof value === "string" ? value : typeof value === "number" ? String(value) : JSON.stringify(value);
+        // A URL's credentials stay out even where they do not belong (a proxy URL written with them).
+        const cleaned = text.replace(/\/\/[^/"]*@/g, "//(credentials hidden)@");
+        if (v.looksLikeSecret(cleaned)) return undefined;
+        return typeof value === "string" || typeof value === "number" ? JSON.stringify(cleaned) : cleaned;
+    }
+    /** Where a secret typed into a plain key belongs: a stack stores the key in plain text, so it is in the stack file now. */
+    secretHint(k: string): string {
+        if (this.prefix !== `${PROJECT}:`) {
+            return "; pass a password as pulumi.secret(...) in its own field (users[].password, caches[].credentials)";
+        }
+        const home: Record<string, string> = { users: "userPasswords (NAME:PASSWORD)", caches: "cacheCredentials (HOST=USER:PASSWORD)" };
+        const where = home[k] ? `passwords belong in ${this.key(home[k])}, ` : "";
+        return `. ${this.key(k)} is stored in plain text: ${where}set secrets with \`pulumi config set --secret\`, and rotate this one if it is real`;
     }
     throwIfAny(): void {
         if (this.list.length > 0) throw new ConfigError(this.list);
@@ -106,7 +143,7 @@ function plainValues(args: ClusterRegistryArgs, environment: EnvironmentName, pr
 function noDuplicates(key: string, values: readonly unknown[], problems: Problems): void {
     const seen = new Set<unknown>();
     for (const x of values) {
-        if (seen.has(x)) problems.add(key, `${JSON.stringify(x)} is listed twice; list each once`);
+        if (seen.has(x)) problems.add(key, `${problems.shown(x) ?? "a value that looks like a password or token"} is listed twice; list each once`);
         seen.add(x);
     }
 }
@@ -236,10 +273,17 @@ function checkTogether(s: Settings, problems: Problems): void {
         problems.invalid("pushPort", s.pushPort, `a port other than port (${s.port}): pulls and pushes are served by different containers`);
     }
     for (const key of ["namespace", "nodeAgentNamespace"] as const) {
-        const creatable = s.createNamespace ? v.checkNamespaceToCreate(s[key]) : v.ACCEPTED;
+        // A name that is no DNS label at all was reported once already, by its own check.
+        const creatable = s.createNamespace && v.checkDnsLabel(s[key]).ok ? v.checkNamespaceToCreate(s[key]) : v.ACCEPTED;
         if (!creatable.ok) problems.add(key, `${JSON.stringify(s[key])} cannot be created: expected ${creatable.expected}, or set createNamespace to false`);
     }
     nodeDirectoriesApart(s, problems);
+    if (s.registryVolumeClaim && s.createNamespace) {
+        problems.add(
+            "registryVolumeClaim",
+            `names an existing claim, which lives in an existing namespace, but ${problems.key("createNamespace")} is true (the default) and would create the namespace; set createNamespace to false`,
+        );
+    }
     if (s.objectStorage && s.registryVolumeClaim) {
         problems.add("registryVolumeClaim", `names a volume, but objectStorageBucket keeps the images in a bucket; unset one of them`);
     }
@@ -275,7 +319,8 @@ export function collectSettings(args: ClusterRegistryArgs, problems: Problems): 
         registryVolumeClaim: registryVolumeClaim === "" ? undefined : registryVolumeClaim,
         nodeAgentNamespace: nodeAgentNamespace ?? `${plain.namespace}-node-agent`,
     };
-    if (args.nodeAgentNamespace === undefined && !v.checkDnsLabel(base.nodeAgentNamespace).ok) {
+    // Only when namespace itself is valid (else it is reported once, as itself): then length is the only way to fail.
+    if (args.nodeAgentNamespace === undefined && v.checkDnsLabel(plain.namespace).ok && !v.checkDnsLabel(base.nodeAgentNamespace).ok) {
         problems.add(
             "nodeAgentNamespace",
             `${JSON.stringify(base.nodeAgentNamespace)}, made from namespace, is too long for a namespace; set nodeAgentNamespace`,

@@ -175,7 +175,7 @@ export const SETTINGS = {
     image: {
         type: "string",
         description:
-            "Registry image, pinned by tag or digest; the node-config DaemonSet runs it too (it has a shell), so an air-gapped cluster needs one image.",
+            "Registry image, pinned: a full-version tag (x.y.z, a suffix such as -alpine allowed) or a digest, since 3 or latest moves; the node-config DaemonSet runs it too (it has a shell), so an air-gapped cluster needs one image.",
         default: DEFAULT_REGISTRY_IMAGE,
         check: v.checkImageReference,
     },
@@ -368,7 +368,7 @@ export const SETTINGS = {
     cacheCoalescerImage: {
         type: "string",
         description:
-            'nginx image run in front of each cache so that nodes asking at once for what it does not hold yet cost the upstream one download and one manifest GET, not one each; pinned by tag or digest (air-gapped clusters need it too). "" turns coalescing off.',
+            'nginx image run in front of each cache so that nodes asking at once for what it does not hold yet cost the upstream one download and one manifest GET, not one each; pinned to a full-version tag (x.y.z) or a digest (air-gapped clusters need it too). "" turns coalescing off.',
         default: DEFAULT_COALESCER_IMAGE,
         check: (i) => (i === "" ? v.ACCEPTED : v.reworded(v.checkImageReference(i), (e) => `${e}, or "" for no coalescing`)),
     },
@@ -394,7 +394,7 @@ export const SETTINGS = {
     registryVolumeClaim: {
         type: "string",
         description:
-            "An existing PersistentVolumeClaim in the registries' namespace for the hosted registry to run on (a volume kept by an earlier stack's destroy); the stack then neither creates nor deletes a claim. \"\" for a claim of its own.",
+            "An existing PersistentVolumeClaim in the registries' namespace for the hosted registry to run on (a volume kept by an earlier stack's destroy); the stack then neither creates nor deletes a claim. Needs createNamespace false: the claim's namespace exists already. \"\" for a claim of its own.",
         default: "",
         check: (c) => (c === "" ? v.ACCEPTED : v.reworded(v.checkDnsSubdomain(c), (e) => `${e}, or "" for a claim of its own`)),
     },

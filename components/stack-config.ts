@@ -3,7 +3,7 @@
  * type `SETTINGS` declares, the secret lists folded into users and caches, every problem at once.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { collectSettings, Problems } from "./resolve-settings";
+import { collectSettings, markStackConfig, Problems } from "./resolve-settings";
 import {
     CacheArgs,
     ClusterRegistryArgs,
@@ -90,9 +90,10 @@ function foldCredentials(caches: CacheArgs[], entries: string[], problems: Probl
         const where = `entry ${i + 1}`;
         if (!cache) {
             problems.add("cacheCredentials", `${where} names no cache in ${problems.key("caches")}; entries are HOST=USER:PASSWORD for a listed cache`);
-        } else if (colon <= 0) {
+        } else if (colon === 0) {
             problems.add("cacheCredentials", `the entry for ${JSON.stringify(cache.host)} has no user; entries are HOST=USER:PASSWORD`);
-        } else if (colon === rest.length - 1) {
+        } else if (colon < 0 || colon === rest.length - 1) {
+            // HOST=USER with no ':' is a user whose password was left out, the likelier slip than a lone password.
             problems.add("cacheCredentials", `the entry for ${JSON.stringify(cache.host)} has no password; entries are HOST=USER:PASSWORD`);
         } else if (cache.credentials) {
             problems.add("cacheCredentials", `${JSON.stringify(cache.host)} has two entries; give one`);
@@ -100,6 +101,27 @@ function foldCredentials(caches: CacheArgs[], entries: string[], problems: Probl
             cache.credentials = { username: rest.slice(0, colon), password: rest.slice(colon + 1) };
         }
     });
+}
+
+/** Edits (insertions, deletions, substitutions) from one key to another; keys are short. */
+function editDistance(a: string, b: string): number {
+    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        const next = [i];
+        for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+        row = next;
+    }
+    return row[b.length];
+}
+
+/** The problem for an unknown key: the close match that was most likely meant, or (with none) every key. */
+function unknownKey(key: string, problems: Problems): string {
+    const keys = Object.keys(SETTINGS);
+    // Case first (storageclass), then a typo or two; never a guess further than a quarter of the key.
+    const distance = (k: string) => (k.toLowerCase() === key.toLowerCase() ? 0 : editDistance(k.toLowerCase(), key.toLowerCase()));
+    const [best] = keys.map((k) => ({ k, d: distance(k) })).sort((x, y) => x.d - y.d);
+    if (best.d <= Math.max(1, Math.floor(key.length / 4))) return `unknown key; did you mean ${problems.key(best.k)}?`;
+    return `unknown key; accepted keys are ${keys.join(", ")} (Pulumi.yaml and the README describe each)`;
 }
 
 /**
@@ -111,7 +133,7 @@ export function parseConfig(raw: RawConfig, secretKeys: ReadonlySet<string> = ne
     const values: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(raw)) {
         if (value === undefined) continue;
-        if (!(key in SETTINGS)) problems.add(key, `unknown key; accepted keys are ${Object.keys(SETTINGS).join(", ")}`);
+        if (!(key in SETTINGS)) problems.add(key, unknownKey(key, problems));
         else values[key] = typed(key as SettingKey, value, problems);
     }
     requireSecret("userPasswords", raw, secretKeys, problems, "NAME:PASSWORD");
@@ -132,7 +154,7 @@ export function parseConfig(raw: RawConfig, secretKeys: ReadonlySet<string> = ne
     const cacheArgs = (caches ?? []).map(parseCacheEntry);
     foldPasswords(userArgs, userPasswords ?? [], problems);
     foldCredentials(cacheArgs, cacheCredentials ?? [], problems);
-    const args: ClusterRegistryArgs = { ...rest, users: userArgs, caches: cacheArgs };
+    const args: ClusterRegistryArgs = markStackConfig({ ...rest, users: userArgs, caches: cacheArgs });
     const settings = collectSettings(args, problems);
     problems.throwIfAny();
     return { args, settings };

@@ -38,10 +38,16 @@ const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 
 /** An RFC 1123 label, as the API server wants namespace names (IsDNS1123Label). */
 export function checkDnsLabel(value: string): Verdict {
-    return acceptedIf(
-        value.length <= 63 && DNS1123_LABEL.test(value),
-        "a DNS label: at most 63 characters of lower-case a-z, 0-9 and '-', starting and ending with a letter or digit",
-    );
+    if (value.length <= 63 && DNS1123_LABEL.test(value)) return ACCEPTED;
+    return expecting(`a DNS label: at most 63 characters of lower-case a-z, 0-9 and '-', starting and ending with a letter or digit (${labelDefect(value)})`);
+}
+
+/** What is wrong with a refused label, first things first, so that the user is not left to guess. */
+function labelDefect(value: string): string {
+    if (/[A-Z]/.test(value)) return "this one has upper-case letters";
+    if (/[^a-z0-9-]/.test(value)) return "this one has other characters";
+    if (value.length > 63) return `this one has ${value.length} characters`;
+    return value === "" ? "this one is empty" : "this one starts or ends with '-'";
 }
 
 /**
@@ -352,12 +358,20 @@ export function parseImageReference(value: string): ImageReference | undefined {
     return { domain: name[1] ?? "", path: name[2], tag: m[2], digest };
 }
 
-/** An image reference kubelet can parse and that cannot move: a tag other than `latest`, or a digest. */
+/** A tag naming one release: a full version x.y.z (v optional), with an optional suffix such as -alpine. */
+const RELEASE_TAG = /^v?[0-9]+\.[0-9]+\.[0-9]+([-_.+][A-Za-z0-9_.-]*)?$/;
+
+/**
+ * An image reference kubelet can parse and that cannot move: a digest, or a tag naming one release.
+ * `registry:3` or `nginx:1.28` is re-pointed at every patch release, so a rerun with no config change
+ * (or a node pulling afresh) would run another image than the one previewed.
+ */
 export function checkImageReference(value: string): Verdict {
     const ref = parseImageReference(value);
-    const pinned = "a pinned image reference with a tag other than latest or a digest, such as docker.io/library/registry:3.1.0";
+    const pinned =
+        "a pinned image reference: a tag that is a full version x.y.z (optionally with a suffix such as -alpine), or a digest, such as docker.io/library/registry:3.1.0 or registry@sha256:…; a tag such as 3, 3.1 or latest (or no tag) moves";
     if (!ref) return expecting(`${pinned}, that kubelet can parse (lower-case repository, tags of at most 128 characters, sha256 digests)`);
-    return acceptedIf(ref.digest !== undefined || (ref.tag !== undefined && ref.tag !== "latest"), pinned);
+    return acceptedIf(ref.digest !== undefined || (ref.tag !== undefined && RELEASE_TAG.test(ref.tag)), pinned);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -456,6 +470,25 @@ export function checkPassword(value: string): Verdict {
     if (chars > 0 && value.trim() === "") return expecting("a password that is not only blanks");
     if (chars < 12) return expecting(`a password of at least 12 characters (this one has ${chars})`);
     return acceptedIf(bytes <= 72, `a password of at most 72 bytes in UTF-8, since bcrypt ignores the rest (this one has ${bytes})`);
+}
+
+/** Prefixes of well-known tokens: GitHub, GitLab, Docker Hub, AWS access keys, Slack, API keys, JWTs. */
+const TOKEN_PREFIX = /(^|[=:@\s])(ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-|dckr_pat_|AKIA|ASIA|xox[abpr]-|sk-|eyJ)[A-Za-z0-9_\-.]{8,}/;
+
+/**
+ * Whether a value typed into a non-secret setting looks like a password or a token, so that a message
+ * never echoes it (the stack file keeps it in plain text already; the CLI's output and CI logs need
+ * not too). Errs on hiding: a well-known token prefix; `NAME:SECRET` where SECRET has mixed case or a
+ * symbol and no dot (an image tag has neither mix nor symbols, a port is digits); or a long random-looking run.
+ */
+export function looksLikeSecret(value: string): boolean {
+    if (TOKEN_PREFIX.test(value)) return true;
+    const pair = /(?:^|[=\s])[^\s:=/@]+:([^\s:/@.]{8,})$/.exec(value);
+    if (pair) {
+        const secret = pair[1];
+        if ((/[A-Z]/.test(secret) && /[a-z]/.test(secret)) || /[^A-Za-z0-9_.-]/.test(secret)) return true;
+    }
+    return /[A-Za-z0-9+/_-]{24,}/.test(value) && [/[A-Z]/, /[a-z]/, /[0-9]/].every((r) => r.test(value)) && !value.includes(".") && !value.startsWith("/");
 }
 
 /** A user name for htpasswd and .dockerconfigjson, where ':' ends the name. */

@@ -3,6 +3,7 @@
  * passwords from the program's own inputs, and checks what a cluster would be asked to create.
  */
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import * as bcrypt from "bcryptjs";
 import { describe, expect, test } from "vitest";
 import { NODE_IDENTITY, PULL_IDENTITY } from "../../components/credentials";
@@ -272,5 +273,17 @@ describe("bad config registers no resource", () => {
         const cloud = newCloud();
         await expect(run(config, cloud)).rejects.toThrow(message);
         expect(cloud.resources.filter((r) => r.type !== "pulumi:pulumi:Stack")).toEqual([]);
+    });
+
+    test("the program's config problems are one RunError, which Pulumi prints as its message alone (no stack trace)", async () => {
+        const error = await run({ "cluster-registry:port": "99999", "cluster-registry:storageclass": "x" }).catch((e: unknown) => e);
+        expect(pulumi.RunError.isInstance(error)).toBe(true);
+        const lines = (error as Error).message.split("\n");
+        // A heading and one line per problem; the problems not repeated, no stack appended.
+        expect(lines[0]).toBe("invalid configuration:");
+        expect(lines.slice(1).sort()).toEqual([
+            expect.stringMatching(/^ {2}- cluster-registry:port: "99999" is not valid/),
+            "  - cluster-registry:storageclass: unknown key; did you mean cluster-registry:storageClass?",
+        ]);
     });
 });

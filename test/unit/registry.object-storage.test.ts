@@ -180,7 +180,7 @@ describe("combinations that cannot work fail before anything exists, naming the 
             "cluster-registry:objectStorageSecretKey: is stored in plain text; set it with `pulumi config set --secret objectStorageSecretKey VALUE`",
         ]);
         expect(plain.join()).not.toContain(SECRET_KEY);
-        expect(problems({ ...base, registryVolumeClaim: "kept" })).toEqual([
+        expect(problems({ ...base, registryVolumeClaim: "kept", createNamespace: "false" })).toEqual([
             "cluster-registry:registryVolumeClaim: names a volume, but objectStorageBucket keeps the images in a bucket; unset one of them",
         ]);
         expect(problems({ objectStorageBucket: "Images_1", objectStorageRegion: "us-east-1" })[0]).toMatch(

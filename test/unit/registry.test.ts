@@ -1,4 +1,5 @@
 /** components/registry.ts: probes, metrics, the volume guard and what destroy keeps, through the whole program. */
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, test } from "vitest";
 import YAML from "yaml";
 import { DEFAULT_REGISTRY_IMAGE } from "../../components/settings";
@@ -183,8 +184,13 @@ describe("no config change moves a registry onto an empty volume", () => {
         await run({ ...WITH_CACHE, "cluster-registry:storageClass": "standard" }, cloud);
         const claimBefore = cloud.one(T.pvc, "hosted-storage").outputs;
         await expect(run({ ...WITH_CACHE, "cluster-registry:storageClass": "premium" }, cloud)).rejects.toThrow(
-            /cluster-registry:storageClass \("standard" now, "premium" asked\).*EMPTY volume.*cluster-registry:allowVolumeReplacement=true/s,
+            /cluster-registry:storageClass \("standard" now, "premium" asked\).*EMPTY volume.*cluster-registry:allowVolumeReplacement set to true/s,
         );
+        // On the claim, with no stack trace: Pulumi prints a ResourceError under its resource, message alone.
+        const error = await run({ ...WITH_CACHE, "cluster-registry:storageClass": "premium" }, cloud).catch((e: unknown) => e);
+        expect(pulumi.ResourceError.isInstance(error)).toBe(true);
+        expect((error as pulumi.ResourceError).hideStack).toBe(true);
+        expect(((error as pulumi.ResourceError).resource as unknown as { __name?: string }).__name).toBe("registry-hosted-storage");
         // The engine kept the claim as it was (ignoreChanges) and no Deployment was registered onto another.
         expect(cloud.one(T.pvc, "hosted-storage").outputs).toEqual(claimBefore);
         expect(cloud.byType(T.deploy).filter((d) => d.name.endsWith("hosted"))).toEqual([]);
@@ -217,7 +223,11 @@ describe("no config change moves a registry onto an empty volume", () => {
     });
 
     test("a new stack runs the hosted registry on a kept claim it names (registryVolumeClaim), and creates no claim of its own", async () => {
-        const { cloud } = await run({ "cluster-registry:registryVolumeClaim": "registry-hosted-storage-1a2b3c4d" });
+        // The kept claim's namespace is kept too, so the new stack uses it rather than creating it.
+        const { cloud } = await run({
+            "cluster-registry:registryVolumeClaim": "registry-hosted-storage-1a2b3c4d",
+            "cluster-registry:createNamespace": "false",
+        });
         expect(cloud.byType(T.pvc).map((p) => p.name)).toEqual([]);
         const volumes = cloud.one(T.deploy, "hosted").inputs.spec.template.spec.volumes;
         expect(volumes.find((v: { name: string }) => v.name === "storage")).toEqual({
@@ -228,8 +238,19 @@ describe("no config change moves a registry onto an empty volume", () => {
 
     test("the guard names every field that would replace the claim, and stays quiet when none would", () => {
         expect(volumeReplacementProblem("ns/c", { namespace: "a", storageClassName: "x" }, { namespace: "a", storageClassName: "x" })).toBeUndefined();
-        const both = volumeReplacementProblem("ns/c", { namespace: "a", storageClassName: "x" }, { namespace: "b", storageClassName: "y" });
+        const both = volumeReplacementProblem(
+            "ns/c",
+            { namespace: "a", storageClassName: "x" },
+            { namespace: "b", storageClassName: "y" },
+            "cluster-registry:",
+        );
         expect(both).toContain('cluster-registry:namespace ("a" now, "b" asked) and cluster-registry:storageClass ("x" now, "y" asked)');
+    });
+
+    test("for a library user the guard names ClusterRegistry's arguments, not stack keys", () => {
+        const problem = volumeReplacementProblem("ns/c", { namespace: "a", storageClassName: "x" }, { namespace: "a", storageClassName: "y" });
+        expect(problem).toMatch(/^storageClass \("x" now, "y" asked\).*with allowVolumeReplacement set to true/s);
+        expect(problem).not.toContain("cluster-registry:");
     });
 
     test("the fake engine's ignoreChanges keeps the state's value for each path, as the engine does", () => {

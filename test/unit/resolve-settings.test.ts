@@ -2,6 +2,7 @@
  * components/resolve-settings.ts: ClusterRegistryArgs resolved, each value and each combination of values
  * checked, every problem named by its key. (Stack config's own parsing is in stack-config.test.ts.)
  */
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, test } from "vitest";
 import { ENVIRONMENT_NAMES } from "../../components/environments";
 import { ConfigError, resolveSettings } from "../../components/resolve-settings";
@@ -23,6 +24,49 @@ function problemsOf(args: ClusterRegistryArgs): string[] {
     }
     throw new Error("expected a ConfigError");
 }
+
+describe("how problems reach the user", () => {
+    test("as one RunError, which Pulumi prints without a stack trace, each problem once", () => {
+        let error: unknown;
+        try {
+            settingsOf({ port: 0, storageSize: "50" });
+        } catch (e) {
+            error = e;
+        }
+        expect(error).toBeInstanceOf(ConfigError);
+        expect(pulumi.RunError.isInstance(error)).toBe(true);
+        const message = (error as ConfigError).message;
+        expect(message.match(/cluster-registry:port:/g)).toHaveLength(1);
+        expect(message.match(/cluster-registry:storageSize:/g)).toHaveLength(1);
+    });
+});
+
+describe("problems named for a library user (ClusterRegistry's arguments)", () => {
+    const libraryProblems = (args: ClusterRegistryArgs) => {
+        try {
+            resolveSettings(args, "ClusterRegistry r: ");
+        } catch (e) {
+            if (e instanceof ConfigError) return e.problems;
+            throw e;
+        }
+        throw new Error("expected a ConfigError");
+    };
+
+    test("a password typed as a user name is hidden, and the hint is pulumi.secret in its own field, not a stack key", () => {
+        const problems = libraryProblems({ users: ["admin:CorrectHorseBattery"] }).join("\n");
+        expect(problems).not.toContain("CorrectHorseBattery");
+        expect(problems).toMatch(
+            /^ClusterRegistry r: users: a value that looks like a password or token \(not shown\).*pulumi\.secret\(\.\.\.\) in its own field/,
+        );
+        expect(problems).not.toContain("cluster-registry:");
+    });
+
+    test("a claim with createNamespace left true names the arguments", () => {
+        expect(libraryProblems({ registryVolumeClaim: "kept" })[0]).toMatch(
+            /^ClusterRegistry r: registryVolumeClaim: .*ClusterRegistry r: createNamespace is true/,
+        );
+    });
+});
 
 describe("settings that only make sense together", () => {
     test("a namespace that every cluster already has is not created (it exists, and destroy would delete it)", () => {

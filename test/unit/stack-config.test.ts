@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { ENVIRONMENTS } from "../../components/environments";
-import { ConfigError } from "../../components/resolve-settings";
+import { ConfigError, isStackConfig } from "../../components/resolve-settings";
 import { DEFAULT_REGISTRY_IMAGE } from "../../components/settings";
 import { parseConfig, RawConfig } from "../../components/stack-config";
 
@@ -88,7 +88,7 @@ describe("bad config fails with the key, the value and what is accepted", () => 
             { certsDir: "etc/containerd/certs.d" },
             /cluster-registry:certsDir: "etc\/containerd\/certs.d" is not valid; expected an absolute directory path/,
         ],
-        ["unknown key", { prot: "5000" }, /cluster-registry:prot: unknown key; accepted keys are environment, namespace/],
+        ["unknown key, nothing close", { colour: "5000" }, /cluster-registry:colour: unknown key; accepted keys are environment, namespace/],
         [
             "renewal window longer than validity",
             { certValidityHours: "100", certEarlyRenewalHours: "200" },
@@ -254,5 +254,91 @@ describe("no error message contains any part of a secret, whatever the typo", ()
         expect(problems).toMatch(/cacheCredentials: is stored in plain text/);
         expect(problems).toMatch(/userPasswords: is stored in plain text/);
         expect(problems).not.toMatch(/Zq9|TOKEN|long-password/);
+    });
+});
+
+describe("messages that say what is wrong, once, and never echo a secret (issue 20)", () => {
+    test("an upper-case namespace is one problem, saying upper case, not a derived name being too long", () => {
+        const problems = problemsOf({ namespace: "Registry" });
+        expect(problems).toEqual([
+            expect.stringMatching(/^cluster-registry:namespace: "Registry" is not valid; expected a DNS label.*\(this one has upper-case letters\)$/),
+        ]);
+    });
+
+    test("a namespace too long to derive the agent's from still says too long, once", () => {
+        const problems = problemsOf({ namespace: "a".repeat(60) });
+        expect(problems).toEqual([expect.stringMatching(/^cluster-registry:nodeAgentNamespace: "a+-node-agent", made from namespace, is too long/)]);
+    });
+
+    test("HOST=USER without a password says the password is missing", () => {
+        const problems = problemsOf({ caches: '["docker.io"]', cacheCredentials: '["docker.io=bob"]' }, CACHE_SECRETS);
+        expect(problems).toEqual(['cluster-registry:cacheCredentials: the entry for "docker.io" has no password; entries are HOST=USER:PASSWORD']);
+    });
+
+    test.each<[string, RawConfig, string, RegExp]>([
+        [
+            "a password typed into users",
+            { users: '["admin:CorrectHorseBattery"]' },
+            "CorrectHorseBattery",
+            /passwords belong in cluster-registry:userPasswords/,
+        ],
+        [
+            "a token typed into caches",
+            { caches: '["ghp_Ab3dEfGh1jKlMn0pQrStUvWxYz0123456789"]' },
+            "Ab3dEfGh1jKlMn",
+            /passwords belong in cluster-registry:cacheCredentials/,
+        ],
+        [
+            "a token typed into caches as HOST=TOKEN",
+            { caches: '["docker.io=dckr_pat_Zx81kLmQ0pRt7Yw"]' },
+            "Zx81kLmQ0pRt7Yw",
+            /cluster-registry:caches is stored/,
+        ],
+        ["a random-looking token as a namespace", { namespace: "Q2xvdWRUb2tlbjEyMzQ1Njc4OTA" }, "Q2xvdWRUb2tl", /cluster-registry:namespace is stored/],
+    ])("%s is hidden, and the message says to use --secret", (_, raw, secret, where) => {
+        const message = problemsOf(raw, CACHE_SECRETS).join("\n");
+        expect(message).not.toContain(secret);
+        expect(message).toMatch(/a value that looks like a password or token \(not shown\) is not valid/);
+        expect(message).toContain("pulumi config set --secret");
+        expect(message).toMatch(where);
+    });
+
+    test("ordinary values are still shown as typed", () => {
+        expect(problemsOf({ users: '["admin user"]' }).join()).toContain('"admin user" is not valid');
+        expect(problemsOf({ image: "registry:3" }).join()).toContain('"registry:3" is not valid');
+    });
+
+    test.each(["image", "cacheCoalescerImage"])("a moving tag for %s is refused at preview, saying what is accepted", (key) => {
+        for (const image of ["registry:3", "nginx:latest", "docker.io/library/nginx"]) {
+            expect(problemsOf({ [key]: image }).join(), image).toMatch(
+                new RegExp(`^cluster-registry:${key}: "${image}" is not valid; expected a pinned image reference: a tag that is a full version x\\.y\\.z`),
+            );
+        }
+        expect(parseSettings({ [key]: "docker.io/library/nginx:1.28.0-alpine" })[key as "image"]).toBe("docker.io/library/nginx:1.28.0-alpine");
+    });
+
+    test("registryVolumeClaim with the default createNamespace is refused: a kept claim lives in an existing namespace", () => {
+        expect(problemsOf({ registryVolumeClaim: "kept" })).toEqual([
+            expect.stringMatching(
+                /^cluster-registry:registryVolumeClaim: names an existing claim.*cluster-registry:createNamespace is true \(the default\).*set createNamespace to false$/,
+            ),
+        ]);
+        expect(parseSettings({ registryVolumeClaim: "kept", createNamespace: "false" }).registryVolumeClaim).toBe("kept");
+    });
+
+    test.each([
+        ["storageclass", "storageClass"],
+        ["StorageClass", "storageClass"],
+        ["namspace", "namespace"],
+        ["cacheCoalescerImge", "cacheCoalescerImage"],
+    ])("a typo %s suggests %s, and lists no other key", (typo, meant) => {
+        expect(problemsOf({ [typo]: "x" })).toEqual([`cluster-registry:${typo}: unknown key; did you mean cluster-registry:${meant}?`]);
+    });
+});
+
+describe("who the messages are for", () => {
+    test("args made from stack config are marked, so problems found while deploying name cluster-registry:KEY; a library's args are not", () => {
+        expect(isStackConfig(parseConfig({}).args)).toBe(true);
+        expect(isStackConfig({ namespace: "registry" })).toBe(false);
     });
 });

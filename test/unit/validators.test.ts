@@ -25,6 +25,7 @@ import {
     goDurationNanoseconds,
     ipVersion,
     isIpAddress,
+    looksLikeSecret,
     parseImageReference,
     SYSTEM_NAMESPACES,
     Verdict,
@@ -476,13 +477,28 @@ describe("image references: read as kubelet's ParseNormalizedNamed reads them, a
             "registry:3.1.0",
             `registry@${SHA}`,
             `registry:latest@${SHA}`,
-            "registry:Latest",
-            "localhost:5000/app:v1",
+            `registry:3@${SHA}`,
+            "localhost:5000/app:v1.2.3",
+            "docker.io/library/nginx:1.28.0-alpine",
+            "app:1.2.3_build.4",
         ]);
+        // A tag short of x.y.z is re-pointed at each patch release: it moves as surely as latest.
         refuses(
             imageReference,
-            ["registry", "docker.io/library/registry", "registry:latest", "localhost:5000/app", "localhost:5000/app:latest"],
-            /^a pinned image reference with a tag other than latest or a digest, such as/,
+            [
+                "registry",
+                "docker.io/library/registry",
+                "registry:latest",
+                "registry:Latest",
+                "registry:3",
+                "registry:3.1",
+                "nginx:1.28-alpine",
+                "nginx:alpine",
+                "localhost:5000/app",
+                "localhost:5000/app:latest",
+                "localhost:5000/app:v1",
+            ],
+            /^a pinned image reference: a tag that is a full version x\.y\.z \(optionally with a suffix such as -alpine\), or a digest/,
         );
     });
 });
@@ -707,5 +723,39 @@ describe("no phrase ever contains the value it refuses", () => {
             [(v) => cacheHost(v, ["10.96.0.10:5000"]), "10.96.0.10:5000"],
         ];
         for (const [check, v] of cases) expect(check(v), v).not.toContain(v);
+    });
+});
+
+describe("values that look like passwords or tokens, hidden from messages wherever they were typed", () => {
+    it("finds NAME:PASSWORD, well-known token prefixes and long random-looking runs", () => {
+        for (const v of [
+            "admin:CorrectHorseBattery",
+            "admin:hunter2!xyz",
+            "docker.io=bob:S3cretPassw0rd",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "docker.io=dckr_pat_Zx81kLmQ0pRt7Yw",
+            "AKIAIOSFODNN7EXAMPLE",
+            "Q2xvdWRUb2tlbjEyMzQ1Njc4OTA",
+        ]) {
+            expect(looksLikeSecret(v), v).toBe(true);
+        }
+    });
+
+    it("leaves ordinary values shown: images, hosts, ports, URLs, paths, names", () => {
+        for (const v of [
+            "registry:3",
+            "docker.io/library/nginx:1.28.0-alpine",
+            "localhost:5000/app:v1",
+            "docker.io",
+            "registry.example.com:5000",
+            "registry.example.com=https://registry.example.com",
+            "/var/lib/registry",
+            "kube-system",
+            "admin",
+            "Registry",
+            "10 GB",
+        ]) {
+            expect(looksLikeSecret(v), v).toBe(false);
+        }
     });
 });
