@@ -27,7 +27,14 @@ describeIntegration("a cache with two replicas, one killed while nodes pull (fai
             prefix: "cfo-",
             dockerIoCache: true,
             nodeMode: "apply",
-            config: { "cluster-registry:cacheReplicas": "2", "cluster-registry:mirrorFallback": "none", "cluster-registry:cacheHostPath": "" },
+            // Without the coalescer each replica's pod is its registry alone, so a SIGKILL of that process
+            // is the pod's loss (with it, nginx would answer from its own copies for a while).
+            config: {
+                "cluster-registry:cacheReplicas": "2",
+                "cluster-registry:mirrorFallback": "none",
+                "cluster-registry:cacheHostPath": "",
+                "cluster-registry:cacheCoalescerImage": "",
+            },
         });
         const image = await buildOciImage(path.join(cluster.work, "oci"), { tag: "stable", layers: [{ randomBytes: 1 << 20 }] });
         const push = await cluster.pushUpstream(image, "library/nginx:stable");

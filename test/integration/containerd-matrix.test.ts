@@ -100,10 +100,10 @@ for (const line of ["1.6", "1.7", "2.x"] as const) {
             });
 
             test(`${shape.name}: docker.io through the cache, as a mirror`, async () => {
-                const cacheLog = cluster.cache!.proc.log().length;
+                const cacheLog = cluster.cacheLog().length;
                 await criPull(socket(shape), MIRRORED, undefined, { timeoutMs: 60_000 });
                 expect((await criImageStatus(socket(shape), MIRRORED))?.repo_digests).toContain(`docker.io/library/nginx@${mirroredImage.manifestDigest}`);
-                expect(cluster.cache!.proc.log().slice(cacheLog)).toContain("/v2/library/nginx/manifests/stable?ns=docker.io");
+                expect(cluster.cacheLog().slice(cacheLog)).toContain("/v2/library/nginx/manifests/stable?ns=docker.io");
                 await criRemove(socket(shape), MIRRORED);
             });
         }
@@ -119,7 +119,7 @@ for (const line of ["1.6", "1.7", "2.x"] as const) {
         }
 
         test("fail-closed mirrors: the cache stopped and mirrorFallback none applied", async () => {
-            await cluster.cache!.stop();
+            await cluster.stopCache();
             await cluster.redeploy({ "cluster-registry:mirrorFallback": "none" });
             expect(fs.readFileSync(path.join(cluster.nodeCerts, "docker.io", "hosts.toml"), "utf8")).toContain(
                 `server = "https://${CACHE_IP}:${cluster.port}"`,

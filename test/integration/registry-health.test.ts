@@ -1,7 +1,7 @@
 /**
  * What the registry pods generate for health and metrics, run for real: the readiness command of the
  * generated Deployment, run by busybox's sh, df, awk and wget (the registry image's own tools), against
- * the real distribution 2.8 started from that Deployment; fullness on a small tmpfs in a private mount
+ * the real distribution (the release the image ships) started from that Deployment; fullness on a small tmpfs in a private mount
  * namespace; and the Prometheus counters on the debug listener moving with a pull.
  */
 import * as fs from "node:fs";
@@ -34,13 +34,35 @@ function counter(text: string, name: string): number {
         .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
 }
 
-/** The TCP addresses process `pid` listens on, as `ss` shows them. */
+/** `pid` and every process below it (the push container's supervisor runs its registry as a child). */
+function processTree(pid: number): number[] {
+    const parentOf = new Map<number, number>();
+    for (const p of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+        try {
+            // "pid (comm) state ppid ...": the fields after the last ')'.
+            const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8");
+            parentOf.set(Number(p), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+        } catch {
+            // gone meanwhile
+        }
+    }
+    const tree = [pid];
+    for (let grew = true; grew;) {
+        const more = [...parentOf].filter(([p, parent]) => tree.includes(parent) && !tree.includes(p)).map(([p]) => p);
+        tree.push(...more);
+        grew = more.length > 0;
+    }
+    return tree;
+}
+
+/** The TCP addresses process `pid` (and its children) listens on, as `ss` shows them. */
 async function listening(pid: number): Promise<string[]> {
     const r = await runCommand("ss", ["-Hltnp"]);
     if (r.code !== 0) throw new Error(`ss: ${r.stderr}`);
+    const pids = processTree(pid);
     return r.stdout
         .split("\n")
-        .filter((l) => l.includes(`pid=${pid},`))
+        .filter((l) => pids.some((p) => l.includes(`pid=${p},`)))
         .map((l) => l.trim().split(/\s+/)[3]);
 }
 

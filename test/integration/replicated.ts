@@ -10,6 +10,7 @@ import { Balancer, startBalancer } from "./harness/balancer";
 import { waitFor } from "./harness/procs";
 import { RegistryHandle } from "./harness/registry";
 import { S3Store, startVersitygw } from "./harness/versitygw";
+import { startPushSupervisor } from "./harness/push-supervisor";
 import { HOSTED_IP, LoopbackCluster, startRegistryFromDeployment, tempDir } from "./support";
 
 /** Pod IPs of read-only replicas (in turn, as rollouts replace them) and read-write ones; in the certificate through extraNames. */
@@ -83,17 +84,16 @@ export class ReplicatedHosted {
         );
     }
 
+    /** A pod of the read-write Deployment: its container's own command, the supervisor script. */
     startPush(ip: string): Promise<RegistryHandle> {
         const d = this.cluster.cloud.one("kubernetes:apps/v1:Deployment", "hosted-push");
-        return startRegistryFromDeployment(
-            this.cluster.cloud,
-            d,
-            path.join(this.cluster.work, `push-${ip}`),
-            `${ip}:${this.cluster.pushPort}`,
-            this.cluster.client.caFile,
-            {},
-            "push",
-        );
+        return startPushSupervisor({
+            cloud: this.cluster.cloud,
+            deployment: d,
+            root: path.join(this.cluster.work, `push-${ip}`),
+            listen: `${ip}:${this.cluster.pushPort}`,
+            caFile: this.cluster.client.caFile,
+        });
     }
 
     /**

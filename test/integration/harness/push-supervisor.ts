@@ -51,7 +51,10 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
             if (key.endsWith("_config") && fs.existsSync(local.rebase(value))) {
                 const yaml = rebaseYamlPaths(fs.readFileSync(local.rebase(value), "utf8"), local.rebase);
                 const debug = (YAML.parse(yaml) as { http?: { debug?: { addr?: string } } }).http?.debug?.addr ?? "";
-                debugAddr = `${ip}:${debug.split(":").pop()}`;
+                // On the pod's loopback (127.0.0.1) it moves to 127.1.x.y for a pod on 127.0.x.y, as
+                // support.ts's podLoopback does; on every address, to the pod's address.
+                const loopbackOfPod = `127.1.${ip.split(".").slice(2).join(".")}`;
+                debugAddr = `${debug.startsWith("127.0.0.1:") ? loopbackOfPod : ip}:${debug.split(":").pop()}`;
                 const file = path.join(work, path.basename(value));
                 fs.writeFileSync(file, yaml);
                 return `${key}=${file}`;
