@@ -42,6 +42,9 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
 
     // The settings' paths rebased; the configs they name rebased into files of their own.
     let debugAddr = "";
+    // The pod's loopback (127.0.0.1) is 127.1.x.y here for a pod on 127.0.x.y, as support.ts's
+    // podLoopback has it; a listener on every address of the pod is on the pod's address.
+    const loopbackOfPod = `127.1.${ip.split(".").slice(2).join(".")}`;
     const settings = fs
         .readFileSync(local.rebase(settingsPath), "utf8")
         .split("\n")
@@ -51,15 +54,12 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
             if (key.endsWith("_config") && fs.existsSync(local.rebase(value))) {
                 const yaml = rebaseYamlPaths(fs.readFileSync(local.rebase(value), "utf8"), local.rebase);
                 const debug = (YAML.parse(yaml) as { http?: { debug?: { addr?: string } } }).http?.debug?.addr ?? "";
-                // On the pod's loopback (127.0.0.1) it moves to 127.1.x.y for a pod on 127.0.x.y, as
-                // support.ts's podLoopback does; on every address, to the pod's address.
-                const loopbackOfPod = `127.1.${ip.split(".").slice(2).join(".")}`;
                 debugAddr = `${debug.startsWith("127.0.0.1:") ? loopbackOfPod : ip}:${debug.split(":").pop()}`;
                 const file = path.join(work, path.basename(value));
                 fs.writeFileSync(file, yaml);
                 return `${key}=${file}`;
             }
-            if (key === "health_url") return `${key}=${value.replace(/127\.0\.0\.1(:\d+)/, `${ip}$1`)}`;
+            if (key === "health_url") return `${key}=${value.replace(/127\.0\.0\.1(:\d+)/, `${loopbackOfPod}$1`)}`;
             return value.startsWith("/") ? `${key}=${local.rebase(value)}` : line;
         })
         .join("\n");
