@@ -16,7 +16,7 @@ import { ENTRY, stackConfig } from "../support/stacks";
 import { ContainerdHandle, NodeContainerdConfig, startContainerd } from "./harness/containerd";
 import { FakeKubeApi, nodeScript, NodeScript, snapshotTree, waitApplied } from "./harness/node";
 import { BuiltOciImage } from "./harness/oci";
-import { materialize, rebaseYamlPaths } from "./harness/pod";
+import { materialize, podLoopback, rebaseYamlPaths } from "./harness/pod";
 import { CommandResult, freePort, ProcHandle, runCommand, stopAll } from "./harness/procs";
 import { startCoalescerFromDeployment } from "./harness/nginx";
 import { startPushSupervisor } from "./harness/push-supervisor";
@@ -39,15 +39,7 @@ function cacheReplicaOf(name: string): number | undefined {
     return m ? Number(m[1] ?? 0) : undefined;
 }
 
-/**
- * Where the loopback of the pod on `podIp` (127.0.0.1 inside that pod) is on this machine: 127.1.x.y
- * for a pod on 127.0.x.y. Another address on the same lo, so what listens there is not reachable at
- * the pod's address, as in a pod's own network namespace.
- */
-export function podLoopback(podIp: string): string {
-    const [, , c, d] = podIp.split(".");
-    return `127.1.${c}.${d}`;
-}
+export { podLoopback } from "./harness/pod";
 
 /** A fresh temp dir, short enough for unix socket paths. */
 export function tempDir(prefix: string): string {

@@ -12,23 +12,9 @@ import { describe, expect, test } from "vitest";
 import { ENVIRONMENT_NAMES } from "../../components/environments";
 import { defaultFor, defaultText, Setting, SETTING_KEYS, settingOf } from "../../components/settings";
 import { ROOT, shippedStacks } from "../support/stacks";
+import { matchesType } from "../support/pulumi-types";
 
 const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { name: string; config: Record<string, any> };
-
-function matchesType(value: unknown, type: string, items?: { type: string }): boolean {
-    switch (type) {
-        case "string":
-            return typeof value === "string";
-        case "integer":
-            return Number.isInteger(value);
-        case "boolean":
-            return typeof value === "boolean";
-        case "array":
-            return Array.isArray(value) && value.every((v) => matchesType(v, items?.type ?? "string"));
-        default:
-            return false;
-    }
-}
 
 describe("SETTINGS", () => {
     test.each(ENVIRONMENT_NAMES)("every default passes its own check in %s", (environment) => {

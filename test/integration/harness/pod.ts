@@ -181,3 +181,13 @@ export function rebaseYamlPaths(yamlText: string, rebase: (p: string) => string)
     };
     return YAML.stringify(walk(YAML.parse(yamlText)));
 }
+
+/**
+ * Where the loopback of the pod on `podIp` (127.0.0.1 inside that pod) is on this machine: 127.1.x.y
+ * for a pod on 127.0.x.y. Another address on the same lo, so what listens there is not reachable at
+ * the pod's address, as in a pod's own network namespace.
+ */
+export function podLoopback(podIp: string): string {
+    const [, , c, d] = podIp.split(".");
+    return `127.1.${c}.${d}`;
+}

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import YAML from "yaml";
 import type { FakeCloud, RecordedResource } from "../../support/fake-cloud";
 import { registryBinary } from "./distribution";
-import { materialize, rebaseYamlPaths } from "./pod";
+import { materialize, podLoopback, rebaseYamlPaths } from "./pod";
 import { startProcess, waitFor, which } from "./procs";
 import { httpsStatus, type RegistryHandle } from "./registry";
 
@@ -42,9 +42,9 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
 
     // The settings' paths rebased; the configs they name rebased into files of their own.
     let debugAddr = "";
-    // The pod's loopback (127.0.0.1) is 127.1.x.y here for a pod on 127.0.x.y, as support.ts's
-    // podLoopback has it; a listener on every address of the pod is on the pod's address.
-    const loopbackOfPod = `127.1.${ip.split(".").slice(2).join(".")}`;
+    // The pod's loopback (127.0.0.1) is elsewhere on this machine; a listener on every address of the
+    // pod is on the pod's address.
+    const loopbackOfPod = podLoopback(ip);
     const settings = fs
         .readFileSync(local.rebase(settingsPath), "utf8")
         .split("\n")

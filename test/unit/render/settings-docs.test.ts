@@ -8,24 +8,10 @@ import { resolveSettings } from "../../../components/resolve-settings";
 import { defaultText } from "../../../components/settings";
 import { parseConfig } from "../../../components/stack-config";
 import { ROOT } from "../../support/stacks";
+import { matchesType } from "../../support/pulumi-types";
 
 const project = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { name: string; config: Record<string, any> };
 const FIX = "run `npm run docs` to regenerate it from components/settings.ts";
-
-function matchesType(value: unknown, type: string, items?: { type: string }): boolean {
-    switch (type) {
-        case "string":
-            return typeof value === "string";
-        case "integer":
-            return Number.isInteger(value);
-        case "boolean":
-            return typeof value === "boolean";
-        case "array":
-            return Array.isArray(value) && value.every((v) => matchesType(v, items?.type ?? "string"));
-        default:
-            return false;
-    }
-}
 
 describe("Pulumi.yaml", () => {
     test(`declares exactly what SETTINGS declares: keys, types, defaults, descriptions, secrecy (${FIX})`, () => {
