@@ -126,6 +126,14 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         return result;
     }
 
+    /**
+     * `pulumi up --replace <urn>`: the next run creates the resource anew (a new key, password or
+     * certificate) whatever its inputs, so everything built on its outputs changes too.
+     */
+    replaceOnNextRun(urn: string): void {
+        if (!this.state.delete(urn)) throw new Error(`FakeCloud.replaceOnNextRun: the state holds no ${urn}`);
+    }
+
     byType(type: string): RecordedResource[] {
         return this.resources.filter((r) => r.type === type);
     }
