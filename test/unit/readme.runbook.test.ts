@@ -159,12 +159,30 @@ describe("the Runbook's kubectl commands name what the program makes", () => {
     });
 });
 
+test("every link in the Runbook leads to a heading of the README", () => {
+    // GitHub's anchors: lower case, punctuation dropped, spaces as hyphens; none inside code blocks.
+    const headings = README.replace(/```[\s\S]*?```/g, "")
+        .split("\n")
+        .filter((l) => /^#{2,4} /.test(l))
+        .map((l) =>
+            l
+                .replace(/^#+ /, "")
+                .toLowerCase()
+                .replace(/[^a-z0-9 -]/g, "")
+                .replace(/ /g, "-"),
+        );
+    const anchors = [...RUNBOOK.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]);
+    expect(anchors.length).toBeGreaterThanOrEqual(5);
+    for (const a of anchors) expect(headings, a).toContain(a);
+    expect(README).toContain("](#removing-the-agents-files-by-hand)");
+});
+
 describe("the Runbook's log lines are the agent's", () => {
     const scripts = fs
         .readdirSync(AGENT_DIR)
         .filter((f) => f.endsWith(".sh"))
         .flatMap((f) => fs.readFileSync(path.join(AGENT_DIR, f), "utf8").split("\n"))
-        .filter((l) => /\b(log|say) "/.test(l));
+        .filter((l) => /\b(log|say|die) "/.test(l));
     const rows = tableRows(section(RUNBOOK, "### The node agent's log"));
 
     /** A line as the README quotes it: `<x>` stands for any text, a trailing `...` for the rest of the line. */
@@ -180,6 +198,17 @@ describe("the Runbook's log lines are the agent's", () => {
             scripts.some((l) => re.test(l)),
             `${re}`,
         ).toBe(true);
+    });
+
+    test("every line the agent logs is in the table", () => {
+        const quoted = rows.flatMap((row) => codeSpans(row[0])).map(pattern);
+        const logged = scripts.filter((l) => /\blog "/.test(l));
+        expect(logged.length).toBeGreaterThanOrEqual(40);
+        for (const l of logged)
+            expect(
+                quoted.some((re) => re.test(l)),
+                l.trim(),
+            ).toBe(true);
     });
 
     test("every line starts with the prefix the Runbook gives, and the re-apply interval is the program's", () => {
@@ -225,7 +254,8 @@ describe("the Runbook's rotations", () => {
 
     test("every URN the Runbook quotes is a resource of the dev stack, as the engine names it", async () => {
         const urns = engineUrns(await stack("dev"), "dev");
-        const quoted = [...RUNBOOK.matchAll(/urn:pulumi:[^'`\s]+/g)].map((m) => m[0]);
+        // `urn:pulumi:<stack>::...` in prose is a pattern, not a URN.
+        const quoted = [...RUNBOOK.matchAll(/urn:pulumi:[^'`\s]+/g)].map((m) => m[0]).filter((u) => !u.includes("<"));
         expect(quoted.length).toBeGreaterThanOrEqual(6);
         for (const urn of quoted) expect([...urns.keys()], urn).toContain(urn);
     });
