@@ -291,6 +291,22 @@ describe("the Runbook's rotations", () => {
         },
     );
 
+    test("the pull identity's rotation rewrites the pull secret in each of pullSecretNamespaces, a Secret with a fixed name (so deleted, then created)", async () => {
+        const row = replaced.find((r) => r[0].startsWith("the pull secret's identity"))!;
+        expect(row[2]).toContain("the pull secret in each of `pullSecretNamespaces` is replaced (deleted, then created: it has a fixed name)");
+        const cloud = cloudWithServiceIps();
+        const config = stackConfig("eks"); // pullSecretNamespaces: [default]
+        await runWithServiceIps(config, cloud);
+        const secret = () => cloud.byType(T.secret).find((r) => r.inputs.type === "kubernetes.io/dockerconfigjson")!;
+        const before = secret().inputs;
+        cloud.replaceOnNextRun(engineUrns(cloud, "eks").get(urnOf(row[1]).replace("urn:pulumi:dev::", "urn:pulumi:eks::"))!);
+        await runWithServiceIps(config, cloud);
+        const after = secret().inputs;
+        expect(after.metadata).toMatchObject({ name: "registry-pull", namespace: "default" });
+        expect(after.metadata.name).toBe(before.metadata.name);
+        expect(after.stringData[".dockerconfigjson"]).not.toBe(before.stringData[".dockerconfigjson"]);
+    });
+
     test("a given password changed in config rolls the hosted registry alone", async () => {
         const cloud = cloudWithServiceIps();
         const config = (p: string) => ({ ...stackConfig("dev"), "cluster-registry:userPasswords": JSON.stringify([`admin:${p}`]) });
@@ -381,6 +397,30 @@ describe.skipIf(!runnable)("the Runbook's removal, run literally on a node the a
     /** The node as containerd and the admin see it, without the scripts the admin copied there. */
     const seen = (root: string) =>
         Object.fromEntries(Object.entries(nodeState(root)).filter(([p]) => !(scriptsDir.slice(1).startsWith(p) || p.startsWith(scriptsDir.slice(1)))));
+
+    const kubectl = spawnSync("kubectl", ["version", "--client"]).status === 0;
+
+    test.skipIf(!kubectl)(
+        "the Runbook's kubectl loop writes each file of the scripts' ConfigMap byte for byte (kubectl's own go-templates, offline)",
+        async () => {
+            const agent = agentOf(await stack("dev"));
+            const loop = RUNBOOK.match(/^ *mkdir node-agent\n[\s\S]*?^ *done$/m)?.[0];
+            expect(loop, "the loop that copies the ConfigMap's files").toBeDefined();
+            const root = node();
+            const data = path.join(root, "configmap-data");
+            fs.mkdirSync(data);
+            for (const [f, content] of Object.entries(agent.scripts.inputs.data as Record<string, string>)) fs.writeFileSync(path.join(data, f), content);
+            // The ConfigMap as the API would return it, made by kubectl itself from the same data.
+            const object = `create configmap script --from-file=${data} --dry-run=client`;
+            const text = loop!.replace(/^ *cm=.*$/m, "cm=unused").replace(/kubectl -n \S+ get "\$cm"/g, `kubectl ${object}`);
+            const r = spawnSync("sh", ["-e", "-c", text], { cwd: root, env: { PATH: process.env.PATH, KUBECONFIG: "/dev/null" }, encoding: "utf8" });
+            expect(r.status, r.stderr).toBe(0);
+            expect(fs.readdirSync(path.join(root, "node-agent")).sort()).toEqual(Object.keys(agent.scripts.inputs.data).sort());
+            for (const [f, content] of Object.entries(agent.scripts.inputs.data as Record<string, string>)) {
+                expect(fs.readFileSync(path.join(root, "node-agent", f), "utf8"), f).toBe(content);
+            }
+        },
+    );
 
     test.each(Object.entries(STACK_OF_ENVIRONMENT))("%s: after a real apply, the block restores the node as it was found, and says so", async (_e, name) => {
         const cloud = await stack(name);
