@@ -77,10 +77,11 @@ function agentOf(cloud: FakeCloud) {
 }
 
 /**
- * The URN the engine gives each resource. Pulumi's mocks (and so the fake cloud) qualify a type with
- * its parent's type only; the engine qualifies it with the parent's whole chain
- * (`ClusterRegistry$Registry$ServerCertificate$tls:...`), leaving out the stack. Each component
- * type here always has the same parents, so the chain follows from the types.
+ * The URN the engine gives each resource, by the fake's URN for it. The engine qualifies a type with
+ * its parent's whole chain (`ClusterRegistry$Registry$ServerCertificate$tls:...`, the root stack left
+ * out: the SDK's `createUrn`); Pulumi's own mocks give only the parent's type. The chain is rebuilt
+ * here from the last parent type, which is right whichever the fake gives: each component type here
+ * always has the same parents.
  */
 function engineUrns(cloud: FakeCloud, stack: string): Map<string, string> {
     const chains = new Map<string, Set<string>>();
