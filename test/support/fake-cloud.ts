@@ -126,14 +126,6 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         return result;
     }
 
-    /**
-     * `pulumi up --replace <urn>`: the next run creates the resource anew (a new key, password or
-     * certificate) whatever its inputs, so everything built on its outputs changes too.
-     */
-    replaceOnNextRun(urn: string): void {
-        if (!this.state.delete(urn)) throw new Error(`FakeCloud.replaceOnNextRun: the state holds no ${urn}`);
-    }
-
     byType(type: string): RecordedResource[] {
         return this.resources.filter((r) => r.type === type);
     }
@@ -150,6 +142,14 @@ export class FakeCloud implements pulumi.runtime.Mocks {
                 (ofType.length > 0 ? `Resources of type ${type}:\n` : `No resource of that type; all ${this.resources.length} registered in this run:\n`) +
                 listed.join("\n"),
         );
+    }
+
+    /**
+     * `pulumi up --replace <urn>`: the next run creates the resource anew (a new key, password or
+     * certificate) whatever its inputs, so everything built on its outputs changes too.
+     */
+    replaceOnNextRun(urn: string): void {
+        if (!this.state.delete(urn)) throw new Error(`FakeCloud.replaceOnNextRun: the state holds no ${urn}`);
     }
 
     call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
