@@ -144,6 +144,14 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         );
     }
 
+    /**
+     * `pulumi up --replace <urn>`: the next run creates the resource anew (a new key, password or
+     * certificate) whatever its inputs, so everything built on its outputs changes too.
+     */
+    replaceOnNextRun(urn: string): void {
+        if (!this.state.delete(urn)) throw new Error(`FakeCloud.replaceOnNextRun: the state holds no ${urn}`);
+    }
+
     call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
         throw new Error(`FakeCloud: invoke "${args.token}" is not emulated (the program makes none)`);
     }

@@ -194,6 +194,15 @@ export const nested = { id: pw.id, plain: 1 };
         const b = await runProgram(cloud, { config, secretKeys: ["fixture:token"], entry: passwords });
         expect(cloud.byType(T.password)).toHaveLength(1); // registered again, not served from the module cache
         expect(b.outputs.password).toBe(a.outputs.password);
+
+        // `pulumi up --replace <urn>`: a new password, kept by the run after.
+        const urn = "urn:pulumi:test::fixture::random:index/randomPassword:RandomPassword::pw";
+        cloud.replaceOnNextRun(urn);
+        const c = await runProgram(cloud, { config, secretKeys: ["fixture:token"], entry: passwords });
+        expect(c.outputs.password).toMatch(/^[A-Za-z0-9]{20}$/);
+        expect(c.outputs.password).not.toBe(a.outputs.password);
+        expect((await runProgram(cloud, { config, secretKeys: ["fixture:token"], entry: passwords })).outputs.password).toBe(c.outputs.password);
+        expect(() => cloud.replaceOnNextRun(`${urn}-missing`)).toThrow("the state holds no");
     });
 
     it("rejects with the program's error, having registered nothing", async () => {
