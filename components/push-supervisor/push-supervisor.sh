@@ -190,10 +190,12 @@ watch_fill() {
 }
 
 if [ "$writer_lock" != - ]; then
-    exec 9>>"$writer_lock" || {
+    # Tried in a subshell first: a failed redirection of exec ends the shell before any message.
+    (: >>"$writer_lock") 2>/dev/null || {
         log "cannot open the writer lock $writer_lock"
         exit 1
     }
+    exec 9>>"$writer_lock"
 fi
 start_writer || log "the registry is not answering yet"
 log "serving pushes (garbage collection: $gc_schedule, delete untagged: $gc_delete_untagged)"
