@@ -111,6 +111,16 @@ export interface HtpasswdRef {
     content: pulumi.Input<string>;
 }
 
+/**
+ * The read-write Deployment's rollout on object storage. With garbage collection on it is
+ * `Recreate`: a surge pod's writer would take pushes beside the old pod's, and a collection in one
+ * while the other writes can lose blobs (no shared filesystem to lock, unlike the volume). Pushes are
+ * then refused (no endpoint) for the seconds of a rollout; pulls, on the other Deployment, go on.
+ */
+export function pushStrategyOnObjectStorage(args: Pick<RegistryArgs, "push">): typeof SURGE_FIRST | { type: "Recreate" } {
+    return collectsGarbage(args) ? { type: "Recreate" } : SURGE_FIRST;
+}
+
 /** What one registry is built from; ClusterRegistry passes resolved settings, so nothing here has a default of its own but the optional parts. */
 export interface RegistryArgs {
     /** Namespace to run in. */
@@ -366,8 +376,8 @@ export class Registry extends pulumi.ComponentResource {
      */
     private replicatedDeployments(name: string, args: RegistryArgs, labels: RegistryLabels, parts: PodParts, checksum: pulumi.Input<string>): void {
         const roles = [
-            { role: "pull", logicalName: name, replicas: args.objectStorage?.pullReplicas ?? 1, spec: podSpecOf(args, parts, "pull") },
-            { role: "push", logicalName: `${name}-push`, replicas: 1, spec: podSpecOf(args, parts, "push") },
+            { role: "pull", logicalName: name, replicas: args.objectStorage?.pullReplicas ?? 1, spec: podSpecOf(args, parts, "pull"), strategy: SURGE_FIRST },
+            { role: "push", logicalName: `${name}-push`, replicas: 1, spec: podSpecOf(args, parts, "push"), strategy: pushStrategyOnObjectStorage(args) },
         ];
         for (const r of roles) {
             const selector = { ...labels.selector, [ROLE_LABEL]: r.role };
@@ -378,7 +388,7 @@ export class Registry extends pulumi.ComponentResource {
                     metadata: { namespace: args.namespace, labels: meta },
                     spec: {
                         replicas: r.replicas,
-                        strategy: SURGE_FIRST,
+                        strategy: r.strategy,
                         selector: { matchLabels: selector },
                         template: {
                             metadata: { labels: meta, annotations: { [CHECKSUM_ANNOTATION]: checksum } },
@@ -919,19 +929,26 @@ export function pushSupervisorScript(): string {
  * the read-only registry that answers the push port meanwhile (pushes get 405 and a Warning header).
  */
 function pushSupervisorFiles(
-    args: Pick<RegistryArgs, "push">,
+    args: Pick<RegistryArgs, "push" | "objectStorage">,
     common: Omit<Parameters<typeof renderRegistryConfig>[0], "port" | "debugPort">,
 ): Record<string, string> {
     if (!args.push) return {};
     const m = args.push.maintenance;
+    const onVolume = !args.objectStorage;
     const settings = renderPushSupervisorSettings({
         writeConfig: `${MOUNTS.config}/${CONFIG_FILES.push}`,
         readOnlyConfig: `${MOUNTS.config}/${CONFIG_FILES.pushReadOnly}`,
-        storage: MOUNTS.storage,
+        // Object storage has no volume to measure or to lock.
+        storage: onVolume ? MOUNTS.storage : undefined,
         gcSchedule: m?.gcSchedule ?? "off",
         gcDeleteUntagged: m?.gcDeleteUntagged ?? false,
         fillWarnPercent: m?.fillWarnPercent,
         healthUrl: `http://127.0.0.1:${REGISTRY_PUSH_DEBUG_PORT}${HEALTH_PATH}`,
+        // A collection needs every other writer gone: on the volume, each writer holds this lock; on a
+        // bucket, the push Deployment rolls with Recreate and a replacement pod waits out the grace
+        // period of the pod it replaced (a deleted or evicted pod is replaced at once).
+        writerLock: onVolume ? `${MOUNTS.storage}/${WRITER_LOCK_FILE}` : undefined,
+        gcHoldoffSeconds: onVolume ? 0 : GRACEFUL_STOP.gracePeriodSeconds,
     });
     const files = { [CONFIG_FILES.supervisor]: pushSupervisorScript(), [CONFIG_FILES.supervisorSettings]: settings };
     if (!collectsGarbage(args)) return files;
@@ -945,6 +962,9 @@ function pushSupervisorFiles(
     });
     return { ...files, [CONFIG_FILES.pushReadOnly]: readOnly };
 }
+
+/** The writer lock's file in the volume's root, beside distribution's `docker/` (which garbage-collect never walks outside of). */
+export const WRITER_LOCK_FILE = "push-writers.lock";
 
 /** What a push refused during garbage collection is told, beside the 405 (an RFC 7234 warn-code 299). */
 export const GC_REFUSAL_WARNING = '299 - "garbage collection in progress: pushes are refused for a few minutes, retry later"';

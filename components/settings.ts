@@ -194,7 +194,7 @@ export const SETTINGS = {
     gcSchedule: {
         type: "string",
         description:
-            "When the hosted registry collects garbage with distribution's garbage-collect: HH:MM (UTC, daily), manual (only when sent SIGUSR1, see Storage in the README) or off. Pulls go on; pushes are refused (405) while it runs.",
+            "When the hosted registry collects garbage with distribution's garbage-collect: HH:MM (UTC, daily), manual (only when sent SIGUSR1, see Storage in the README) or off. Pulls go on; pushes are refused (405) while it runs. On object storage the push Deployment then rolls with Recreate (pushes refused during its rollouts).",
         default: "off",
         check: gcScheduleCheck,
     },

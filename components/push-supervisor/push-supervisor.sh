@@ -10,11 +10,22 @@
 # blobs. Pulls never come here; the pull port's read-only registry serves them throughout. It also
 # logs a warning while the storage volume is fuller than fill_warn_percent.
 #
+# A rollout (or a replacement pod) can briefly run a second push container, whose writer the stop
+# here does not stop. So a collection also needs every other writer gone:
+# - on a volume, writer_lock: a file on the volume that each supervisor holds flock-shared while its
+#   writer runs and a collection needs exclusive (postponed while another writer holds it; a writer
+#   starting during another pod's collection waits, its push port answering read-only meanwhile);
+# - on object storage (no shared filesystem), gc_holdoff_seconds: no collection until this
+#   container has run for the grace period of a pod it may have replaced (the Deployment rolls with
+#   Recreate, so a rollout never overlaps; this covers a deleted or evicted pod's replacement).
+# A postponed collection is tried again every four looks until it runs.
+#
 # SETTINGS_FILE has KEY=VALUE lines (rendered by components/render/push-supervisor.ts, shipped in the
 # registry's ConfigMap): write_config, readonly_config, storage (a directory, or - for object
 # storage), gc_schedule (off, manual or HH:MM in UTC, daily), gc_delete_untagged (true or false),
 # fill_warn_percent (1-99, or - for none), health_url (the push port's debug listener's health
-# check, plain HTTP). Read as data, never sourced.
+# check, plain HTTP), writer_lock (a file on the volume, or - for none), gc_holdoff_seconds (an
+# integer). Read as data, never sourced.
 set -u
 
 log() { echo "push-supervisor: $*"; }
@@ -26,6 +37,8 @@ gc_schedule="off"
 gc_delete_untagged="false"
 fill_warn_percent="-"
 health_url=""
+writer_lock="-"
+gc_holdoff_seconds=0
 while IFS='=' read -r key value; do
     case $key in
     write_config) write_config=$value ;;
@@ -35,6 +48,8 @@ while IFS='=' read -r key value; do
     gc_delete_untagged) gc_delete_untagged=$value ;;
     fill_warn_percent) fill_warn_percent=$value ;;
     health_url) health_url=$value ;;
+    writer_lock) writer_lock=$value ;;
+    gc_holdoff_seconds) gc_holdoff_seconds=$value ;;
     "" | "#"*) ;;
     *)
         log "unknown setting $key in $1"
@@ -52,11 +67,15 @@ done <"$1"
 grep -q 'draintimeout:' "$write_config" || export REGISTRY_HTTP_DRAINTIMEOUT=60s
 # How often the schedule and the fill level are looked at; a minute holds several looks.
 tick=${PUSH_SUPERVISOR_TICK_SECONDS:-15}
+started_at=$(date +%s)
 
 pid=0
 collect_requested=0
 last_collected_day=""
 fill_warned=0
+# A collection asked for (scheduled or SIGUSR1) that has not run yet, and when to try it again.
+collect_pending=0
+next_try=0
 
 # Stops the registry on the push port and waits until it has exited: a trapped signal (USR1) can
 # end a `wait` early, so wait again while it lives.
@@ -88,23 +107,64 @@ on_term() {
 trap on_term TERM INT
 trap 'collect_requested=1' USR1
 
+# The writer lock (fd 9, the file on the volume): held shared while this container's writer runs,
+# exclusive while it collects. The lock belongs to the open file, which every child inherits.
+# Waits (polling, so TERM is still handled) while another pod collects; the push port answers
+# read-only meanwhile, as it does during that collection.
+hold_shared() {
+    [ "$writer_lock" != - ] || return 0
+    flock -s -n 9 && return 0
+    log "waiting: another pod collects garbage on $storage; pushes are refused until it is done"
+    [ "$pid" -ne 0 ] || [ ! -f "$readonly_config" ] || serve "$readonly_config" || true
+    until flock -s -n 9; do sleep 1; done
+    log "the other pod's garbage collection is over"
+}
+
+# Runs the writer, once this container may write.
+start_writer() {
+    hold_shared
+    stop_registry
+    serve "$write_config"
+}
+
 # One collection: the writer stops (in-flight pushes finish; new connections are refused while it
-# drains), a read-only registry answers the push port (pushes get 405), garbage-collect runs, the
-# writer comes back. Every registry process started here is new, so no in-memory blob-descriptor
-# cache on this port outlives the sweep.
+# drains), a read-only registry answers the push port (pushes get 405), garbage-collect runs once
+# nothing else can write, the writer comes back. Every registry process started here is new, so no
+# in-memory blob-descriptor cache on this port outlives the sweep. Returns 1 when postponed.
 collect() {
+    now=$(date +%s)
+    if [ $((now - started_at)) -lt "$gc_holdoff_seconds" ]; then
+        log "garbage collection postponed: this container started $((now - started_at)) s ago, and a pod it replaced may still be writing for up to $gc_holdoff_seconds s"
+        return 1
+    fi
     log "garbage collection: stopping the writer; pushes are refused until it is back"
     stop_registry
     serve "$readonly_config" || log "garbage collection: the read-only registry is not answering; collecting anyway (nothing writes)"
+    # Only with the writer stopped: flock turns a shared lock exclusive by dropping it first.
+    if [ "$writer_lock" != - ] && ! flock -x -n 9; then
+        log "garbage collection postponed: another writer runs on $storage (a rollout's second pod); the writer takes pushes again"
+        start_writer || log "the writer is not answering yet"
+        return 1
+    fi
     flags=""
     [ "$gc_delete_untagged" = true ] && flags="--delete-untagged"
     log "garbage collection: running registry garbage-collect $flags"
     # shellcheck disable=SC2086 # flags is empty or one word
     { registry garbage-collect $flags "$write_config" 2>&1; echo "exit status $?"; } |
         awk '/eligible for deletion$/ || /^exit status/ || /failed/ || /level=(error|fatal)/ { print "push-supervisor: garbage collection: " $0 }'
-    stop_registry
-    serve "$write_config" || log "garbage collection: the writer is not answering yet"
+    start_writer || log "garbage collection: the writer is not answering yet"
     log "garbage collection: done; the writer takes pushes again"
+}
+
+# Tries a collection that is due or asked for; a postponed one is tried again four looks later.
+try_collect() {
+    now=$(date +%s)
+    [ "$now" -ge "$next_try" ] || return 0
+    if collect; then
+        collect_pending=0
+    else
+        next_try=$((now + 4 * tick))
+    fi
 }
 
 # True in the scheduled minute of a day on which no collection ran yet.
@@ -129,7 +189,15 @@ watch_fill() {
     fi
 }
 
-serve "$write_config" || log "the registry is not answering yet"
+if [ "$writer_lock" != - ]; then
+    # Tried in a subshell first: a failed redirection of exec ends the shell before any message.
+    (: >>"$writer_lock") 2>/dev/null || {
+        log "cannot open the writer lock $writer_lock"
+        exit 1
+    }
+    exec 9>>"$writer_lock"
+fi
+start_writer || log "the registry is not answering yet"
 log "serving pushes (garbage collection: $gc_schedule, delete untagged: $gc_delete_untagged)"
 while :; do
     sleep "$tick" &
@@ -146,10 +214,11 @@ while :; do
     fi
     if [ "$collect_requested" -eq 1 ]; then
         collect_requested=0
-        if [ "$gc_schedule" = off ]; then log "garbage collection is off (gcSchedule): nothing to do"; else collect; fi
+        if [ "$gc_schedule" = off ]; then log "garbage collection is off (gcSchedule): nothing to do"; else collect_pending=1 next_try=0; fi
     elif due; then
         last_collected_day=$(date -u +%Y-%m-%d)
-        collect
+        collect_pending=1 next_try=0
     fi
+    [ "$collect_pending" -eq 0 ] || try_collect
     watch_fill
 done

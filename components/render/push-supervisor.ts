@@ -16,6 +16,13 @@ export interface PushSupervisorInput {
     fillWarnPercent?: number;
     /** The push port's debug health URL (plain HTTP): a registry started here serves once it answers. */
     healthUrl: string;
+    /**
+     * A file on the volume every push container holds flock-shared while its writer runs, and
+     * exclusive while it collects; absent for none (object storage, no shared filesystem).
+     */
+    writerLock?: string;
+    /** No collection until the container has run this long (a replaced pod's grace period, object storage). Default: 0. */
+    gcHoldoffSeconds?: number;
 }
 
 /** `KEY=VALUE` lines the script reads as data (never sourced), so no value may hold a line break. */
@@ -28,6 +35,8 @@ export function renderPushSupervisorSettings(input: PushSupervisorInput): string
         ["gc_delete_untagged", String(input.gcDeleteUntagged)],
         ["fill_warn_percent", input.fillWarnPercent === undefined ? "-" : String(input.fillWarnPercent)],
         ["health_url", input.healthUrl],
+        ["writer_lock", input.writerLock ?? "-"],
+        ["gc_holdoff_seconds", String(input.gcHoldoffSeconds ?? 0)],
     ];
     for (const [key, value] of entries)
         if (/[\r\n]/.test(value)) throw new Error(`push supervisor setting ${key} must be one line, got ${JSON.stringify(value)}`);

@@ -13,8 +13,8 @@ import { GC_REFUSAL_WARNING } from "../../components/registry";
 import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
 import { startPushSupervisor } from "./harness/push-supervisor";
-import { runCommand, waitFor } from "./harness/procs";
-import { basicAuth } from "./harness/registry";
+import { freePort, runCommand, waitFor } from "./harness/procs";
+import { basicAuth, type RegistryHandle } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
 import { describeIntegration } from "./describe-integration";
 import { HOSTED_IP, LoopbackCluster } from "./support";
@@ -283,6 +283,77 @@ describeIntegration("garbage collection in the hosted registry's push container,
             }
         }
         console.info(`pushes racing a collection: ${outcomes.join(", ")}`);
+    });
+
+    /**
+     * A rollout's surge pod on the same node: its push container over the same volume (a directory
+     * linked to this pod's), on 127.0.0.1 (in the certificate) and a port of its own.
+     */
+    async function startSurgePush(name: string): Promise<RegistryHandle> {
+        const root = path.join(cluster.work, name);
+        fs.mkdirSync(path.join(root, "var", "lib"), { recursive: true });
+        if (!fs.existsSync(path.join(root, "var", "lib", "registry"))) fs.symlinkSync(storage(), path.join(root, "var", "lib", "registry"));
+        const deployment = cluster.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
+        return startPushSupervisor({ cloud: cluster.cloud, deployment, root, listen: `127.0.0.1:${await freePort()}`, caFile: cluster.client.caFile });
+    }
+
+    const pushStatus = (base: string) =>
+        request(`${base}/v2/gc/surge/blobs/uploads/`, { method: "POST", auth: basicAuth(pushUser.username, pushUser.password) }).then(
+            (r) => r,
+            () => undefined,
+        );
+
+    test("two writers on the volume (a rollout's surge pod): a collection asked for meanwhile is postponed, never run beside the other writer, and runs once it is gone", async () => {
+        const surge = await startSurgePush("surge-pod");
+        try {
+            await waitFor(() => surge.proc.log().includes("serving pushes"), 20_000, "the surge pod's writer", { proc: surge.proc });
+            // The surge writer takes pushes while the collection is asked for: what it keeps must survive.
+            const image = await buildOciImage(path.join(cluster.work, "oci-surge"), { tag: "surge", layers: [{ randomBytes: 1 << 20 }] });
+            const authfile = path.join(cluster.work, "push-surge.json");
+            const host = new URL(surge.url).host;
+            fs.writeFileSync(authfile, renderDockerConfigJson([host], pushUser.username, pushUser.password), { mode: 0o600 });
+            const seen = cluster.hostedPush.proc.log().length;
+            process.kill(cluster.hostedPush.proc.pid, "SIGUSR1");
+            await waitFor(
+                () => cluster.hostedPush.proc.log().slice(seen).includes("garbage collection postponed: another writer runs"),
+                20_000,
+                "the postponement",
+            );
+            const pushed = await skopeoCopy({ src: image.ref, dest: `docker://${host}/gc/surge:1`, authfile, certDir: cluster.client.certDir });
+            expect(pushed.code, pushed.stderr).toBe(0);
+            // Tried again every four looks while the surge writer lives: never collected beside it.
+            await new Promise((r) => setTimeout(r, 6000));
+            expect(cluster.hostedPush.proc.log().slice(seen)).not.toContain("running registry garbage-collect");
+            expect((await pushStatus(pushBase()))?.status).toBe(202);
+            await surge.stop();
+            await waitFor(() => cluster.hostedPush.proc.log().slice(seen).includes("garbage collection: done"), 30_000, "the postponed collection");
+            const pulled = await pull("gc/surge:1");
+            expect(pulled.code, pulled.stderr).toBe(0);
+            expect(pulled.digest).toBe(image.manifestDigest);
+        } finally {
+            await surge.stop();
+        }
+    });
+
+    test("a writer starting while another pod collects waits, its push port answering 405 with the Warning, and takes pushes once the collection is over", async () => {
+        writeOrphanBlobs(20000);
+        const seen = cluster.hostedPush.proc.log().length;
+        process.kill(cluster.hostedPush.proc.pid, "SIGUSR1");
+        await waitFor(() => cluster.hostedPush.proc.log().slice(seen).includes("running registry garbage-collect"), 20_000, "the collection");
+        const surge = await startSurgePush("surge-pod-2");
+        try {
+            const during = await pushStatus(surge.url);
+            const collecting = !cluster.hostedPush.proc.log().slice(seen).includes("garbage collection: done");
+            expect(collecting, "the collection outlasted the surge pod's start (more orphans needed)").toBe(true);
+            expect(surge.proc.log()).toContain("waiting: another pod collects garbage");
+            expect(during?.status).toBe(405);
+            expect(during?.headers.warning).toBe(GC_REFUSAL_WARNING);
+            await waitFor(() => surge.proc.log().includes("serving pushes"), 60_000, "the surge writer after the collection", { proc: surge.proc });
+            expect(cluster.hostedPush.proc.log().slice(seen)).toContain("garbage collection: done");
+            expect((await pushStatus(surge.url))?.status).toBe(202);
+        } finally {
+            await surge.stop();
+        }
     });
 
     test("with pushDeletes, a user deletes a tag on the push port; the pull port still refuses deletes; the next collection frees its layers", async () => {

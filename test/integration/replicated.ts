@@ -35,7 +35,13 @@ export class ReplicatedHosted {
     ) {}
 
     /** versitygw, the program deployed onto its bucket, `pullReplicas` read and `pushReplicas` write replicas, and the stand-ins. */
-    static async start(opts: { prefix: string; pullReplicas: number; pushReplicas: number }): Promise<ReplicatedHosted> {
+    static async start(opts: {
+        prefix: string;
+        pullReplicas: number;
+        pushReplicas: number;
+        /** More stack config, e.g. gcSchedule. */
+        config?: Record<string, string>;
+    }): Promise<ReplicatedHosted> {
         const s3Work = tempDir(`${opts.prefix}s3-`);
         const store = await startVersitygw({ workDir: s3Work, ip: "127.0.0.9", bucket: "images" });
         let cluster: LoopbackCluster | undefined;
@@ -53,6 +59,7 @@ export class ReplicatedHosted {
                     "cluster-registry:objectStorageSecretKey": store.secretKey,
                     "cluster-registry:pullReplicas": String(opts.pullReplicas),
                     "cluster-registry:extraNames": JSON.stringify([...PULL_IPS, ...PUSH_IPS]),
+                    ...opts.config,
                 },
                 secretKeys: ["cluster-registry:objectStorageSecretKey"],
             });
@@ -84,8 +91,8 @@ export class ReplicatedHosted {
         );
     }
 
-    /** A pod of the read-write Deployment: its container's own command, the supervisor script. */
-    startPush(ip: string): Promise<RegistryHandle> {
+    /** A pod of the read-write Deployment: its container's own command, the supervisor script; `settings` replaces values of its settings file. */
+    startPush(ip: string, settings?: Record<string, string>): Promise<RegistryHandle> {
         const d = this.cluster.cloud.one("kubernetes:apps/v1:Deployment", "hosted-push");
         return startPushSupervisor({
             cloud: this.cluster.cloud,
@@ -93,6 +100,7 @@ export class ReplicatedHosted {
             root: path.join(this.cluster.work, `push-${ip}`),
             listen: `${ip}:${this.cluster.pushPort}`,
             caFile: this.cluster.client.caFile,
+            settings,
         });
     }
 

@@ -140,6 +140,42 @@ describe("the hosted registry on object storage", () => {
     });
 });
 
+describe("garbage collection on object storage: one writer at a time", () => {
+    const surgeFirst = { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } };
+    const settingsOf = (cloud: FakeCloud) => (cloud.one(T.cm, "hosted-config").inputs.data as Record<string, string>)["push-supervisor.conf"];
+
+    test("with gcSchedule the push Deployment rolls with Recreate (never a surge writer beside a collecting one); the pull Deployment still surges", async () => {
+        for (const gcSchedule of ["03:00", "manual"]) {
+            const cloud = await run({ ...COMPATIBLE, "cluster-registry:gcSchedule": gcSchedule });
+            expect(cloud.one(T.deploy, "hosted-push").inputs.spec.strategy, gcSchedule).toEqual({ type: "Recreate" });
+            expect(cloud.one(T.deploy, "hosted").inputs.spec.strategy, gcSchedule).toEqual(surgeFirst);
+        }
+    });
+
+    test("without gcSchedule the push Deployment keeps surging: no collection, so two writers are harmless", async () => {
+        const cloud = await run(COMPATIBLE);
+        expect(cloud.one(T.deploy, "hosted-push").inputs.spec.strategy).toEqual(surgeFirst);
+    });
+
+    test("the supervisor gets no volume to watch or lock, and holds collections off for a replaced pod's grace period", async () => {
+        const cloud = await run({ ...COMPATIBLE, "cluster-registry:gcSchedule": "03:00" });
+        const settings = settingsOf(cloud);
+        expect(settings).toContain("storage=-\n");
+        expect(settings).toContain("writer_lock=-\n");
+        const grace = podOf(cloud.one(T.deploy, "hosted-push")).terminationGracePeriodSeconds;
+        expect(grace).toBeGreaterThan(0);
+        expect(settings).toContain(`gc_holdoff_seconds=${grace}\n`);
+    });
+
+    test("every read replica and the writer keep no blob-descriptor cache that could answer for a swept blob", async () => {
+        const cloud = await run({ ...COMPATIBLE, "cluster-registry:gcSchedule": "03:00" });
+        const data = cloud.one(T.cm, "hosted-config").inputs.data as Record<string, string>;
+        for (const file of ["config.yml", "push.yml", "push-readonly.yml"]) expect(YAML.parse(data[file]).storage.cache, file).toBeUndefined();
+        const off = (await run(COMPATIBLE)).one(T.cm, "hosted-config").inputs.data as Record<string, string>;
+        expect(YAML.parse(off["config.yml"]).storage.cache).toEqual({ blobdescriptor: "inmemory" });
+    });
+});
+
 describe("combinations that cannot work fail before anything exists, naming the key and what would work", () => {
     const problems = (raw: Record<string, string>, secret: string[] = []) => {
         try {

@@ -51,6 +51,16 @@ describe("rollouts keep a ready registry behind every Service", () => {
         }
     });
 
+    test("with gcSchedule on the volume the hosted registry still surges: its push containers share the volume's writer lock, so a collection waits for the old writer", async () => {
+        const cloud = await run({ "cluster-registry:gcSchedule": "03:00" });
+        const d = cloud.one(T.deploy, "hosted");
+        expect(d.inputs.spec.strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+        // Old and surge pod on one node, over one volume: the lock file is on it, so both see it.
+        expect(d.inputs.spec.template.spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey).toBe("kubernetes.io/hostname");
+        const data = cloud.one(T.cm, "hosted-config").inputs.data as Record<string, string>;
+        expect(data["push-supervisor.conf"]).toMatch(/^writer_lock=\/var\/lib\/registry\/[^/\n]+$/m);
+    });
+
     test("kind's node-directory caches are kept beside their directory too", async () => {
         const cloud = await run({ "cluster-registry:caches": '["docker.io"]' });
         const spec = cloud.one(T.deploy, "cache-docker-io").inputs.spec;

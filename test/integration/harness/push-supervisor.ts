@@ -13,6 +13,11 @@ import { httpsStatus, type RegistryHandle } from "./registry";
 
 /** The applets the supervisor and the registry image's busybox give it. */
 const APPLETS = ["sh", "sleep", "date", "df", "awk", "grep", "wget"];
+/**
+ * flock: the image's busybox (Alpine's) has the applet; Debian's busybox lacks it, so util-linux's,
+ * which takes the same options (-s, -x, -n, FD) and makes the same flock(2) calls.
+ */
+const UTIL_LINUX = ["flock"];
 
 export interface PushSupervisorOptions {
     cloud: FakeCloud;
@@ -28,6 +33,8 @@ export interface PushSupervisorOptions {
     tickSeconds?: number;
     /** Runs the container's command inside another (e.g. `unshare` with a small tmpfs on the volume); gets and returns argv. */
     wrap?: (argv: string[]) => string[];
+    /** Settings-file values replaced (e.g. a shorter `gc_holdoff_seconds`), by key. */
+    settings?: Record<string, string>;
 }
 
 /** Starts the push container's supervisor; resolves once the push port answers over TLS. */
@@ -50,6 +57,7 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
         .split("\n")
         .map((line) => {
             const [key, value] = [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)];
+            if (o.settings && key in o.settings) return `${key}=${o.settings[key]}`;
             // The read-only config exists only with garbage collection on.
             if (key.endsWith("_config") && fs.existsSync(local.rebase(value))) {
                 const yaml = rebaseYamlPaths(fs.readFileSync(local.rebase(value), "utf8"), local.rebase);
@@ -97,6 +105,11 @@ function binDir(bin: string, clock?: string): string {
     fs.rmSync(bin, { recursive: true, force: true });
     fs.mkdirSync(bin, { recursive: true });
     for (const applet of APPLETS) fs.symlinkSync("/bin/busybox", path.join(bin, applet));
+    for (const tool of UTIL_LINUX) {
+        const found = which(tool, "/usr/bin:/bin");
+        if (!found) throw new Error(`${tool} (util-linux) is not installed: the push supervisor needs it`);
+        fs.symlinkSync(found, path.join(bin, tool));
+    }
     const setpriv = which("setpriv", "/usr/bin:/bin");
     const registry = setpriv ? `exec ${setpriv} --pdeathsig KILL -- ${registryBinary()} "$@"` : `exec ${registryBinary()} "$@"`;
     fs.writeFileSync(path.join(bin, "registry"), `#!${path.join(bin, "sh")}\n${registry}\n`, { mode: 0o755 });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "vitest";
 import YAML from "yaml";
-import { CONFIG_FILES, GC_REFUSAL_WARNING, PUSH_COMMAND, pushSupervisorScript } from "../../../components/registry";
+import { CONFIG_FILES, GC_REFUSAL_WARNING, MOUNTS, PUSH_COMMAND, pushSupervisorScript, WRITER_LOCK_FILE } from "../../../components/registry";
 import { renderPushSupervisorSettings } from "../../../components/render/push-supervisor";
 import { resolveSettings } from "../../../components/resolve-settings";
 import { FakeCloud, runProgram } from "../../support/fake-cloud";
@@ -35,11 +35,24 @@ describe("the push container's supervisor", () => {
                 "gc_delete_untagged=false",
                 "fill_warn_percent=80",
                 "health_url=http://127.0.0.1:5003/debug/health",
+                "writer_lock=/var/lib/registry/push-writers.lock",
+                "gc_holdoff_seconds=0",
                 "",
             ].join("\n"),
         );
         // Nothing to swap in without collections.
         expect(data[CONFIG_FILES.pushReadOnly]).toBeUndefined();
+    });
+
+    test("on the volume every writer locks a file in the volume's root, outside distribution's data, and collections wait for no clock", async () => {
+        const { data, spec } = await hosted({ gcSchedule: "03:00" });
+        const settings = data[CONFIG_FILES.supervisorSettings];
+        expect(settings).toContain(`writer_lock=${MOUNTS.storage}/${WRITER_LOCK_FILE}\n`);
+        expect(WRITER_LOCK_FILE).not.toContain("/");
+        expect(settings).toContain("gc_holdoff_seconds=0\n");
+        // The push container can create it: the volume is mounted writable there.
+        const push = spec.containers.find((c: { name: string }) => c.name === "push");
+        expect(push.volumeMounts.find((m: { name: string }) => m.name === "storage")).toEqual({ name: "storage", mountPath: MOUNTS.storage });
     });
 
     test("registryFillWarnPercent 100 turns the warning off", async () => {
