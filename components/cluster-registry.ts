@@ -262,6 +262,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             retainVolume: s.keepRegistryVolume,
             existingClaim: s.registryVolumeClaim,
             objectStorage: objectStorageOf(s),
+            // With the operator there (serviceMonitors), an alert as well as the push container's log line.
+            fillAlert: s.serviceMonitors ? { warnPercent: pushMaintenance(s).fillWarnPercent } : undefined,
         };
         return new Registry(`${name}-hosted`, args, opts);
     }

@@ -13,6 +13,7 @@ import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalesc
 import { serviceDnsNames } from "./names";
 import { RegistryPlacement, withPlacement } from "./render/placement";
 import { renderPushSupervisorSettings } from "./render/push-supervisor";
+import { renderFillRule } from "./render/prometheus-rule";
 
 /** Port the registry listens on inside its pod; the Service maps its own port to this one. */
 export const REGISTRY_CONTAINER_PORT = 5000;
@@ -177,6 +178,12 @@ export interface RegistryArgs {
     metricsFrom?: string[];
     /** Also create a Prometheus Operator ServiceMonitor for the metrics Service (needs `metricsFrom`). Default: false. */
     serviceMonitor?: boolean;
+    /**
+     * A Prometheus Operator PrometheusRule alerting on the volume's fill level from kubelet's volume
+     * metrics: a warning at `warnPercent` (absent: none) and a critical alert near full. Only on a claim:
+     * a node directory or a bucket has no claim for kubelet to measure. Default: none.
+     */
+    fillAlert?: { warnPercent?: number };
     /** Keep the volume's claim when the stack is destroyed (`retainOnDelete`). Default: false. */
     retainVolume?: boolean;
     /** Run on this existing claim, created and deleted by nobody here. Default: a claim of its own. */
@@ -314,10 +321,12 @@ export class Registry extends pulumi.ComponentResource {
             { metadata: { namespace: args.namespace, labels: labels.meta }, data: configs },
             { parent: this },
         );
+        const storage = args.objectStorage ? undefined : this.storageVolume(name, args, labels);
+        this.fillAlert(name, args, labels, storage?.persistentVolumeClaim?.claimName);
         const parts: PodParts = {
             configMapName: configMap.metadata.name,
             tlsSecretName: tlsSecret.metadata.name,
-            storage: args.objectStorage ? undefined : this.storageVolume(name, args, labels),
+            storage,
             env: [
                 ...this.httpSecretEnv(name, args, labels),
                 ...this.storageKeysEnv(name, args, labels),
@@ -538,6 +547,27 @@ export class Registry extends pulumi.ComponentResource {
     }
 
     /**
+     * The fill-level alert, rendered from the claim's actual name (kubelet's metrics carry only the
+     * namespace and the claim's name, no label of ours to select on).
+     */
+    private fillAlert(name: string, args: RegistryArgs, labels: RegistryLabels, claimName: pulumi.Input<string> | undefined): void {
+        if (!args.fillAlert || claimName === undefined) return;
+        const warnPercent = args.fillAlert.warnPercent;
+        new k8s.apiextensions.CustomResource(
+            `${name}-fill-alert`,
+            {
+                apiVersion: "monitoring.coreos.com/v1",
+                kind: "PrometheusRule",
+                metadata: { namespace: args.namespace, labels: labels.meta },
+                spec: pulumi
+                    .all([args.namespace, claimName])
+                    .apply(([namespace, claim]) => renderFillRule({ namespace, claim, registry: args.serviceName, warnPercent })),
+            },
+            { parent: this },
+        );
+    }
+
+    /**
      * `http.secret` from a random secret kept in the state (so an unchanged `up` never rotates it and
      * never rolls the pods): every replica and the surge pod of a rollout sign and check upload state
      * with the same key. In a Secret, never in the ConfigMap's config.yml.
@@ -598,7 +628,7 @@ export class Registry extends pulumi.ComponentResource {
     }
 
     /** The registry's storage: a node directory (kind caches) or a PersistentVolumeClaim. */
-    private storageVolume(name: string, args: RegistryArgs, labels: RegistryLabels): k8s.types.input.core.v1.Volume {
+    private storageVolume(name: string, args: RegistryArgs, labels: RegistryLabels): StorageVolume {
         if (args.hostPath) return { name: "storage", hostPath: { path: args.hostPath, type: "DirectoryOrCreate" } };
         if (args.existingClaim) return { name: "storage", persistentVolumeClaim: { claimName: args.existingClaim } };
         const allowReplacement = args.allowVolumeReplacement ?? false;
@@ -714,6 +744,9 @@ export function besideItsVolume(selector: Record<string, string>): k8s.types.inp
 }
 
 /** What the pod spec refers to that other resources provide. */
+/** A registry's storage volume: a node directory, or a claim whose name the fill alert needs. */
+type StorageVolume = k8s.types.input.core.v1.Volume & { persistentVolumeClaim?: { claimName: pulumi.Input<string> } };
+
 interface PodParts {
     configMapName: pulumi.Input<string>;
     tlsSecretName: pulumi.Input<string>;

@@ -212,7 +212,7 @@ export const SETTINGS = {
     registryFillWarnPercent: {
         type: "integer",
         description:
-            "The hosted registry's push container logs a warning while its volume is at least this full, in percent (pulls and readiness are unaffected); 100 for none.",
+            "The hosted registry's push container logs a warning while its volume is at least this full, in percent (pulls and readiness are unaffected); with serviceMonitors, a PrometheusRule also alerts (severity warning) at this level, and critical at 95. 100 for no warning.",
         default: 80,
         check: intRange(1, 100),
     },
@@ -382,7 +382,7 @@ export const SETTINGS = {
     serviceMonitors: {
         type: "boolean",
         description:
-            "Create a Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for each registry's metrics Service; needs metricsNamespaces and the operator's CRDs in the cluster.",
+            "Create a Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for each registry's metrics Service, and a PrometheusRule alerting on the hosted registry's volume fill level (kubelet's volume metrics; none on object storage); needs metricsNamespaces and the operator's CRDs in the cluster.",
         default: false,
     },
     keepRegistryVolume: {
@@ -629,7 +629,7 @@ export interface ClusterRegistryArgs {
     gcDeleteUntagged?: boolean;
     /** Users may delete tags and manifests on the push port. Default: false. */
     pushDeletes?: boolean;
-    /** The push container logs a warning while the hosted volume is at least this full, in percent; 100 for none. Default: 80. */
+    /** The push container logs a warning (and with serviceMonitors, an alert fires) while the hosted volume is at least this full, in percent; 100 for none. Default: 80. */
     registryFillWarnPercent?: number;
     /** containerd's certs.d directory on the nodes. Default: kind /etc/containerd/certs.d, k3d /var/lib/rancher/k3s/agent/etc/containerd/certs.d, eks /etc/containerd/certs.d. */
     certsDir?: string;
@@ -677,7 +677,7 @@ export interface ClusterRegistryArgs {
     cacheCoalescerImage?: string;
     /** Namespaces whose pods may scrape the registries' debug listeners (metrics Services, a NetworkPolicy); none: loopback only. Default: none. */
     metricsNamespaces?: string[];
-    /** Create a Prometheus Operator ServiceMonitor for each registry's metrics Service (needs metricsNamespaces). Default: false. */
+    /** Create a Prometheus Operator ServiceMonitor for each registry's metrics Service, and a PrometheusRule on the hosted volume's fill level (needs metricsNamespaces). Default: false. */
     serviceMonitors?: boolean;
     /** Keep the hosted registry's volume when the stack is destroyed. Default: true. */
     keepRegistryVolume?: boolean;

@@ -3,6 +3,7 @@ import { containerdBuild, type ContainerdBuild, type ContainerdLine } from "./ha
 import { distributionBuild } from "./harness/distribution";
 import { isCI, missingForIntegration, missingForNodeAgent } from "./harness/tools";
 import { versitygwBuild } from "./harness/versitygw";
+import { promtoolBuild } from "./harness/promtool";
 
 /** " (distribution 3.1.1)": the registry release that ran, for test names (found, since nothing is missing). */
 function registryLabel(): string {
@@ -53,6 +54,21 @@ export function describeWithObjectStore(name: string, fn: () => void): void {
     const build = versitygwBuild();
     if (!("missing" in build)) return describeIntegration(name, fn);
     if (isCI()) throw new Error(`CI must run the object storage tests, but: ${build.missing}`);
+    console.warn(build.missing);
+    describe.skip(name, fn);
+}
+
+/**
+ * `describe` for tests that run promtool alone (no root, no registry): named after the release found;
+ * skips with the hint when it is missing, fails in CI.
+ */
+export function describeWithPromtool(name: string, fn: () => void): void {
+    const build = promtoolBuild();
+    if (!("missing" in build)) {
+        describe(`${name} (promtool ${build.version})`, fn);
+        return;
+    }
+    if (isCI()) throw new Error(`CI must run the promtool tests, but: ${build.missing}`);
     console.warn(build.missing);
     describe.skip(name, fn);
 }

@@ -9,6 +9,7 @@ export const RESOURCE_TYPES = {
     ds: "kubernetes:apps/v1:DaemonSet",
     saPatch: "kubernetes:core/v1:ServiceAccountPatch",
     monitor: "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+    promRule: "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
     key: "tls:index/privateKey:PrivateKey",
     selfSigned: "tls:index/selfSignedCert:SelfSignedCert",
     csr: "tls:index/certRequest:CertRequest",

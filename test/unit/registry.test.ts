@@ -178,6 +178,63 @@ describe("debug listener", () => {
     });
 });
 
+describe("the hosted volume's fill alert", () => {
+    const MONITORED = { ...METRICS, "cluster-registry:serviceMonitors": "true" };
+    const thresholds = (rule: { inputs: any }) =>
+        rule.inputs.spec.groups.flatMap((g: { rules: Array<{ expr: string; labels: { severity: string } }> }) =>
+            g.rules.map((r) => [r.labels.severity, Number(r.expr.split(" >= ")[1])]),
+        );
+    const selectors = (rule: { inputs: any }) =>
+        new Set(rule.inputs.spec.groups.flatMap((g: { rules: Array<{ expr: string }> }) => g.rules.flatMap((r) => r.expr.match(/\{[^}]*\}/g) ?? [])));
+
+    test("with serviceMonitors, one PrometheusRule in the registries' namespace, on the hosted claim's actual name: warning at registryFillWarnPercent, critical at 95; none for the caches", async () => {
+        const { cloud } = await run(MONITORED);
+        const rule = cloud.one(T.promRule);
+        expect(cloud.byType(T.promRule)).toHaveLength(1);
+        expect(rule.name).toBe("registry-hosted-fill-alert");
+        expect(rule.inputs.apiVersion).toBe("monitoring.coreos.com/v1");
+        expect(rule.inputs.metadata.namespace).toBe("registry");
+        const claim = cloud.one(T.pvc, "hosted-storage").outputs.metadata.name;
+        expect(claim).toMatch(/^registry-hosted-storage-[0-9a-f]{8}$/);
+        expect(selectors(rule)).toEqual(new Set([`{namespace="registry", persistentvolumeclaim="${claim}"}`]));
+        expect(thresholds(rule)).toEqual([
+            ["warning", 80],
+            ["critical", 95],
+        ]);
+    });
+
+    test("the warning follows registryFillWarnPercent; at 100 (no log warning) only the critical alert is left", async () => {
+        expect(thresholds((await run({ ...MONITORED, "cluster-registry:registryFillWarnPercent": "70" })).cloud.one(T.promRule))).toEqual([
+            ["warning", 70],
+            ["critical", 95],
+        ]);
+        expect(thresholds((await run({ ...MONITORED, "cluster-registry:registryFillWarnPercent": "100" })).cloud.one(T.promRule))).toEqual([["critical", 95]]);
+    });
+
+    test("without serviceMonitors (no Prometheus Operator) there is no PrometheusRule, metrics or not", async () => {
+        for (const config of [WITH_CACHE, METRICS]) expect((await run(config)).cloud.byType(T.promRule)).toEqual([]);
+    });
+
+    test("on a kept claim (registryVolumeClaim) the rule watches that claim", async () => {
+        const { cloud } = await run({
+            ...MONITORED,
+            "cluster-registry:registryVolumeClaim": "registry-hosted-storage-1a2b3c4d",
+            "cluster-registry:createNamespace": "false",
+        });
+        expect(selectors(cloud.one(T.promRule))).toEqual(new Set(['{namespace="registry", persistentvolumeclaim="registry-hosted-storage-1a2b3c4d"}']));
+    });
+
+    test("on object storage there is no volume, so no rule (the ServiceMonitors stay)", async () => {
+        const { cloud } = await run({
+            ...MONITORED,
+            "cluster-registry:objectStorageBucket": "images",
+            "cluster-registry:objectStorageRegion": "eu-west-1",
+        });
+        expect(cloud.byType(T.monitor).length).toBeGreaterThan(0);
+        expect(cloud.byType(T.promRule)).toEqual([]);
+    });
+});
+
 describe("no config change moves a registry onto an empty volume", () => {
     test("a storageClass change is refused, naming the setting and the migration, and nothing moves", async () => {
         const cloud = new FakeCloud();
