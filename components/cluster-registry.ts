@@ -165,16 +165,22 @@ export class ClusterRegistry extends pulumi.ComponentResource {
      * root on every node. The registries run `restricted`, unless caches keep their data in a node
      * directory (kind's cacheHostPath), which only `privileged` admits too.
      */
-    private namespace(name: string, s: Settings, which: "registries" | "nodeAgent"): { name: pulumi.Output<string>; resource?: k8s.core.v1.Namespace } {
+    private namespace(name: string, s: Settings, which: "registries" | "nodeAgent"): { name: pulumi.Output<string>; resource?: pulumi.CustomResource } {
         const namespace = which === "registries" ? s.namespace : s.nodeAgentNamespace;
         if (!s.createNamespace) return { name: pulumi.output(namespace) };
         const hostPathCaches = s.cacheHostPath !== undefined && s.caches.length > 0;
         const level = which === "nodeAgent" || hostPathCaches ? "privileged" : "restricted";
         const labels = { "pod-security.kubernetes.io/enforce": level, ...PART_OF };
         const logicalName = which === "registries" ? `${name}-namespace` : `${name}-node-agent-namespace`;
-        // Deleting a namespace deletes every claim in it: a kept volume keeps its namespace too.
-        const retainOnDelete = which === "registries" && s.keepRegistryVolume;
-        const resource = new k8s.core.v1.Namespace(logicalName, { metadata: { name: namespace, labels } }, { parent: this, retainOnDelete });
+        if (which === "registries" && s.keepRegistryVolume) {
+            // Deleting a namespace deletes every claim in it, so a kept volume keeps its namespace, and the
+            // next stack (a `pulumi up` after `pulumi destroy`) must take it over: see keptNamespace.
+            const resource = keptNamespace(logicalName, namespace, labels, { parent: this });
+            return { name: resource.metadata.apply((m) => m.name ?? namespace), resource };
+        }
+        // Turning keepRegistryVolume off moves the kept namespace's state back here (see keptNamespace).
+        const aliases = which === "registries" ? [{ type: "kubernetes:core/v1:NamespacePatch" }] : [];
+        const resource = new k8s.core.v1.Namespace(logicalName, { metadata: { name: namespace, labels } }, { parent: this, aliases });
         return { name: resource.metadata.name, resource };
     }
 
@@ -366,6 +372,44 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             { parent: this },
         );
     }
+}
+
+/**
+ * The registries' namespace when the hosted registry's volume outlives the stack: a server-side apply
+ * (NamespacePatch), which creates the namespace when it is missing and takes over the one an earlier
+ * stack's `pulumi destroy` kept, where a Namespace resource's create fails with AlreadyExists.
+ *
+ * pulumi-kubernetes since v4.29.0 (pulumi/pulumi-kubernetes#4278, release notes of v4.29.0: "Use
+ * client-side create for new resources instead of server-side apply ... To manage fields on existing
+ * objects without owning their lifecycle, use Patch resources (e.g. NamespacePatch)") creates ordinary
+ * resources client-side; Patch resources stay server-side applies, which create a missing object
+ * (pulumi/pulumi-kubernetes#2194). The alternative, the provider's `upsertExistingObjects`, would make
+ * every object of the stack an upsert and is the provider's, which a library user passes us.
+ *
+ * What it takes over and why it is ours: the namespace the settings name, and only with
+ * keepRegistryVolume, the setting that kept it (the labels below say so on the object). The apply is not
+ * forced: a namespace whose labels another manager set to other values (another Pod Security level,
+ * another `part-of`) fails the `up` with a conflict instead of being changed. An unlabelled namespace of
+ * that name made by hand is taken over (labels added); name one you own with createNamespace false.
+ *
+ * Upgrading, or turning keepRegistryVolume on: the alias moves the stack's Namespace resource's state
+ * here (the engine matches aliases across types, pulumi#2774), so the same object gets the same labels and
+ * the Namespace is neither deleted nor forgotten; the Namespace resource (keepRegistryVolume off) aliases
+ * this type back. Without the alias, a Namespace whose state lacks `retainOnDelete` (keepRegistryVolume
+ * was off) would be dropped from the program and so deleted, with everything in it. `retainOnDelete`
+ * here: `pulumi destroy` leaves the namespace and its labels.
+ */
+export function keptNamespace(
+    logicalName: string,
+    namespace: string,
+    labels: Record<string, string>,
+    opts: pulumi.CustomResourceOptions,
+): k8s.core.v1.NamespacePatch {
+    return new k8s.core.v1.NamespacePatch(
+        logicalName,
+        { metadata: { name: namespace, labels } },
+        { ...opts, retainOnDelete: true, aliases: [{ type: "kubernetes:core/v1:Namespace" }] },
+    );
 }
 
 /** The hosted registry and each cache as nodes see them. */

@@ -1,0 +1,141 @@
+/**
+ * components/cluster-registry.ts and registry.ts over a stack's life: `pulumi destroy` then `pulumi up`
+ * on the same stack (the kept namespace and claim taken over), and an upgrade from an earlier version's
+ * state (nothing kept replaced or deleted). The fake cloud keeps the cluster apart from the state, with
+ * pulumi-kubernetes' create semantics (AlreadyExists, Patch upserts): see test/support/fake-cloud.ts.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, test } from "vitest";
+import { keptClaimName } from "../../components/registry";
+import { FakeCloud, SavedResource, runProgram } from "../support/fake-cloud";
+import { ENTRY, stackConfig } from "../support/stacks";
+import { RESOURCE_TYPES } from "../support/resource-types";
+
+const T = RESOURCE_TYPES;
+/** Caches in volumes, so the caches' claims (deleted by destroy) are there beside the hosted one (kept). */
+const WITH_CACHE = { "cluster-registry:caches": '["docker.io"]', "cluster-registry:cacheHostPath": "" };
+const up = (cloud: FakeCloud, config: Record<string, string> = WITH_CACHE) => runProgram(cloud, { config, entry: ENTRY });
+const hostedClaimName = (cloud: FakeCloud): string =>
+    cloud.one(T.deploy, "hosted").inputs.spec.template.spec.volumes.find((v: { name: string }) => v.name === "storage").persistentVolumeClaim.claimName;
+const KEPT_KINDS: string[] = [T.ns, T.nsPatch, T.pvc, T.pvcPatch];
+
+describe("pulumi destroy, then pulumi up on the same stack", () => {
+    test("the kept namespace and claim are taken over with no error, and the hosted registry runs on the same claim", async () => {
+        const cloud = new FakeCloud();
+        await up(cloud);
+        const claim = hostedClaimName(cloud);
+        expect(claim).toBe(keptClaimName("registry"));
+        const { retained } = cloud.destroy();
+        expect(retained.sort()).toEqual([cloud.one(T.nsPatch).urn, cloud.one(T.pvcPatch).urn].sort());
+        // What destroy left: the namespace and the hosted claim, nothing else (the caches' claims are gone).
+        expect(cloud.clusterKeys()).toEqual(["core/v1:Namespace//registry", `core/v1:PersistentVolumeClaim/registry/${claim}`]);
+
+        await up(cloud);
+        expect(hostedClaimName(cloud)).toBe(claim);
+        expect(cloud.clusterObject("core/v1:Namespace", "", "registry")?.metadata.labels).toMatchObject({
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "app.kubernetes.io/part-of": "cluster-registry",
+        });
+        // And again: the loop kind users run all day.
+        cloud.destroy();
+        await up(cloud);
+        expect(hostedClaimName(cloud)).toBe(claim);
+    });
+
+    test("a Namespace and a claim of the kind main registered would fail that second up with AlreadyExists (what this replaces)", async () => {
+        const cloud = new FakeCloud();
+        await up(cloud);
+        cloud.destroy();
+        // Both kept objects stay; a client-side create of either fails, as pulumi-kubernetes >= 4.29.0 does.
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lifecycle-"));
+        fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: cluster-registry\nruntime: nodejs\n");
+        const entry = path.join(dir, "old.ts");
+        const k8s = JSON.stringify(path.dirname(require.resolve("@pulumi/kubernetes/package.json")));
+        fs.writeFileSync(
+            entry,
+            `import * as k8s from ${k8s};\nnew k8s.core.v1.Namespace("registry-namespace", { metadata: { name: "registry" } }, { retainOnDelete: true });\n`,
+        );
+        try {
+            await expect(runProgram(cloud, { config: {}, entry })).rejects.toThrow(/namespaces "registry" already exists/);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    test("with keepRegistryVolume false, destroy deletes the namespace and every claim, and the next up starts afresh", async () => {
+        const cloud = new FakeCloud();
+        const config = { ...WITH_CACHE, "cluster-registry:keepRegistryVolume": "false" };
+        await up(cloud, config);
+        expect(cloud.byType(T.nsPatch)).toEqual([]);
+        expect(cloud.byType(T.pvcPatch)).toEqual([]);
+        expect(cloud.destroy().retained).toEqual([]);
+        expect(cloud.clusterKeys()).toEqual([]);
+        await up(cloud, config);
+        expect(cloud.steps.filter((s) => s.op !== "create")).toEqual([]);
+    });
+});
+
+describe("upgrading a stack deployed by an earlier version", () => {
+    // The namespaces and claims main (8725d60) left in its state: the dev (kind) and eks stacks.
+    for (const stack of ["dev", "eks"]) {
+        const fixture = path.join(__dirname, `../fixtures/upgrade/main-8725d60-${stack}.state.json`);
+        const saved = JSON.parse(fs.readFileSync(fixture, "utf8")) as SavedResource[];
+
+        test(`${stack}: replaces and deletes neither namespace nor claim; the hosted registry stays on its provider-named claim`, async () => {
+            const cloud = new FakeCloud();
+            cloud.importState(saved);
+            const objectsBefore = cloud.clusterKeys();
+            const oldClaim = saved.find((r) => r.urn.endsWith("::registry-hosted-storage"))!;
+            const oldNamespace = saved.find((r) => r.urn.endsWith("::registry-namespace"))!;
+            await up(cloud, stackConfig(stack));
+
+            const kept = cloud.steps.filter((s) => KEPT_KINDS.includes(s.type));
+            expect(kept.filter((s) => s.op === "replace" || s.op === "delete")).toEqual([]);
+            // The Namespace resource moved by its alias: the patch applies to the same namespace.
+            expect(kept.find((s) => s.from === oldNamespace.urn)).toMatchObject({ urn: cloud.one(T.nsPatch).urn, op: "update" });
+            expect(cloud.one(T.nsPatch).outputs.metadata.name).toBe(oldNamespace.outputs.metadata.name);
+            // The claim moved by its alias, keeping its provider-given name.
+            expect(kept.find((s) => s.from === oldClaim.urn)).toMatchObject({ urn: cloud.one(T.pvcPatch).urn, op: "update" });
+            expect(hostedClaimName(cloud)).toBe(oldClaim.outputs.metadata.name);
+            expect(cloud.clusterKeys()).toEqual(expect.arrayContaining(objectsBefore));
+
+            // A second up with the same version changes nothing kept.
+            await up(cloud, stackConfig(stack));
+            expect(cloud.steps.filter((s) => KEPT_KINDS.includes(s.type)).map((s) => s.op)).toEqual(
+                cloud.steps.filter((s) => KEPT_KINDS.includes(s.type)).map(() => "same"),
+            );
+        });
+    }
+
+    test("an upgraded stack may turn keepRegistryVolume off and on again: each up moves the namespace and the claim, deleting neither", async () => {
+        const saved = JSON.parse(fs.readFileSync(path.join(__dirname, "../fixtures/upgrade/main-8725d60-eks.state.json"), "utf8")) as SavedResource[];
+        const oldClaim = saved.find((r) => r.urn.endsWith("::registry-hosted-storage"))!.outputs.metadata.name;
+        const cloud = new FakeCloud();
+        cloud.importState(saved);
+        for (const keep of ["false", "true", "false", "true"]) {
+            await up(cloud, { ...stackConfig("eks"), "cluster-registry:keepRegistryVolume": keep });
+            const kept = cloud.steps.filter((s) => KEPT_KINDS.includes(s.type));
+            expect(
+                kept.filter((s) => !["create", "update", "same"].includes(s.op)),
+                `keepRegistryVolume ${keep}`,
+            ).toEqual([]);
+            expect(hostedClaimName(cloud), `keepRegistryVolume ${keep}`).toBe(oldClaim);
+            expect(cloud.clusterObject("core/v1:PersistentVolumeClaim", "registry", oldClaim)).toBeDefined();
+        }
+    });
+
+    test("a new stack may turn keepRegistryVolume off and on: the namespace is never deleted, the claim keeps its fixed name", async () => {
+        const cloud = new FakeCloud();
+        for (const keep of ["true", "false", "true"]) {
+            await up(cloud, { ...WITH_CACHE, "cluster-registry:keepRegistryVolume": keep });
+            const kept = cloud.steps.filter((s) => KEPT_KINDS.includes(s.type));
+            expect(
+                kept.filter((s) => !["create", "update", "same"].includes(s.op)),
+                `keepRegistryVolume ${keep}`,
+            ).toEqual([]);
+            expect(hostedClaimName(cloud)).toBe(keptClaimName("registry"));
+        }
+    });
+});
