@@ -139,3 +139,46 @@ describe("upgrading a stack deployed by an earlier version", () => {
         }
     });
 });
+
+describe("what moves on upgrade: every URN an earlier version had maps to a current resource by its aliases", () => {
+    const urns = JSON.parse(fs.readFileSync(path.join(__dirname, "../fixtures/upgrade/urns.json"), "utf8")) as {
+        moved: Array<{ urn: string; now: { type: string; name: string } }>;
+        removed: Array<{ urn: string }>;
+    };
+
+    for (const stack of ["dev", "k3d", "eks"]) {
+        test(`${stack}: each moved URN is an alias of the resource that took its place, and no removed one is registered`, async () => {
+            const cloud = new FakeCloud();
+            await up(cloud, stackConfig(stack));
+            for (const m of urns.moved) {
+                const holders = cloud.resources.filter((r) => r.aliases.includes(m.urn));
+                expect(
+                    holders.map((r) => ({ type: r.type, name: r.name })),
+                    m.urn,
+                ).toEqual([m.now]);
+            }
+            const current = new Set(cloud.resources.map((r) => r.urn));
+            for (const r of urns.removed) expect(current.has(r.urn), r.urn).toBe(false);
+        });
+    }
+
+    test("an old stack's htpasswd Secret is updated in place by the read-only door's, not replaced", async () => {
+        const old = urns.moved[0].urn;
+        const cloud = new FakeCloud();
+        cloud.importState([
+            {
+                urn: old,
+                type: "kubernetes:core/v1:Secret",
+                inputs: { metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry" }, type: "Opaque", stringData: { htpasswd: "" } },
+                outputs: { metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry" }, type: "Opaque" },
+                id: "registry/registry-credentials-htpasswd-0a1b2c3d",
+                retainOnDelete: false,
+            },
+        ]);
+        await up(cloud, stackConfig("dev"));
+        const pull = cloud.one(T.secret, "credentials-pull");
+        expect(cloud.steps.find((s) => s.from === old)).toEqual({ urn: pull.urn, type: T.secret, op: "update", from: old });
+        expect(pull.outputs.metadata.name).toBe("registry-credentials-htpasswd-0a1b2c3d");
+        expect(cloud.steps.filter((s) => s.op === "delete")).toEqual([]);
+    });
+});
