@@ -36,6 +36,8 @@ interface BuiltCache {
     registry: Registry;
     /** Every replica after the first, each with its own storage and Service. */
     others: Registry[];
+    /** The replicas' Service names, the first replica's first. */
+    serviceNames: string[];
 }
 
 /**
@@ -75,6 +77,12 @@ export class ClusterRegistry extends pulumi.ComponentResource {
     public readonly k3sRegistriesYaml: pulumi.Output<string>;
     /** Bottlerocket user-data settings (mirrors and the CA) for EKS Bottlerocket node groups. */
     public readonly bottlerocketSettings: pulumi.Output<string>;
+    /**
+     * When each certificate expires (RFC 3339): `ca`, then each registry's server certificate by its
+     * Service name. A `pulumi up` re-issues a server certificate inside certEarlyRenewalHours of its
+     * expiry, the CA inside 30 days of its own; `./scripts/check --certs-only` fails when one is close.
+     */
+    public readonly certificateExpiry: pulumi.Output<Record<string, string>>;
 
     /** How messages found while deploying name settings: stack keys for the stack, argument names otherwise. */
     private readonly settingPrefix: string;
@@ -138,6 +146,13 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         this.pullSecretName = pulumi.output(pullSecret.secretName);
         this.certsDir = pulumi.output(nodeConfig.certsDir);
         this.caches = pulumi.all(caches.map((c) => c.registry.endpoint.apply((e) => [c.host, e] as const))).apply((pairs) => Object.fromEntries(pairs));
+        const registries: Array<[string, Registry]> = [
+            [s.serviceName, hosted],
+            ...caches.flatMap((c) => [c.registry, ...c.others].map((r, i): [string, Registry] => [c.serviceNames[i], r])),
+        ];
+        this.certificateExpiry = pulumi
+            .all([ca.expiresAt, ...registries.map(([, r]) => r.certExpiresAt)])
+            .apply(([caExpiry, ...ends]): Record<string, string> => ({ ca: caExpiry, ...Object.fromEntries(registries.map(([svc], i) => [svc, ends[i]])) }));
         this.registerOutputs({
             host: this.host,
             pushEndpoint: this.pushEndpoint,
@@ -155,6 +170,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             kindClusterConfig: this.kindClusterConfig,
             k3sRegistriesYaml: this.k3sRegistriesYaml,
             bottlerocketSettings: this.bottlerocketSettings,
+            certificateExpiry: this.certificateExpiry,
         });
     }
 
@@ -287,7 +303,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             const credentials = c.credentials && { username: pulumi.secret(c.credentials.username), password: pulumi.secret(c.credentials.password) };
             // Proxies must not share storage (distribution rewrites one scheduler-state.json per store every
             // 5 s): each replica is a registry of its own, with its own volume (or node directory) and Service.
-            const [registry, ...others] = cacheReplicaNames(c.serviceName, s.cacheReplicas).map((serviceName, i) => {
+            const serviceNames = cacheReplicaNames(c.serviceName, s.cacheReplicas);
+            const [registry, ...others] = serviceNames.map((serviceName, i) => {
                 const args = {
                     ...this.registryBase(s, namespace, ca),
                     serviceName,
@@ -303,7 +320,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 // The first replica keeps the name a one-replica stack had: nothing of it is replaced.
                 return new Registry(i === 0 ? `${name}-${c.serviceName}` : `${name}-${serviceName}`, args, opts);
             });
-            return { host: c.host, remoteUrl: c.remoteUrl, registry, others };
+            return { host: c.host, remoteUrl: c.remoteUrl, registry, others, serviceNames };
         });
     }
 

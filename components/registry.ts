@@ -265,6 +265,8 @@ export class Registry extends pulumi.ComponentResource {
     public readonly endpoint: pulumi.Output<string>;
     /** The registry's server certificate, PEM. */
     public readonly certPem: pulumi.Output<string>;
+    /** When the server certificate expires (RFC 3339). */
+    public readonly certExpiresAt: pulumi.Output<string>;
 
     constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:Registry", name, {}, opts);
@@ -289,6 +291,7 @@ export class Registry extends pulumi.ComponentResource {
             { parent: this },
         );
         this.certPem = cert.certPem;
+        this.certExpiresAt = cert.expiresAt;
         const tlsSecret = new k8s.core.v1.Secret(
             `${name}-tls`,
             {

@@ -881,7 +881,8 @@ function certificate(inputs: Record<string, any>, t: CertTemplate): Created {
     );
     return {
         id: serial.toString(10),
-        outputs: { ...inputs, certPem: pemEncode("CERTIFICATE", signDer(tbs, t.signer)), validityEndTime: notAfter.toISOString() },
+        // The provider's validity_end_time: RFC 3339 as Go formats it, whole seconds, as the certificate holds it.
+        outputs: { ...inputs, certPem: pemEncode("CERTIFICATE", signDer(tbs, t.signer)), validityEndTime: notAfter.toISOString().replace(/\.\d+Z$/, "Z") },
     };
 }
 

@@ -4,14 +4,16 @@
  * state (nothing kept replaced or deleted). The fake cloud keeps the cluster apart from the state, with
  * pulumi-kubernetes' create semantics (AlreadyExists, Patch upserts): see test/support/fake-cloud.ts.
  */
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { describe, expect, test } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { keptClaimName } from "../../components/registry";
 import { FakeCloud, SavedResource, runProgram } from "../support/fake-cloud";
 import { ENTRY, stackConfig } from "../support/stacks";
 import { RESOURCE_TYPES } from "../support/resource-types";
+import { certFacts } from "../support/x509";
 
 const T = RESOURCE_TYPES;
 /** Caches in volumes, so the caches' claims (deleted by destroy) are there beside the hosted one (kept). */
@@ -180,5 +182,64 @@ describe("what moves on upgrade: every URN an earlier version had maps to a curr
         expect(cloud.steps.find((s) => s.from === old)).toEqual({ urn: pull.urn, type: T.secret, op: "update", from: old });
         expect(pull.outputs.metadata.name).toBe("registry-credentials-htpasswd-0a1b2c3d");
         expect(cloud.steps.filter((s) => s.op === "delete")).toEqual([]);
+    });
+});
+
+describe("certificates over time: expiry visible, renewal by any up inside the window, nodes trusting throughout", () => {
+    const pemOf = (cloud: FakeCloud, suffix: string) => cloud.one(suffix === "ca-cert" ? T.selfSigned : T.signed, suffix).outputs.certPem as string;
+    /** Whether `leaf` verifies against `ca` as a node's TLS client checks it: issuer and signature. */
+    const trusts = (ca: string, leaf: string) => {
+        const [c, l] = [new crypto.X509Certificate(ca), new crypto.X509Certificate(leaf)];
+        return l.checkIssued(c) && l.verify(c.publicKey);
+    };
+    const later = async <T>(hours: number, fn: () => Promise<T>): Promise<T> => {
+        vi.setSystemTime(Date.now() + hours * 3600_000); // Date only; timers run as ever
+        try {
+            return await fn();
+        } finally {
+            vi.useRealTimers();
+        }
+    };
+
+    test("certificateExpiry is each certificate's notAfter: the CA and every registry by its Service name", async () => {
+        const cloud = new FakeCloud();
+        const { outputs } = await up(cloud, { ...WITH_CACHE, "cluster-registry:cacheReplicas": "2" });
+        const expiry = outputs.certificateExpiry as Record<string, string>;
+        expect(Object.keys(expiry)).toEqual(["ca", "registry", "cache-docker-io", "cache-docker-io-1"]);
+        const notAfter = (pem: string) => certFacts(pem).notAfter.getTime();
+        expect(Date.parse(expiry.ca)).toBe(notAfter(pemOf(cloud, "ca-cert")));
+        expect(Date.parse(expiry.registry)).toBe(notAfter(pemOf(cloud, "hosted-tls-cert")));
+        expect(Date.parse(expiry["cache-docker-io-1"])).toBe(notAfter(pemOf(cloud, "cache-docker-io-1-tls-cert")));
+    });
+
+    test("an up inside certEarlyRenewalHours re-issues the server certificates; the CA, and so what nodes trust, stays", async () => {
+        const config = { ...WITH_CACHE, "cluster-registry:certValidityHours": "48", "cluster-registry:certEarlyRenewalHours": "24" };
+        const cloud = new FakeCloud();
+        const first = (await up(cloud, config)).outputs.certificateExpiry as Record<string, string>;
+        const ca = pemOf(cloud, "ca-cert");
+        const nodeFiles = cloud.one(T.secret, "node-config-files").inputs.stringData;
+        // Outside the window: nothing moves.
+        expect((await later(23, () => up(cloud, config))).outputs.certificateExpiry).toEqual(first);
+        const renewed = (await later(25, () => up(cloud, config))).outputs.certificateExpiry as Record<string, string>;
+        expect(renewed.ca).toBe(first.ca);
+        expect(Date.parse(renewed.registry)).toBeGreaterThan(Date.parse(first.registry));
+        expect(Date.parse(renewed["cache-docker-io"])).toBeGreaterThan(Date.parse(first["cache-docker-io"]));
+        expect(trusts(ca, pemOf(cloud, "hosted-tls-cert"))).toBe(true);
+        // What the node agent writes (the CA among it) is unchanged: nodes are not even touched.
+        expect(cloud.one(T.secret, "node-config-files").inputs.stringData).toEqual(nodeFiles);
+    });
+
+    test("the CA re-issued inside its own window keeps its key and subject: nodes holding either CA trust either server certificate", async () => {
+        // A 48-hour CA renews in its last 24 hours (half its validity); a 24-hour server certificate inside it.
+        const config = { "cluster-registry:caValidityHours": "48", "cluster-registry:certValidityHours": "24", "cluster-registry:certEarlyRenewalHours": "1" };
+        const cloud = new FakeCloud();
+        await up(cloud, config);
+        const [oldCa, oldLeaf] = [pemOf(cloud, "ca-cert"), pemOf(cloud, "hosted-tls-cert")];
+        await later(25, () => up(cloud, config));
+        const [newCa, newLeaf] = [pemOf(cloud, "ca-cert"), pemOf(cloud, "hosted-tls-cert")];
+        expect(newCa).not.toBe(oldCa);
+        expect(newLeaf).not.toBe(oldLeaf);
+        // A node the agent has not reached yet still holds the old CA, and the other way round.
+        expect([trusts(oldCa, newLeaf), trusts(newCa, oldLeaf), trusts(newCa, newLeaf)]).toEqual([true, true, true]);
     });
 });
