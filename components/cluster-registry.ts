@@ -396,12 +396,18 @@ export class ClusterRegistry extends pulumi.ComponentResource {
  * (NamespacePatch), which creates the namespace when it is missing and takes over the one an earlier
  * stack's `pulumi destroy` kept, where a Namespace resource's create fails with AlreadyExists.
  *
- * pulumi-kubernetes since v4.29.0 (pulumi/pulumi-kubernetes#4278, release notes of v4.29.0: "Use
- * client-side create for new resources instead of server-side apply ... To manage fields on existing
- * objects without owning their lifecycle, use Patch resources (e.g. NamespacePatch)") creates ordinary
- * resources client-side; Patch resources stay server-side applies, which create a missing object
- * (pulumi/pulumi-kubernetes#2194). The alternative, the provider's `upsertExistingObjects`, would make
- * every object of the stack an upsert and is the provider's, which a library user passes us.
+ * pulumi-kubernetes since v4.29.0 creates ordinary resources client-side, so an existing object fails
+ * with AlreadyExists (pulumi/pulumi-kubernetes#4278: "switches to client-side create ... when server-side
+ * apply is enabled but upsertExistingObjects is false (the default)"; v4.29.0's release notes: "To manage
+ * fields on existing objects without owning their lifecycle, use Patch resources (e.g. NamespacePatch)").
+ * A Patch resource's create is the server-side apply every create was before (provider/pkg/await/await.go,
+ * `Creation`, the `c.ServerSideApply` branch: `client.Patch(..., types.ApplyPatchType, ...)`, read at
+ * ecd723a, before #4278), which creates a missing object (pulumi/pulumi-kubernetes#2194: "If I use the
+ * NamespacePatch for a namespace name that does not exist already, this namespace is created by it").
+ * The Go source of 4.34.2 itself is not in the reference index we read from: the fake cloud models these
+ * statements, and test/unit/cluster-registry.lifecycle.test.ts is only as good as they are. The
+ * alternative, the provider's `upsertExistingObjects`, would make every object of the stack an upsert, and
+ * the provider is the caller's (a library user passes us theirs).
  *
  * What it takes over and why it is ours: the namespace the settings name, and only with
  * keepRegistryVolume, the setting that kept it (the labels below say so on the object). The apply is not

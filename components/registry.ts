@@ -652,7 +652,8 @@ export function keptClaimName(serviceName: string): string {
  * pulumi#2774), and `ignoreChanges: ["metadata.name"]` keeps that name from the state, so the apply goes
  * to the same claim and nothing is replaced. Were the provider to plan a replacement all the same, the
  * old state's `retainOnDelete` (set whenever retainVolume was) keeps the old claim from being deleted.
- * `retainOnDelete` here too: `pulumi destroy` leaves the claim (a Patch's delete would drop its fields).
+ * `retainOnDelete` here too: `pulumi destroy` leaves the claim untouched; a Patch's delete un-applies its
+ * fields (pulumi/pulumi-kubernetes#2149, #2253), which a claim's immutable spec would refuse.
  */
 function keptClaim(
     name: string,
