@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ENVIRONMENTS } from "./environments";
 import { HtpasswdSecret, NODE_IDENTITY, PULL_IDENTITY, RegistryCredentials } from "./credentials";
-import { PART_OF } from "./labels";
+import { FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF } from "./labels";
 import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
 import { cacheProxyEnv, withPreloaded } from "./preloaded";
@@ -421,6 +421,10 @@ export class ClusterRegistry extends pulumi.ComponentResource {
  * this type back. Without the alias, a Namespace whose state lacks `retainOnDelete` (keepRegistryVolume
  * was off) would be dropped from the program and so deleted, with everything in it. `retainOnDelete`
  * here: `pulumi destroy` leaves the namespace and its labels.
+ *
+ * One field manager from stack to stack (`pulumi.com/patchFieldManager`; the provider's default is random
+ * per resource): after a destroy the kept labels stay owned by the manager that applied them, so the next
+ * stack, under the same name, may change them (another Pod Security level) without a conflict.
  */
 export function keptNamespace(
     logicalName: string,
@@ -430,7 +434,7 @@ export function keptNamespace(
 ): k8s.core.v1.NamespacePatch {
     return new k8s.core.v1.NamespacePatch(
         logicalName,
-        { metadata: { name: namespace, labels } },
+        { metadata: { name: namespace, labels, annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(namespace) } } },
         { ...opts, retainOnDelete: true, aliases: [{ type: "kubernetes:core/v1:Namespace" }] },
     );
 }

@@ -5,3 +5,14 @@ export const PART_OF = { "app.kubernetes.io/part-of": "cluster-registry" } as co
 
 /** Pod-template annotation carrying a checksum of what the pod mounts, so a change rolls it. */
 export const CHECKSUM_ANNOTATION = "cluster-registry/checksum";
+
+/** The provider's annotation naming an object's server-side apply field manager (pulumi-kubernetes' SSA guide). */
+export const FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager";
+
+/**
+ * The field manager of an object a destroy keeps (the registries' namespace, the hosted claim): the same
+ * for every stack that takes it over, where the provider's default is random per resource.
+ */
+export function keptFieldManager(objectName: string): string {
+    return `cluster-registry.${objectName}`;
+}

@@ -8,7 +8,7 @@ import * as random from "@pulumi/random";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
 import { EVICTION_SCRIPT, HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig, S3StorageInput } from "./render/registry-config";
-import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
+import { CHECKSUM_ANNOTATION, FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF } from "./labels";
 import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
 import { RegistryPlacement, withPlacement } from "./render/placement";
@@ -665,7 +665,15 @@ function keptClaim(
 ): k8s.core.v1.PersistentVolumeClaimPatch {
     return new k8s.core.v1.PersistentVolumeClaimPatch(
         `${name}-storage`,
-        { metadata: { name: keptClaimName(args.serviceName), namespace: args.namespace, labels: labels.meta }, spec },
+        {
+            metadata: {
+                name: keptClaimName(args.serviceName),
+                namespace: args.namespace,
+                labels: labels.meta,
+                annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(keptClaimName(args.serviceName)) },
+            },
+            spec,
+        },
         {
             ...opts,
             retainOnDelete: true,

@@ -127,6 +127,10 @@ export class FakeCloud implements pulumi.runtime.Mocks {
     private readonly state = new Map<string, StateEntry>();
     /** The cluster's objects by `<kind>/<namespace>/<name>`: what the API server holds, apart from the state. */
     private readonly cluster = new Map<string, Record<string, any>>();
+    /** Server-side apply's field ownership of each object's labels: label key to the managers that applied it, with their value. */
+    private readonly labelOwners = new Map<string, Map<string, Map<string, string>>>();
+    /** Each Kubernetes resource's field manager, by URN: chosen at its create, kept while the state holds it. */
+    private readonly managers = new Map<string, string>();
     private readonly registering: Registration[] = [];
     /** URNs the current run registered, or whose state it took over through an alias. */
     private readonly seen = new Set<string>();
@@ -177,6 +181,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
             this.deleteFromCluster(entry);
         }
         this.state.clear();
+        this.managers.clear();
         return result;
     }
 
@@ -191,6 +196,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
             if (this.opts.preview) continue;
             this.deleteFromCluster(entry);
             this.state.delete(urn);
+            this.managers.delete(urn);
         }
     }
 
@@ -217,7 +223,13 @@ export class FakeCloud implements pulumi.runtime.Mocks {
                 type: r.type,
                 retainOnDelete: r.retainOnDelete,
             });
-            if (r.type.startsWith("kubernetes:")) this.cluster.set(clusterKey(r.type, r.outputs), structuredClone(r.outputs));
+            if (!r.type.startsWith("kubernetes:")) continue;
+            const key = clusterKey(r.type, r.outputs);
+            this.cluster.set(key, structuredClone(r.outputs));
+            // Applied by that version's provider, under a field manager of its own.
+            const manager = randomManager();
+            this.managers.set(r.urn, manager);
+            this.own(key, r.outputs, manager);
         }
     }
 
@@ -227,9 +239,48 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         return o && structuredClone(o);
     }
 
+    /** `kubectl label <kind> <name> <label>-`: the label, and so every manager's ownership of it, removed. */
+    removeLabel(kind: string, namespace: string, name: string, label: string): void {
+        const key = `${kind}/${namespace}/${name}`;
+        const o = this.cluster.get(key);
+        if (o?.metadata?.labels) delete o.metadata.labels[label];
+        this.labelOwners.get(key)?.delete(label);
+    }
+
     /** Every object the cluster holds, as `<kind>/<namespace>/<name>`. */
     clusterKeys(): string[] {
         return [...this.cluster.keys()].sort();
+    }
+
+    /**
+     * Server-side apply: a field another manager owns with another value is a conflict (HTTP 409), unless
+     * the apply is forced (`pulumi.com/patchForce`). Modelled for labels, the fields the kept objects share.
+     */
+    private refuseConflicts(key: string, applied: Record<string, any>, manager: string): void {
+        if (applied.metadata?.annotations?.["pulumi.com/patchForce"] === "true") return;
+        const owners = this.labelOwners.get(key);
+        for (const [label, value] of Object.entries<string>(applied.metadata?.labels ?? {})) {
+            for (const [other, theirs] of owners?.get(label) ?? []) {
+                if (other !== manager && theirs !== value) {
+                    throw new Error(
+                        `Server-Side Apply field conflict detected: Apply failed with 1 conflict: conflict with "${other}": .metadata.labels.${label}`,
+                    );
+                }
+            }
+        }
+    }
+
+    /** The manager now owns the labels it applied (alone, when forced or on create); a manager's value is its last. */
+    private own(key: string, applied: Record<string, any>, manager: string): void {
+        const owners = this.labelOwners.get(key) ?? new Map<string, Map<string, string>>();
+        const forced = applied.metadata?.annotations?.["pulumi.com/patchForce"] === "true";
+        for (const [label, value] of Object.entries<string>(applied.metadata?.labels ?? {})) {
+            const byManager = forced ? new Map<string, string>() : (owners.get(label) ?? new Map<string, string>());
+            for (const [m, v] of byManager) if (v !== value && m !== manager) byManager.delete(m);
+            byManager.set(manager, value);
+            owners.set(label, byManager);
+        }
+        this.labelOwners.set(key, owners);
     }
 
     /** A Patch resource's delete leaves its object; any other's deletes it, and a Namespace what is in it. */
@@ -237,6 +288,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         if (entry.retainOnDelete || !entry.type.startsWith("kubernetes:") || entry.type.endsWith("Patch")) return;
         const key = clusterKey(entry.type, entry.created.outputs);
         this.cluster.delete(key);
+        this.labelOwners.delete(key);
         if (entry.type === "kubernetes:core/v1:Namespace") {
             const ns = entry.created.outputs.metadata?.name;
             for (const k of [...this.cluster.keys()]) if (k.split("/").slice(-2, -1)[0] === ns && !k.startsWith("core/v1:Namespace/")) this.cluster.delete(k);
@@ -330,7 +382,12 @@ export class FakeCloud implements pulumi.runtime.Mocks {
             if (unknown.length > 0) throw new Error(`input ${unknown.join(", ")} is not emulated (the fake knows ${EMULATED[type].inputs.join(", ")})`);
             created = preview ? { id: "", outputs: { ...inputs } } : EMULATED[type].create(inputs);
         } else if (isKubernetes) {
-            const outputs = this.kubernetesApply(type, name, inputs, preview, op, prev);
+            const manager = inputs.metadata?.annotations?.["pulumi.com/patchFieldManager"] ?? this.managers.get(prevUrn ?? urn) ?? randomManager();
+            const outputs = this.kubernetesApply(type, name, inputs, preview, op, prev, manager);
+            if (!preview) {
+                if (prevUrn !== undefined) this.managers.delete(prevUrn);
+                this.managers.set(urn, manager);
+            }
             created = { id: kubernetesId(outputs), outputs };
         } else if (type.startsWith("pulumi:providers:")) {
             // The engine gives a provider a UUID; derived from the URN here so reruns agree.
@@ -358,6 +415,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         preview: boolean,
         op: Step["op"],
         prev: StateEntry | undefined,
+        manager: string,
     ): Record<string, any> {
         const out: Record<string, any> = structuredClone(inputs);
         if (type === "kubernetes:core/v1:Service") {
@@ -370,6 +428,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         const existing = this.cluster.get(key);
         let live: Record<string, any>;
         if (type.endsWith("Patch")) {
+            if (existing !== undefined) this.refuseConflicts(key, out, manager);
             live = existing === undefined ? out : serverSideApply(existing, out, key);
         } else {
             // pulumi-kubernetes >= 4.29.0: a create is client-side; the object must not exist (a replace
@@ -384,6 +443,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
             if (op === "replace" && prevKey !== undefined && prevKey !== key && prev && !prev.retainOnDelete && !prev.type.endsWith("Patch"))
                 this.deleteFromCluster(prev);
             this.cluster.set(key, structuredClone(live));
+            this.own(key, out, manager);
         }
         return structuredClone(live);
     }
@@ -519,6 +579,15 @@ async function withRefusalsSuppressed<T>(cloud: FakeCloud, fn: () => Promise<T>)
     return res;
 }
 
+/** `done`, or the first refusal a registration gets, whichever comes first. */
+async function untilRefusalOr(cloud: FakeCloud, done: Promise<void>): Promise<void> {
+    let settled = false;
+    const finished = done.then(() => {
+        settled = true;
+    });
+    while (!settled && cloud.errors.length === 0) await Promise.race([finished, new Promise((r) => setTimeout(r, 20).unref())]);
+}
+
 /** Waits until the Pulumi runtime has no outstanding RPCs and the set of registered resources is stable. */
 async function settle(cloud: FakeCloud, timeoutMs = 30_000): Promise<void> {
     const waitForRPCs: (() => Promise<void>) | undefined = (pulumi.runtime as any).waitForRPCs;
@@ -526,7 +595,9 @@ async function settle(cloud: FakeCloud, timeoutMs = 30_000): Promise<void> {
     let last = -1;
     let stable = 0;
     while (stable < 3 && Date.now() < deadline) {
-        if (waitForRPCs) await waitForRPCs();
+        // Once a registration is refused, resources that depend on it wait forever (the real runtime
+        // exits instead), and so would waitForRPCs: it is given up as soon as there is a refusal.
+        if (waitForRPCs) await untilRefusalOr(cloud, waitForRPCs());
         await new Promise((r) => setImmediate(r));
         const n = cloud.resources.length + cloud.errors.length;
         if (n === last) stable++;
@@ -657,6 +728,11 @@ function kubernetesReplaces(old: Record<string, any>, inputs: Record<string, any
         old.kind === "PersistentVolumeClaim" &&
         claimFields.some((f) => inputs.spec?.[f] !== undefined && canonicalJSON(inputs.spec[f]) !== canonicalJSON(old.spec?.[f]))
     );
+}
+
+/** The provider's field manager when no `pulumi.com/patchFieldManager` names one: `pulumi-kubernetes-` and a random suffix (pulumi-kubernetes#2271). */
+function randomManager(): string {
+    return `pulumi-kubernetes-${crypto.randomBytes(4).toString("hex")}`;
 }
 
 /** `<group/version:Kind>/<namespace>/<name>`: a Patch type names the kind it patches. */

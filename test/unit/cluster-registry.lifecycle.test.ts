@@ -46,6 +46,20 @@ describe("pulumi destroy, then pulumi up on the same stack", () => {
         expect(hostedClaimName(cloud)).toBe(claim);
     });
 
+    test("the next stack may change what the namespace enforces: its labels are owned by one field manager from stack to stack", async () => {
+        // On kind, caches in a node directory need privileged; without caches the namespace is restricted.
+        const level = (cloud: FakeCloud) => cloud.clusterObject("core/v1:Namespace", "", "registry")?.metadata.labels["pod-security.kubernetes.io/enforce"];
+        const cloud = new FakeCloud();
+        await up(cloud, { "cluster-registry:caches": '["docker.io"]' });
+        expect(level(cloud)).toBe("privileged");
+        cloud.destroy();
+        await up(cloud, { "cluster-registry:caches": "[]" });
+        expect(level(cloud)).toBe("restricted");
+        cloud.destroy();
+        await up(cloud, { "cluster-registry:caches": '["docker.io"]' });
+        expect(level(cloud)).toBe("privileged");
+    });
+
     test("a Namespace and a claim of the kind main registered would fail that second up with AlreadyExists (what this replaces)", async () => {
         const cloud = new FakeCloud();
         await up(cloud);
@@ -126,6 +140,21 @@ describe("upgrading a stack deployed by an earlier version", () => {
             expect(hostedClaimName(cloud), `keepRegistryVolume ${keep}`).toBe(oldClaim);
             expect(cloud.clusterObject("core/v1:PersistentVolumeClaim", "registry", oldClaim)).toBeDefined();
         }
+    });
+
+    test("an upgraded stack's namespace keeps the old version's field manager on its labels: a later change of level conflicts until the label is removed", async () => {
+        const saved = JSON.parse(fs.readFileSync(path.join(__dirname, "../fixtures/upgrade/main-8725d60-dev.state.json"), "utf8")) as SavedResource[];
+        const config = { ...stackConfig("dev"), "cluster-registry:caches": '["docker.io"]' };
+        const cloud = new FakeCloud();
+        cloud.importState(saved);
+        await up(cloud, config); // the level main applied: no change, no conflict
+        await expect(up(cloud, { ...config, "cluster-registry:caches": "[]" })).rejects.toThrow(
+            /field conflict.*\.metadata\.labels\.pod-security\.kubernetes\.io\/enforce/,
+        );
+        // The README's remedy: kubectl label namespace registry pod-security.kubernetes.io/enforce-
+        cloud.removeLabel("core/v1:Namespace", "", "registry", "pod-security.kubernetes.io/enforce");
+        await up(cloud, { ...config, "cluster-registry:caches": "[]" });
+        expect(cloud.clusterObject("core/v1:Namespace", "", "registry")?.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
     });
 
     test("a new stack may turn keepRegistryVolume off and on: the namespace is never deleted, the claim keeps its fixed name", async () => {

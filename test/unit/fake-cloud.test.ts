@@ -346,3 +346,55 @@ new k8s.core.v1.NamespacePatch("ns-patch", { metadata: { name: "registry" } }, {
         expect(cloud.steps.filter((s) => s.op === "delete" || s.op === "replace").map((s) => s.type)).toEqual([T.cm]);
     });
 });
+
+describe("server-side apply's field ownership of labels", () => {
+    const dir = path.join(tmp, "owners");
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: owners\nruntime: nodejs\n");
+    const k8s = JSON.stringify(path.dirname(require.resolve("@pulumi/kubernetes/package.json")));
+    const pulumiSdk = JSON.stringify(path.dirname(require.resolve("@pulumi/pulumi/package.json")));
+    const entry = path.join(dir, "index.ts");
+    fs.writeFileSync(
+        entry,
+        `import * as pulumi from ${pulumiSdk};
+import * as k8s from ${k8s};
+const cfg = new pulumi.Config();
+const annotations: Record<string, string> = {};
+if (cfg.get("manager")) annotations["pulumi.com/patchFieldManager"] = cfg.get("manager")!;
+if (cfg.get("force")) annotations["pulumi.com/patchForce"] = "true";
+new k8s.core.v1.NamespacePatch("ns", { metadata: { name: "shared", annotations, labels: { level: cfg.require("level") } } }, { retainOnDelete: true });
+`,
+    );
+    const run = (cloud: FakeCloud, config: Record<string, string>) =>
+        runProgram(cloud, { config: Object.fromEntries(Object.entries(config).map(([k, v]) => [`owners:${k}`, v])), entry });
+
+    it("a label another manager applied with another value is a conflict, unless forced; a manager may change its own", async () => {
+        const cloud = new FakeCloud();
+        await run(cloud, { level: "restricted" });
+        await run(cloud, { level: "privileged" }); // the same resource, the same manager
+        cloud.destroy(); // kept, its labels still owned by the destroyed stack's manager
+        await expect(run(cloud, { level: "restricted" })).rejects.toThrow(
+            /field conflict.*conflict with "pulumi-kubernetes-[0-9a-f]{8}": \.metadata\.labels\.level/,
+        );
+        await run(cloud, { level: "privileged" }); // the same value: shared, no conflict
+        await run(cloud, { level: "restricted", force: "true" });
+        expect(cloud.clusterObject("core/v1:Namespace", "", "shared")?.metadata.labels).toEqual({ level: "restricted" });
+    });
+
+    it("a fixed field manager (pulumi.com/patchFieldManager) owns the same fields from one stack to the next", async () => {
+        const cloud = new FakeCloud();
+        await run(cloud, { level: "restricted", manager: "ours" });
+        cloud.destroy();
+        await run(cloud, { level: "privileged", manager: "ours" });
+        expect(cloud.clusterObject("core/v1:Namespace", "", "shared")?.metadata.labels).toEqual({ level: "privileged" });
+    });
+
+    it("removing the label (kubectl label ... level-) clears every manager's claim to it", async () => {
+        const cloud = new FakeCloud();
+        await run(cloud, { level: "restricted" });
+        cloud.destroy();
+        cloud.removeLabel("core/v1:Namespace", "", "shared", "level");
+        await run(cloud, { level: "privileged" });
+        expect(cloud.clusterObject("core/v1:Namespace", "", "shared")?.metadata.labels).toEqual({ level: "privileged" });
+    });
+});
