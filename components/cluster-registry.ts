@@ -191,7 +191,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         if (which === "registries" && s.keepRegistryVolume) {
             // Deleting a namespace deletes every claim in it, so a kept volume keeps its namespace, and the
             // next stack (a `pulumi up` after `pulumi destroy`) must take it over: see keptNamespace.
-            const resource = keptNamespace(logicalName, namespace, labels, { parent: this });
+            const resource = keptNamespace(logicalName, namespace, labels, keptFieldManager(s.serviceName), { parent: this });
             return { name: resource.metadata.apply((m) => m.name ?? namespace), resource };
         }
         // Turning keepRegistryVolume off moves the kept namespace's state back here (see keptNamespace).
@@ -430,11 +430,12 @@ export function keptNamespace(
     logicalName: string,
     namespace: string,
     labels: Record<string, string>,
+    fieldManager: string,
     opts: pulumi.CustomResourceOptions,
 ): k8s.core.v1.NamespacePatch {
     return new k8s.core.v1.NamespacePatch(
         logicalName,
-        { metadata: { name: namespace, labels, annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(namespace) } } },
+        { metadata: { name: namespace, labels, annotations: { [FIELD_MANAGER_ANNOTATION]: fieldManager } } },
         { ...opts, retainOnDelete: true, aliases: [{ type: "kubernetes:core/v1:Namespace" }] },
     );
 }

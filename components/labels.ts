@@ -10,9 +10,11 @@ export const CHECKSUM_ANNOTATION = "cluster-registry/checksum";
 export const FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager";
 
 /**
- * The field manager of an object a destroy keeps (the registries' namespace, the hosted claim): the same
- * for every stack that takes it over, where the provider's default is random per resource.
+ * The field manager of the objects a destroy keeps (the registries' namespace, the hosted claim): the
+ * same for every stack of that installation (its Service name) that takes them over, where the
+ * provider's default is random per resource. Two installations sharing a namespace apply under two
+ * names, so a disagreement on its labels is a conflict rather than the last one winning.
  */
-export function keptFieldManager(objectName: string): string {
-    return `cluster-registry.${objectName}`;
+export function keptFieldManager(serviceName: string): string {
+    return `cluster-registry.${serviceName}`;
 }

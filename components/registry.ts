@@ -670,7 +670,7 @@ function keptClaim(
                 name: keptClaimName(args.serviceName),
                 namespace: args.namespace,
                 labels: labels.meta,
-                annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(keptClaimName(args.serviceName)) },
+                annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(args.serviceName) },
             },
             spec,
         },
