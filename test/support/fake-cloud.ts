@@ -247,6 +247,11 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         this.labelOwners.get(key)?.delete(label);
     }
 
+    /** The next runs are `pulumi preview`s (true) or `pulumi up`s (false) of the same stack and cluster. */
+    setPreview(on: boolean): void {
+        this.opts.preview = on;
+    }
+
     /** Every object the cluster holds, as `<kind>/<namespace>/<name>`. */
     clusterKeys(): string[] {
         return [...this.cluster.keys()].sort();

@@ -46,6 +46,21 @@ describe("pulumi destroy, then pulumi up on the same stack", () => {
         expect(hostedClaimName(cloud)).toBe(claim);
     });
 
+    test("pulumi preview before that up plans the two takeovers and fails on nothing, changing nothing", async () => {
+        const cloud = new FakeCloud();
+        await up(cloud);
+        cloud.destroy();
+        const kept = cloud.clusterKeys();
+        cloud.setPreview(true);
+        await up(cloud);
+        expect(cloud.steps.filter((s) => s.type === T.nsPatch || s.type === T.pvcPatch).map((s) => [s.type, s.op])).toEqual([
+            [T.nsPatch, "create"],
+            [T.pvcPatch, "create"],
+        ]);
+        expect(cloud.clusterKeys()).toEqual(kept);
+        expect(cloud.exportState()).toEqual([]);
+    });
+
     test("the next stack may change what the namespace enforces: its labels are owned by one field manager from stack to stack", async () => {
         // On kind, caches in a node directory need privileged; without caches the namespace is restricted.
         const level = (cloud: FakeCloud) => cloud.clusterObject("core/v1:Namespace", "", "registry")?.metadata.labels["pod-security.kubernetes.io/enforce"];
@@ -116,6 +131,14 @@ describe("upgrading a stack deployed by an earlier version", () => {
             expect(kept.find((s) => s.from === oldClaim.urn)).toMatchObject({ urn: cloud.one(T.pvcPatch).urn, op: "update" });
             expect(hostedClaimName(cloud)).toBe(oldClaim.outputs.metadata.name);
             expect(cloud.clusterKeys()).toEqual(expect.arrayContaining(objectsBefore));
+
+            // What pulumi preview showed before it: the same moves, no replace, no delete.
+            const previewed = new FakeCloud();
+            previewed.importState(saved);
+            previewed.setPreview(true);
+            await up(previewed, stackConfig(stack));
+            expect(previewed.steps.filter((s) => KEPT_KINDS.includes(s.type) && (s.op === "replace" || s.op === "delete"))).toEqual([]);
+            expect(previewed.steps.filter((s) => s.from).map((s) => s.type)).toEqual(expect.arrayContaining([T.nsPatch, T.pvcPatch]));
 
             // A second up with the same version changes nothing kept.
             await up(cloud, stackConfig(stack));
