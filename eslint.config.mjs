@@ -2,7 +2,7 @@ import pulumi from "@pulumi/eslint-plugin";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-    { ignores: ["node_modules/", "bin/", "bench/results/", "dist/"] },
+    { ignores: ["node_modules/", "bin/", "bench/results/", "dist/", ".cache/"] },
     ...tseslint.configs.recommended,
     {
         files: ["**/*.ts"],

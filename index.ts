@@ -23,3 +23,4 @@ export const caches = registry.caches;
 export const kindClusterConfig = registry.kindClusterConfig;
 export const k3sRegistriesYaml = registry.k3sRegistriesYaml;
 export const bottlerocketSettings = registry.bottlerocketSettings;
+export const certificateExpiry = registry.certificateExpiry;

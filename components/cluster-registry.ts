@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ENVIRONMENTS } from "./environments";
 import { HtpasswdSecret, NODE_IDENTITY, PULL_IDENTITY, RegistryCredentials } from "./credentials";
-import { PART_OF } from "./labels";
+import { FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF } from "./labels";
 import { NodeConfig, NodeRegistry } from "./node-config";
 import { CertificateAuthority } from "./pki";
 import { cacheProxyEnv, withPreloaded } from "./preloaded";
@@ -36,6 +36,8 @@ interface BuiltCache {
     registry: Registry;
     /** Every replica after the first, each with its own storage and Service. */
     others: Registry[];
+    /** The replicas' Service names, the first replica's first. */
+    serviceNames: string[];
 }
 
 /**
@@ -75,6 +77,12 @@ export class ClusterRegistry extends pulumi.ComponentResource {
     public readonly k3sRegistriesYaml: pulumi.Output<string>;
     /** Bottlerocket user-data settings (mirrors and the CA) for EKS Bottlerocket node groups. */
     public readonly bottlerocketSettings: pulumi.Output<string>;
+    /**
+     * When each certificate expires (RFC 3339): `ca`, then each registry's server certificate by its
+     * Service name. A `pulumi up` re-issues a server certificate inside certEarlyRenewalHours of its
+     * expiry, the CA inside 30 days of its own; `./scripts/check --certs-only` fails when one is close.
+     */
+    public readonly certificateExpiry: pulumi.Output<Record<string, string>>;
 
     /** How messages found while deploying name settings: stack keys for the stack, argument names otherwise. */
     private readonly settingPrefix: string;
@@ -138,6 +146,13 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         this.pullSecretName = pulumi.output(pullSecret.secretName);
         this.certsDir = pulumi.output(nodeConfig.certsDir);
         this.caches = pulumi.all(caches.map((c) => c.registry.endpoint.apply((e) => [c.host, e] as const))).apply((pairs) => Object.fromEntries(pairs));
+        const registries: Array<[string, Registry]> = [
+            [s.serviceName, hosted],
+            ...caches.flatMap((c) => [c.registry, ...c.others].map((r, i): [string, Registry] => [c.serviceNames[i], r])),
+        ];
+        this.certificateExpiry = pulumi
+            .all([ca.expiresAt, ...registries.map(([, r]) => r.certExpiresAt)])
+            .apply(([caExpiry, ...ends]): Record<string, string> => ({ ca: caExpiry, ...Object.fromEntries(registries.map(([svc], i) => [svc, ends[i]])) }));
         this.registerOutputs({
             host: this.host,
             pushEndpoint: this.pushEndpoint,
@@ -155,6 +170,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             kindClusterConfig: this.kindClusterConfig,
             k3sRegistriesYaml: this.k3sRegistriesYaml,
             bottlerocketSettings: this.bottlerocketSettings,
+            certificateExpiry: this.certificateExpiry,
         });
     }
 
@@ -165,16 +181,22 @@ export class ClusterRegistry extends pulumi.ComponentResource {
      * root on every node. The registries run `restricted`, unless caches keep their data in a node
      * directory (kind's cacheHostPath), which only `privileged` admits too.
      */
-    private namespace(name: string, s: Settings, which: "registries" | "nodeAgent"): { name: pulumi.Output<string>; resource?: k8s.core.v1.Namespace } {
+    private namespace(name: string, s: Settings, which: "registries" | "nodeAgent"): { name: pulumi.Output<string>; resource?: pulumi.CustomResource } {
         const namespace = which === "registries" ? s.namespace : s.nodeAgentNamespace;
         if (!s.createNamespace) return { name: pulumi.output(namespace) };
         const hostPathCaches = s.cacheHostPath !== undefined && s.caches.length > 0;
         const level = which === "nodeAgent" || hostPathCaches ? "privileged" : "restricted";
         const labels = { "pod-security.kubernetes.io/enforce": level, ...PART_OF };
         const logicalName = which === "registries" ? `${name}-namespace` : `${name}-node-agent-namespace`;
-        // Deleting a namespace deletes every claim in it: a kept volume keeps its namespace too.
-        const retainOnDelete = which === "registries" && s.keepRegistryVolume;
-        const resource = new k8s.core.v1.Namespace(logicalName, { metadata: { name: namespace, labels } }, { parent: this, retainOnDelete });
+        if (which === "registries" && s.keepRegistryVolume) {
+            // Deleting a namespace deletes every claim in it, so a kept volume keeps its namespace, and the
+            // next stack (a `pulumi up` after `pulumi destroy`) must take it over: see keptNamespace.
+            const resource = keptNamespace(logicalName, namespace, labels, keptFieldManager(s.serviceName), { parent: this });
+            return { name: resource.metadata.apply((m) => m.name ?? namespace), resource };
+        }
+        // Turning keepRegistryVolume off moves the kept namespace's state back here (see keptNamespace).
+        const aliases = which === "registries" ? [{ type: "kubernetes:core/v1:NamespacePatch" }] : [];
+        const resource = new k8s.core.v1.Namespace(logicalName, { metadata: { name: namespace, labels } }, { parent: this, aliases });
         return { name: resource.metadata.name, resource };
     }
 
@@ -283,7 +305,8 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             const credentials = c.credentials && { username: pulumi.secret(c.credentials.username), password: pulumi.secret(c.credentials.password) };
             // Proxies must not share storage (distribution rewrites one scheduler-state.json per store every
             // 5 s): each replica is a registry of its own, with its own volume (or node directory) and Service.
-            const [registry, ...others] = cacheReplicaNames(c.serviceName, s.cacheReplicas).map((serviceName, i) => {
+            const serviceNames = cacheReplicaNames(c.serviceName, s.cacheReplicas);
+            const [registry, ...others] = serviceNames.map((serviceName, i) => {
                 const args = {
                     ...this.registryBase(s, namespace, ca),
                     serviceName,
@@ -299,7 +322,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                 // The first replica keeps the name a one-replica stack had: nothing of it is replaced.
                 return new Registry(i === 0 ? `${name}-${c.serviceName}` : `${name}-${serviceName}`, args, opts);
             });
-            return { host: c.host, remoteUrl: c.remoteUrl, registry, others };
+            return { host: c.host, remoteUrl: c.remoteUrl, registry, others, serviceNames };
         });
     }
 
@@ -368,6 +391,55 @@ export class ClusterRegistry extends pulumi.ComponentResource {
             { parent: this },
         );
     }
+}
+
+/**
+ * The registries' namespace when the hosted registry's volume outlives the stack: a server-side apply
+ * (NamespacePatch), which creates the namespace when it is missing and takes over the one an earlier
+ * stack's `pulumi destroy` kept, where a Namespace resource's create fails with AlreadyExists.
+ *
+ * pulumi-kubernetes since v4.29.0 creates ordinary resources client-side, so an existing object fails
+ * with AlreadyExists (pulumi/pulumi-kubernetes#4278: "switches to client-side create ... when server-side
+ * apply is enabled but upsertExistingObjects is false (the default)"; v4.29.0's release notes: "To manage
+ * fields on existing objects without owning their lifecycle, use Patch resources (e.g. NamespacePatch)").
+ * A Patch resource's create is the server-side apply every create was before (provider/pkg/await/await.go,
+ * `Creation`, the `c.ServerSideApply` branch: `client.Patch(..., types.ApplyPatchType, ...)`, read at
+ * ecd723a, before #4278), which creates a missing object (pulumi/pulumi-kubernetes#2194: "If I use the
+ * NamespacePatch for a namespace name that does not exist already, this namespace is created by it").
+ * The Go source of 4.34.2 itself is not in the reference index we read from: the fake cloud models these
+ * statements, and test/unit/cluster-registry.lifecycle.test.ts is only as good as they are. The
+ * alternative, the provider's `upsertExistingObjects`, would make every object of the stack an upsert, and
+ * the provider is the caller's (a library user passes us theirs).
+ *
+ * What it takes over and why it is ours: the namespace the settings name, and only with
+ * keepRegistryVolume, the setting that kept it (the labels below say so on the object). The apply is not
+ * forced: a namespace whose labels another manager set to other values (another Pod Security level,
+ * another `part-of`) fails the `up` with a conflict instead of being changed. An unlabelled namespace of
+ * that name made by hand is taken over (labels added); name one you own with createNamespace false.
+ *
+ * Upgrading, or turning keepRegistryVolume on: the alias moves the stack's Namespace resource's state
+ * here (the engine matches aliases across types, pulumi#2774), so the same object gets the same labels and
+ * the Namespace is neither deleted nor forgotten; the Namespace resource (keepRegistryVolume off) aliases
+ * this type back. Without the alias, a Namespace whose state lacks `retainOnDelete` (keepRegistryVolume
+ * was off) would be dropped from the program and so deleted, with everything in it. `retainOnDelete`
+ * here: `pulumi destroy` leaves the namespace and its labels.
+ *
+ * One field manager from stack to stack (`pulumi.com/patchFieldManager`; the provider's default is random
+ * per resource): after a destroy the kept labels stay owned by the manager that applied them, so the next
+ * stack, under the same name, may change them (another Pod Security level) without a conflict.
+ */
+export function keptNamespace(
+    logicalName: string,
+    namespace: string,
+    labels: Record<string, string>,
+    fieldManager: string,
+    opts: pulumi.CustomResourceOptions,
+): k8s.core.v1.NamespacePatch {
+    return new k8s.core.v1.NamespacePatch(
+        logicalName,
+        { metadata: { name: namespace, labels, annotations: { [FIELD_MANAGER_ANNOTATION]: fieldManager } } },
+        { ...opts, retainOnDelete: true, aliases: [{ type: "kubernetes:core/v1:Namespace" }] },
+    );
 }
 
 /** The hosted registry and each cache as nodes see them. */

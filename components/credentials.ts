@@ -108,7 +108,10 @@ export class RegistryCredentials extends pulumi.ComponentResource {
                 const entries = names.map(
                     (n) => all.find((e) => e.user === n) ?? fail(`RegistryCredentials: ${key} names ${n}, who is not a user or identity`),
                 );
-                return [key, this.htpasswdSecret(`${name}-${key}`, args.namespace, entries)];
+                // Before the doors (05fd80f), one Secret `<name>-htpasswd` admitted every user; the read-only
+                // door's, which admits them too, takes over its state rather than a new one replacing it.
+                const aliases = args.files && key === "pull" ? [{ name: `${name}-htpasswd` }] : [];
+                return [key, this.htpasswdSecret(`${name}-${key}`, args.namespace, entries, aliases)];
             }),
         );
         this.registerOutputs({ userNames: this.userNames });
@@ -120,7 +123,12 @@ export class RegistryCredentials extends pulumi.ComponentResource {
         return pulumi.all([password, salt.base64]).apply(([p, s]) => bcryptHash(p, s, cost));
     }
 
-    private htpasswdSecret(secretName: string, namespace: pulumi.Input<string>, entries: Array<{ user: string; hash: pulumi.Output<string> }>): HtpasswdSecret {
+    private htpasswdSecret(
+        secretName: string,
+        namespace: pulumi.Input<string>,
+        entries: Array<{ user: string; hash: pulumi.Output<string> }>,
+        aliases: pulumi.Alias[],
+    ): HtpasswdSecret {
         // Hashes only, but still nobody's business: secret.
         const content = pulumi.secret(
             pulumi.all(entries.map((e) => e.hash)).apply((hashes) => renderHtpasswd(hashes.map((hash, i) => ({ user: entries[i].user, hash })))),
@@ -128,7 +136,7 @@ export class RegistryCredentials extends pulumi.ComponentResource {
         const secret = new k8s.core.v1.Secret(
             secretName,
             { metadata: { namespace, labels: { ...PART_OF } }, type: "Opaque", stringData: { htpasswd: content } },
-            { parent: this },
+            { parent: this, aliases },
         );
         return { secretName: secret.metadata.name, content };
     }

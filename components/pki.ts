@@ -34,6 +34,8 @@ export class CertificateAuthority extends pulumi.ComponentResource {
     public readonly privateKeyPem: pulumi.Output<string>;
     /** Key algorithm, for the certificates it signs. */
     public readonly keyAlgorithm: KeyAlgorithm;
+    /** When the CA certificate expires (RFC 3339, the provider's `validityEndTime`). */
+    public readonly expiresAt: pulumi.Output<string>;
 
     constructor(name: string, args: CertificateAuthorityArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:CertificateAuthority", name, {}, opts);
@@ -57,7 +59,8 @@ export class CertificateAuthority extends pulumi.ComponentResource {
 
         this.certPem = cert.certPem;
         this.privateKeyPem = pulumi.secret(key.privateKeyPem);
-        this.registerOutputs({ certPem: this.certPem });
+        this.expiresAt = cert.validityEndTime;
+        this.registerOutputs({ certPem: this.certPem, expiresAt: this.expiresAt });
     }
 }
 
@@ -80,6 +83,8 @@ export class ServerCertificate extends pulumi.ComponentResource {
     public readonly certPem: pulumi.Output<string>;
     /** Private key PEM (secret). */
     public readonly privateKeyPem: pulumi.Output<string>;
+    /** When it expires (RFC 3339, the provider's `validityEndTime`); re-issued by a `pulumi up` inside `earlyRenewalHours` of it. */
+    public readonly expiresAt: pulumi.Output<string>;
 
     constructor(name: string, args: ServerCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:ServerCertificate", name, {}, opts);
@@ -112,6 +117,7 @@ export class ServerCertificate extends pulumi.ComponentResource {
 
         this.certPem = cert.certPem;
         this.privateKeyPem = pulumi.secret(key.privateKeyPem);
-        this.registerOutputs({ certPem: this.certPem });
+        this.expiresAt = cert.validityEndTime;
+        this.registerOutputs({ certPem: this.certPem, expiresAt: this.expiresAt });
     }
 }

@@ -8,7 +8,7 @@ import * as random from "@pulumi/random";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
 import { EVICTION_SCRIPT, HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig, S3StorageInput } from "./render/registry-config";
-import { CHECKSUM_ANNOTATION, PART_OF } from "./labels";
+import { CHECKSUM_ANNOTATION, FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF } from "./labels";
 import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
 import { RegistryPlacement, withPlacement } from "./render/placement";
@@ -282,6 +282,8 @@ export class Registry extends pulumi.ComponentResource {
     public readonly endpoint: pulumi.Output<string>;
     /** The registry's server certificate, PEM. */
     public readonly certPem: pulumi.Output<string>;
+    /** When the server certificate expires (RFC 3339). */
+    public readonly certExpiresAt: pulumi.Output<string>;
 
     constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cluster-registry:index:Registry", name, {}, opts);
@@ -306,6 +308,7 @@ export class Registry extends pulumi.ComponentResource {
             { parent: this },
         );
         this.certPem = cert.certPem;
+        this.certExpiresAt = cert.expiresAt;
         const tlsSecret = new k8s.core.v1.Secret(
             `${name}-tls`,
             {
@@ -632,38 +635,92 @@ export class Registry extends pulumi.ComponentResource {
         if (args.hostPath) return { name: "storage", hostPath: { path: args.hostPath, type: "DirectoryOrCreate" } };
         if (args.existingClaim) return { name: "storage", persistentVolumeClaim: { claimName: args.existingClaim } };
         const allowReplacement = args.allowVolumeReplacement ?? false;
-        const claim = new k8s.core.v1.PersistentVolumeClaim(
-            `${name}-storage`,
-            {
-                metadata: { namespace: args.namespace, labels: labels.meta },
-                spec: {
-                    accessModes: ["ReadWriteOnce"],
-                    ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
-                    resources: { requests: { storage: args.storageSize } },
-                },
-            },
-            {
-                parent: this,
-                retainOnDelete: args.retainVolume ?? false,
-                // The engine keeps the claim's old values for these, so it is never replaced; the guard
-                // below compares them with what is asked and stops `pulumi up` with a message instead.
-                ignoreChanges: allowReplacement ? [] : CLAIM_REPLACING_FIELDS.map((f) => f.path),
-            },
-        );
-        if (allowReplacement) return { name: "storage", persistentVolumeClaim: { claimName: claim.metadata.name } };
+        const spec = {
+            accessModes: ["ReadWriteOnce"],
+            ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
+            resources: { requests: { storage: args.storageSize } },
+        };
+        // The engine keeps the claim's old values for these, so it is never replaced; the guard
+        // below compares them with what is asked and stops `pulumi up` with a message instead.
+        const guarded = allowReplacement ? [] : CLAIM_REPLACING_FIELDS.map((f) => f.path);
+        const claim =
+            args.retainVolume && !allowReplacement
+                ? keptClaim(name, args, labels, spec, guarded, { parent: this })
+                : new k8s.core.v1.PersistentVolumeClaim(
+                      `${name}-storage`,
+                      { metadata: { namespace: args.namespace, labels: labels.meta }, spec },
+                      {
+                          parent: this,
+                          retainOnDelete: args.retainVolume ?? false,
+                          ignoreChanges: guarded,
+                          // Turning retainVolume off moves a kept claim's state back here, its name and all
+                          // (the provider keeps the name an object has); a replacement is asked for: no alias.
+                          aliases: allowReplacement ? [] : [{ type: "kubernetes:core/v1:PersistentVolumeClaimPatch" }],
+                      },
+                  );
+        if (allowReplacement) return { name: "storage", persistentVolumeClaim: { claimName: claim.metadata.apply((m) => m.name!) } };
         // The Deployment waits on this: a refused change registers no Deployment on another volume.
-        const claimName = pulumi.all([claim.metadata, claim.spec, args.namespace]).apply(([metadata, spec, namespace]) => {
+        const claimName = pulumi.all([claim.metadata, claim.spec, args.namespace]).apply(([metadata, claimSpec, namespace]) => {
             const problem = volumeReplacementProblem(
                 `${metadata.namespace}/${metadata.name}`,
-                { namespace: metadata.namespace, storageClassName: spec.storageClassName },
+                { namespace: metadata.namespace, storageClassName: claimSpec?.storageClassName },
                 { namespace, storageClassName: args.storageClass },
                 args.settingPrefix,
             );
             if (problem) throw new VolumeReplacementError(problem, claim);
-            return metadata.name;
+            return metadata.name!;
         });
         return { name: "storage", persistentVolumeClaim: { claimName } };
     }
+}
+
+/** The kept claim's name: fixed, so the next stack finds the claim an earlier one's `pulumi destroy` kept. */
+export function keptClaimName(serviceName: string): string {
+    return `${serviceName}-storage`;
+}
+
+/**
+ * A claim that outlives the stack (`retainVolume`), taken over by the next one: a server-side apply
+ * (PersistentVolumeClaimPatch) of a claim named {@link keptClaimName}, which creates it when missing and
+ * takes over the one `pulumi destroy` kept, where a PersistentVolumeClaim resource's client-side create
+ * fails with AlreadyExists (pulumi-kubernetes since v4.29.0: see keptNamespace in cluster-registry.ts).
+ * Not forced: a claim of that name whose fields another manager set otherwise, or whose class or access
+ * modes differ (immutable), fails the `up` instead of changing.
+ *
+ * Upgrading: the stack's claim so far was a PersistentVolumeClaim resource named by the provider
+ * (`<name>-storage-<8 hex>`). The alias moves its state here (the engine matches aliases across types,
+ * pulumi#2774), and `ignoreChanges: ["metadata.name"]` keeps that name from the state, so the apply goes
+ * to the same claim and nothing is replaced. Were the provider to plan a replacement all the same, the
+ * old state's `retainOnDelete` (set whenever retainVolume was) keeps the old claim from being deleted.
+ * `retainOnDelete` here too: `pulumi destroy` leaves the claim untouched; a Patch's delete un-applies its
+ * fields (pulumi/pulumi-kubernetes#2149, #2253), which a claim's immutable spec would refuse.
+ */
+function keptClaim(
+    name: string,
+    args: RegistryArgs,
+    labels: RegistryLabels,
+    spec: k8s.types.input.core.v1.PersistentVolumeClaimSpecPatch,
+    guarded: string[],
+    opts: pulumi.CustomResourceOptions,
+): k8s.core.v1.PersistentVolumeClaimPatch {
+    return new k8s.core.v1.PersistentVolumeClaimPatch(
+        `${name}-storage`,
+        {
+            metadata: {
+                name: keptClaimName(args.serviceName),
+                namespace: args.namespace,
+                labels: labels.meta,
+                annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(args.serviceName) },
+            },
+            spec,
+        },
+        {
+            ...opts,
+            retainOnDelete: true,
+            aliases: [{ type: "kubernetes:core/v1:PersistentVolumeClaim" }],
+            ignoreChanges: ["metadata.name", ...guarded],
+        },
+    );
 }
 
 /** A cache's way out through a proxy: only caches talk to upstreams. */

@@ -388,7 +388,7 @@ export const SETTINGS = {
     keepRegistryVolume: {
         type: "boolean",
         description:
-            "Keep the hosted registry's volume (its PersistentVolumeClaim, and so the images) when the stack is destroyed; see Destroy in the README for taking it over from a new stack.",
+            "Keep the hosted registry's volume (its PersistentVolumeClaim <serviceName>-storage, and so the images) and the registries' namespace when the stack is destroyed; the next pulumi up on the same stack takes both over (see Destroy in the README).",
         default: true,
     },
     registryVolumeClaim: {
@@ -679,7 +679,7 @@ export interface ClusterRegistryArgs {
     metricsNamespaces?: string[];
     /** Create a Prometheus Operator ServiceMonitor for each registry's metrics Service, and a PrometheusRule on the hosted volume's fill level (needs metricsNamespaces). Default: false. */
     serviceMonitors?: boolean;
-    /** Keep the hosted registry's volume when the stack is destroyed. Default: true. */
+    /** Keep the hosted registry's volume and the registries' namespace when the stack is destroyed, for the next up to take over. Default: true. */
     keepRegistryVolume?: boolean;
     /** An existing claim (in the registries' namespace) for the hosted registry; "" for its own. Default: "". */
     registryVolumeClaim?: string;

@@ -30,7 +30,8 @@ async function rendered(stack: string, extra: Record<string, string> = {}) {
     await runProgram(cloud, { config: { ...stackConfig(stack), ...MONITORED, ...extra }, entry: ENTRY });
     const rules = cloud.byType(T.promRule);
     expect(rules).toHaveLength(1);
-    const hosted = cloud.one(T.pvc, "hosted-storage").outputs.metadata;
+    // Kept by default (keepRegistryVolume): the hosted claim is a PersistentVolumeClaimPatch.
+    const hosted = cloud.one(T.pvcPatch, "hosted-storage").outputs.metadata;
     const others = cloud.byType(T.pvc).filter((p) => !p.name.endsWith("hosted-storage"));
     return {
         spec: rules[0].inputs.spec,

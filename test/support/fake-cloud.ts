@@ -7,12 +7,22 @@
  *    always present, an SKI on the CA, the leaf's AKI = the CA's SKI, the leaf's subject and SANs taken
  *    from the CSR, issuer = the CA's subject.
  *  - random: RandomPassword (crypto-random, the provider's character classes) and RandomBytes.
- *  - kubernetes: inputs echoed, auto-names (`<name>-<8 hex>`), a ClusterIP for every Service; an explicit
- *    provider (a program that makes its own cluster) is recorded, and so is which provider each resource uses.
+ *  - kubernetes: inputs echoed, auto-names (`<name>-<8 hex>`, written into the inputs as the provider's Check
+ *    does), a ClusterIP for every Service; an explicit provider (a program that makes its own cluster) is
+ *    recorded, and so is which provider each resource uses. The cluster's objects are kept apart from the
+ *    state and outlive it, as pulumi-kubernetes v4.29.0+ treats them (its release notes, PR #4278): a resource
+ *    with no state is created client-side, so an object of that kind, namespace and name that exists already
+ *    fails with AlreadyExists; a Patch resource (`...Patch` types) is a server-side apply, which creates the
+ *    object when missing (issue #2194) and merges into it when present, refusing a change to an immutable
+ *    field of a claim; deleting a Patch resource leaves its object; deleting a Namespace deletes what is in it.
  *
  * Engine: state is kept per URN across runs of one FakeCloud (each `runProgram` is another `pulumi up` on
  * the same stack): identical inputs give identical outputs; changed inputs, or a certificate inside its
- * early-renewal window, replace. `ignoreChanges` paths keep their old input values once a resource
+ * early-renewal window, replace (a Kubernetes object is updated in place unless its name or namespace
+ * changes). A registration whose URN has no state takes over the state of its first `aliases` URN that has
+ * some (pulumi#2404: renames, re-typing, re-parenting). A resource the program no longer registers is
+ * deleted at the end of a successful run, or only forgotten when its state has `retainOnDelete`. `steps`
+ * records what the engine did (or plans, in preview) to each URN. `ignoreChanges` paths keep their old input values once a resource
  * exists, as the engine does; `destroy()` deletes what the state holds except `retainOnDelete` resources. Secret inputs and `additionalSecretOutputs` make outputs secret. Preview
  * returns computed outputs unknown. An input the program does not pass today is refused ("not emulated")
  * rather than ignored, so a new use shows up as a failing test instead of a silently wrong artifact.
@@ -39,6 +49,28 @@ export interface RecordedResource {
     /** The explicit provider, as the engine references it (`<urn>::<id>`); "" for the default provider. */
     provider: string;
     /** The `retainOnDelete` resource option. */
+    retainOnDelete: boolean;
+    /** The `aliases` option, as the engine resolves them to URNs. */
+    aliases: string[];
+}
+
+/** What the engine did to one resource in a run (or, in preview, plans to do). */
+export interface Step {
+    urn: string;
+    type: string;
+    /** `forget`: dropped from the program (or destroyed) with `retainOnDelete`: gone from the state, left in the cloud. */
+    op: "create" | "same" | "update" | "replace" | "delete" | "forget";
+    /** The URN whose state it took over through an alias. */
+    from?: string;
+}
+
+/** A resource's state as `exportState` writes it and `importState` reads it (a stack export, trimmed). */
+export interface SavedResource {
+    urn: string;
+    type: string;
+    inputs: Record<string, any>;
+    outputs: Record<string, any>;
+    id: string;
     retainOnDelete: boolean;
 }
 
@@ -73,6 +105,15 @@ interface Registration {
     additionalSecretOutputs: string[];
     ignoreChanges: string[];
     retainOnDelete: boolean;
+    aliases: string[];
+}
+
+interface StateEntry {
+    inputs: Record<string, any>;
+    inputsJSON: string;
+    created: Created;
+    type: string;
+    retainOnDelete: boolean;
 }
 
 export class FakeCloud implements pulumi.runtime.Mocks {
@@ -80,9 +121,19 @@ export class FakeCloud implements pulumi.runtime.Mocks {
     readonly resources: RecordedResource[] = [];
     /** Registrations the providers refused in the current run (a real `pulumi up` would fail). */
     readonly errors: Error[] = [];
+    /** What the engine did to each resource in the current run, in order; deletions come last. */
+    readonly steps: Step[] = [];
 
-    private readonly state = new Map<string, { inputs: Record<string, any>; inputsJSON: string; created: Created; type: string; retainOnDelete: boolean }>();
+    private readonly state = new Map<string, StateEntry>();
+    /** The cluster's objects by `<kind>/<namespace>/<name>`: what the API server holds, apart from the state. */
+    private readonly cluster = new Map<string, Record<string, any>>();
+    /** Server-side apply's field ownership of each object's labels: label key to the managers that applied it, with their value. */
+    private readonly labelOwners = new Map<string, Map<string, Map<string, string>>>();
+    /** Each Kubernetes resource's field manager, by URN: chosen at its create, kept while the state holds it. */
+    private readonly managers = new Map<string, string>();
     private readonly registering: Registration[] = [];
+    /** URNs the current run registered, or whose state it took over through an alias. */
+    private readonly seen = new Set<string>();
 
     constructor(private readonly opts: FakeCloudOptions = {}) {}
 
@@ -93,6 +144,8 @@ export class FakeCloud implements pulumi.runtime.Mocks {
     async beginRun(project: string, stack: string): Promise<void> {
         this.resources.length = 0;
         this.errors.length = 0;
+        this.steps.length = 0;
+        this.seen.clear();
         await pulumi.runtime.setMocks(this, project, stack, !!this.opts.preview);
         const monitor = (pulumi.runtime as any).getMonitor?.();
         if (typeof monitor?.registerResource !== "function") throw new Error("FakeCloud: the Pulumi runtime has no MockMonitor to hook");
@@ -105,6 +158,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
                 additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
                 ignoreChanges: req.getIgnorechangesList(),
                 retainOnDelete: req.getRetainondelete() === true,
+                aliases: resolveAliases(req),
             });
             try {
                 return register.call(monitor, req, callback);
@@ -121,9 +175,129 @@ export class FakeCloud implements pulumi.runtime.Mocks {
      */
     destroy(): { deleted: string[]; retained: string[] } {
         const result = { deleted: [] as string[], retained: [] as string[] };
-        for (const [urn, entry] of this.state) (entry.retainOnDelete ? result.retained : result.deleted).push(urn);
+        // The engine deletes dependents first: the reverse of the order the state holds.
+        for (const [urn, entry] of [...this.state].reverse()) {
+            (entry.retainOnDelete ? result.retained : result.deleted).push(urn);
+            this.deleteFromCluster(entry);
+        }
         this.state.clear();
+        this.managers.clear();
         return result;
+    }
+
+    /**
+     * The end of a successful `pulumi up`: what the state holds that this run did not register is deleted
+     * (forgotten with `retainOnDelete`). In preview the steps are planned and nothing changes.
+     */
+    finishRun(): void {
+        for (const [urn, entry] of [...this.state].reverse()) {
+            if (this.seen.has(urn)) continue;
+            this.steps.push({ urn, type: entry.type, op: entry.retainOnDelete ? "forget" : "delete" });
+            if (this.opts.preview) continue;
+            this.deleteFromCluster(entry);
+            this.state.delete(urn);
+            this.managers.delete(urn);
+        }
+    }
+
+    /** The state, as a stack export would give it (secrets unwrapped; keep fixtures to what holds none). */
+    exportState(): SavedResource[] {
+        return [...this.state].map(([urn, e]) => ({
+            urn,
+            type: e.type,
+            inputs: structuredClone(e.inputs),
+            outputs: structuredClone(e.created.outputs),
+            id: e.created.id,
+            retainOnDelete: e.retainOnDelete,
+        }));
+    }
+
+    /** Starts from a saved state (an earlier version's stack), its Kubernetes objects in the cluster too. */
+    importState(saved: readonly SavedResource[]): void {
+        for (const r of saved) {
+            const created = { id: r.id, outputs: structuredClone(r.outputs) };
+            this.state.set(r.urn, {
+                inputs: structuredClone(r.inputs),
+                inputsJSON: canonicalJSON(r.inputs),
+                created,
+                type: r.type,
+                retainOnDelete: r.retainOnDelete,
+            });
+            if (!r.type.startsWith("kubernetes:")) continue;
+            const key = clusterKey(r.type, r.outputs);
+            this.cluster.set(key, structuredClone(r.outputs));
+            // Applied by that version's provider, under a field manager of its own.
+            const manager = randomManager();
+            this.managers.set(r.urn, manager);
+            this.own(key, r.outputs, manager);
+        }
+    }
+
+    /** The object the cluster holds (undefined when there is none), e.g. `("core/v1:Namespace", "", "registry")`. */
+    clusterObject(kind: string, namespace: string, name: string): Record<string, any> | undefined {
+        const o = this.cluster.get(`${kind}/${namespace}/${name}`);
+        return o && structuredClone(o);
+    }
+
+    /** `kubectl label <kind> <name> <label>-`: the label, and so every manager's ownership of it, removed. */
+    removeLabel(kind: string, namespace: string, name: string, label: string): void {
+        const key = `${kind}/${namespace}/${name}`;
+        const o = this.cluster.get(key);
+        if (o?.metadata?.labels) delete o.metadata.labels[label];
+        this.labelOwners.get(key)?.delete(label);
+    }
+
+    /** The next runs are `pulumi preview`s (true) or `pulumi up`s (false) of the same stack and cluster. */
+    setPreview(on: boolean): void {
+        this.opts.preview = on;
+    }
+
+    /** Every object the cluster holds, as `<kind>/<namespace>/<name>`. */
+    clusterKeys(): string[] {
+        return [...this.cluster.keys()].sort();
+    }
+
+    /**
+     * Server-side apply: a field another manager owns with another value is a conflict (HTTP 409), unless
+     * the apply is forced (`pulumi.com/patchForce`). Modelled for labels, the fields the kept objects share.
+     */
+    private refuseConflicts(key: string, applied: Record<string, any>, manager: string): void {
+        if (applied.metadata?.annotations?.["pulumi.com/patchForce"] === "true") return;
+        const owners = this.labelOwners.get(key);
+        for (const [label, value] of Object.entries<string>(applied.metadata?.labels ?? {})) {
+            for (const [other, theirs] of owners?.get(label) ?? []) {
+                if (other !== manager && theirs !== value) {
+                    throw new Error(
+                        `Server-Side Apply field conflict detected: Apply failed with 1 conflict: conflict with "${other}": .metadata.labels.${label}`,
+                    );
+                }
+            }
+        }
+    }
+
+    /** The manager now owns the labels it applied (alone, when forced or on create); a manager's value is its last. */
+    private own(key: string, applied: Record<string, any>, manager: string): void {
+        const owners = this.labelOwners.get(key) ?? new Map<string, Map<string, string>>();
+        const forced = applied.metadata?.annotations?.["pulumi.com/patchForce"] === "true";
+        for (const [label, value] of Object.entries<string>(applied.metadata?.labels ?? {})) {
+            const byManager = forced ? new Map<string, string>() : (owners.get(label) ?? new Map<string, string>());
+            for (const [m, v] of byManager) if (v !== value && m !== manager) byManager.delete(m);
+            byManager.set(manager, value);
+            owners.set(label, byManager);
+        }
+        this.labelOwners.set(key, owners);
+    }
+
+    /** A Patch resource's delete leaves its object; any other's deletes it, and a Namespace what is in it. */
+    private deleteFromCluster(entry: StateEntry): void {
+        if (entry.retainOnDelete || !entry.type.startsWith("kubernetes:") || entry.type.endsWith("Patch")) return;
+        const key = clusterKey(entry.type, entry.created.outputs);
+        this.cluster.delete(key);
+        this.labelOwners.delete(key);
+        if (entry.type === "kubernetes:core/v1:Namespace") {
+            const ns = entry.created.outputs.metadata?.name;
+            for (const k of [...this.cluster.keys()]) if (k.split("/").slice(-2, -1)[0] === ns && !k.startsWith("core/v1:Namespace/")) this.cluster.delete(k);
+        }
     }
 
     byType(type: string): RecordedResource[] {
@@ -180,6 +354,7 @@ export class FakeCloud implements pulumi.runtime.Mocks {
                 id,
                 provider,
                 retainOnDelete: reg.retainOnDelete,
+                aliases: reg.aliases,
             });
             return { id, state };
         } catch (e) {
@@ -192,21 +367,40 @@ export class FakeCloud implements pulumi.runtime.Mocks {
 
     /** Unchanged: what the state holds. Otherwise create it, or in preview plan it (computed outputs absent, so unknown). */
     private apply(type: string, name: string, urn: string, given: Record<string, any>, custom: boolean, reg: Registration): Created {
-        const prev = this.state.get(urn);
+        // Engine: the state at the URN, else at the first alias that has some (the resource moved).
+        let prevUrn: string | undefined = this.state.has(urn) ? urn : reg.aliases.find((a) => this.state.has(a) && !this.seen.has(a));
+        const prev = prevUrn === undefined ? undefined : this.state.get(prevUrn);
+        if (prevUrn === urn) prevUrn = undefined;
+        this.seen.add(urn);
+        if (prevUrn !== undefined) this.seen.add(prevUrn);
         // Engine: an ignored path takes the value the state holds (when the resource exists and has one).
         const inputs = prev === undefined ? given : withIgnoredChanges(given, prev.inputs, reg.ignoreChanges);
+        const isKubernetes = type.startsWith("kubernetes:");
+        if (isKubernetes && !type.endsWith("Patch")) autoname(inputs, name, prev);
         const inputsJSON = canonicalJSON(inputs);
-        if (prev !== undefined && prev.inputsJSON === inputsJSON && !(EMULATED[type]?.renews && inRenewalWindow(prev.created.outputs))) {
+        const preview = !!this.opts.preview;
+        if (prev !== undefined && prev.type === type && prev.inputsJSON === inputsJSON && !(EMULATED[type]?.renews && inRenewalWindow(prev.created.outputs))) {
+            this.steps.push({ urn, type, op: "same", ...(prevUrn ? { from: prevUrn } : {}) });
+            if (prevUrn !== undefined && !preview) {
+                this.state.delete(prevUrn);
+                this.state.set(urn, prev);
+            }
             return structuredClone(prev.created);
         }
-        const preview = !!this.opts.preview;
+        const op: Step["op"] = prev === undefined ? "create" : isKubernetes && !kubernetesReplaces(prev.created.outputs, inputs) ? "update" : "replace";
+        this.steps.push({ urn, type, op, ...(prevUrn ? { from: prevUrn } : {}) });
         let created: Created;
         if (EMULATED[type] !== undefined) {
             const unknown = Object.keys(inputs).filter((k) => inputs[k] !== undefined && !EMULATED[type].inputs.includes(k));
             if (unknown.length > 0) throw new Error(`input ${unknown.join(", ")} is not emulated (the fake knows ${EMULATED[type].inputs.join(", ")})`);
             created = preview ? { id: "", outputs: { ...inputs } } : EMULATED[type].create(inputs);
-        } else if (type.startsWith("kubernetes:")) {
-            const outputs = this.kubernetesObject(type, name, inputs, preview);
+        } else if (isKubernetes) {
+            const manager = inputs.metadata?.annotations?.["pulumi.com/patchFieldManager"] ?? this.managers.get(prevUrn ?? urn) ?? randomManager();
+            const outputs = this.kubernetesApply(type, name, inputs, preview, op, prev, manager);
+            if (!preview) {
+                if (prevUrn !== undefined) this.managers.delete(prevUrn);
+                this.managers.set(urn, manager);
+            }
             created = { id: kubernetesId(outputs), outputs };
         } else if (type.startsWith("pulumi:providers:")) {
             // The engine gives a provider a UUID; derived from the URN here so reruns agree.
@@ -218,23 +412,53 @@ export class FakeCloud implements pulumi.runtime.Mocks {
         }
         // A preview leaves state alone, and ids are unknown until a resource exists.
         if (preview) return { ...created, id: "" };
+        if (prevUrn !== undefined) this.state.delete(prevUrn);
         this.state.set(urn, { inputs: structuredClone(inputs), inputsJSON, created: structuredClone(created), type, retainOnDelete: reg.retainOnDelete });
         return created;
     }
 
-    private kubernetesObject(type: string, name: string, inputs: Record<string, any>, preview: boolean): Record<string, any> {
+    /**
+     * The API server's side of a create, update or replace: AlreadyExists for a client-side create of an
+     * object that exists; a Patch resource's server-side apply merged into what exists. Returns the live object.
+     */
+    private kubernetesApply(
+        type: string,
+        name: string,
+        inputs: Record<string, any>,
+        preview: boolean,
+        op: Step["op"],
+        prev: StateEntry | undefined,
+        manager: string,
+    ): Record<string, any> {
         const out: Record<string, any> = structuredClone(inputs);
-        // A patch names its target; everything else is auto-named when the program gives no name.
-        if (!type.endsWith("Patch")) {
-            // The provider appends 8 random hex digits; derived from the name here so reruns agree.
-            out.metadata = isPlainObject(out.metadata) ? { ...out.metadata } : {};
-            out.metadata.name ??= `${name}-${crypto.createHash("sha256").update(name).digest("hex").slice(0, 8)}`;
-        }
         if (type === "kubernetes:core/v1:Service") {
             out.spec = { ...out.spec };
-            out.spec.clusterIP ??= preview ? UNKNOWN : (this.opts.clusterIP?.(name) ?? "10.96.0.10");
+            out.spec.clusterIP ??= prev?.created.outputs.spec?.clusterIP ?? (preview ? UNKNOWN : (this.opts.clusterIP?.(name) ?? "10.96.0.10"));
         }
-        return out;
+        if (!isPlainObject(out.metadata) || typeof out.metadata.name !== "string") return out; // unknown in preview
+        const key = clusterKey(type, out);
+        const prevKey = prev && prev.type.startsWith("kubernetes:") ? clusterKey(prev.type, prev.created.outputs) : undefined;
+        const existing = this.cluster.get(key);
+        let live: Record<string, any>;
+        if (type.endsWith("Patch")) {
+            if (existing !== undefined) this.refuseConflicts(key, out, manager);
+            live = existing === undefined ? out : serverSideApply(existing, out, key);
+        } else {
+            // pulumi-kubernetes >= 4.29.0: a create is client-side; the object must not exist (a replace
+            // under the same name deletes the old one first: the provider's delete-before-replace).
+            const sameObject = op !== "create" && prevKey === key;
+            if (existing !== undefined && !sameObject) {
+                throw new Error(`${kindPlural(type)} "${out.metadata.name}" already exists`);
+            }
+            live = out;
+        }
+        if (!preview) {
+            if (op === "replace" && prevKey !== undefined && prevKey !== key && prev && !prev.retainOnDelete && !prev.type.endsWith("Patch"))
+                this.deleteFromCluster(prev);
+            this.cluster.set(key, structuredClone(live));
+            this.own(key, out, manager);
+        }
+        return structuredClone(live);
     }
 }
 
@@ -289,6 +513,7 @@ export async function runProgram(
         await Promise.race([failed, exported]);
         await settle(cloud);
         if (cloud.errors.length > 0) throw registrationError(cloud);
+        cloud.finishRun();
         return { outputs, secretOutputs };
     });
 }
@@ -367,6 +592,15 @@ async function withRefusalsSuppressed<T>(cloud: FakeCloud, fn: () => Promise<T>)
     return res;
 }
 
+/** `done`, or the first refusal a registration gets, whichever comes first. */
+async function untilRefusalOr(cloud: FakeCloud, done: Promise<void>): Promise<void> {
+    let settled = false;
+    const finished = done.then(() => {
+        settled = true;
+    });
+    while (!settled && cloud.errors.length === 0) await Promise.race([finished, new Promise((r) => setTimeout(r, 20).unref())]);
+}
+
 /** Waits until the Pulumi runtime has no outstanding RPCs and the set of registered resources is stable. */
 async function settle(cloud: FakeCloud, timeoutMs = 30_000): Promise<void> {
     const waitForRPCs: (() => Promise<void>) | undefined = (pulumi.runtime as any).waitForRPCs;
@@ -374,7 +608,9 @@ async function settle(cloud: FakeCloud, timeoutMs = 30_000): Promise<void> {
     let last = -1;
     let stable = 0;
     while (stable < 3 && Date.now() < deadline) {
-        if (waitForRPCs) await waitForRPCs();
+        // Once a registration is refused, resources that depend on it wait forever (the real runtime
+        // exits instead), and so would waitForRPCs: it is given up as soon as there is a refusal.
+        if (waitForRPCs) await untilRefusalOr(cloud, waitForRPCs());
         await new Promise((r) => setImmediate(r));
         const n = cloud.resources.length + cloud.errors.length;
         if (n === last) stable++;
@@ -464,9 +700,94 @@ function canonicalJSON(v: any): string {
     return JSON.stringify(norm(v));
 }
 
-function makeUrn(parent: string, type: string, name: string): string {
-    const qualified = parent ? `${parent.split("::")[2].split("$").pop()}$${type}` : type;
+/** The engine's URN: the parent's qualified type chain (the root stack left out), `$`, the type, `::`, the name. */
+export function makeUrn(parent: string, type: string, name: string): string {
+    const parentType = parent ? parent.split("::")[2] : "";
+    const qualified = parentType && parentType !== "pulumi:pulumi:Stack" ? `${parentType}$${type}` : type;
     return `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::${qualified}::${name}`;
+}
+
+/** The engine's alias resolution: a URN as given, or a spec whose unset parts are the resource's own. */
+function resolveAliases(req: any): string[] {
+    const urns: string[] = [...(req.getAliasurnsList?.() ?? [])];
+    for (const alias of req.getAliasesList?.() ?? []) {
+        if (alias.getUrn()) {
+            urns.push(alias.getUrn());
+            continue;
+        }
+        const spec = alias.getSpec();
+        const parent = spec.getNoparent() ? "" : spec.getParenturn() || req.getParent();
+        const urn = makeUrn(parent, spec.getType() || req.getType(), spec.getName() || req.getName());
+        const [, , ...rest] = urn.split("::");
+        urns.push(`urn:pulumi:${spec.getStack() || pulumi.getStack()}::${spec.getProject() || pulumi.getProject()}::${rest.join("::")}`);
+    }
+    return urns;
+}
+
+/** The provider's Check: an object the program gives no name keeps the one it has, or gets `<name>-<8 hex>`. */
+function autoname(inputs: Record<string, any>, name: string, prev: StateEntry | undefined): void {
+    if (isPlainObject(inputs.metadata) && inputs.metadata.name !== undefined) return;
+    // The provider appends 8 random hex digits; derived from the name here so reruns agree.
+    const generated = prev?.created.outputs.metadata?.name ?? `${name}-${crypto.createHash("sha256").update(name).digest("hex").slice(0, 8)}`;
+    inputs.metadata = { ...(isPlainObject(inputs.metadata) ? inputs.metadata : {}), name: generated };
+}
+
+/** Whether the provider replaces (rather than updates) an object: a new name or namespace, or a claim's immutable spec. */
+function kubernetesReplaces(old: Record<string, any>, inputs: Record<string, any>): boolean {
+    const md = inputs.metadata ?? {};
+    if (md.name !== old.metadata?.name || (md.namespace ?? undefined) !== (old.metadata?.namespace ?? undefined)) return true;
+    const claimFields = ["storageClassName", "accessModes", "volumeName"];
+    return (
+        old.kind === "PersistentVolumeClaim" &&
+        claimFields.some((f) => inputs.spec?.[f] !== undefined && canonicalJSON(inputs.spec[f]) !== canonicalJSON(old.spec?.[f]))
+    );
+}
+
+/** The provider's field manager when no `pulumi.com/patchFieldManager` names one: `pulumi-kubernetes-` and a random suffix (pulumi-kubernetes#2271). */
+function randomManager(): string {
+    return `pulumi-kubernetes-${crypto.randomBytes(4).toString("hex")}`;
+}
+
+/** `<group/version:Kind>/<namespace>/<name>`: a Patch type names the kind it patches. */
+function clusterKey(type: string, o: Record<string, any>): string {
+    const kind = type.replace(/^kubernetes:/, "").replace(/Patch$/, "");
+    return `${kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`;
+}
+
+/** The API server's resource name in its messages (`namespaces "registry" already exists`). */
+function kindPlural(type: string): string {
+    const kind = type
+        .split(":")
+        .pop()!
+        .replace(/Patch$/, "")
+        .toLowerCase();
+    return kind.endsWith("s") ? `${kind}es` : kind.endsWith("y") ? `${kind.slice(0, -1)}ies` : `${kind}s`;
+}
+
+/**
+ * A server-side apply onto an existing object: labels and annotations merged, other fields set; a
+ * claim's spec is immutable (but for its storage request), so a different value is refused.
+ */
+function serverSideApply(live: Record<string, any>, applied: Record<string, any>, key: string): Record<string, any> {
+    const out = structuredClone(live);
+    const md = applied.metadata ?? {};
+    out.metadata = { ...out.metadata, labels: { ...out.metadata?.labels, ...md.labels }, annotations: { ...out.metadata?.annotations, ...md.annotations } };
+    if (Object.keys(out.metadata.labels).length === 0) delete out.metadata.labels;
+    if (Object.keys(out.metadata.annotations).length === 0) delete out.metadata.annotations;
+    if (key.startsWith("core/v1:PersistentVolumeClaim/")) {
+        for (const f of ["storageClassName", "accessModes", "volumeName"]) {
+            const want = applied.spec?.[f];
+            if (want !== undefined && live.spec?.[f] !== undefined && canonicalJSON(want) !== canonicalJSON(live.spec[f])) {
+                throw new Error(
+                    `PersistentVolumeClaim "${live.metadata.name}" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests`,
+                );
+            }
+        }
+        out.spec = { ...live.spec, resources: applied.spec?.resources ?? live.spec?.resources };
+        return out;
+    }
+    for (const [k, v] of Object.entries(applied)) if (k !== "metadata") out[k] = structuredClone(v);
+    return out;
 }
 
 function kubernetesId(o: Record<string, any>): string {
@@ -649,7 +970,8 @@ function certificate(inputs: Record<string, any>, t: CertTemplate): Created {
     );
     return {
         id: serial.toString(10),
-        outputs: { ...inputs, certPem: pemEncode("CERTIFICATE", signDer(tbs, t.signer)), validityEndTime: notAfter.toISOString() },
+        // The provider's validity_end_time: RFC 3339 as Go formats it, whole seconds, as the certificate holds it.
+        outputs: { ...inputs, certPem: pemEncode("CERTIFICATE", signDer(tbs, t.signer)), validityEndTime: notAfter.toISOString().replace(/\.\d+Z$/, "Z") },
     };
 }
 

@@ -258,3 +258,152 @@ export const cert = new tls.LocallySignedCert("leaf", { certRequestPem: csr.cert
         expect(r.secretOutputs.has("token")).toBe(true);
     });
 });
+
+describe("the cluster outlives the state, as pulumi-kubernetes >= 4.29.0 and the engine treat it", () => {
+    const dir = path.join(tmp, "kept");
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: kept\nruntime: nodejs\n");
+    const sdk = (pkg: string) => JSON.stringify(path.dirname(require.resolve(`${pkg}/package.json`)));
+    /** A program whose body sees `k8s`, `pulumi` and the config value `mode`. */
+    const program = (name: string, body: string) => {
+        const entry = path.join(dir, `${name}.ts`);
+        fs.writeFileSync(
+            entry,
+            `import * as pulumi from ${sdk("@pulumi/pulumi")};\nimport * as k8s from ${sdk("@pulumi/kubernetes")};\nconst mode = new pulumi.Config().get("mode") ?? "";\n${body}`,
+        );
+        return entry;
+    };
+    const kept = program(
+        "kept",
+        `const ns = new k8s.core.v1.Namespace("ns", { metadata: { name: "registry" } }, { retainOnDelete: true });
+new k8s.core.v1.PersistentVolumeClaim("claim", { metadata: { namespace: "registry" }, spec: { accessModes: ["ReadWriteOnce"] } }, { retainOnDelete: true, dependsOn: [ns] });
+new k8s.core.v1.ConfigMap("cm", { metadata: { namespace: "registry" } }, { dependsOn: [ns] });
+`,
+    );
+    const patched = program(
+        "patched",
+        `const ns = new k8s.core.v1.NamespacePatch("ns", { metadata: { name: "registry", labels: { mine: "yes" } } }, { retainOnDelete: true });
+new k8s.core.v1.PersistentVolumeClaimPatch("claim", { metadata: { name: "data", namespace: "registry" }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: mode || undefined } }, { dependsOn: [ns] });
+`,
+    );
+
+    it("a retained Namespace and claim stay in the cluster after destroy, and the next stack's create fails with AlreadyExists", async () => {
+        const cloud = new FakeCloud();
+        await runProgram(cloud, { config: {}, entry: kept });
+        const claim = cloud.one(T.pvc).outputs.metadata.name;
+        const { retained, deleted } = cloud.destroy();
+        expect(retained).toHaveLength(2);
+        expect(deleted).toHaveLength(1);
+        expect(cloud.clusterKeys()).toEqual([`core/v1:Namespace//registry`, `core/v1:PersistentVolumeClaim/registry/${claim}`]);
+        await expect(runProgram(cloud, { config: {}, entry: kept })).rejects.toThrow(/"ns": namespaces "registry" already exists/);
+    });
+
+    it("a Patch creates what is missing, merges into what exists, leaves it on delete, and refuses a claim's immutable change", async () => {
+        const cloud = new FakeCloud();
+        await runProgram(cloud, { config: {}, entry: kept });
+        cloud.destroy();
+        await runProgram(cloud, { config: {}, entry: patched });
+        expect(cloud.clusterObject("core/v1:Namespace", "", "registry")?.metadata.labels).toEqual({ mine: "yes" });
+        expect(cloud.clusterObject("core/v1:PersistentVolumeClaim", "registry", "data")?.spec.accessModes).toEqual(["ReadWriteOnce"]);
+        expect(cloud.steps.map((s) => s.op)).toEqual(["create", "create"]);
+        // The claim Patch has no retainOnDelete: its delete leaves the claim (it only gives up its fields).
+        cloud.destroy();
+        expect(cloud.clusterObject("core/v1:PersistentVolumeClaim", "registry", "data")).toBeDefined();
+        await runProgram(cloud, { config: {}, entry: patched });
+        const classed = new FakeCloud();
+        await runProgram(classed, { config: { "kept:mode": "standard" }, entry: patched });
+        await expect(runProgram(classed, { config: { "kept:mode": "premium" }, entry: patched })).rejects.toThrow(/spec is immutable after creation/);
+    });
+
+    it("a dropped resource is deleted at the end of the run (a Namespace with what is in it), or forgotten with retainOnDelete", async () => {
+        const cloud = new FakeCloud();
+        await runProgram(cloud, { config: {}, entry: kept });
+        const claim = cloud.one(T.pvc).outputs.metadata.name;
+        await runProgram(cloud, { config: {}, entry: program("empty", "export const nothing = 1;\n") });
+        expect(cloud.steps.map((s) => [s.type, s.op]).sort()).toEqual([
+            [T.cm, "delete"],
+            [T.ns, "forget"],
+            [T.pvc, "forget"],
+        ]);
+        expect(cloud.clusterKeys()).toEqual([`core/v1:Namespace//registry`, `core/v1:PersistentVolumeClaim/registry/${claim}`]);
+        const unkept = program(
+            "unkept",
+            `new k8s.core.v1.Namespace("ns", { metadata: { name: "other" } });\nnew k8s.core.v1.ConfigMap("cm", { metadata: { namespace: "other" } });\n`,
+        );
+        const other = new FakeCloud();
+        await runProgram(other, { config: {}, entry: unkept });
+        other.destroy();
+        expect(other.clusterKeys()).toEqual([]);
+    });
+
+    it("an alias moves a resource's state to its new URN, across a type, and ignoreChanges keeps the provider-given name", async () => {
+        const cloud = new FakeCloud();
+        await runProgram(cloud, { config: {}, entry: kept });
+        const before = cloud.one(T.pvc);
+        const moved = program(
+            "moved",
+            `new k8s.core.v1.PersistentVolumeClaimPatch("claim", { metadata: { name: "fixed", namespace: "registry" }, spec: { accessModes: ["ReadWriteOnce"] } },
+    { retainOnDelete: true, aliases: [{ type: "kubernetes:core/v1:PersistentVolumeClaim" }], ignoreChanges: ["metadata.name"] });
+new k8s.core.v1.NamespacePatch("ns-patch", { metadata: { name: "registry" } }, { retainOnDelete: true });
+`,
+        );
+        await runProgram(cloud, { config: {}, entry: moved });
+        const after = cloud.one("kubernetes:core/v1:PersistentVolumeClaimPatch");
+        expect(after.aliases).toEqual([before.urn]);
+        expect(after.outputs.metadata.name).toBe(before.outputs.metadata.name);
+        expect(cloud.steps.find((s) => s.urn === after.urn)).toEqual({ urn: after.urn, type: after.type, op: "update", from: before.urn });
+        expect(cloud.steps.filter((s) => s.op === "delete" || s.op === "replace").map((s) => s.type)).toEqual([T.cm]);
+    });
+});
+
+describe("server-side apply's field ownership of labels", () => {
+    const dir = path.join(tmp, "owners");
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: owners\nruntime: nodejs\n");
+    const k8s = JSON.stringify(path.dirname(require.resolve("@pulumi/kubernetes/package.json")));
+    const pulumiSdk = JSON.stringify(path.dirname(require.resolve("@pulumi/pulumi/package.json")));
+    const entry = path.join(dir, "index.ts");
+    fs.writeFileSync(
+        entry,
+        `import * as pulumi from ${pulumiSdk};
+import * as k8s from ${k8s};
+const cfg = new pulumi.Config();
+const annotations: Record<string, string> = {};
+if (cfg.get("manager")) annotations["pulumi.com/patchFieldManager"] = cfg.get("manager")!;
+if (cfg.get("force")) annotations["pulumi.com/patchForce"] = "true";
+new k8s.core.v1.NamespacePatch("ns", { metadata: { name: "shared", annotations, labels: { level: cfg.require("level") } } }, { retainOnDelete: true });
+`,
+    );
+    const run = (cloud: FakeCloud, config: Record<string, string>) =>
+        runProgram(cloud, { config: Object.fromEntries(Object.entries(config).map(([k, v]) => [`owners:${k}`, v])), entry });
+
+    it("a label another manager applied with another value is a conflict, unless forced; a manager may change its own", async () => {
+        const cloud = new FakeCloud();
+        await run(cloud, { level: "restricted" });
+        await run(cloud, { level: "privileged" }); // the same resource, the same manager
+        cloud.destroy(); // kept, its labels still owned by the destroyed stack's manager
+        await expect(run(cloud, { level: "restricted" })).rejects.toThrow(
+            /field conflict.*conflict with "pulumi-kubernetes-[0-9a-f]{8}": \.metadata\.labels\.level/,
+        );
+        await run(cloud, { level: "privileged" }); // the same value: shared, no conflict
+        await run(cloud, { level: "restricted", force: "true" });
+        expect(cloud.clusterObject("core/v1:Namespace", "", "shared")?.metadata.labels).toEqual({ level: "restricted" });
+    });
+
+    it("a fixed field manager (pulumi.com/patchFieldManager) owns the same fields from one stack to the next", async () => {
+        const cloud = new FakeCloud();
+        await run(cloud, { level: "restricted", manager: "ours" });
+        cloud.destroy();
+        await run(cloud, { level: "privileged", manager: "ours" });
+        expect(cloud.clusterObject("core/v1:Namespace", "", "shared")?.metadata.labels).toEqual({ level: "privileged" });
+    });
+
+    it("removing the label (kubectl label ... level-) clears every manager's claim to it", async () => {
+        const cloud = new FakeCloud();
+        await run(cloud, { level: "restricted" });
+        cloud.destroy();
+        cloud.removeLabel("core/v1:Namespace", "", "shared", "level");
+        await run(cloud, { level: "privileged" });
+        expect(cloud.clusterObject("core/v1:Namespace", "", "shared")?.metadata.labels).toEqual({ level: "privileged" });
+    });
+});

@@ -47,8 +47,9 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         // kind keeps caches in a node directory (a host mount survives the cluster), not volumes.
         const cacheVolumes = ENVIRONMENTS[(config["cluster-registry:environment"] ?? "kind") as EnvironmentName].cacheHostPath ? 0 : caches;
         expect(counts(cloud.resources)).toEqual({
-            // the registries', and the node agent's own
-            [T.ns]: 2,
+            // the node agent's own; the registries' (kept by destroy, so taken over by the next stack: a patch)
+            [T.ns]: 1,
+            [T.nsPatch]: 1,
             // each registry's own Service (no metrics Service: debug listeners are loopback-only by default)
             [T.svc]: 1 + caches,
             // htpasswd for pushes, for pulls (and for caches, the node identity's), a tls and an
@@ -56,7 +57,9 @@ describe.each(shippedStacks())("stack %s", (stack) => {
             [T.secret]: 2 + (caches ? 1 : 0) + 2 * (1 + caches) + pullNamespaces + 1,
             // registry configs, the node agent script, local-registry-hosting
             [T.cm]: 1 + caches + 1 + 1,
-            [T.pvc]: 1 + cacheVolumes,
+            // the hosted registry's kept claim, then the caches'
+            [T.pvcPatch]: 1,
+            ...(cacheVolumes ? { [T.pvc]: cacheVolumes } : {}),
             [T.deploy]: 1 + caches,
             [T.ds]: 1,
             // the node agent's ServiceAccount, allowed to get its own DaemonSet
@@ -136,7 +139,7 @@ describe.each(shippedStacks())("stack %s", (stack) => {
         const mounts = Object.fromEntries(c.volumeMounts.map((m: { name: string; mountPath: string }) => [m.name, m.mountPath]));
         expect(mounts).toEqual({ config: MOUNTS.config, tls: MOUNTS.tls, auth: MOUNTS.auth, storage: MOUNTS.storage, tmp: MOUNTS.tmp });
         const volumes = Object.fromEntries(pod.volumes.map((v: Record<string, unknown>) => [v.name, v]));
-        expect(volumes.storage.persistentVolumeClaim.claimName).toBe(cloud.one(T.pvc, "hosted-storage").outputs.metadata.name);
+        expect(volumes.storage.persistentVolumeClaim.claimName).toBe(cloud.one(T.pvcPatch, "hosted-storage").outputs.metadata.name);
         expect(volumes.tls.secret.secretName).toBe(cloud.one(T.secret, "hosted-tls").outputs.metadata.name);
 
         const configYaml: string = cloud.one(T.cm, "hosted-config").inputs.data["config.yml"];

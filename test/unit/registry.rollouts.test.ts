@@ -46,7 +46,9 @@ describe("rollouts keep a ready registry behind every Service", () => {
             const terms = d.inputs.spec.template.spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution;
             expect(terms, d.name).toEqual([{ labelSelector: { matchLabels: d.inputs.spec.selector.matchLabels }, topologyKey: "kubernetes.io/hostname" }]);
             const volume = d.inputs.spec.template.spec.volumes.find((v: any) => v.name === "storage");
-            const claim = cloud.byType(T.pvc).find((c) => c.outputs.metadata.name === volume.persistentVolumeClaim.claimName)!;
+            const claim = [...cloud.byType(T.pvc), ...cloud.byType(T.pvcPatch)].find(
+                (c) => c.outputs.metadata.name === volume.persistentVolumeClaim.claimName,
+            )!;
             expect(claim.inputs.spec.accessModes).toEqual(["ReadWriteOnce"]);
         }
     });

@@ -8,7 +8,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, test } from "vitest";
-import { ROOT } from "../../support/stacks";
+import { FakeCloud, runProgram } from "../../support/fake-cloud";
+import { ENTRY, ROOT, stackConfig } from "../../support/stacks";
 
 const SCRIPT = path.join(ROOT, "scripts/check");
 
@@ -160,6 +161,7 @@ esac
                     host: "registry.registry.svc.cluster.local:5000",
                     clusterIP: "10.96.0.10",
                     caches: { "docker.io": "https://10.96.0.20:5000", "quay.io": "https://10.96.0.21:5000", "ghcr.io": "https://10.96.0.22:5000" },
+                    certificateExpiry: { ca: "2099-01-01T00:00:00Z", registry: "2099-01-01T00:00:00Z" },
                 }),
                 "services.json": JSON.stringify({
                     items: [
@@ -183,7 +185,9 @@ esac
             const run = spawnSync(SCRIPT, ["dev", "--image", "hosted=registry.registry.svc.cluster.local:5000/team/app:1.0"], { env, encoding: "utf8" });
             expect(run.status, run.stderr).toBe(1);
             const lines = run.stdout.replace(/ +/g, " ").trim().split("\n");
-            expect(lines).toEqual([
+            expect(lines.map((l) => l.replace(/: \d+ days left$/, ": N days left"))).toEqual([
+                "OK cert ca expires 2099-01-01T00:00:00Z: N days left",
+                "OK cert registry expires 2099-01-01T00:00:00Z: N days left",
                 "stack dev, kube context kind-kind",
                 "OK hosted registry.registry.svc.cluster.local:5000 registry.registry.svc.cluster.local:5000/team/app:1.0: pulled on kind-worker, served by registry/registry",
                 "OK docker.io https://10.96.0.20:5000 docker.io/library/busybox:1.37.0: pulled on kind-worker, served by registry/cache-docker-io",
@@ -201,5 +205,49 @@ esac
         } finally {
             fs.rmSync(fake, { recursive: true, force: true });
         }
+    });
+});
+
+describe("certificate expiry, from the stack's certificateExpiry output", () => {
+    const NOW = String(Date.parse("2026-12-04T00:00:00Z") / 1000);
+    const check = (expiry: Record<string, string>, minDays = "14") => call("check_certificates", [minDays, NOW], JSON.stringify({ certificateExpiry: expiry }));
+
+    test("one line per certificate with its days left; any under the minimum fails the check and says what renews it", () => {
+        expect(check({ ca: "2036-12-01T00:00:00Z", registry: "2027-12-04T00:00:00Z" })!.replace(/ +/g, " ")).toBe(
+            "OK cert ca expires 2036-12-01T00:00:00Z: 3650 days left\nOK cert registry expires 2027-12-04T00:00:00Z: 365 days left\n",
+        );
+        expect(check({ ca: "2036-12-01T00:00:00Z", registry: "2026-12-17T23:59:59Z" })).toBeNull();
+        const out = spawnSync("bash", ["-c", 'source "$1"; set +e; check_certificates 14 "$2"; echo "exit $?"', "t", SCRIPT, NOW], {
+            input: JSON.stringify({ certificateExpiry: { registry: "2026-12-17T23:59:59Z" } }),
+            encoding: "utf8",
+        }).stdout.replace(/ +/g, " ");
+        expect(out).toBe(
+            "FAIL cert registry expires 2026-12-17T23:59:59Z: 13 days left, under 14: pulumi up re-issues it (inside its renewal window)\nexit 1\n",
+        );
+        expect(check({ registry: "2026-12-18T00:00:00Z" })).not.toBeNull();
+        expect(check({ registry: "2026-12-18T00:00:00Z" }, "15")).toBeNull();
+    });
+
+    test("a stack deployed before the output existed fails, saying so", () => {
+        const out = spawnSync("bash", ["-c", 'source "$1"; set +e; check_certificates 14; echo "exit $?"', "t", SCRIPT], {
+            input: "{}",
+            encoding: "utf8",
+        }).stdout;
+        expect(out.replace(/ +/g, " ")).toBe("FAIL no certificateExpiry in the stack outputs: pulumi up with this version adds it\nexit 1\n");
+    });
+
+    test("reads what the program exports: the CA and every registry, a year's server certificates pass, a day's fail", async () => {
+        const cloud = new FakeCloud();
+        const { outputs } = await runProgram(cloud, { config: stackConfig("eks"), entry: ENTRY });
+        const names = Object.keys(outputs.certificateExpiry as object);
+        expect(names).toEqual(["ca", "registry", "cache-docker-io", "cache-quay-io", "cache-ghcr-io", "cache-registry-k8s-io"]);
+        const now = String(Math.floor(Date.now() / 1000));
+        const lines = call("check_certificates", ["14", now], JSON.stringify(outputs))!.trim().split("\n");
+        expect(lines.map((l) => l.split(/ +/).slice(0, 3).join(" "))).toEqual(names.map((n) => `OK cert ${n}`));
+        const short = await runProgram(new FakeCloud(), {
+            config: { ...stackConfig("eks"), "cluster-registry:certValidityHours": "24", "cluster-registry:certEarlyRenewalHours": "12" },
+            entry: ENTRY,
+        });
+        expect(call("check_certificates", ["14", now], JSON.stringify(short.outputs))).toBeNull();
     });
 });
