@@ -859,22 +859,24 @@ export const EVICTION_MARGIN_PERCENT = 10;
 
 /**
  * What a cache with `storageSize` and a fill limit keeps, in KiB of what it owns: from `highKiB` on
- * it deletes its oldest blobs until it is under `lowKiB`; its coalescer's copies stay under
+ * it deletes its oldest blobs not read in the last pass until it is under `lowKiB`; from `hardKiB`
+ * (a quarter of the way from the limit to the whole size) read ones too. Its coalescer's copies stay under
  * `coalescerKiB`, half of `lowKiB` (at most 2 GiB), so they never hold the cache above `lowKiB` by
  * themselves, where every blob would be deleted every second.
  */
-export function evictionThresholds(storageSize: string, maxFillPercent: number): { highKiB: bigint; lowKiB: bigint; coalescerKiB: bigint } {
+export function evictionThresholds(storageSize: string, maxFillPercent: number): { highKiB: bigint; lowKiB: bigint; hardKiB: bigint; coalescerKiB: bigint } {
     const kib = storageQuantityBytes(storageSize) / 1024n;
     const lowPercent = Math.max(maxFillPercent - EVICTION_MARGIN_PERCENT, Math.floor(maxFillPercent / 2));
     const lowKiB = (kib * BigInt(lowPercent)) / 100n;
+    const highKiB = (kib * BigInt(maxFillPercent)) / 100n;
     const coalescerKiB = lowKiB / 2n < BigInt(COALESCER_MAX_KIB) ? lowKiB / 2n : BigInt(COALESCER_MAX_KIB);
-    return { highKiB: (kib * BigInt(maxFillPercent)) / 100n, lowKiB, coalescerKiB };
+    return { highKiB, lowKiB, hardKiB: highKiB + (kib - highKiB) / 4n, coalescerKiB };
 }
 
 /** The command of a cache's eviction container: the image's busybox runs {@link EVICTION_SCRIPT}. */
 export function evictionCommand(storageSize: string, maxFillPercent: number): string[] {
-    const { highKiB, lowKiB } = evictionThresholds(storageSize, maxFillPercent);
-    return ["sh", "-c", EVICTION_SCRIPT, "cache-evict", MOUNTS.storage, String(highKiB), String(lowKiB), String(EVICTION_EVERY_SECONDS)];
+    const { highKiB, lowKiB, hardKiB } = evictionThresholds(storageSize, maxFillPercent);
+    return ["sh", "-c", EVICTION_SCRIPT, "cache-evict", MOUNTS.storage, String(highKiB), String(lowKiB), String(hardKiB), String(EVICTION_EVERY_SECONDS)];
 }
 
 /** A cache's eviction loop, beside the registry on the same volume, as the registry's user (who owns what it deletes). */

@@ -152,11 +152,14 @@ export const EVICTION_COUNTERS_FILE = "cache-evictions.prom";
 
 /**
  * A cache's eviction loop, run by the image's busybox as `sh -c SCRIPT cache-evict STORAGE HIGH_KIB
- * LOW_KIB EVERY_SECONDS`. Every EVERY_SECONDS it measures what the cache owns (`du` of STORAGE: the
- * registry's data, nginx's copies, these counters), not the filesystem under it (a node directory's
- * `df` is the node's disk). From HIGH_KIB up it deletes committed blob data files
+ * LOW_KIB HARD_KIB EVERY_SECONDS`. Every EVERY_SECONDS it measures what the cache owns (`du` of
+ * STORAGE: the registry's data, nginx's copies, these counters), not the filesystem under it (a node
+ * directory's `df` is the node's disk). From HIGH_KIB up it deletes committed blob data files
  * (`blobs/<algorithm>/<xx>/<hex>/data`), oldest modification (fetch) first, until it has freed what
- * takes the cache under LOW_KIB; nothing else. Why that never cuts a pull (distribution 3.1.1):
+ * takes the cache under LOW_KIB; nothing else. A blob read since it was fetched or since the last
+ * pass looked at it (its atime not before its mtime, in whole seconds: one fetched within a second
+ * counts as read once) gets a second chance: its atime is set back to 1970 and it is skipped, so what is deleted was not read for at least a pass, unless the cache holds HARD_KIB (then
+ * the oldest go, read or not). Why that never cuts a transfer in flight (distribution 3.1.1):
  * - `_uploads` is never touched: a fetch in flight writes there until its commit renames it into
  *   `blobs`, so a proxy miss streaming to its client and to storage keeps both.
  * - A blob being served keeps streaming: the registry has the file open, and Linux frees an unlinked
@@ -165,8 +168,9 @@ export const EVICTION_COUNTERS_FILE = "cache-evictions.prom";
  *   blob to the registry's stat, which a cache answers by fetching it again from the upstream (and its
  *   commit puts the data back); a manifest whose data is gone is fetched again the same way.
  * The one window left is distribution's own (its TTL expiry has it too): a request whose registry
- * goroutine is between its stat of that very file and its open of it, with no I/O in between, at the
- * instant of the unlink. Each eviction is one log line per blob and one summary; the counters are
+ * goroutine is between its stat of that very file and its open of it at the instant of the unlink gets
+ * an empty body or a 500; the second chance keeps blobs being read out of it (on a filesystem mounted
+ * `noatime` it cannot, and the order is plain first in, first out). Each eviction is one log line per blob and one summary; the counters are
  * written whole and renamed into place. Plain POSIX sh with du, find, stat and sort, as busybox has them.
  */
 export const EVICTION_SCRIPT = [
@@ -188,11 +192,17 @@ export const EVICTION_SCRIPT = [
     "    used=$(du -sk \"$1\" 2>/dev/null | awk '{ print $1 }')",
     '    case "$used" in "" | *[!0-9]*) echo "cache-evict: cannot measure what $1 holds" >&2; used=0 ;; esac',
     '    if [ "$used" -ge "$2" ]; then',
-    "        need=$((used - $3)) freed=0 n=0",
-    // "mtime blocks blocksize path", oldest first; a file gone since find is skipped by stat.
-    '        oldest=$(find "$blobs" -type f -name data -exec stat -c "%Y %b %B %n" {} + 2>/dev/null | sort -n)',
-    '        while [ "$freed" -lt "$need" ] && read -r mtime blocks size file; do',
+    "        need=$((used - $3)) freed=0 n=0 spared=0 force=",
+    '        [ "$used" -lt "$4" ] || force=1',
+    // "mtime atime blocks blocksize path", oldest first; a file gone since find is skipped by stat.
+    '        oldest=$(find "$blobs" -type f -name data -exec stat -c "%Y %X %b %B %n" {} + 2>/dev/null | sort -n)',
+    '        while [ "$freed" -lt "$need" ] && read -r mtime atime blocks size file; do',
     '            [ -n "$file" ] || continue',
+    // Setting atime back also moves ctime to now, so the next read moves atime again (relatime).
+    '            if [ "$atime" -ge "$mtime" ] && [ -z "$force" ]; then',
+    '                touch -a -d @1 "$file" 2>/dev/null && spared=$((spared + 1))',
+    "                continue",
+    "            fi",
     "            kib=$((blocks * size / 1024)) dir=${file%/data}",
     '            if rm -f "$file"; then',
     '                rmdir "$dir" 2>/dev/null',
@@ -203,6 +213,7 @@ export const EVICTION_SCRIPT = [
     "        done <<EOF",
     "$oldest",
     "EOF",
+    '        [ "$spared" -eq 0 ] || echo "cache-evict: kept $spared blobs read since the last pass for the next one"',
     '        if [ "$n" -gt 0 ]; then',
     "            evictions=$((evictions + 1)) blobs_total=$((blobs_total + n)) kib_total=$((kib_total + freed)) stuck=",
     '            echo "cache-evict: $1 held $used KiB (limit $2 KiB): deleted the $n oldest blobs, $freed KiB, to get under $3 KiB; what is pulled next is fetched again (eviction $evictions)"',
@@ -217,11 +228,11 @@ export const EVICTION_SCRIPT = [
     '                echo "# TYPE cluster_registry_cache_evicted_bytes_total counter"',
     '                echo "cluster_registry_cache_evicted_bytes_total $((kib_total * 1024))"',
     '            } > "$counters.tmp" && mv -f "$counters.tmp" "$counters"',
-    '        elif [ -z "$stuck" ]; then',
+    '        elif [ "$spared" -eq 0 ] && [ -z "$stuck" ]; then',
     "            stuck=1",
     '            echo "cache-evict: $1 holds $used KiB (limit $2 KiB) and no committed blob is left to delete: the rest is fetches in flight, links and the coalescer\'s copies" >&2',
     "        fi",
     "    fi",
-    '    sleep "$4"',
+    '    sleep "$5"',
     "done",
 ].join("\n");

@@ -241,13 +241,13 @@ describeIntegration("a tenant filling a cache", () => {
         const sinceFull = heldKiB.slice(heldKiB.findIndex((k) => k >= LOW_KIB));
         expect(Math.min(...sinceFull)).toBeGreaterThan(LOW_KIB / 2);
         // 384 MiB and more through a cache limited to 38 MiB: it had to make room, many times, and said so.
-        expect(evictions.length).toBeGreaterThanOrEqual(5);
+        expect(evictions.length).toBeGreaterThanOrEqual(3);
         expect(deleted.length).toBeGreaterThanOrEqual(evictions.length);
-        // It never filled its volume: the most it held is the limit and what fetches wrote in one of its
-        // one-second passes (here a few 6 MiB images), well under the 128 MiB the volume has.
+        // It never filled its volume: it holds at most its hard mark (61 MiB, where blobs read in the
+        // last pass go too) and what fetches wrote in one one-second pass (here a few 6 MiB images).
         expect(heldKiB.length).toBeGreaterThan(10);
         expect(peak).toBeGreaterThanOrEqual(LOW_KIB);
-        expect(peak).toBeLessThan(LIMIT_KIB + 64 * 1024);
+        expect(peak).toBeLessThan(120 * 1024);
         // What it deleted, it fetched again from the upstream when pulled.
         expect(upstreamBlobGets(cluster.upstream!.registry, "library/unrelated")).toBeGreaterThanOrEqual(2);
     }, 600_000);
@@ -357,5 +357,74 @@ describeIntegration("a tenant filling a cache", () => {
         expect(await get(cold.manifestDigest)).toBe(cold.manifestDigest);
         expect(await get("v1")).toBe(cold.manifestDigest);
         expect(manifestGets()).toBeGreaterThan(before);
+    }, 120_000);
+
+    // Deleting a blob's data while it is requested over and over does fail a few requests (measured: 47
+    // of 5403 GETs by 4 clients while its data was deleted every 20 ms, a 500 or an empty body): the
+    // registry stats the file, then opens it. So what is read is not what the loop deletes.
+    test("a blob being read all the time is not what a full cache deletes while it holds others: clients reading it through evictions all get it whole, and the upstream sends it once", async () => {
+        const configs = (
+            YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
+        ).configs;
+        const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
+        const authorization = `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+        const ca = fs.readFileSync(cluster.client.caFile);
+        // What earlier tests left goes first (as an operator might delete it), so that the cache holds
+        // only the hot blob and the tenant's, which take it past its limit (39 MiB) but not its hard mark.
+        const [rmCmd, ...rmArgs] = inCachePod(["sh", "-c", 'find "$1/docker/registry/v2/blobs" -type f -name data -exec rm -f {} +', "rm", MOUNTS.storage]);
+        expect((await runCommand(rmCmd, rmArgs)).code).toBe(0);
+        const hot = await buildOciImage(path.join(cluster.work, "oci-hot"), { tag: "h1", layers: [{ randomBytes: 64 << 10 }] });
+        expect((await cluster.pushUpstream(hot, "library/hot:v1")).code).toBe(0);
+        const digest = hot.layers[0].digest;
+        const url = `https://${CACHE_IP}:${cluster.port}/v2/library/hot/blobs/${digest}`;
+        const get = () =>
+            new Promise<string>((resolve) => {
+                https
+                    .get(url, { ca, agent: false, headers: { Authorization: authorization } }, (res) => {
+                        const hash = createHash("sha256");
+                        let n = 0;
+                        res.on("data", (c: Buffer) => (hash.update(c), (n += c.length)));
+                        res.on("end", () => resolve(res.statusCode === 200 ? `sha256:${hash.digest("hex")}` : `status ${String(res.statusCode)}`));
+                        res.on("aborted", () => resolve(`cut after ${n} bytes`));
+                        res.on("error", (e) => resolve(`${e.message} after ${n} bytes`));
+                    })
+                    .on("error", (e) => resolve(e.message));
+            });
+        expect(await get()).toBe(digest);
+        let reading = true;
+        const results: string[] = [];
+        const client = async () => {
+            while (reading) results.push(await get());
+        };
+        const clients = [client(), client(), client(), client()];
+        // The tenant's blobs come a second later: the hot one is older than all of them.
+        await sleep(1500);
+        const evictions = () => evict.log().match(/^cache-evict: \S+ held .*\(eviction \d+\)$/gm)?.length ?? 0;
+        const before = evictions();
+        const logBefore = evict.log().length;
+        for (let i = 0; i < 6; i++) {
+            const filler = `docker/registry/v2/blobs/sha256/e${i}/e${i}${"e".repeat(62)}`;
+            const [cmd, ...args] = inCachePod([
+                "sh",
+                "-c",
+                'mkdir -p "$1/$2" && dd if=/dev/zero of="$1/$2/data" bs=1M count=8 2>/dev/null',
+                "fill",
+                MOUNTS.storage,
+                filler,
+            ]);
+            expect((await runCommand(cmd, args)).code).toBe(0);
+        }
+        await waitFor(async () => evictions() > before, 15_000, "the cache to evict");
+        await sleep(3000);
+        reading = false;
+        await Promise.all(clients);
+        const since = evict.log().slice(logBefore);
+        console.info(`${results.length} reads of the hot blob during ${evictions() - before} evictions`);
+        expect(results.filter((r) => r !== digest)).toEqual([]);
+        expect(results.length).toBeGreaterThan(100);
+        expect(since).toMatch(/^cache-evict: deleted blob sha256:/m);
+        expect(since).toMatch(/^cache-evict: kept \d+ blobs read since the last pass for the next one$/m);
+        expect(evict.log()).not.toContain(`deleted blob ${digest} `);
+        expect(upstreamBlobGets(cluster.upstream!.registry, "library/hot")).toBe(1);
     }, 120_000);
 });

@@ -62,8 +62,8 @@ describe("a cache makes room by itself", () => {
         const evict = evictOf(cloud, "cache-docker-io");
         expect(evict.command).toEqual(evictionCommand("10Gi", 85));
         expect(evict.command.slice(0, 3)).toEqual(["sh", "-c", EVICTION_SCRIPT]);
-        // From 85% of 10 GiB, in KiB, down to 75%, looked at every second.
-        expect(evict.command.slice(4)).toEqual(["/var/lib/registry", "8912896", "7864320", "1"]);
+        // From 85% of 10 GiB, in KiB, down to 75%, read blobs too from 88.75%, looked at every second.
+        expect(evict.command.slice(4)).toEqual(["/var/lib/registry", "8912896", "7864320", "9306112", "1"]);
         expect(evict.image).toBe(containerOf(cloud, "cache-docker-io").image);
         expect(evict.volumeMounts).toEqual([{ name: "storage", mountPath: "/var/lib/registry" }]);
         expect(evict.securityContext).toMatchObject({ runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
@@ -79,7 +79,7 @@ describe("a cache makes room by itself", () => {
         expect(cloud.one(T.deploy, "cache-docker-io").inputs.spec.template.spec.volumes).toContainEqual(
             expect.objectContaining({ name: "storage", hostPath: expect.objectContaining({ path: "/var/lib/cluster-registry/caches/cache-docker-io" }) }),
         );
-        expect(evictOf(cloud, "cache-docker-io").command.slice(5)).toEqual(["1887436", "1677721", "1"]);
+        expect(evictOf(cloud, "cache-docker-io").command.slice(5)).toEqual(["1887436", "1677721", "1939865", "1"]);
     });
 
     test("the default limit is 90%, evicting down to 80%; 100 runs no eviction loop", async () => {
@@ -87,10 +87,10 @@ describe("a cache makes room by itself", () => {
         expect(evictOf((await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "100" })).cloud, "cache-docker-io")).toBeUndefined();
     });
 
-    test("an eviction goes 10 points under the limit, keeping at least half of it; the coalescer's nginx keeps at most half of that (2 GiB at most), so its copies alone never hold the cache above it", () => {
-        expect(evictionThresholds("100Mi", 90)).toEqual({ highKiB: 92160n, lowKiB: 81920n, coalescerKiB: 40960n });
-        expect(evictionThresholds("100Mi", 15)).toEqual({ highKiB: 15360n, lowKiB: 7168n, coalescerKiB: 3584n });
-        expect(evictionThresholds("1Mi", 1)).toEqual({ highKiB: 10n, lowKiB: 0n, coalescerKiB: 0n });
+    test("an eviction goes 10 points under the limit, keeping at least half of it, and spares read blobs until a quarter of the way to full; the coalescer's nginx keeps at most half of that (2 GiB at most), so its copies alone never hold the cache above it", () => {
+        expect(evictionThresholds("100Mi", 90)).toEqual({ highKiB: 92160n, lowKiB: 81920n, hardKiB: 94720n, coalescerKiB: 40960n });
+        expect(evictionThresholds("100Mi", 15)).toEqual({ highKiB: 15360n, lowKiB: 7168n, hardKiB: 37120n, coalescerKiB: 3584n });
+        expect(evictionThresholds("1Mi", 1)).toEqual({ highKiB: 10n, lowKiB: 0n, hardKiB: 263n, coalescerKiB: 0n });
         expect(evictionThresholds("50Gi", 90).coalescerKiB).toBe(2n * 1024n * 1024n);
     });
 

@@ -147,7 +147,7 @@ describe("a cache's eviction loop", () => {
         const write = (rel: string, bytes: number, mtime = Date.now() / 1000) => {
             fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
             fs.writeFileSync(path.join(root, rel), crypto.randomBytes(bytes));
-            fs.utimesSync(path.join(root, rel), mtime, mtime);
+            fs.utimesSync(path.join(root, rel), mtime - 30, mtime);
         };
         for (let i = 0; i < blobs; i++) {
             const hex = crypto.createHash("sha256").update(String(i)).digest("hex");
@@ -172,10 +172,14 @@ describe("a cache's eviction loop", () => {
         digests.filter((d) => fs.existsSync(path.join(root, V2, "blobs/sha256", d.slice(7, 9), d.slice(7), "data")));
 
     /** One pass of the loop: `busybox sh -c SCRIPT` for a little more than one interval. */
-    function evict(root: string, highKiB: number, lowKiB: number): string {
-        const r = spawnSync("timeout", ["1.5", "busybox", "sh", "-c", EVICTION_SCRIPT, "cache-evict", root, String(highKiB), String(lowKiB), "1"], {
-            encoding: "utf8",
-        });
+    function evict(root: string, highKiB: number, lowKiB: number, hardKiB = 1 << 30, every = "1"): string {
+        const r = spawnSync(
+            "timeout",
+            ["1.5", "busybox", "sh", "-c", EVICTION_SCRIPT, "cache-evict", root, String(highKiB), String(lowKiB), String(hardKiB), every],
+            {
+                encoding: "utf8",
+            },
+        );
         return r.stdout + r.stderr;
     }
 
@@ -206,6 +210,35 @@ describe("a cache's eviction loop", () => {
                 `cache-evict: ${root} held ${before} KiB \\(limit ${before} KiB\\): deleted the 3 oldest blobs, 6144 KiB, to get under ${low} KiB; .*\\(eviction 1\\)`,
             ),
         );
+    });
+
+    test("a blob read since it was fetched (or since the last pass) gets a second chance: its atime is set back and the next oldest goes instead", () => {
+        const { root, digests } = store(6);
+        const dataOf = (d: string) => path.join(root, V2, "blobs/sha256", d.slice(7, 9), d.slice(7), "data");
+        // The oldest was read after it was fetched.
+        fs.readFileSync(dataOf(digests[0]));
+        expect(fs.statSync(dataOf(digests[0])).atimeMs).toBeGreaterThan(fs.statSync(dataOf(digests[0])).mtimeMs);
+        const log = evict(root, duKiB(root), duKiB(root) - 3 * MiB);
+        expect(present(root, digests)).toEqual([digests[0], ...digests.slice(3)]);
+        expect(fs.statSync(dataOf(digests[0])).atimeMs).toBe(1000);
+        expect(log).toContain("cache-evict: kept 1 blobs read since the last pass for the next one");
+        // Not read since: the next pass deletes it first.
+        evict(root, duKiB(root), duKiB(root) - 1 * MiB);
+        expect(present(root, digests)).toEqual(digests.slice(3));
+    });
+
+    test("at the hard mark read blobs go too, oldest first; under it, a blob read in every pass stays", () => {
+        const { root, digests } = store(4);
+        const readAll = () => digests.forEach((d) => fs.readFileSync(path.join(root, V2, "blobs/sha256", d.slice(7, 9), d.slice(7), "data")));
+        // One pass each (the next would be 5 s later).
+        readAll();
+        expect(evict(root, duKiB(root), duKiB(root) - 3 * MiB, duKiB(root) + 1, "5")).toContain("kept 4 blobs");
+        readAll();
+        expect(evict(root, duKiB(root), duKiB(root) - 3 * MiB, duKiB(root) + 1, "5")).toContain("kept 4 blobs");
+        expect(present(root, digests)).toEqual(digests);
+        readAll();
+        evict(root, duKiB(root), duKiB(root) - 3 * MiB, duKiB(root), "5");
+        expect(present(root, digests)).toEqual(digests.slice(2));
     });
 
     test("its counters are Prometheus text on the volume, and a restarted loop counts on from them", () => {
