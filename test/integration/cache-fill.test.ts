@@ -371,7 +371,13 @@ describeIntegration("a tenant filling a cache", () => {
         const ca = fs.readFileSync(cluster.client.caFile);
         // What earlier tests left goes first (as an operator might delete it), so that the cache holds
         // only the hot blob and the tenant's, which take it past its limit (39 MiB) but not its hard mark.
-        const [rmCmd, ...rmArgs] = inCachePod(["sh", "-c", 'find "$1/docker/registry/v2/blobs" -type f -name data -exec rm -f {} +', "rm", MOUNTS.storage]);
+        const [rmCmd, ...rmArgs] = inCachePod([
+            "sh",
+            "-c",
+            '[ ! -d "$1/docker/registry/v2/blobs" ] || find "$1/docker/registry/v2/blobs" -type f -name data -exec rm -f {} +',
+            "rm",
+            MOUNTS.storage,
+        ]);
         expect((await runCommand(rmCmd, rmArgs)).code).toBe(0);
         const hot = await buildOciImage(path.join(cluster.work, "oci-hot"), { tag: "h1", layers: [{ randomBytes: 64 << 10 }] });
         expect((await cluster.pushUpstream(hot, "library/hot:v1")).code).toBe(0);
