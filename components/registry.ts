@@ -157,8 +157,9 @@ export interface RegistryArgs {
     coalescer?: { image: string };
     /**
      * Once what a cache holds (`du` of its storage) reaches this percent of `storageSize`, it deletes its
-     * oldest blobs until it is {@link EVICTION_MARGIN_PERCENT} points under (fetching them again when
-     * pulled); it never leaves its Service for being full. Default: never (a full volume then fails fetches).
+     * oldest blobs not read in the last pass until it is {@link EVICTION_MARGIN_PERCENT} points under
+     * (fetching them again when pulled); it never leaves its Service for being full. Default: never (a
+     * full volume then fails fetches).
      */
     maxFillPercent?: number;
     /**
@@ -852,7 +853,7 @@ function registryVolumes(args: RegistryArgs, parts: PodParts) {
 /** Kept serving while kube-proxy catches up with the endpoint's removal (the image's busybox sleep). */
 const PRE_STOP: k8s.types.input.core.v1.Lifecycle = { preStop: { exec: { command: ["sleep", String(GRACEFUL_STOP.preStopSeconds)] } } };
 
-/** How often a cache's eviction loop measures what it holds: what fetches write in this time is how far it can pass its limit. */
+/** How often a cache's eviction loop measures what it holds: what fetches write in this time is how far it can pass its hard mark. */
 export const EVICTION_EVERY_SECONDS = 1;
 /** An eviction takes a cache this many points of its size under its fill limit (but keeps at least half the limit). */
 export const EVICTION_MARGIN_PERCENT = 10;
