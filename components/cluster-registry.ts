@@ -315,7 +315,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
                     proxy: { remoteUrl: c.remoteUrl, ttl: s.cacheTtl, credentials, egressEnv },
                     // Only nodes: a pod reaching a cache directly gets 401, and so no upstream account's images.
                     htpasswd,
-                    // 100 is "never start over": a full volume still serves what it holds, and fails fetches.
+                    // 100 is "never evict": a full volume still serves what it holds, and fails fetches.
                     maxFillPercent: s.cacheMaxFillPercent === 100 ? undefined : s.cacheMaxFillPercent,
                     coalescer: s.cacheCoalescerImage ? { image: s.cacheCoalescerImage } : undefined,
                 };

@@ -33,8 +33,11 @@ export interface CoalescerPodParts {
     preStopSeconds: number;
 }
 
-/** nginx.conf for a cache whose volume is mounted at `storage` and certificate at `tls`, with the cache's TTL (a Go duration). */
-export function coalescerConfig(parts: Pick<CoalescerPodParts, "port" | "mounts">, authenticate: boolean, ttl: string): string {
+/**
+ * nginx.conf for a cache whose volume is mounted at `storage` and certificate at `tls`, with the cache's
+ * TTL (a Go duration) and, for a cache with a fill limit, what nginx may hold of it in KiB.
+ */
+export function coalescerConfig(parts: Pick<CoalescerPodParts, "port" | "mounts">, authenticate: boolean, ttl: string, maxSizeKiB?: bigint): string {
     const ttlNanos = goDurationNanoseconds(ttl);
     if (ttlNanos === undefined) throw new Error(`cacheTtl ${JSON.stringify(ttl)} is not a Go duration`);
     return renderNginxConfig({
@@ -42,13 +45,14 @@ export function coalescerConfig(parts: Pick<CoalescerPodParts, "port" | "mounts"
         // Loopback: nothing outside the pod reaches nginx's way to the registry.
         backend: `127.0.0.1:${COALESCER_BACKEND_PORT}`,
         tls: { certificate: `${parts.mounts.tls}/tls.crt`, key: `${parts.mounts.tls}/tls.key` },
-        // On the cache's volume: bounded by nginx (max_size, min_free) and by the cache's fill limit,
+        // On the cache's volume: bounded by nginx (max_size, min_free) and counted in the cache's fill,
         // where an emptyDir over its sizeLimit would get the pod evicted in the middle of a rollout.
         cacheDir: `${parts.mounts.storage}/${COALESCER_CACHE_SUBDIR}`,
         tmpDir: NGINX_TMP,
         authenticate,
         // Whole seconds, at least 1: nginx counts in seconds, and 0 is "no TTL" to the renderer.
         ttlSeconds: ttlNanos === 0n ? 0 : Math.max(1, Number(ttlNanos / 1_000_000_000n)),
+        maxSizeKiB,
     });
 }
 

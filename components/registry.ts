@@ -11,6 +11,8 @@ import { EVICTION_SCRIPT, HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT,
 import { CHECKSUM_ANNOTATION, FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF } from "./labels";
 import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
+import { COALESCER_MAX_KIB } from "./render/nginx-config";
+import { storageQuantityBytes } from "./validators";
 import { RegistryPlacement, withPlacement } from "./render/placement";
 import { renderPushSupervisorSettings } from "./render/push-supervisor";
 import { renderFillRule } from "./render/prometheus-rule";
@@ -165,9 +167,10 @@ export interface RegistryArgs {
     /** A cache's nginx in front, coalescing concurrent misses (coalescer.ts): its image. Default: none. */
     coalescer?: { image: string };
     /**
-     * A cache starts over (deletes everything it holds, then fetches again what is pulled) whenever its
-     * storage is at least this full, in percent; it never leaves its Service for being full. Default:
-     * never (a full volume then fails fetches).
+     * Once what a cache holds (`du` of its storage) reaches this percent of `storageSize`, it deletes its
+     * oldest blobs not read in the last pass until it is {@link EVICTION_MARGIN_PERCENT} points under
+     * (fetching them again when pulled); it never leaves its Service for being full. Default: never (a
+     * full volume then fails fetches).
      */
     maxFillPercent?: number;
     /**
@@ -733,7 +736,8 @@ function egressEnvOf(args: Pick<RegistryArgs, "proxy">): k8s.types.input.core.v1
  * `push.yml` for the read-write container while `config.yml` turns read-only.
  */
 export function registryConfigsOf(
-    args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "coalescer" | "objectStorage" | "metricsFrom">,
+    args: Pick<RegistryArgs, "htpasswd" | "proxy" | "push" | "coalescer" | "objectStorage" | "metricsFrom" | "maxFillPercent"> &
+        Partial<Pick<RegistryArgs, "storageSize">>,
 ): Record<string, string> {
     // Only a cache has misses to coalesce, and the push port has no place behind nginx.
     if (args.coalescer && (!args.proxy || args.push)) throw new Error("a coalescer is for a cache (proxy) without a push port");
@@ -756,7 +760,14 @@ export function registryConfigsOf(
     if (args.coalescer)
         return {
             [CONFIG_FILES.pull]: pull,
-            [NGINX_CONFIG_FILE]: coalescerConfig({ port: REGISTRY_CONTAINER_PORT, mounts: MOUNTS }, !!args.htpasswd, args.proxy?.ttl ?? "0"),
+            [NGINX_CONFIG_FILE]: coalescerConfig(
+                { port: REGISTRY_CONTAINER_PORT, mounts: MOUNTS },
+                !!args.htpasswd,
+                args.proxy?.ttl ?? "0",
+                args.maxFillPercent === undefined || args.storageSize === undefined
+                    ? undefined
+                    : evictionThresholds(args.storageSize, args.maxFillPercent).coalescerKiB,
+            ),
         };
     if (!args.push) return { [CONFIG_FILES.pull]: pull };
     const push = renderRegistryConfig({
@@ -865,7 +876,9 @@ function basePodSpec(
         containers: [
             ...pull,
             ...push,
-            ...(args.proxy && args.maxFillPercent !== undefined && role !== "push" ? [evictionContainer(args.image, args.maxFillPercent)] : []),
+            ...(args.proxy && args.maxFillPercent !== undefined && role !== "push"
+                ? [evictionContainer(args.image, args.storageSize, args.maxFillPercent)]
+                : []),
         ],
         volumes,
     };
@@ -940,20 +953,39 @@ function registryVolumes(args: RegistryArgs, parts: PodParts) {
 /** Kept serving while kube-proxy catches up with the endpoint's removal (the image's busybox sleep). */
 const PRE_STOP: k8s.types.input.core.v1.Lifecycle = { preStop: { exec: { command: ["sleep", String(GRACEFUL_STOP.preStopSeconds)] } } };
 
-/** How often a cache's eviction loop looks at its volume: what a fetch can write in this time must fit under the limit. */
+/** How often a cache's eviction loop measures what it holds: what fetches write in this time is how far it can pass its hard mark. */
 export const EVICTION_EVERY_SECONDS = 1;
+/** An eviction takes a cache this many points of its size under its fill limit (but keeps at least half the limit). */
+export const EVICTION_MARGIN_PERCENT = 10;
+
+/**
+ * What a cache with `storageSize` and a fill limit keeps, in KiB of what it owns: from `highKiB` on
+ * it deletes its oldest blobs not read in the last pass until it is under `lowKiB`; from `hardKiB`
+ * (a quarter of the way from the limit to the whole size) read ones too. Its coalescer's copies stay under
+ * `coalescerKiB`, half of `lowKiB` (at most 2 GiB), so they never hold the cache above `lowKiB` by
+ * themselves, where every blob would be deleted every second.
+ */
+export function evictionThresholds(storageSize: string, maxFillPercent: number): { highKiB: bigint; lowKiB: bigint; hardKiB: bigint; coalescerKiB: bigint } {
+    const kib = storageQuantityBytes(storageSize) / 1024n;
+    const lowPercent = Math.max(maxFillPercent - EVICTION_MARGIN_PERCENT, Math.floor(maxFillPercent / 2));
+    const lowKiB = (kib * BigInt(lowPercent)) / 100n;
+    const highKiB = (kib * BigInt(maxFillPercent)) / 100n;
+    const coalescerKiB = lowKiB / 2n < BigInt(COALESCER_MAX_KIB) ? lowKiB / 2n : BigInt(COALESCER_MAX_KIB);
+    return { highKiB, lowKiB, hardKiB: highKiB + (kib - highKiB) / 4n, coalescerKiB };
+}
 
 /** The command of a cache's eviction container: the image's busybox runs {@link EVICTION_SCRIPT}. */
-export function evictionCommand(maxFillPercent: number): string[] {
-    return ["sh", "-c", EVICTION_SCRIPT, "cache-evict", MOUNTS.storage, String(maxFillPercent), String(EVICTION_EVERY_SECONDS)];
+export function evictionCommand(storageSize: string, maxFillPercent: number): string[] {
+    const { highKiB, lowKiB, hardKiB } = evictionThresholds(storageSize, maxFillPercent);
+    return ["sh", "-c", EVICTION_SCRIPT, "cache-evict", MOUNTS.storage, String(highKiB), String(lowKiB), String(hardKiB), String(EVICTION_EVERY_SECONDS)];
 }
 
 /** A cache's eviction loop, beside the registry on the same volume, as the registry's user (who owns what it deletes). */
-function evictionContainer(image: string, maxFillPercent: number): k8s.types.input.core.v1.Container {
+function evictionContainer(image: string, storageSize: string, maxFillPercent: number): k8s.types.input.core.v1.Container {
     return {
         name: "evict",
         image,
-        command: evictionCommand(maxFillPercent),
+        command: evictionCommand(storageSize, maxFillPercent),
         volumeMounts: [{ name: "storage", mountPath: MOUNTS.storage }],
         resources: { requests: { cpu: "5m", memory: "8Mi" }, limits: { memory: "32Mi" } },
         securityContext: RESTRICTED_CONTAINER_SECURITY,

@@ -316,7 +316,7 @@ export const SETTINGS = {
     cacheMaxFillPercent: {
         type: "integer",
         description:
-            "When a cache's volume is at least this full, in percent, the cache starts over: it deletes everything it holds (checked every second, logged) and fetches again what is pulled next. A full cache never leaves its Service; 100 turns this off (a full volume then fails fetches).",
+            "When what a cache holds (its data and its coalescer's copies, measured with du, not the disk under it) reaches this percent of cacheStorageSize, it deletes its oldest blobs not read in the last second (checked every second, logged, counted) until it is 10 points under, and fetches them again when pulled; transfers in flight are never cut. A full cache never leaves its Service; 100 turns this off (a full volume then fails fetches).",
         default: 90,
         check: intRange(1, 100),
     },
@@ -659,7 +659,7 @@ export interface ClusterRegistryArgs {
     preloadedUpstreams?: string[];
     /** How long a cache keeps what it fetched (a Go duration; 0 never expires, so its volume only grows). Default: 168h. */
     cacheTtl?: string;
-    /** A cache is not ready while its volume is at least this full, in percent (1-100; 100 for no limit). Default: 90. */
+    /** A cache deletes its oldest blobs once it holds this percent of cacheStorageSize (1-100; 100 never evicts). Default: 90. */
     cacheMaxFillPercent?: number;
     /** Size of each cache's volume. Default: kind 10Gi, k3d 10Gi, eks 50Gi. */
     cacheStorageSize?: string;

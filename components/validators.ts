@@ -149,6 +149,14 @@ export function checkStorageQuantity(value: string): Verdict {
     return acceptedIf(bytes >= MIN_VOLUME, `${STORAGE} of at least 1Mi`);
 }
 
+/** The bytes of a quantity {@link checkStorageQuantity} accepts (a cache's size, for its fill limit). */
+export function storageQuantityBytes(value: string): bigint {
+    const m = /^([0-9]+)(?:\.([0-9]+))?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)$/.exec(value);
+    if (!m || !checkStorageQuantity(value).ok) throw new Error(`${JSON.stringify(value)} is not ${STORAGE}`);
+    const [, whole, fraction = "", unit] = m;
+    return (BigInt(whole + fraction) * UNIT_BYTES[unit]) / 10n ** BigInt(fraction.length);
+}
+
 /** What to say about a string outside the narrow form, in the order a user most likely meant it. */
 function whyNotAStorageQuantity(value: string): string {
     if (/^[0-9.]+(K|KB|KiB|MB|MiB|GB|GiB|TB|TiB|Kb|Mb|Gb|Tb)$/.test(value)) {

@@ -19,12 +19,16 @@ export interface NginxConfigInput {
     authenticate: boolean;
     /** The cache's TTL in seconds (0: none): nginx holds nothing longer than the registry would. */
     ttlSeconds: number;
+    /** At most this much in nginx's cache, in KiB, where the cache's volume is small. Default: {@link COALESCER_MAX_SIZE}. */
+    maxSizeKiB?: bigint;
 }
 
 /** How long waiting clients wait for the one download, and when one more request may go upstream. */
 export const COALESCER_LOCK_TIMEOUT = "4m";
-/** nginx's cache is bounded: at most this much, and it evicts (least recently used first). */
+/** nginx's cache is bounded: at most this much, and it evicts (least recently used first)... */
 export const COALESCER_MAX_SIZE = "2g";
+/** ...the same in KiB: a cache with a fill limit gives nginx less (see registry.ts evictionThresholds). */
+export const COALESCER_MAX_KIB = 2 * 1024 * 1024;
 /** ...and it keeps at least this much of the volume free, evicting first. */
 export const COALESCER_MIN_FREE = "1g";
 /** Entries no request asked for in this long are evicted (seconds): distribution keeps its own copy. */
@@ -106,7 +110,7 @@ http {
     # Pushes are the registry's to refuse (405), not nginx's (413).
     client_max_body_size 0;
     # Temp files beside the entries (use_temp_path=off): a finished download is renamed, not copied.
-    proxy_cache_path ${input.cacheDir} levels=1:2 keys_zone=coalescer:10m max_size=${COALESCER_MAX_SIZE} min_free=${COALESCER_MIN_FREE} inactive=${input.ttlSeconds > 0 ? Math.min(COALESCER_INACTIVE_SECONDS, input.ttlSeconds) : COALESCER_INACTIVE_SECONDS}s use_temp_path=off;
+    proxy_cache_path ${input.cacheDir} levels=1:2 keys_zone=coalescer:10m max_size=${input.maxSizeKiB === undefined ? COALESCER_MAX_SIZE : `${input.maxSizeKiB}k`} min_free=${COALESCER_MIN_FREE} inactive=${input.ttlSeconds > 0 ? Math.min(COALESCER_INACTIVE_SECONDS, input.ttlSeconds) : COALESCER_INACTIVE_SECONDS}s use_temp_path=off;
     # distribution marks local hits cacheable for a year and proxied ones not at all: our windows decide.
     proxy_ignore_headers Cache-Control Expires Set-Cookie X-Accel-Expires X-Accel-Redirect X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset;
 

@@ -147,31 +147,92 @@ export const READINESS_SCRIPT = [
 /** Where distribution's filesystem driver keeps everything under its root directory. */
 export const DISTRIBUTION_DATA_DIR = "docker/registry/v2";
 
+/** Where a cache's eviction loop keeps its counters, in Prometheus' text format, on the cache's volume. */
+export const EVICTION_COUNTERS_FILE = "cache-evictions.prom";
+
 /**
- * A cache's eviction loop, run by the image's busybox as `sh -c SCRIPT evict STORAGE LIMIT_PERCENT
- * EVERY_SECONDS`: whenever STORAGE is at least LIMIT_PERCENT full, the cache starts over. Its whole
- * data directory is renamed aside in one step, so distribution next sees an empty store, never a
- * repository link whose blob is gone, and fetches again what is pulled; then the aside copy is deleted.
- * A blob being streamed keeps streaming: Linux frees a deleted file only when its last reader closes
- * it. A proxy fetch in flight still reaches its client, only its copy for the cache is lost. Each
- * start-over is one log line and a count in `STORAGE/cache-evictions`. Plain POSIX sh.
+ * A cache's eviction loop, run by the image's busybox as `sh -c SCRIPT cache-evict STORAGE HIGH_KIB
+ * LOW_KIB HARD_KIB EVERY_SECONDS`. Every EVERY_SECONDS it measures what the cache owns (`du` of
+ * STORAGE: the registry's data, nginx's copies, these counters), not the filesystem under it (a node
+ * directory's `df` is the node's disk). From HIGH_KIB up it deletes committed blob data files
+ * (`blobs/<algorithm>/<xx>/<hex>/data`), oldest modification (fetch) first, until it has freed what
+ * takes the cache under LOW_KIB; nothing else. A blob read since it was fetched or since the last
+ * pass looked at it (its atime not before its mtime, in whole seconds: one fetched within a second
+ * counts as read once) gets a second chance: its atime is set back to 1970 and it is skipped, so what is deleted was not read for at least a pass, unless the cache holds HARD_KIB (then
+ * the oldest go, read or not). Why that never cuts a transfer in flight (distribution 3.1.1):
+ * - `_uploads` is never touched: a fetch in flight writes there until its commit renames it into
+ *   `blobs`, so a proxy miss streaming to its client and to storage keeps both.
+ * - A blob being served keeps streaming: the registry has the file open, and Linux frees an unlinked
+ *   file when its last reader closes it.
+ * - Repository links (`_layers`, manifest revisions, tags) stay: a link whose data is gone is an unknown
+ *   blob to the registry's stat, which a cache answers by fetching it again from the upstream (and its
+ *   commit puts the data back); a manifest whose data is gone is fetched again the same way.
+ * The one window left is distribution's own (its TTL expiry has it too): a request whose registry
+ * goroutine is between its stat of that very file and its open of it at the instant of the unlink gets
+ * an empty body or a 500; the second chance keeps blobs being read out of it (on a filesystem mounted
+ * `noatime` it cannot, and the order is plain first in, first out). Each eviction is one log line per blob and one summary; the counters are
+ * written whole and renamed into place. Plain POSIX sh with du, find, stat and sort, as busybox has them.
  */
 export const EVICTION_SCRIPT = [
-    `data="$1/${DISTRIBUTION_DATA_DIR}"`,
-    'count="$1/cache-evictions"',
-    // Left by a container stopped mid-delete.
-    'rm -rf "$1"/.evicted-*',
+    `blobs="$1/${DISTRIBUTION_DATA_DIR}/blobs"`,
+    `counters="$1/${EVICTION_COUNTERS_FILE}"`,
+    // Left by the start-over of earlier versions (a whole data directory renamed aside, and its count).
+    'rm -rf "$1"/.evicted-* "$1/cache-evictions"',
+    "evictions=0 blobs_total=0 kib_total=0 stuck=",
+    'if [ -f "$counters" ]; then',
+    "    while read -r name value; do",
+    '        case "$name" in',
+    "            cluster_registry_cache_evictions_total) evictions=$value ;;",
+    "            cluster_registry_cache_evicted_blobs_total) blobs_total=$value ;;",
+    "            cluster_registry_cache_evicted_bytes_total) kib_total=$((value / 1024)) ;;",
+    "        esac",
+    '    done < "$counters"',
+    "fi",
     "while :; do",
-    '    used=$(df -P "$1" | awk \'NR == 2 { sub(/%$/, "", $5); print $5 }\')',
-    '    case "$used" in "" | *[!0-9]*) echo "cache-evict: cannot read how full $1 is" >&2; used=0 ;; esac',
-    '    if [ "$used" -ge "$2" ] && [ -d "$data" ]; then',
-    '        aside="$1/.evicted-$(date +%s)"',
-    '        if mv "$data" "$aside"; then',
-    '            n=$(( $(cat "$count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$count"',
-    '            echo "cache-evict: $1 was $used% full (limit $2%): started over, everything cached deleted (start-over $n); what is pulled next is fetched again"',
-    '            rm -rf "$aside"',
+    "    used=$(du -sk \"$1\" 2>/dev/null | awk '{ print $1 }')",
+    '    case "$used" in "" | *[!0-9]*) echo "cache-evict: cannot measure what $1 holds" >&2; used=0 ;; esac',
+    '    if [ "$used" -ge "$2" ]; then',
+    "        need=$((used - $3)) freed=0 n=0 spared=0 force=",
+    '        [ "$used" -lt "$4" ] || force=1',
+    // "mtime atime blocks blocksize path", oldest first; a file gone since find is skipped by stat.
+    '        oldest=$(find "$blobs" -type f -name data -exec stat -c "%Y %X %b %B %n" {} + 2>/dev/null | sort -n)',
+    '        while [ "$freed" -lt "$need" ] && read -r mtime atime blocks size file; do',
+    '            [ -n "$file" ] || continue',
+    // Setting atime back also moves ctime to now, so the next read moves atime again (relatime).
+    '            if [ "$atime" -ge "$mtime" ] && [ -z "$force" ]; then',
+    '                touch -a -d @1 "$file" 2>/dev/null && spared=$((spared + 1))',
+    "                continue",
+    "            fi",
+    "            kib=$((blocks * size / 1024)) dir=${file%/data}",
+    '            if rm -f "$file"; then',
+    '                rmdir "$dir" 2>/dev/null',
+    "                freed=$((freed + kib)) n=$((n + 1))",
+    "                algorithm=${dir%/*/*} algorithm=${algorithm##*/}",
+    '                echo "cache-evict: deleted blob $algorithm:${dir##*/} ($kib KiB, fetched at $mtime s since the epoch)"',
+    "            fi",
+    "        done <<EOF",
+    "$oldest",
+    "EOF",
+    '        [ "$spared" -eq 0 ] || echo "cache-evict: kept $spared blobs read since the last pass for the next one"',
+    '        if [ "$n" -gt 0 ]; then',
+    "            evictions=$((evictions + 1)) blobs_total=$((blobs_total + n)) kib_total=$((kib_total + freed)) stuck=",
+    '            echo "cache-evict: $1 held $used KiB (limit $2 KiB): deleted the $n oldest blobs, $freed KiB, to get under $3 KiB; what is pulled next is fetched again (eviction $evictions)"',
+    "            {",
+    '                echo "# HELP cluster_registry_cache_evictions_total Times the cache reached its fill limit and deleted its oldest blobs."',
+    '                echo "# TYPE cluster_registry_cache_evictions_total counter"',
+    '                echo "cluster_registry_cache_evictions_total $evictions"',
+    '                echo "# HELP cluster_registry_cache_evicted_blobs_total Blobs the cache deleted to make room."',
+    '                echo "# TYPE cluster_registry_cache_evicted_blobs_total counter"',
+    '                echo "cluster_registry_cache_evicted_blobs_total $blobs_total"',
+    '                echo "# HELP cluster_registry_cache_evicted_bytes_total Bytes of disk the cache freed by deleting blobs."',
+    '                echo "# TYPE cluster_registry_cache_evicted_bytes_total counter"',
+    '                echo "cluster_registry_cache_evicted_bytes_total $((kib_total * 1024))"',
+    '            } > "$counters.tmp" && mv -f "$counters.tmp" "$counters"',
+    '        elif [ "$spared" -eq 0 ] && [ -z "$stuck" ]; then',
+    "            stuck=1",
+    '            echo "cache-evict: $1 holds $used KiB (limit $2 KiB) and no committed blob is left to delete: the rest is fetches in flight, links and the coalescer\'s copies" >&2',
     "        fi",
     "    fi",
-    '    sleep "$3"',
+    '    sleep "$5"',
     "done",
 ].join("\n");

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, test } from "vitest";
 import YAML from "yaml";
 import { DEFAULT_REGISTRY_IMAGE } from "../../components/settings";
-import { evictionCommand, readinessCommand, volumeReplacementProblem } from "../../components/registry";
+import { evictionCommand, evictionThresholds, readinessCommand, volumeReplacementProblem } from "../../components/registry";
 import { EVICTION_SCRIPT } from "../../components/render/registry-config";
 import { FakeCloud, runProgram, withIgnoredChanges } from "../support/fake-cloud";
 import { runWithServiceIps } from "../support/program";
@@ -57,21 +57,49 @@ describe("a cache makes room by itself", () => {
     const evictOf = (cloud: FakeCloud, name: string) =>
         cloud.one(T.deploy, name).inputs.spec.template.spec.containers.find((c: { name: string }) => c.name === "evict");
 
-    test("a cache's eviction container runs the eviction loop on its storage at cacheMaxFillPercent, as the registry's user; the hosted registry has none", async () => {
-        const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "85" });
+    test("a cache's eviction container runs the eviction loop on its storage, measured against cacheStorageSize at cacheMaxFillPercent, as the registry's user; the hosted registry has none", async () => {
+        const { cloud } = await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "85", "cluster-registry:cacheStorageSize": "10Gi" });
         const evict = evictOf(cloud, "cache-docker-io");
-        expect(evict.command).toEqual(evictionCommand(85));
+        expect(evict.command).toEqual(evictionCommand("10Gi", 85));
         expect(evict.command.slice(0, 3)).toEqual(["sh", "-c", EVICTION_SCRIPT]);
-        expect(evict.command.slice(4)).toEqual(["/var/lib/registry", "85", "1"]);
+        // From 85% of 10 GiB, in KiB, down to 75%, read blobs too from 88.75%, looked at every second.
+        expect(evict.command.slice(4)).toEqual(["/var/lib/registry", "8912896", "7864320", "9306112", "1"]);
         expect(evict.image).toBe(containerOf(cloud, "cache-docker-io").image);
         expect(evict.volumeMounts).toEqual([{ name: "storage", mountPath: "/var/lib/registry" }]);
         expect(evict.securityContext).toMatchObject({ runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
         expect(evictOf(cloud, "hosted")).toBeUndefined();
     });
 
-    test("the default limit is 90%; 100 runs no eviction loop", async () => {
-        expect(evictOf((await run(WITH_CACHE)).cloud, "cache-docker-io").command[5]).toBe("90");
+    test("a cache in a node directory (kind) is measured against cacheStorageSize too, not the node's disk", async () => {
+        const { cloud } = await run({
+            "cluster-registry:caches": '["docker.io"]',
+            "cluster-registry:cacheHostPath": "/var/lib/cluster-registry/caches",
+            "cluster-registry:cacheStorageSize": "2Gi",
+        });
+        expect(cloud.one(T.deploy, "cache-docker-io").inputs.spec.template.spec.volumes).toContainEqual(
+            expect.objectContaining({ name: "storage", hostPath: expect.objectContaining({ path: "/var/lib/cluster-registry/caches/cache-docker-io" }) }),
+        );
+        expect(evictOf(cloud, "cache-docker-io").command.slice(5)).toEqual(["1887436", "1677721", "1939865", "1"]);
+    });
+
+    test("the default limit is 90%, evicting down to 80%; 100 runs no eviction loop", async () => {
+        expect(evictOf((await run(WITH_CACHE)).cloud, "cache-docker-io").command.slice(4)).toEqual(evictionCommand("10Gi", 90).slice(4));
         expect(evictOf((await run({ ...WITH_CACHE, "cluster-registry:cacheMaxFillPercent": "100" })).cloud, "cache-docker-io")).toBeUndefined();
+    });
+
+    test("an eviction goes 10 points under the limit, keeping at least half of it, and spares read blobs until a quarter of the way to full; the coalescer's nginx keeps at most half of that (2 GiB at most), so its copies alone never hold the cache above it", () => {
+        expect(evictionThresholds("100Mi", 90)).toEqual({ highKiB: 92160n, lowKiB: 81920n, hardKiB: 94720n, coalescerKiB: 40960n });
+        expect(evictionThresholds("100Mi", 15)).toEqual({ highKiB: 15360n, lowKiB: 7168n, hardKiB: 37120n, coalescerKiB: 3584n });
+        expect(evictionThresholds("1Mi", 1)).toEqual({ highKiB: 10n, lowKiB: 0n, hardKiB: 263n, coalescerKiB: 0n });
+        expect(evictionThresholds("50Gi", 90).coalescerKiB).toBe(2n * 1024n * 1024n);
+    });
+
+    test("the coalescer's max_size follows the cache's size and limit; without a limit it keeps nginx's 2g", async () => {
+        const nginx = async (config: Record<string, string>) =>
+            (await run({ ...WITH_CACHE, ...config })).cloud.one("kubernetes:core/v1:ConfigMap", "cache-docker-io-config").inputs.data["nginx.conf"] as string;
+        expect(await nginx({ "cluster-registry:cacheStorageSize": "1Gi" })).toContain(" max_size=419430k ");
+        expect(await nginx({ "cluster-registry:cacheStorageSize": "50Gi" })).toContain(" max_size=2097152k ");
+        expect(await nginx({ "cluster-registry:cacheMaxFillPercent": "100" })).toContain(" max_size=2g ");
     });
 
     test("a TTL of 0 (never expire) is accepted and reaches the cache's config", async () => {

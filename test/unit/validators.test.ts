@@ -21,6 +21,7 @@ import {
     checkRegistryHost,
     checkServiceName,
     checkStorageQuantity,
+    storageQuantityBytes,
     checkUpstreamUrl,
     goDurationNanoseconds,
     ipVersion,
@@ -757,5 +758,19 @@ describe("values that look like passwords or tokens, hidden from messages wherev
         ]) {
             expect(looksLikeSecret(v), v).toBe(false);
         }
+    });
+});
+
+describe("storageQuantityBytes (a cache's size, for its fill limit)", () => {
+    it("is the bytes the API server reads, for every form checkStorageQuantity accepts", () => {
+        expect(storageQuantityBytes("10Gi")).toBe(10n << 30n);
+        expect(storageQuantityBytes("1.5Gi")).toBe(3n << 29n);
+        expect(storageQuantityBytes("500M")).toBe(500_000_000n);
+        expect(storageQuantityBytes("64Mi")).toBe(64n << 20n);
+    });
+
+    it("refuses what checkStorageQuantity refuses", () => {
+        expect(() => storageQuantityBytes("10GB")).toThrow(/"10GB" is not a storage quantity/);
+        expect(() => storageQuantityBytes("512Ki")).toThrow(/is not a storage quantity/);
     });
 });
