@@ -237,7 +237,10 @@ describeIntegration("a herd pulling one cold image through the generated cache a
         console.info(`evicted ${blobs} blobs, ${kib} KiB; served:\n${served.body}`);
         expect((await plain(url("/metrics"), "HEAD")).status).toBe(200);
 
-        // Nothing else: not the volume, not a listing, not the registry, and no writes.
+        // Nothing else: not the volume, not a listing, not the registry, not nginx's own root, and no writes.
+        const html = path.join(cluster.work, "cache-pod", "nginx", "html");
+        fs.mkdirSync(html, { recursive: true });
+        fs.writeFileSync(path.join(html, "index.html"), "nginx's default page\n");
         for (const p of [
             "/",
             `/${EVICTION_COUNTERS_FILE}`,
@@ -257,6 +260,30 @@ describeIntegration("a herd pulling one cold image through the generated cache a
             certDir: cluster.client.certDir,
         });
         expect(again.code, again.stderr).toBe(0);
+    });
+
+    test("a cache's eviction counters with metricsNamespaces: its nginx serves the same file on the pod's address, as the registry's debug listener moves there, and still nothing else", async () => {
+        await cluster.redeploy({ "cluster-registry:metricsNamespaces": '["monitoring"]' });
+        try {
+            await cluster.startCache();
+            const metricsAddr = cluster.coalescer?.metricsAddr;
+            expect(metricsAddr?.split(":")[0]).toBe(CACHE_IP);
+            const config = YAML.parse(cluster.cloud.one("kubernetes:core/v1:ConfigMap", "cache-docker-io-config").inputs.data["config.yml"] as string);
+            expect(config.http.debug.addr).toBe(":5001");
+            const file = path.join(cluster.work, "cache-pod", "evict-counters.prom");
+            // The volume as the evict container mounts it; the counters as a loop left them.
+            const deployment = cluster.cloud.one("kubernetes:apps/v1:Deployment", "cache-docker-io");
+            const storage = materialize(cluster.cloud, deployment, path.join(cluster.work, "cache-pod"), {}, "evict").mounts[MOUNTS.storage];
+            const counters =
+                "# HELP cluster_registry_cache_evictions_total x\n# TYPE cluster_registry_cache_evictions_total counter\ncluster_registry_cache_evictions_total 7\n";
+            fs.writeFileSync(file, counters);
+            fs.renameSync(file, path.join(storage, EVICTION_COUNTERS_FILE));
+            const served = await plain(`http://${metricsAddr}/metrics`);
+            expect(served).toEqual({ status: 200, type: "text/plain; version=0.0.4", body: counters });
+            for (const p of ["/", `/${EVICTION_COUNTERS_FILE}`, "/debug/pprof/"]) expect((await plain(`http://${metricsAddr}${p}`)).status, p).toBe(404);
+        } finally {
+            await cluster.redeploy({ "cluster-registry:metricsNamespaces": "[]" });
+        }
     });
 
     test('with cacheCoalescerImage "" the cache pod has no nginx, and the same herd costs the upstream more than one GET for some blob', async () => {
