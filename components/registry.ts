@@ -184,8 +184,9 @@ export interface RegistryArgs {
     maxFillPercent?: number;
     /**
      * Namespaces whose pods may reach the pull container's debug listener (Prometheus): it then listens
-     * on the pod's address, behind a metrics Service and a NetworkPolicy admitting only these. Default:
-     * none (loopback only, no metrics Service).
+     * on the pod's address, behind a metrics Service and a NetworkPolicy admitting only these, and so do
+     * a cache's eviction counters on its coalescer ({@link evictionMetricsServed}). Default: none
+     * (loopback only, no metrics Service).
      */
     metricsFrom?: string[];
     /** Also create a Prometheus Operator ServiceMonitor for the metrics Service (needs `metricsFrom`). Default: false. */
