@@ -6,6 +6,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import { renderNginxConfig } from "./render/nginx-config";
+import { EVICTION_COUNTERS_FILE, LOOPBACK } from "./render/registry-config";
 import { goDurationNanoseconds } from "./validators";
 
 /**
@@ -15,6 +16,13 @@ import { goDurationNanoseconds } from "./validators";
 export const DEFAULT_COALESCER_IMAGE = "docker.io/library/nginx:1.28.0-alpine";
 /** Where the registry listens behind nginx, inside the pod; the Service never lists it. */
 export const COALESCER_BACKEND_PORT = 5004;
+/**
+ * Where nginx serves the cache's eviction counters (plain HTTP, `/metrics` only): on the pod's
+ * loopback, or on every address of the pod when metrics are scraped (as the registry's debug listener).
+ */
+export const COALESCER_METRICS_PORT = 5005;
+/** That port's name in the pod, the metrics Service and the ServiceMonitor. */
+export const COALESCER_METRICS_PORT_NAME = "evict-metrics";
 /** nginx's config file, in the registry's ConfigMap beside config.yml. */
 export const NGINX_CONFIG_FILE = "nginx.conf";
 /** nginx's cache, under the cache's volume. */
@@ -31,13 +39,22 @@ export interface CoalescerPodParts {
     security: k8s.types.input.core.v1.SecurityContext;
     /** How long a stopping pod keeps serving before it drains (the registry's preStop sleep). */
     preStopSeconds: number;
+    /** Name {@link COALESCER_METRICS_PORT} as a container port (Prometheus scrapes the eviction counters). Default: false. */
+    metricsPort?: boolean;
 }
 
 /**
  * nginx.conf for a cache whose volume is mounted at `storage` and certificate at `tls`, with the cache's
- * TTL (a Go duration) and, for a cache with a fill limit, what nginx may hold of it in KiB.
+ * TTL (a Go duration) and, for a cache with a fill limit, what nginx may hold of it in KiB and how it
+ * serves the eviction loop's counters (`onPodAddress`: to other pods, else on the pod's loopback).
  */
-export function coalescerConfig(parts: Pick<CoalescerPodParts, "port" | "mounts">, authenticate: boolean, ttl: string, maxSizeKiB?: bigint): string {
+export function coalescerConfig(
+    parts: Pick<CoalescerPodParts, "port" | "mounts">,
+    authenticate: boolean,
+    ttl: string,
+    maxSizeKiB?: bigint,
+    evictionMetrics?: { onPodAddress: boolean },
+): string {
     const ttlNanos = goDurationNanoseconds(ttl);
     if (ttlNanos === undefined) throw new Error(`cacheTtl ${JSON.stringify(ttl)} is not a Go duration`);
     return renderNginxConfig({
@@ -53,6 +70,10 @@ export function coalescerConfig(parts: Pick<CoalescerPodParts, "port" | "mounts"
         // Whole seconds, at least 1: nginx counts in seconds, and 0 is "no TTL" to the renderer.
         ttlSeconds: ttlNanos === 0n ? 0 : Math.max(1, Number(ttlNanos / 1_000_000_000n)),
         maxSizeKiB,
+        metrics: evictionMetrics && {
+            listen: evictionMetrics.onPodAddress ? String(COALESCER_METRICS_PORT) : `${LOOPBACK}:${COALESCER_METRICS_PORT}`,
+            file: `${parts.mounts.storage}/${EVICTION_COUNTERS_FILE}`,
+        },
     });
 }
 
@@ -96,7 +117,12 @@ function nginxContainer(parts: CoalescerPodParts): k8s.types.input.core.v1.Conta
                 },
             },
         },
-        ports: [{ name: "registry", containerPort: parts.port, protocol: "TCP" }],
+        ports: [
+            { name: "registry", containerPort: parts.port, protocol: "TCP" },
+            ...(parts.metricsPort ? [{ name: COALESCER_METRICS_PORT_NAME, containerPort: COALESCER_METRICS_PORT, protocol: "TCP" }] : []),
+        ],
+        // The volume read-write: nginx's own cache is on it. It reads the eviction counters there too
+        // (written by the evict container as the same user, mode 0644).
         volumeMounts: [
             { name: "config", mountPath: parts.mounts.config, readOnly: true },
             { name: "tls", mountPath: parts.mounts.tls, readOnly: true },

@@ -9,7 +9,7 @@ import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
 import { EVICTION_SCRIPT, HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig, S3StorageInput } from "./render/registry-config";
 import { CHECKSUM_ANNOTATION, FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF } from "./labels";
-import { COALESCER_BACKEND_PORT, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
+import { COALESCER_BACKEND_PORT, COALESCER_METRICS_PORT, COALESCER_METRICS_PORT_NAME, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
 import { COALESCER_MAX_KIB } from "./render/nginx-config";
 import { storageQuantityBytes } from "./validators";
@@ -69,6 +69,15 @@ export function metricsServiceName(serviceName: string): string {
 /** Whether the pull container's debug listener takes connections from other pods (Prometheus). */
 export function metricsExposed(args: Pick<RegistryArgs, "metricsFrom">): boolean {
     return (args.metricsFrom?.length ?? 0) > 0;
+}
+
+/**
+ * Whether the cache's nginx serves its eviction loop's counters: only a cache with a fill limit has the
+ * loop (and so the file), and only one with a coalescer has nginx; without it they stay in the evict
+ * container's log and the file on the volume.
+ */
+export function evictionMetricsServed(args: Pick<RegistryArgs, "proxy" | "coalescer" | "maxFillPercent" | "push">): boolean {
+    return !!args.proxy && !!args.coalescer && !args.push && args.maxFillPercent !== undefined;
 }
 
 /** The non-root user the registry runs as; fsGroup makes the volume writable for it. */
@@ -175,8 +184,9 @@ export interface RegistryArgs {
     maxFillPercent?: number;
     /**
      * Namespaces whose pods may reach the pull container's debug listener (Prometheus): it then listens
-     * on the pod's address, behind a metrics Service and a NetworkPolicy admitting only these. Default:
-     * none (loopback only, no metrics Service).
+     * on the pod's address, behind a metrics Service and a NetworkPolicy admitting only these, and so do
+     * a cache's eviction counters on its coalescer ({@link evictionMetricsServed}). Default: none
+     * (loopback only, no metrics Service).
      */
     metricsFrom?: string[];
     /** Also create a Prometheus Operator ServiceMonitor for the metrics Service (needs `metricsFrom`). Default: false. */
@@ -531,7 +541,12 @@ export class Registry extends pulumi.ComponentResource {
                 spec: {
                     type: "ClusterIP",
                     selector: labels.selector,
-                    ports: [{ name: "metrics", port: REGISTRY_DEBUG_PORT, targetPort: "metrics", protocol: "TCP" }],
+                    ports: [
+                        { name: "metrics", port: REGISTRY_DEBUG_PORT, targetPort: "metrics", protocol: "TCP" },
+                        ...(evictionMetricsServed(args)
+                            ? [{ name: COALESCER_METRICS_PORT_NAME, port: COALESCER_METRICS_PORT, targetPort: COALESCER_METRICS_PORT_NAME, protocol: "TCP" }]
+                            : []),
+                    ],
                 },
             },
             { parent: this },
@@ -545,7 +560,10 @@ export class Registry extends pulumi.ComponentResource {
                 metadata: { namespace: args.namespace, labels: labels.meta },
                 spec: {
                     selector: { matchLabels: { ...labels.selector, [METRICS_LABEL]: "true" } },
-                    endpoints: [{ port: "metrics", path: METRICS_PATH, scheme: "http", interval: "30s" }],
+                    endpoints: [
+                        { port: "metrics", path: METRICS_PATH, scheme: "http", interval: "30s" },
+                        ...(evictionMetricsServed(args) ? [{ port: COALESCER_METRICS_PORT_NAME, path: METRICS_PATH, scheme: "http", interval: "30s" }] : []),
+                    ],
                 },
             },
             { parent: this },
@@ -590,7 +608,8 @@ export class Registry extends pulumi.ComponentResource {
 
     /**
      * Once a NetworkPolicy selects a pod, it admits only what one allows: the registry ports from
-     * anywhere (pods, nodes, kubelet's liveness probe), the debug port from `metricsFrom` alone.
+     * anywhere (pods, nodes, kubelet's liveness probe), the debug port (and a cache's eviction counters
+     * on its nginx) from `metricsFrom` alone.
      */
     private debugPortPolicy(name: string, args: RegistryArgs, labels: RegistryLabels): void {
         const servicePorts = [REGISTRY_CONTAINER_PORT, ...(args.push ? [REGISTRY_PUSH_CONTAINER_PORT] : [])];
@@ -604,7 +623,13 @@ export class Registry extends pulumi.ComponentResource {
                     policyTypes: ["Ingress"],
                     ingress: [
                         { ports: servicePorts.map((port) => ({ port, protocol: "TCP" })) },
-                        { from: [{ namespaceSelector }], ports: [{ port: REGISTRY_DEBUG_PORT, protocol: "TCP" }] },
+                        {
+                            from: [{ namespaceSelector }],
+                            ports: [REGISTRY_DEBUG_PORT, ...(evictionMetricsServed(args) ? [COALESCER_METRICS_PORT] : [])].map((port) => ({
+                                port,
+                                protocol: "TCP",
+                            })),
+                        },
                     ],
                 },
             },
@@ -767,6 +792,7 @@ export function registryConfigsOf(
                 args.maxFillPercent === undefined || args.storageSize === undefined
                     ? undefined
                     : evictionThresholds(args.storageSize, args.maxFillPercent).coalescerKiB,
+                evictionMetricsServed(args) ? { onPodAddress: metricsExposed(args) } : undefined,
             ),
         };
     if (!args.push) return { [CONFIG_FILES.pull]: pull };
@@ -839,6 +865,7 @@ export function podSpecOf(args: RegistryArgs, parts: PodParts, role: PodRole = "
         mounts: MOUNTS,
         security: RESTRICTED_CONTAINER_SECURITY,
         preStopSeconds: GRACEFUL_STOP.preStopSeconds,
+        metricsPort: metricsExposed(args) && evictionMetricsServed(args),
     });
 }
 

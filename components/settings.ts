@@ -375,7 +375,7 @@ export const SETTINGS = {
     metricsNamespaces: {
         type: "array",
         description:
-            "Namespaces whose pods may scrape the registries' Prometheus metrics (where Prometheus runs). Each registry then gets a <svc>-metrics Service and a NetworkPolicy admitting its debug port (metrics, but also pprof and expvar) from these namespaces only; it needs a CNI that enforces NetworkPolicy. None: every debug listener listens on its pod's loopback only.",
+            "Namespaces whose pods may scrape the registries' Prometheus metrics (where Prometheus runs). Each registry then gets a <svc>-metrics Service and a NetworkPolicy admitting its debug port (metrics, but also pprof and expvar), and a cache's eviction counters (port 5005 on its coalescer), from these namespaces only; it needs a CNI that enforces NetworkPolicy. None: every debug listener listens on its pod's loopback only.",
         default: [],
         check: v.checkDnsLabel,
     },

@@ -21,7 +21,18 @@ export interface NginxConfigInput {
     ttlSeconds: number;
     /** At most this much in nginx's cache, in KiB, where the cache's volume is small. Default: {@link COALESCER_MAX_SIZE}. */
     maxSizeKiB?: bigint;
+    /**
+     * A second, plain-HTTP server that serves one file (the cache's eviction counters, Prometheus text)
+     * at {@link METRICS_PATH} and answers 404 to anything else, on `listen` (`127.0.0.1:PORT` or `PORT`).
+     * Default: none.
+     */
+    metrics?: { listen: string; file: string };
 }
+
+/** Where the metrics server serves its file. */
+export const METRICS_PATH = "/metrics";
+/** Prometheus' text exposition format. */
+export const PROMETHEUS_TEXT = "text/plain; version=0.0.4";
 
 /** How long waiting clients wait for the one download, and when one more request may go upstream. */
 export const COALESCER_LOCK_TIMEOUT = "4m";
@@ -135,6 +146,33 @@ ${locations(input)
     .map((l) => (l ? `        ${l}` : l))
     .join("\n")}
     }
+${input.metrics ? metricsServer(input.metrics) : ""}}
+`;
 }
+
+/**
+ * The counters file, read-only (GET and HEAD; other methods 403), as Prometheus text; nothing else
+ * (no index, no listing: 404). Before the eviction loop first writes it, 404 too. No access log: a
+ * scrape every 30 s is not a pull.
+ */
+function metricsServer(metrics: { listen: string; file: string }): string {
+    return `
+    # The cache's eviction counters (written by its evict container) for Prometheus, and nothing else.
+    server {
+        listen ${metrics.listen};
+        access_log off;
+        location = ${METRICS_PATH} {
+            limit_except GET {
+                deny all;
+            }
+            types {
+            }
+            default_type "${PROMETHEUS_TEXT}";
+            alias ${metrics.file};
+        }
+        location / {
+            return 404;
+        }
+    }
 `;
 }

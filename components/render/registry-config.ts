@@ -171,11 +171,14 @@ export const EVICTION_COUNTERS_FILE = "cache-evictions.prom";
  * goroutine is between its stat of that very file and its open of it at the instant of the unlink gets
  * an empty body or a 500; the second chance keeps blobs being read out of it (on a filesystem mounted
  * `noatime` it cannot, and the order is plain first in, first out). Each eviction is one log line per blob and one summary; the counters are
- * written whole and renamed into place. Plain POSIX sh with du, find, stat and sort, as busybox has them.
+ * written at start (carried on from the file: 0 on a new volume) and after each eviction, whole, renamed
+ * into place, mode 0644: the coalescer's nginx serves them at `/metrics` (coalescer.ts). Plain POSIX sh with du, find, stat and sort, as busybox has them.
  */
 export const EVICTION_SCRIPT = [
     `blobs="$1/${DISTRIBUTION_DATA_DIR}/blobs"`,
     `counters="$1/${EVICTION_COUNTERS_FILE}"`,
+    // The counters file 0644: the coalescer's nginx serves it (it runs as the same user; this is in case it does not).
+    "umask 022",
     // Left by the start-over of earlier versions (a whole data directory renamed aside, and its count).
     'rm -rf "$1"/.evicted-* "$1/cache-evictions"',
     "evictions=0 blobs_total=0 kib_total=0 stuck=",
@@ -188,6 +191,21 @@ export const EVICTION_SCRIPT = [
     "        esac",
     '    done < "$counters"',
     "fi",
+    "write_counters() {",
+    "    {",
+    '        echo "# HELP cluster_registry_cache_evictions_total Times the cache reached its fill limit and deleted its oldest blobs."',
+    '        echo "# TYPE cluster_registry_cache_evictions_total counter"',
+    '        echo "cluster_registry_cache_evictions_total $evictions"',
+    '        echo "# HELP cluster_registry_cache_evicted_blobs_total Blobs the cache deleted to make room."',
+    '        echo "# TYPE cluster_registry_cache_evicted_blobs_total counter"',
+    '        echo "cluster_registry_cache_evicted_blobs_total $blobs_total"',
+    '        echo "# HELP cluster_registry_cache_evicted_bytes_total Bytes of disk the cache freed by deleting blobs."',
+    '        echo "# TYPE cluster_registry_cache_evicted_bytes_total counter"',
+    '        echo "cluster_registry_cache_evicted_bytes_total $((kib_total * 1024))"',
+    '    } > "$counters.tmp" && mv -f "$counters.tmp" "$counters"',
+    "}",
+    // From the start, so a scrape finds them (at 0 on a new volume) before the first eviction.
+    "write_counters",
     "while :; do",
     "    used=$(du -sk \"$1\" 2>/dev/null | awk '{ print $1 }')",
     '    case "$used" in "" | *[!0-9]*) echo "cache-evict: cannot measure what $1 holds" >&2; used=0 ;; esac',
@@ -217,17 +235,7 @@ export const EVICTION_SCRIPT = [
     '        if [ "$n" -gt 0 ]; then',
     "            evictions=$((evictions + 1)) blobs_total=$((blobs_total + n)) kib_total=$((kib_total + freed)) stuck=",
     '            echo "cache-evict: $1 held $used KiB (limit $2 KiB): deleted the $n oldest blobs, $freed KiB, to get under $3 KiB; what is pulled next is fetched again (eviction $evictions)"',
-    "            {",
-    '                echo "# HELP cluster_registry_cache_evictions_total Times the cache reached its fill limit and deleted its oldest blobs."',
-    '                echo "# TYPE cluster_registry_cache_evictions_total counter"',
-    '                echo "cluster_registry_cache_evictions_total $evictions"',
-    '                echo "# HELP cluster_registry_cache_evicted_blobs_total Blobs the cache deleted to make room."',
-    '                echo "# TYPE cluster_registry_cache_evicted_blobs_total counter"',
-    '                echo "cluster_registry_cache_evicted_blobs_total $blobs_total"',
-    '                echo "# HELP cluster_registry_cache_evicted_bytes_total Bytes of disk the cache freed by deleting blobs."',
-    '                echo "# TYPE cluster_registry_cache_evicted_bytes_total counter"',
-    '                echo "cluster_registry_cache_evicted_bytes_total $((kib_total * 1024))"',
-    '            } > "$counters.tmp" && mv -f "$counters.tmp" "$counters"',
+    "            write_counters",
     '        elif [ "$spared" -eq 0 ] && [ -z "$stuck" ]; then',
     "            stuck=1",
     '            echo "cache-evict: $1 holds $used KiB (limit $2 KiB) and no committed blob is left to delete: the rest is fetches in flight, links and the coalescer\'s copies" >&2',

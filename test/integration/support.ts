@@ -18,7 +18,7 @@ import { FakeKubeApi, nodeScript, NodeScript, snapshotTree, waitApplied } from "
 import { BuiltOciImage } from "./harness/oci";
 import { materialize, podLoopback, rebaseYamlPaths } from "./harness/pod";
 import { CommandResult, freePort, ProcHandle, runCommand, stopAll } from "./harness/procs";
-import { startCoalescerFromDeployment } from "./harness/nginx";
+import { startCoalescerFromDeployment, type CoalescerHandle } from "./harness/nginx";
 import { startPushSupervisor } from "./harness/push-supervisor";
 import { RegistryHandle, startRegistry } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
@@ -138,11 +138,11 @@ export class LoopbackCluster {
     /** docker.io's cache, with `dockerIoCache`: its registry. */
     cache?: RegistryHandle;
     /** docker.io's cache's nginx in front of its registry (replica 0's), unless coalescing is off. */
-    coalescer?: ProcHandle;
+    coalescer?: CoalescerHandle;
     /** Every replica of docker.io's cache by index (`cacheReplicas`); the first is `cache`. */
     readonly cacheReplicas: RegistryHandle[] = [];
     /** Each replica's coalescer, by index. */
-    private readonly coalescers: (ProcHandle | undefined)[] = [];
+    private readonly coalescers: (CoalescerHandle | undefined)[] = [];
     /** The directory standing for the node's certs.d, and what it held before the DaemonSet came. */
     readonly nodeCerts: string;
     nodeBefore: Record<string, string> = {};

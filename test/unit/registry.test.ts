@@ -164,7 +164,11 @@ describe("debug listener", () => {
             const metrics = cloud.one(T.svc, `${name}-metrics`).inputs;
             expect(metrics.metadata.name).toBe(svcName);
             expect(metrics.spec.type).toBe("ClusterIP");
-            expect(metrics.spec.ports).toEqual([{ name: "metrics", port: 5001, targetPort: "metrics", protocol: "TCP" }]);
+            // The cache's nginx serves its eviction counters beside the registry's metrics.
+            expect(metrics.spec.ports).toEqual([
+                { name: "metrics", port: 5001, targetPort: "metrics", protocol: "TCP" },
+                ...(name === "hosted" ? [] : [{ name: "evict-metrics", port: 5005, targetPort: "evict-metrics", protocol: "TCP" }]),
+            ]);
             const selector = cloud.one(T.deploy, name).inputs.spec.selector.matchLabels;
             expect(metrics.spec.selector).toEqual(selector);
             expect(containerOf(cloud, name).ports).toContainEqual({ name: "metrics", containerPort: 5001, protocol: "TCP" });
@@ -173,6 +177,8 @@ describe("debug listener", () => {
             expect(policy.spec.policyTypes).toEqual(["Ingress"]);
             for (const ns of ["monitoring", "observability"]) expect(admits(policy, ns, 5001), ns).toBe(true);
             for (const ns of ["tenant-a", "registry", "kube-system"]) expect(admits(policy, ns, 5001), ns).toBe(false);
+            for (const ns of ["monitoring", "observability"]) expect(admits(policy, ns, 5005), ns).toBe(name !== "hosted");
+            for (const ns of ["tenant-a", "registry", "kube-system"]) expect(admits(policy, ns, 5005), ns).toBe(false);
             for (const ns of ["tenant-a", "monitoring"]) expect(admits(policy, ns, 5000), ns).toBe(true);
             expect(admits(policy, "tenant-a", 5003)).toBe(false);
         }
@@ -188,12 +194,20 @@ describe("debug listener", () => {
         const services = cloud.byType(T.svc);
         for (const m of monitors) {
             expect(m.inputs.apiVersion).toBe("monitoring.coreos.com/v1");
-            expect(m.inputs.spec.endpoints).toEqual([{ port: "metrics", path: "/metrics", scheme: "http", interval: "30s" }]);
             const selected = services.filter((s) =>
                 Object.entries<string>(m.inputs.spec.selector.matchLabels).every(([k, v]) => s.inputs.metadata.labels?.[k] === v),
             );
             expect(selected).toHaveLength(1);
             expect(selected[0].name).toMatch(/-metrics$/);
+            // A cache's also scrapes its eviction counters from its nginx; each endpoint a port of the Service.
+            expect(m.inputs.spec.endpoints).toEqual([
+                { port: "metrics", path: "/metrics", scheme: "http", interval: "30s" },
+                ...(selected[0].inputs.metadata.name === "registry-metrics"
+                    ? []
+                    : [{ port: "evict-metrics", path: "/metrics", scheme: "http", interval: "30s" }]),
+            ]);
+            const ports = selected[0].inputs.spec.ports.map((p: { name: string }) => p.name);
+            for (const e of m.inputs.spec.endpoints) expect(ports).toContain(e.port);
         }
     });
 
@@ -203,6 +217,61 @@ describe("debug listener", () => {
             /cluster-registry:serviceMonitors: is true but cluster-registry:metricsNamespaces is empty/,
         );
         expect(cloud.resources.filter((r) => r.type.startsWith("kubernetes:"))).toEqual([]);
+    });
+});
+
+/** The cache pod's containers by name. */
+const cacheContainers = (cloud: FakeCloud): Record<string, any> =>
+    Object.fromEntries(cloud.one(T.deploy, "cache-docker-io").inputs.spec.template.spec.containers.map((c: { name: string }) => [c.name, c]));
+const nginxConf = (cloud: FakeCloud): string | undefined => cloud.one(T.cm, "cache-docker-io-config").inputs.data["nginx.conf"];
+/** The server block of nginx.conf that serves the eviction counters, if any. */
+const metricsServer = (conf: string | undefined) => /\n {4}server \{\n {8}listen ([^;]+);\n(?:(?!\n {4}\})[^])*alias ([^;]+);/.exec(conf ?? "");
+
+describe("a cache's eviction counters, served by its coalescer", () => {
+    test("by default nginx serves the file the evict container writes, on the pod's loopback only, from the volume both mount at the same path; no port, Service or policy lists it", async () => {
+        const { cloud } = await run(WITH_CACHE);
+        const { evict, coalescer } = cacheContainers(cloud);
+        const server = metricsServer(nginxConf(cloud));
+        expect(server?.[1]).toBe("127.0.0.1:5005");
+        // The file is the script's `$1/cache-evictions.prom`, $1 being the evict container's storage mount.
+        const storageOf = (c: any) => c.volumeMounts.find((m: { name: string }) => m.name === "storage").mountPath as string;
+        expect(evict.command[4]).toBe(storageOf(evict));
+        expect(EVICTION_SCRIPT).toContain('counters="$1/cache-evictions.prom"');
+        expect(server?.[2]).toBe(`${storageOf(coalescer)}/cache-evictions.prom`);
+        expect(storageOf(coalescer)).toBe(storageOf(evict));
+        // nginx reads what the evict container writes: the same user (and the script writes it 0644).
+        expect(coalescer.securityContext.runAsUser).toBe(evict.securityContext.runAsUser);
+        expect(EVICTION_SCRIPT).toContain("umask 022");
+        expect(coalescer.ports.map((p: { containerPort: number }) => p.containerPort)).not.toContain(5005);
+        expect(cloud.byType(T.svc).filter((x) => x.name.endsWith("-metrics"))).toEqual([]);
+    });
+
+    test("with metricsNamespaces nginx listens on every address of the pod, under a named container port the metrics Service targets", async () => {
+        const { cloud } = await run(METRICS);
+        const { coalescer } = cacheContainers(cloud);
+        expect(metricsServer(nginxConf(cloud))?.[1]).toBe("5005");
+        expect(coalescer.ports).toContainEqual({ name: "evict-metrics", containerPort: 5005, protocol: "TCP" });
+        const port = cloud.one(T.svc, "cache-docker-io-metrics").inputs.spec.ports.find((p: { port: number }) => p.port === 5005);
+        expect(coalescer.ports.map((p: { name: string }) => p.name)).toContain(port.targetPort);
+    });
+
+    test('with cacheCoalescerImage "" there is no nginx: the counters stay in the log and the file, and no Service, policy or monitor lists 5005', async () => {
+        const { cloud } = await run({ ...METRICS, "cluster-registry:serviceMonitors": "true", "cluster-registry:cacheCoalescerImage": "" });
+        expect(Object.keys(cacheContainers(cloud))).toEqual(["registry", "evict"]);
+        expect(nginxConf(cloud)).toBeUndefined();
+        expect(cloud.one(T.svc, "cache-docker-io-metrics").inputs.spec.ports.map((p: { port: number }) => p.port)).toEqual([5001]);
+        expect(admits(cloud.one(NETPOL, "cache-docker-io-ingress").inputs, "monitoring", 5005)).toBe(false);
+        for (const m of cloud.byType(T.monitor)) expect(m.inputs.spec.endpoints.map((e: { port: string }) => e.port)).toEqual(["metrics"]);
+    });
+
+    test("with cacheMaxFillPercent 100 there is no eviction loop and so no counters: nginx serves no metrics", async () => {
+        const { cloud } = await run({ ...METRICS, "cluster-registry:cacheMaxFillPercent": "100" });
+        expect(Object.keys(cacheContainers(cloud))).toEqual(["registry", "coalescer"]);
+        expect(nginxConf(cloud)).toBeDefined();
+        expect(metricsServer(nginxConf(cloud))).toBeNull();
+        expect(nginxConf(cloud)).not.toContain("5005");
+        expect(cloud.one(T.svc, "cache-docker-io-metrics").inputs.spec.ports.map((p: { port: number }) => p.port)).toEqual([5001]);
+        expect(admits(cloud.one(NETPOL, "cache-docker-io-ingress").inputs, "monitoring", 5005)).toBe(false);
     });
 });
 

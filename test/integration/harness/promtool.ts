@@ -18,8 +18,8 @@ export function promtoolBuild(): { binary: string; version: string } | { missing
     return { binary: PROMTOOL_BINARY, version };
 }
 
-/** `promtool <args>` in `cwd`: its exit status and everything it printed. */
-export function promtool(args: readonly string[], cwd: string): { status: number | null; output: string } {
-    const run = spawnSync(PROMTOOL_BINARY, args, { cwd, encoding: "utf8", timeout: 60_000 });
+/** `promtool <args>` in `cwd` (`input` on its stdin): its exit status and everything it printed. */
+export function promtool(args: readonly string[], cwd: string, input?: string): { status: number | null; output: string } {
+    const run = spawnSync(PROMTOOL_BINARY, args, { cwd, encoding: "utf8", timeout: 60_000, input });
     return { status: run.status, output: `${run.stdout}${run.stderr}` };
 }

@@ -118,4 +118,38 @@ http {
         expect(day.match(/proxy_cache_valid 200 (\S+);/g)).toEqual(["proxy_cache_valid 200 3600s;", "proxy_cache_valid 200 30s;"]);
         expect(day).toContain(" inactive=600s ");
     });
+
+    test("the eviction counters: one file at /metrics as Prometheus text, GET and HEAD only, 404 for every other path, no access log; the coalescer's server unchanged", () => {
+        const metrics = { listen: "127.0.0.1:5005", file: "/var/lib/registry/cache-evictions.prom" };
+        const text = renderNginxConfig({ ...BASE, metrics });
+        expect(text).toBe(
+            renderNginxConfig(BASE).replace(
+                /\n}\n$/,
+                `
+
+    # The cache's eviction counters (written by its evict container) for Prometheus, and nothing else.
+    server {
+        listen 127.0.0.1:5005;
+        access_log off;
+        location = /metrics {
+            limit_except GET {
+                deny all;
+            }
+            types {
+            }
+            default_type "text/plain; version=0.0.4";
+            alias /var/lib/registry/cache-evictions.prom;
+        }
+        location / {
+            return 404;
+        }
+    }
+}
+`,
+            ),
+        );
+        expect(text).not.toContain("autoindex");
+        expect(renderNginxConfig({ ...BASE, metrics: { ...metrics, listen: "5005" } })).toContain("        listen 5005;\n        access_log off;\n");
+        expect(renderNginxConfig(BASE)).not.toContain("/metrics");
+    });
 });

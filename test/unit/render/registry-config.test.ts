@@ -164,6 +164,8 @@ describe("a cache's eviction loop", () => {
         ];
         // An upload in flight and nginx's copies, older than every blob: still never deleted.
         for (const rel of keep) write(rel, rel.endsWith("data") || rel.startsWith("coalescer") ? 1 << 20 : 71, 1_600_000_000);
+        // The counters a running loop left (it writes them at start, a block on the volume that thresholds here count).
+        fs.writeFileSync(path.join(root, EVICTION_COUNTERS_FILE), "cluster_registry_cache_evictions_total 0\n");
         return { root, digests, keep };
     }
 
@@ -173,9 +175,26 @@ describe("a cache's eviction loop", () => {
 
     /** One pass of the loop: `busybox sh -c SCRIPT` for a little more than one interval. */
     function evict(root: string, highKiB: number, lowKiB: number, hardKiB = 1 << 30, every = "1"): string {
+        // Under a umask that would make its files private: the script sets its own.
         const r = spawnSync(
-            "timeout",
-            ["1.5", "busybox", "sh", "-c", EVICTION_SCRIPT, "cache-evict", root, String(highKiB), String(lowKiB), String(hardKiB), every],
+            "sh",
+            [
+                "-c",
+                'umask 077 && exec "$@"',
+                "sh",
+                "timeout",
+                "1.5",
+                "busybox",
+                "sh",
+                "-c",
+                EVICTION_SCRIPT,
+                "cache-evict",
+                root,
+                String(highKiB),
+                String(lowKiB),
+                String(hardKiB),
+                every,
+            ],
             {
                 encoding: "utf8",
             },
@@ -183,12 +202,18 @@ describe("a cache's eviction loop", () => {
         return r.stdout + r.stderr;
     }
 
-    test("under its limit it deletes nothing", () => {
+    test("under its limit it deletes nothing, and its counters are there from the start at 0, mode 0644 (the coalescer's nginx serves them)", () => {
         const { root, digests } = store(4);
-        const log = evict(root, duKiB(root) + 1, 1);
+        const counters = path.join(root, EVICTION_COUNTERS_FILE);
+        const high = duKiB(root) + 1;
+        fs.rmSync(counters);
+        const log = evict(root, high, 1);
         expect(present(root, digests)).toEqual(digests);
         expect(log).toBe("");
-        expect(fs.existsSync(path.join(root, EVICTION_COUNTERS_FILE))).toBe(false);
+        expect(fs.readFileSync(counters, "utf8")).toContain("cluster_registry_cache_evictions_total 0\n");
+        expect(fs.readFileSync(counters, "utf8")).toContain("cluster_registry_cache_evicted_blobs_total 0\n");
+        expect(fs.readFileSync(counters, "utf8")).toContain("cluster_registry_cache_evicted_bytes_total 0\n");
+        expect(fs.statSync(counters).mode & 0o777).toBe(0o644);
     });
 
     test("at its limit it deletes committed blob data, oldest first, until under the low mark; never uploads in flight, links, manifests' tags or nginx's copies", () => {
@@ -266,7 +291,7 @@ describe("a cache's eviction loop", () => {
         fs.mkdirSync(path.join(root, ".evicted-1700000000/docker"), { recursive: true });
         fs.writeFileSync(path.join(root, "cache-evictions"), "3\n");
         evict(root, duKiB(root) + MiB, 1);
-        expect(fs.readdirSync(root).sort()).toEqual(["coalescer", "docker"]);
+        expect(fs.readdirSync(root).sort()).toEqual([EVICTION_COUNTERS_FILE, "coalescer", "docker"]);
         expect(present(root, digests)).toEqual(digests);
     });
 
