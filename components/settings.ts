@@ -316,7 +316,7 @@ export const SETTINGS = {
     cacheMaxFillPercent: {
         type: "integer",
         description:
-            "When what a cache holds (its data and its coalescer's copies, measured with du, not the disk under it) reaches this percent of cacheStorageSize, it deletes its oldest blobs not read in the last second (checked every second, logged, counted) until it is 10 points under, and fetches them again when pulled; transfers in flight are never cut. A full cache never leaves its Service; 100 turns this off (a full volume then fails fetches).",
+            "When what a cache holds (its data and its coalescer's copies, measured with du, not the disk under it) reaches this percent of cacheStorageSize, it deletes its oldest blobs, sparing those read since its last pass a second earlier unless it holds a quarter of the way from this limit to full (checked every second, logged, counted), until it is 10 points under, and fetches them again when pulled; transfers in flight are never cut. A full cache never leaves its Service; 100 turns this off (a full volume then fails fetches).",
         default: 90,
         check: intRange(1, 100),
     },

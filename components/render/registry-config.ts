@@ -177,6 +177,7 @@ export const EVICTION_COUNTERS_FILE = "cache-evictions.prom";
 export const EVICTION_SCRIPT = [
     `blobs="$1/${DISTRIBUTION_DATA_DIR}/blobs"`,
     `counters="$1/${EVICTION_COUNTERS_FILE}"`,
+    'order="$1/.evict-order"',
     // The counters file 0644: the coalescer's nginx serves it (it runs as the same user; this is in case it does not).
     "umask 022",
     // Left by the start-over of earlier versions (a whole data directory renamed aside, and its count).
@@ -184,6 +185,8 @@ export const EVICTION_SCRIPT = [
     "evictions=0 blobs_total=0 kib_total=0 stuck=",
     'if [ -f "$counters" ]; then',
     "    while read -r name value; do",
+    // A value that is not a count (an edited file) would end the shell at the arithmetic: start it at 0.
+    '        case "$value" in "" | *[!0-9]*) value=0 ;; esac',
     '        case "$name" in',
     "            cluster_registry_cache_evictions_total) evictions=$value ;;",
     "            cluster_registry_cache_evicted_blobs_total) blobs_total=$value ;;",
@@ -213,7 +216,8 @@ export const EVICTION_SCRIPT = [
     "        need=$((used - $3)) freed=0 n=0 spared=0 force=",
     '        [ "$used" -lt "$4" ] || force=1',
     // "mtime atime blocks blocksize path", oldest first; a file gone since find is skipped by stat.
-    '        oldest=$(find "$blobs" -type f -name data -exec stat -c "%Y %X %b %B %n" {} + 2>/dev/null | sort -n)',
+    // Kept in a file on the volume, not in a variable: one line per blob, in a container of little memory.
+    '        find "$blobs" -type f -name data -exec stat -c "%Y %X %b %B %n" {} + 2>/dev/null | sort -n > "$order"',
     '        while [ "$freed" -lt "$need" ] && read -r mtime atime blocks size file; do',
     '            [ -n "$file" ] || continue',
     // Setting atime back also moves ctime to now, so the next read moves atime again (relatime).
@@ -228,9 +232,8 @@ export const EVICTION_SCRIPT = [
     "                algorithm=${dir%/*/*} algorithm=${algorithm##*/}",
     '                echo "cache-evict: deleted blob $algorithm:${dir##*/} ($kib KiB, fetched at $mtime s since the epoch)"',
     "            fi",
-    "        done <<EOF",
-    "$oldest",
-    "EOF",
+    '        done < "$order"',
+    '        rm -f "$order"',
     '        [ "$spared" -eq 0 ] || echo "cache-evict: kept $spared blobs read since the last pass for the next one"',
     '        if [ "$n" -gt 0 ]; then',
     "            evictions=$((evictions + 1)) blobs_total=$((blobs_total + n)) kib_total=$((kib_total + freed)) stuck=",

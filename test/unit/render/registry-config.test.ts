@@ -279,6 +279,19 @@ describe("a cache's eviction loop", () => {
         expect(counters()).toContain(`cluster_registry_cache_evicted_bytes_total ${6 * 1024 * 1024}\n`);
     });
 
+    test("a counters file that holds no counts (edited by hand, cut short) starts them at 0 instead of ending the loop", () => {
+        const { root } = store(4);
+        fs.writeFileSync(
+            path.join(root, EVICTION_COUNTERS_FILE),
+            "cluster_registry_cache_evictions_total 12abc\ncluster_registry_cache_evicted_bytes_total 4e6\n",
+        );
+        const log = evict(root, duKiB(root), duKiB(root) - 3 * MiB);
+        expect(log).not.toMatch(/arithmetic|syntax error/);
+        const counters = fs.readFileSync(path.join(root, EVICTION_COUNTERS_FILE), "utf8");
+        expect(counters).toContain("cluster_registry_cache_evictions_total 1\n");
+        expect(counters).toContain(`cluster_registry_cache_evicted_bytes_total ${4 * 1024 * 1024}\n`);
+    });
+
     test("with nothing committed left to delete it says so once, and deletes nothing else", () => {
         const { root, keep } = store(0);
         const log = evict(root, 1, 0);

@@ -228,6 +228,21 @@ describe("certificate expiry, from the stack's certificateExpiry output", () => 
         expect(check({ registry: "2026-12-18T00:00:00Z" }, "15")).toBeNull();
     });
 
+    test("a date it cannot read fails as unreadable, not as a missing output", () => {
+        const out = spawnSync("bash", ["-c", 'source "$1"; set +e; check_certificates 14 "$2"; echo "exit $?"', "t", SCRIPT, NOW], {
+            input: JSON.stringify({ certificateExpiry: { registry: "2027-12-04T00:00:00+02:00" } }),
+            encoding: "utf8",
+        }).stdout;
+        expect(out).toContain("is not a map of RFC 3339 UTC dates");
+        expect(out).toMatch(/exit 1\n$/);
+    });
+
+    test("--cert-days takes a whole number: anything else stops before asking pulumi", () => {
+        const out = spawnSync("bash", [SCRIPT, "dev", "--cert-days", "two", "--certs-only"], { encoding: "utf8" });
+        expect(out.status).toBe(2);
+        expect(out.stderr).toContain("--cert-days takes a whole number of days");
+    });
+
     test("a stack deployed before the output existed fails, saying so", () => {
         const out = spawnSync("bash", ["-c", 'source "$1"; set +e; check_certificates 14; echo "exit $?"', "t", SCRIPT], {
             input: "{}",
