@@ -680,9 +680,15 @@ export class Registry extends pulumi.ComponentResource {
                       {
                           parent: this,
                           retainOnDelete: args.retainVolume ?? false,
-                          ignoreChanges: guarded,
-                          // Turning retainVolume off moves a kept claim's state back here, its name and all
-                          // (the provider keeps the name an object has); a replacement is asked for: no alias.
+                          // Turning retainVolume off moves a kept claim's state back here (a replacement is asked
+                          // for: no alias). Its name must come along by ignoreChanges, which the engine applies
+                          // before the provider's Check: the Check keeps an unnamed object's old name only when
+                          // the old inputs carry `pulumi.com/autonamed: "true"` (pulumi-kubernetes
+                          // provider/pkg/metadata/naming.go `AdoptOldAutonameIfUnnamed`, `IsAutonamed(oldObj)`),
+                          // which a Patch's (named by us) never do, and would otherwise draw a new name: a
+                          // replace onto an EMPTY claim. The claim's own (auto-named) state keeps its name
+                          // either way; a new stack's first create has no state, so gets `<name>-storage-<random>`.
+                          ignoreChanges: allowReplacement ? [] : ["metadata.name", ...guarded],
                           aliases: allowReplacement ? [] : [{ type: "kubernetes:core/v1:PersistentVolumeClaimPatch" }],
                       },
                   );

@@ -724,12 +724,26 @@ function resolveAliases(req: any): string[] {
     return urns;
 }
 
-/** The provider's Check: an object the program gives no name keeps the one it has, or gets `<name>-<8 hex>`. */
+/** The annotation the provider's Check puts on an object it names (pulumi-kubernetes provider/pkg/metadata). */
+const AUTONAMED = "pulumi.com/autonamed";
+
+/**
+ * The provider's Check on an object the program gives no name (pulumi-kubernetes provider/pkg/provider/
+ * provider.go `Check`, provider/pkg/metadata/naming.go): with old inputs, `AdoptOldAutonameIfUnnamed` keeps
+ * the old name only when those inputs carry `pulumi.com/autonamed: "true"` (`IsAutonamed(oldObj)`), else
+ * (and with no state) `AssignNameIfAutonamable` draws `<name>-<random>`; either way the inputs get the
+ * annotation. So a Patch's state (named by the program, no annotation) moved to an unnamed resource by an
+ * alias gets a NEW name: a replace.
+ */
 function autoname(inputs: Record<string, any>, name: string, prev: StateEntry | undefined): void {
     if (isPlainObject(inputs.metadata) && inputs.metadata.name !== undefined) return;
-    // The provider appends 8 random hex digits; derived from the name here so reruns agree.
-    const generated = prev?.created.outputs.metadata?.name ?? `${name}-${crypto.createHash("sha256").update(name).digest("hex").slice(0, 8)}`;
-    inputs.metadata = { ...(isPlainObject(inputs.metadata) ? inputs.metadata : {}), name: generated };
+    const old = prev?.inputs.metadata;
+    const adopted = old?.annotations?.[AUTONAMED] === "true" ? (old.name as string) : undefined;
+    // The provider draws at random; derived here from the name (and the name it replaces) so reruns agree.
+    const seed = old?.name === undefined ? name : `${name}/${old.name}`;
+    const generated = adopted ?? `${name}-${crypto.createHash("sha256").update(seed).digest("hex").slice(0, 8)}`;
+    const metadata = isPlainObject(inputs.metadata) ? inputs.metadata : {};
+    inputs.metadata = { ...metadata, name: generated, annotations: { ...metadata.annotations, [AUTONAMED]: "true" } };
 }
 
 /** Whether the provider replaces (rather than updates) an object: a new name or namespace, or a claim's immutable spec. */
