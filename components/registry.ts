@@ -8,7 +8,7 @@ import * as random from "@pulumi/random";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
 import { EVICTION_SCRIPT, HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig, S3StorageInput } from "./render/registry-config";
-import { CHECKSUM_ANNOTATION, FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF } from "./labels";
+import { CHECKSUM_ANNOTATION, FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF, PATCH_FORCE_ANNOTATION } from "./labels";
 import { COALESCER_BACKEND_PORT, COALESCER_METRICS_PORT, COALESCER_METRICS_PORT_NAME, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
 import { COALESCER_MAX_KIB } from "./render/nginx-config";
@@ -718,8 +718,11 @@ export function keptClaimName(serviceName: string): string {
  * (PersistentVolumeClaimPatch) of a claim named {@link keptClaimName}, which creates it when missing and
  * takes over the one `pulumi destroy` kept, where a PersistentVolumeClaim resource's client-side create
  * fails with AlreadyExists (pulumi-kubernetes since v4.29.0: see keptNamespace in cluster-registry.ts).
- * Not forced: a claim of that name whose fields another manager set otherwise, or whose class or access
- * modes differ (immutable), fails the `up` instead of changing.
+ * Forced (`pulumi.com/patchForce`, read by the provider's `patchForce` in provider/pkg/provider/provider.go):
+ * after an upgrade (below) `spec.resources.requests.storage` is owned by the old version's field manager,
+ * so an unforced apply of a grown `storageSize` would fail with a field conflict; forced, the claim is
+ * resized in place. The name is this installation's (`<serviceName>-storage`); a claim of that name whose
+ * class or access modes differ (immutable) still fails the `up` at the API server instead of changing.
  *
  * Upgrading: the stack's claim so far was a PersistentVolumeClaim resource named by the provider
  * (`<name>-storage-<8 hex>`). The alias moves its state here (the engine matches aliases across types,
@@ -744,7 +747,7 @@ function keptClaim(
                 name: keptClaimName(args.serviceName),
                 namespace: args.namespace,
                 labels: labels.meta,
-                annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(args.serviceName) },
+                annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(args.serviceName), [PATCH_FORCE_ANNOTATION]: "true" },
             },
             spec,
         },

@@ -180,6 +180,19 @@ describe("upgrading a stack deployed by an earlier version", () => {
         expect(cloud.clusterObject("core/v1:Namespace", "", "registry")?.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
     });
 
+    test("an upgraded stack may grow storageSize: the claim's storage request, owned by the old version's field manager, is resized in place", async () => {
+        const saved = JSON.parse(fs.readFileSync(path.join(__dirname, "../fixtures/upgrade/main-8725d60-eks.state.json"), "utf8")) as SavedResource[];
+        const oldClaim = saved.find((r) => r.urn.endsWith("::registry-hosted-storage"))!.outputs.metadata.name;
+        const cloud = new FakeCloud();
+        cloud.importState(saved);
+        await up(cloud, stackConfig("eks"));
+        // An unforced apply under cluster-registry.<svc> of another size conflicts with the old manager's.
+        await up(cloud, { ...stackConfig("eks"), "cluster-registry:storageSize": "80Gi" });
+        expect(cloud.steps.find((s) => s.type === T.pvcPatch)?.op).toBe("update");
+        expect(hostedClaimName(cloud)).toBe(oldClaim);
+        expect(cloud.clusterObject("core/v1:PersistentVolumeClaim", "registry", oldClaim)?.spec.resources.requests.storage).toBe("80Gi");
+    });
+
     test("a new stack may turn keepRegistryVolume off and on: the namespace is never deleted, the claim keeps its fixed name", async () => {
         const cloud = new FakeCloud();
         for (const keep of ["true", "false", "true"]) {
