@@ -236,8 +236,15 @@ describe("what moves on upgrade: every URN an earlier version had maps to a curr
             {
                 urn: old,
                 type: "kubernetes:core/v1:Secret",
-                inputs: { metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry", annotations: { "pulumi.com/autonamed": "true" } }, type: "Opaque", stringData: { htpasswd: "" } },
-                outputs: { metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry", annotations: { "pulumi.com/autonamed": "true" } }, type: "Opaque" },
+                inputs: {
+                    metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry", annotations: { "pulumi.com/autonamed": "true" } },
+                    type: "Opaque",
+                    stringData: { htpasswd: "" },
+                },
+                outputs: {
+                    metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry", annotations: { "pulumi.com/autonamed": "true" } },
+                    type: "Opaque",
+                },
                 id: "registry/registry-credentials-htpasswd-0a1b2c3d",
                 retainOnDelete: false,
             },
