@@ -128,6 +128,12 @@ export interface HtpasswdRef {
  * `Recreate`: a surge pod's writer would take pushes beside the old pod's, and a collection in one
  * while the other writes can lose blobs (no shared filesystem to lock, unlike the volume). Pushes are
  * then refused (no endpoint) for the seconds of a rollout; pulls, on the other Deployment, go on.
+ *
+ * Switching a push Deployment that rolled with RollingUpdate to Recreate may be refused once by the API
+ * server (`spec.strategy.rollingUpdate: Forbidden`, pulumi/pulumi-kubernetes#2843, open): the old
+ * `rollingUpdate` stays on the object. Sending `rollingUpdate: null` does not help: the provider's Check
+ * unmarshals the inputs with `SkipNulls: true` (provider/pkg/provider/provider.go), so the null never
+ * reaches the API. README (What happens to a stack that upgrades) gives the one-time `kubectl patch`.
  */
 export function pushStrategyOnObjectStorage(args: Pick<RegistryArgs, "push">): typeof SURGE_FIRST | { type: "Recreate" } {
     return collectsGarbage(args) ? { type: "Recreate" } : SURGE_FIRST;
@@ -688,6 +694,10 @@ export class Registry extends pulumi.ComponentResource {
                           // which a Patch's (named by us) never do, and would otherwise draw a new name: a
                           // replace onto an EMPTY claim. The claim's own (auto-named) state keeps its name
                           // either way; a new stack's first create has no state, so gets `<name>-storage-<random>`.
+                          // The cost: a name kept this way is not marked auto-named (Check marks only names it
+                          // draws or adopts, and refuses the annotation from the program as internal), so with
+                          // allowVolumeReplacement (no ignoreChanges) a new name is drawn: a replace, as its
+                          // description says (test/unit/cluster-registry.lifecycle.test.ts).
                           ignoreChanges: allowReplacement ? [] : ["metadata.name", ...guarded],
                           aliases: allowReplacement ? [] : [{ type: "kubernetes:core/v1:PersistentVolumeClaimPatch" }],
                       },

@@ -193,6 +193,19 @@ describe("upgrading a stack deployed by an earlier version", () => {
         expect(cloud.clusterObject("core/v1:PersistentVolumeClaim", "registry", oldClaim)?.spec.resources.requests.storage).toBe("80Gi");
     });
 
+    test("allowVolumeReplacement on its own replaces an ordinary claim: its kept name is not marked auto-named, so the provider draws a new one (README: set it for one up)", async () => {
+        const cloud = new FakeCloud();
+        const config = { ...WITH_CACHE, "cluster-registry:keepRegistryVolume": "false" };
+        await up(cloud, config);
+        await up(cloud, config); // the name now comes from ignoreChanges, not from the provider's adoption
+        const claim = hostedClaimName(cloud);
+        expect(cloud.steps.filter((s) => s.type === T.pvc).map((s) => s.op)).toEqual(cloud.steps.filter((s) => s.type === T.pvc).map(() => "update"));
+        await up(cloud, config);
+        expect(cloud.steps.filter((s) => s.type === T.pvc && s.op !== "same")).toEqual([]);
+        await up(cloud, { ...config, "cluster-registry:allowVolumeReplacement": "true" });
+        expect(hostedClaimName(cloud)).not.toBe(claim);
+    });
+
     test("a new stack may turn keepRegistryVolume off and on: the namespace is never deleted, the claim keeps its fixed name", async () => {
         const cloud = new FakeCloud();
         for (const keep of ["true", "false", "true"]) {
