@@ -9,6 +9,9 @@ export const CHECKSUM_ANNOTATION = "cluster-registry/checksum";
 /** The provider's annotation naming an object's server-side apply field manager (pulumi-kubernetes' SSA guide). */
 export const FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager";
 
+/** pulumi-kubernetes: a Patch resource's server-side apply takes over fields other managers own (`patchForce`). */
+export const PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce";
+
 /**
  * The field manager of the objects a destroy keeps (the registries' namespace, the hosted claim): the
  * same for every stack of that installation (its Service name) that takes them over, where the

@@ -8,7 +8,7 @@ import * as random from "@pulumi/random";
 import { CertificateAuthority, ServerCertificate } from "./pki";
 import { contentChecksum } from "./render/checksum";
 import { EVICTION_SCRIPT, HEALTH_PATH, LOOPBACK, METRICS_PATH, READINESS_SCRIPT, renderRegistryConfig, S3StorageInput } from "./render/registry-config";
-import { CHECKSUM_ANNOTATION, FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF } from "./labels";
+import { CHECKSUM_ANNOTATION, FIELD_MANAGER_ANNOTATION, keptFieldManager, PART_OF, PATCH_FORCE_ANNOTATION } from "./labels";
 import { COALESCER_BACKEND_PORT, COALESCER_METRICS_PORT, COALESCER_METRICS_PORT_NAME, coalescerConfig, NGINX_CONFIG_FILE, withCoalescer } from "./coalescer";
 import { serviceDnsNames } from "./names";
 import { COALESCER_MAX_KIB } from "./render/nginx-config";
@@ -128,6 +128,12 @@ export interface HtpasswdRef {
  * `Recreate`: a surge pod's writer would take pushes beside the old pod's, and a collection in one
  * while the other writes can lose blobs (no shared filesystem to lock, unlike the volume). Pushes are
  * then refused (no endpoint) for the seconds of a rollout; pulls, on the other Deployment, go on.
+ *
+ * Switching a push Deployment that rolled with RollingUpdate to Recreate may be refused once by the API
+ * server (`spec.strategy.rollingUpdate: Forbidden`, pulumi/pulumi-kubernetes#2843, open): the old
+ * `rollingUpdate` stays on the object. Sending `rollingUpdate: null` does not help: the provider's Check
+ * unmarshals the inputs with `SkipNulls: true` (provider/pkg/provider/provider.go), so the null never
+ * reaches the API. README (What happens to a stack that upgrades) gives the one-time `kubectl patch`.
  */
 export function pushStrategyOnObjectStorage(args: Pick<RegistryArgs, "push">): typeof SURGE_FIRST | { type: "Recreate" } {
     return collectsGarbage(args) ? { type: "Recreate" } : SURGE_FIRST;
@@ -680,9 +686,19 @@ export class Registry extends pulumi.ComponentResource {
                       {
                           parent: this,
                           retainOnDelete: args.retainVolume ?? false,
-                          ignoreChanges: guarded,
-                          // Turning retainVolume off moves a kept claim's state back here, its name and all
-                          // (the provider keeps the name an object has); a replacement is asked for: no alias.
+                          // Turning retainVolume off moves a kept claim's state back here (a replacement is asked
+                          // for: no alias). Its name must come along by ignoreChanges, which the engine applies
+                          // before the provider's Check: the Check keeps an unnamed object's old name only when
+                          // the old inputs carry `pulumi.com/autonamed: "true"` (pulumi-kubernetes
+                          // provider/pkg/metadata/naming.go `AdoptOldAutonameIfUnnamed`, `IsAutonamed(oldObj)`),
+                          // which a Patch's (named by us) never do, and would otherwise draw a new name: a
+                          // replace onto an EMPTY claim. The claim's own (auto-named) state keeps its name
+                          // either way; a new stack's first create has no state, so gets `<name>-storage-<random>`.
+                          // The cost: a name kept this way is not marked auto-named (Check marks only names it
+                          // draws or adopts, and refuses the annotation from the program as internal), so with
+                          // allowVolumeReplacement (no ignoreChanges) a new name is drawn: a replace, as its
+                          // description says (test/unit/cluster-registry.lifecycle.test.ts).
+                          ignoreChanges: allowReplacement ? [] : ["metadata.name", ...guarded],
                           aliases: allowReplacement ? [] : [{ type: "kubernetes:core/v1:PersistentVolumeClaimPatch" }],
                       },
                   );
@@ -712,8 +728,11 @@ export function keptClaimName(serviceName: string): string {
  * (PersistentVolumeClaimPatch) of a claim named {@link keptClaimName}, which creates it when missing and
  * takes over the one `pulumi destroy` kept, where a PersistentVolumeClaim resource's client-side create
  * fails with AlreadyExists (pulumi-kubernetes since v4.29.0: see keptNamespace in cluster-registry.ts).
- * Not forced: a claim of that name whose fields another manager set otherwise, or whose class or access
- * modes differ (immutable), fails the `up` instead of changing.
+ * Forced (`pulumi.com/patchForce`, read by the provider's `patchForce` in provider/pkg/provider/provider.go):
+ * after an upgrade (below) `spec.resources.requests.storage` is owned by the old version's field manager,
+ * so an unforced apply of a grown `storageSize` would fail with a field conflict; forced, the claim is
+ * resized in place. The name is this installation's (`<serviceName>-storage`); a claim of that name whose
+ * class or access modes differ (immutable) still fails the `up` at the API server instead of changing.
  *
  * Upgrading: the stack's claim so far was a PersistentVolumeClaim resource named by the provider
  * (`<name>-storage-<8 hex>`). The alias moves its state here (the engine matches aliases across types,
@@ -738,7 +757,7 @@ function keptClaim(
                 name: keptClaimName(args.serviceName),
                 namespace: args.namespace,
                 labels: labels.meta,
-                annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(args.serviceName) },
+                annotations: { [FIELD_MANAGER_ANNOTATION]: keptFieldManager(args.serviceName), [PATCH_FORCE_ANNOTATION]: "true" },
             },
             spec,
         },

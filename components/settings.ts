@@ -401,7 +401,7 @@ export const SETTINGS = {
     allowVolumeReplacement: {
         type: "boolean",
         description:
-            "Let a change of storageClass (or another field Kubernetes cannot change on a claim) replace a registry's or cache's volume with a new, empty one. Without it, pulumi up stops and says how to migrate.",
+            "Let a change of storageClass (or another field Kubernetes cannot change on a claim) replace a registry's or cache's volume with a new, empty one. Without it, pulumi up stops and says how to migrate. Set it for that one up only: with it, a claim the provider has not marked auto-named (any claim after one up of this version) gets a new name, so a new, empty volume, even when nothing else changed.",
         default: false,
     },
     localRegistryHosting: {
@@ -683,7 +683,7 @@ export interface ClusterRegistryArgs {
     keepRegistryVolume?: boolean;
     /** An existing claim (in the registries' namespace) for the hosted registry; "" for its own. Default: "". */
     registryVolumeClaim?: string;
-    /** Let a change of storageClass replace a volume with an empty one instead of stopping pulumi up. Default: false. */
+    /** Let a change of storageClass replace a volume with an empty one instead of stopping pulumi up; for that one up only (with it, claims may be renamed, so emptied, even with nothing else changed). Default: false. */
     allowVolumeReplacement?: boolean;
     /** Publish the KEP-1755 local-registry-hosting ConfigMap. Default: true. */
     localRegistryHosting?: boolean;

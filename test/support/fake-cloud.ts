@@ -259,31 +259,31 @@ export class FakeCloud implements pulumi.runtime.Mocks {
 
     /**
      * Server-side apply: a field another manager owns with another value is a conflict (HTTP 409), unless
-     * the apply is forced (`pulumi.com/patchForce`). Modelled for labels, the fields the kept objects share.
+     * the apply is forced (`pulumi.com/patchForce`). Modelled for labels, the fields the kept objects share,
+     * and a claim's `spec.resources.requests.storage`, the one field of its spec that may change.
      */
     private refuseConflicts(key: string, applied: Record<string, any>, manager: string): void {
         if (applied.metadata?.annotations?.["pulumi.com/patchForce"] === "true") return;
         const owners = this.labelOwners.get(key);
-        for (const [label, value] of Object.entries<string>(applied.metadata?.labels ?? {})) {
-            for (const [other, theirs] of owners?.get(label) ?? []) {
+        for (const [field, value] of ownedFields(key, applied)) {
+            for (const [other, theirs] of owners?.get(field) ?? []) {
                 if (other !== manager && theirs !== value) {
-                    throw new Error(
-                        `Server-Side Apply field conflict detected: Apply failed with 1 conflict: conflict with "${other}": .metadata.labels.${label}`,
-                    );
+                    const path = field.startsWith(".") ? field : `.metadata.labels.${field}`;
+                    throw new Error(`Server-Side Apply field conflict detected: Apply failed with 1 conflict: conflict with "${other}": ${path}`);
                 }
             }
         }
     }
 
-    /** The manager now owns the labels it applied (alone, when forced or on create); a manager's value is its last. */
+    /** The manager now owns the fields it applied (alone, when forced or on create); a manager's value is its last. */
     private own(key: string, applied: Record<string, any>, manager: string): void {
         const owners = this.labelOwners.get(key) ?? new Map<string, Map<string, string>>();
         const forced = applied.metadata?.annotations?.["pulumi.com/patchForce"] === "true";
-        for (const [label, value] of Object.entries<string>(applied.metadata?.labels ?? {})) {
-            const byManager = forced ? new Map<string, string>() : (owners.get(label) ?? new Map<string, string>());
+        for (const [field, value] of ownedFields(key, applied)) {
+            const byManager = forced ? new Map<string, string>() : (owners.get(field) ?? new Map<string, string>());
             for (const [m, v] of byManager) if (v !== value && m !== manager) byManager.delete(m);
             byManager.set(manager, value);
-            owners.set(label, byManager);
+            owners.set(field, byManager);
         }
         this.labelOwners.set(key, owners);
     }
@@ -724,12 +724,26 @@ function resolveAliases(req: any): string[] {
     return urns;
 }
 
-/** The provider's Check: an object the program gives no name keeps the one it has, or gets `<name>-<8 hex>`. */
+/** The annotation the provider's Check puts on an object it names (pulumi-kubernetes provider/pkg/metadata). */
+const AUTONAMED = "pulumi.com/autonamed";
+
+/**
+ * The provider's Check on an object the program gives no name (pulumi-kubernetes provider/pkg/provider/
+ * provider.go `Check`, provider/pkg/metadata/naming.go): with old inputs, `AdoptOldAutonameIfUnnamed` keeps
+ * the old name only when those inputs carry `pulumi.com/autonamed: "true"` (`IsAutonamed(oldObj)`), else
+ * (and with no state) `AssignNameIfAutonamable` draws `<name>-<random>`; either way the inputs get the
+ * annotation. So a Patch's state (named by the program, no annotation) moved to an unnamed resource by an
+ * alias gets a NEW name: a replace.
+ */
 function autoname(inputs: Record<string, any>, name: string, prev: StateEntry | undefined): void {
     if (isPlainObject(inputs.metadata) && inputs.metadata.name !== undefined) return;
-    // The provider appends 8 random hex digits; derived from the name here so reruns agree.
-    const generated = prev?.created.outputs.metadata?.name ?? `${name}-${crypto.createHash("sha256").update(name).digest("hex").slice(0, 8)}`;
-    inputs.metadata = { ...(isPlainObject(inputs.metadata) ? inputs.metadata : {}), name: generated };
+    const old = prev?.inputs.metadata;
+    const adopted = old?.annotations?.[AUTONAMED] === "true" ? (old.name as string) : undefined;
+    // The provider draws at random; derived here from the name (and the name it replaces) so reruns agree.
+    const seed = old?.name === undefined ? name : `${name}/${old.name}`;
+    const generated = adopted ?? `${name}-${crypto.createHash("sha256").update(seed).digest("hex").slice(0, 8)}`;
+    const metadata = isPlainObject(inputs.metadata) ? inputs.metadata : {};
+    inputs.metadata = { ...metadata, name: generated, annotations: { ...metadata.annotations, [AUTONAMED]: "true" } };
 }
 
 /** Whether the provider replaces (rather than updates) an object: a new name or namespace, or a claim's immutable spec. */
@@ -746,6 +760,14 @@ function kubernetesReplaces(old: Record<string, any>, inputs: Record<string, any
 /** The provider's field manager when no `pulumi.com/patchFieldManager` names one: `pulumi-kubernetes-` and a random suffix (pulumi-kubernetes#2271). */
 function randomManager(): string {
     return `pulumi-kubernetes-${crypto.randomBytes(4).toString("hex")}`;
+}
+
+/** The fields whose owners the fake tracks: labels by name, and a claim's storage request by its path. */
+function ownedFields(key: string, applied: Record<string, any>): Array<[string, string]> {
+    const fields = Object.entries<string>(applied.metadata?.labels ?? {});
+    const storage = applied.spec?.resources?.requests?.storage;
+    if (key.startsWith("core/v1:PersistentVolumeClaim/") && typeof storage === "string") fields.push([".spec.resources.requests.storage", storage]);
+    return fields;
 }
 
 /** `<group/version:Kind>/<namespace>/<name>`: a Patch type names the kind it patches. */

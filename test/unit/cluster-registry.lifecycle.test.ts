@@ -180,6 +180,32 @@ describe("upgrading a stack deployed by an earlier version", () => {
         expect(cloud.clusterObject("core/v1:Namespace", "", "registry")?.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
     });
 
+    test("an upgraded stack may grow storageSize: the claim's storage request, owned by the old version's field manager, is resized in place", async () => {
+        const saved = JSON.parse(fs.readFileSync(path.join(__dirname, "../fixtures/upgrade/main-8725d60-eks.state.json"), "utf8")) as SavedResource[];
+        const oldClaim = saved.find((r) => r.urn.endsWith("::registry-hosted-storage"))!.outputs.metadata.name;
+        const cloud = new FakeCloud();
+        cloud.importState(saved);
+        await up(cloud, stackConfig("eks"));
+        // An unforced apply under cluster-registry.<svc> of another size conflicts with the old manager's.
+        await up(cloud, { ...stackConfig("eks"), "cluster-registry:storageSize": "80Gi" });
+        expect(cloud.steps.find((s) => s.type === T.pvcPatch)?.op).toBe("update");
+        expect(hostedClaimName(cloud)).toBe(oldClaim);
+        expect(cloud.clusterObject("core/v1:PersistentVolumeClaim", "registry", oldClaim)?.spec.resources.requests.storage).toBe("80Gi");
+    });
+
+    test("allowVolumeReplacement on its own replaces an ordinary claim: its kept name is not marked auto-named, so the provider draws a new one (README: set it for one up)", async () => {
+        const cloud = new FakeCloud();
+        const config = { ...WITH_CACHE, "cluster-registry:keepRegistryVolume": "false" };
+        await up(cloud, config);
+        await up(cloud, config); // the name now comes from ignoreChanges, not from the provider's adoption
+        const claim = hostedClaimName(cloud);
+        expect(cloud.steps.filter((s) => s.type === T.pvc).map((s) => s.op)).toEqual(cloud.steps.filter((s) => s.type === T.pvc).map(() => "update"));
+        await up(cloud, config);
+        expect(cloud.steps.filter((s) => s.type === T.pvc && s.op !== "same")).toEqual([]);
+        await up(cloud, { ...config, "cluster-registry:allowVolumeReplacement": "true" });
+        expect(hostedClaimName(cloud)).not.toBe(claim);
+    });
+
     test("a new stack may turn keepRegistryVolume off and on: the namespace is never deleted, the claim keeps its fixed name", async () => {
         const cloud = new FakeCloud();
         for (const keep of ["true", "false", "true"]) {
@@ -223,8 +249,15 @@ describe("what moves on upgrade: every URN an earlier version had maps to a curr
             {
                 urn: old,
                 type: "kubernetes:core/v1:Secret",
-                inputs: { metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry" }, type: "Opaque", stringData: { htpasswd: "" } },
-                outputs: { metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry" }, type: "Opaque" },
+                inputs: {
+                    metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry", annotations: { "pulumi.com/autonamed": "true" } },
+                    type: "Opaque",
+                    stringData: { htpasswd: "" },
+                },
+                outputs: {
+                    metadata: { name: "registry-credentials-htpasswd-0a1b2c3d", namespace: "registry", annotations: { "pulumi.com/autonamed": "true" } },
+                    type: "Opaque",
+                },
                 id: "registry/registry-credentials-htpasswd-0a1b2c3d",
                 retainOnDelete: false,
             },
