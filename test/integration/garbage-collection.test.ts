@@ -289,12 +289,12 @@ describeIntegration("garbage collection in the hosted registry's push container,
      * A rollout's surge pod on the same node: its push container over the same volume (a directory
      * linked to this pod's), on 127.0.0.1 (in the certificate) and a port of its own.
      */
-    async function startSurgePush(name: string): Promise<RegistryHandle> {
+    async function startSurgePush(name: string, o: { without?: string[] } = {}): Promise<RegistryHandle> {
         const root = path.join(cluster.work, name);
         fs.mkdirSync(path.join(root, "var", "lib"), { recursive: true });
         if (!fs.existsSync(path.join(root, "var", "lib", "registry"))) fs.symlinkSync(storage(), path.join(root, "var", "lib", "registry"));
         const deployment = cluster.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
-        return startPushSupervisor({ cloud: cluster.cloud, deployment, root, listen: `127.0.0.1:${await freePort()}`, caFile: cluster.client.caFile });
+        return startPushSupervisor({ cloud: cluster.cloud, deployment, root, listen: `127.0.0.1:${await freePort()}`, caFile: cluster.client.caFile, ...o });
     }
 
     const pushStatus = (base: string) =>
@@ -303,7 +303,7 @@ describeIntegration("garbage collection in the hosted registry's push container,
             () => undefined,
         );
 
-    test("two writers on the volume (a rollout's surge pod): a collection asked for meanwhile is postponed, never run beside the other writer, and runs once it is gone", async () => {
+    test("two writers on the volume (a rollout's surge pod): a collection asked for meanwhile is postponed without stopping this writer, never run beside the other writer, and runs once it is gone", async () => {
         const surge = await startSurgePush("surge-pod");
         try {
             await waitFor(() => surge.proc.log().includes("serving pushes"), 20_000, "the surge pod's writer", { proc: surge.proc });
@@ -323,7 +323,11 @@ describeIntegration("garbage collection in the hosted registry's push container,
             expect(pushed.code, pushed.stderr).toBe(0);
             // Tried again every four looks while the surge writer lives: never collected beside it.
             await new Promise((r) => setTimeout(r, 6000));
-            expect(cluster.hostedPush.proc.log().slice(seen)).not.toContain("running registry garbage-collect");
+            const meanwhile = cluster.hostedPush.proc.log().slice(seen);
+            expect(meanwhile).not.toContain("running registry garbage-collect");
+            // Found before this writer was touched, at every try: its pushes never cut.
+            expect(meanwhile.split("this writer was not stopped").length - 1).toBeGreaterThanOrEqual(2);
+            expect(meanwhile).not.toContain("stopping the writer");
             expect((await pushStatus(pushBase()))?.status).toBe(202);
             await surge.stop();
             await waitFor(() => cluster.hostedPush.proc.log().slice(seen).includes("garbage collection: done"), 30_000, "the postponed collection");
@@ -354,6 +358,10 @@ describeIntegration("garbage collection in the hosted registry's push container,
         } finally {
             await surge.stop();
         }
+    });
+
+    test("a push image without flock exits at start (status 1) saying so, instead of waiting for a lock it cannot take", async () => {
+        await expect(startSurgePush("no-flock-pod", { without: ["flock"] })).rejects.toThrow(/exited \(code 1\)[\s\S]*push-supervisor: no flock in this image/);
     });
 
     test("with pushDeletes, a user deletes a tag on the push port; the pull port still refuses deletes; the next collection frees its layers", async () => {
