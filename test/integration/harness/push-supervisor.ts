@@ -37,6 +37,8 @@ export interface PushSupervisorOptions {
     settings?: Record<string, string>;
     /** Tools left off the container's PATH (e.g. `flock`, as in an image without it). */
     without?: string[];
+    /** How long a writer waits for the writer lock before it exits; the script's default is 7200. */
+    lockWaitSeconds?: number;
 }
 
 /** Starts the push container's supervisor; resolves once the push port answers over TLS. */
@@ -85,6 +87,7 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
             REGISTRY_HTTP_ADDR: o.listen,
             REGISTRY_HTTP_DEBUG_ADDR: debugAddr,
             PUSH_SUPERVISOR_TICK_SECONDS: String(o.tickSeconds ?? 1),
+            ...(o.lockWaitSeconds === undefined ? {} : { PUSH_SUPERVISOR_LOCK_WAIT_SECONDS: String(o.lockWaitSeconds) }),
         },
         cwd: work,
         logFile: path.join(work, "push.log"),
