@@ -125,12 +125,12 @@ trap 'collect_requested=1' USR1
 # collection. Exits after lock_wait_limit seconds.
 hold_shared() {
     [ "$writer_lock" != - ] || return 0
-    flock -s -n 9 && flock -s -n 8 && return 0
+    take_shared && return 0
     log "waiting: another pod collects garbage on $storage; pushes are refused until it is done"
     [ "$pid" -ne 0 ] || [ ! -f "$readonly_config" ] || serve "$readonly_config" || true
     wait_start=$(date +%s)
     logged_at=$wait_start
-    until flock -s -n 9 && flock -s -n 8; do
+    until take_shared; do
         sleep 1
         now=$(date +%s)
         if [ $((now - wait_start)) -ge "$lock_wait_limit" ]; then
@@ -144,6 +144,15 @@ hold_shared() {
         fi
     done
     log "the other pod's garbage collection is over"
+}
+
+# Both locks shared, or neither: a writer lock held while this container waits for the probe lock
+# (another pod draining its writer for a collection) would only postpone that collection.
+take_shared() {
+    flock -s -n 9 || return 1
+    flock -s -n 8 && return 0
+    flock -u 9
+    return 1
 }
 
 # True when another writer holds the probe lock (or collects): this container's shared lock on it
