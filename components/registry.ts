@@ -1131,7 +1131,7 @@ function pushSupervisorFiles(
     return { ...files, [CONFIG_FILES.pushReadOnly]: readOnly };
 }
 
-/** The writer lock's file in the volume's root, beside distribution's `docker/` (which garbage-collect never walks outside of). */
+/** The writer lock's file in the volume's root, beside distribution's `docker/` (which garbage-collect never walks outside of); the push supervisor keeps its probe lock beside it, in `push-writers.lock.probe`. */
 export const WRITER_LOCK_FILE = "push-writers.lock";
 
 /** What a push refused during garbage collection is told, beside the 405 (an RFC 7234 warn-code 299). */

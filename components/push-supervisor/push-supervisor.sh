@@ -15,6 +15,8 @@
 # - on a volume, writer_lock: a file on the volume that each supervisor holds flock-shared while its
 #   writer runs and a collection needs exclusive (postponed while another writer holds it; a writer
 #   starting during another pod's collection waits, its push port answering read-only meanwhile);
+#   a second file beside it, the probe lock, lets a collection find another writer before it stops
+#   its own (see collect);
 # - on object storage (no shared filesystem), gc_holdoff_seconds: no collection until this
 #   container has run for the grace period of a pod it may have replaced (the Deployment rolls with
 #   Recreate, so a rollout never overlaps; this covers a deleted or evicted pod's replacement).
@@ -67,6 +69,15 @@ done <"$1"
 grep -q 'draintimeout:' "$write_config" || export REGISTRY_HTTP_DRAINTIMEOUT=60s
 # How often the schedule and the fill level are looked at; a minute holds several looks.
 tick=${PUSH_SUPERVISOR_TICK_SECONDS:-15}
+# How long a writer waits for the writer lock before it exits (kubelet restarts the container, and
+# the restart count shows it): the wait normally ends with another pod's collection, i.e. its
+# writer's drain (60 s) and one garbage-collect, which reads every manifest and lists every blob on
+# the volume; on a local volume even a large registry takes minutes, an hour is already extreme.
+# Twice that, and the wait is more likely a flock that cannot succeed here (busybox flock answers 1
+# for any failure: ENOLCK on an NFS volume looks like a held lock). A restart only waits again.
+lock_wait_limit=${PUSH_SUPERVISOR_LOCK_WAIT_SECONDS:-7200}
+# While waiting, a log line this often (seconds).
+lock_wait_log=300
 started_at=$(date +%s)
 
 pid=0
@@ -107,17 +118,62 @@ on_term() {
 trap on_term TERM INT
 trap 'collect_requested=1' USR1
 
-# The writer lock (fd 9, the file on the volume): held shared while this container's writer runs,
-# exclusive while it collects. The lock belongs to the open file, which every child inherits.
-# Waits (polling, so TERM is still handled) while another pod collects; the push port answers
-# read-only meanwhile, as it does during that collection.
+# The writer lock (fd 9, the file on the volume) and the probe lock (fd 8, the file beside it):
+# both held shared while this container's writer runs, exclusive while it collects. A lock belongs
+# to the open file, which every child inherits. Waits (polling, so TERM is still handled) while
+# another pod collects; the push port answers read-only meanwhile, as it does during that
+# collection. Exits after lock_wait_limit seconds.
 hold_shared() {
     [ "$writer_lock" != - ] || return 0
-    flock -s -n 9 && return 0
+    take_shared && return 0
     log "waiting: another pod collects garbage on $storage; pushes are refused until it is done"
     [ "$pid" -ne 0 ] || [ ! -f "$readonly_config" ] || serve "$readonly_config" || true
-    until flock -s -n 9; do sleep 1; done
+    wait_start=$(date +%s)
+    logged_at=$wait_start
+    until take_shared; do
+        sleep 1
+        now=$(date +%s)
+        if [ $((now - wait_start)) -ge "$lock_wait_limit" ]; then
+            log "gave up after $((now - wait_start)) s waiting for the writer lock $writer_lock: no collection takes that long, so flock probably fails on this volume (a filesystem without flock, e.g. NFS); exiting, kubelet restarts the container"
+            stop_registry
+            exit 1
+        fi
+        if [ $((now - logged_at)) -ge "$lock_wait_log" ]; then
+            logged_at=$now
+            log "still waiting for the writer lock $writer_lock after $((now - wait_start)) s: another pod still collects, or flock fails on this volume (a filesystem without flock, e.g. NFS); exiting after $lock_wait_limit s"
+        fi
+    done
     log "the other pod's garbage collection is over"
+}
+
+# Both locks shared, or neither: a writer lock held while this container waits for the probe lock
+# (another pod draining its writer for a collection) would only postpone that collection.
+take_shared() {
+    flock -s -n 9 || return 1
+    flock -s -n 8 && return 0
+    flock -u 9
+    return 1
+}
+
+# True when another writer holds the probe lock (or collects): this container's shared lock on it
+# traded for an exclusive one, with the writer still running and the writer lock still held shared,
+# so no pod can collect meanwhile. On success the probe lock stays exclusive until start_writer.
+# Only an optimisation that spares this writer a needless stop (a writer of an older version holds
+# no probe lock): the writer lock taken exclusive once the writer is stopped decides. /proc/locks
+# cannot tell instead: in a container's PID namespace it hides the locks of processes outside it
+# (another pod's) and of processes gone (the flock applet that took this container's own).
+other_writer() {
+    [ "$writer_lock" != - ] || return 1
+    # Linux drops the shared lock before it tries the exclusive one.
+    flock -x -n 8 && return 1
+    # Taken shared again; another probe holding it exclusive for a moment is let go, and the next
+    # probe takes it again anyway.
+    tries=0
+    until flock -s -n 8 || [ "$tries" -ge 5 ]; do
+        tries=$((tries + 1))
+        sleep 1
+    done
+    return 0
 }
 
 # Runs the writer, once this container may write.
@@ -137,11 +193,17 @@ collect() {
         log "garbage collection postponed: this container started $((now - started_at)) s ago, and a pod it replaced may still be writing for up to $gc_holdoff_seconds s"
         return 1
     fi
+    if other_writer; then
+        log "garbage collection postponed: another writer runs on $storage (a rollout's second pod); this writer was not stopped"
+        return 1
+    fi
     log "garbage collection: stopping the writer; pushes are refused until it is back"
     stop_registry
     serve "$readonly_config" || log "garbage collection: the read-only registry is not answering; collecting anyway (nothing writes)"
     # Only with the writer stopped: flock turns a shared lock exclusive by dropping it first.
     if [ "$writer_lock" != - ] && ! flock -x -n 9; then
+        # Linux drops the shared lock before it tries the exclusive one, so this container holds
+        # none now; start_writer's hold_shared takes it (and the probe lock) shared again.
         log "garbage collection postponed: another writer runs on $storage (a rollout's second pod); the writer takes pushes again"
         start_writer || log "the writer is not answering yet"
         return 1
@@ -190,12 +252,18 @@ watch_fill() {
 }
 
 if [ "$writer_lock" != - ]; then
-    # Tried in a subshell first: a failed redirection of exec ends the shell before any message.
-    (: >>"$writer_lock") 2>/dev/null || {
-        log "cannot open the writer lock $writer_lock"
+    # Without it, every lock attempt would fail like a held lock (127 from the shell): a wait that ends
+    # only at lock_wait_limit, saying another pod collects.
+    command -v flock >/dev/null || {
+        log "no flock in this image (PATH=$PATH): the writer lock $writer_lock needs it (busybox's flock applet or util-linux's)"
         exit 1
     }
-    exec 9>>"$writer_lock"
+    # Tried in a subshell first: a failed redirection of exec ends the shell before any message.
+    (: >>"$writer_lock" && : >>"$writer_lock.probe") 2>/dev/null || {
+        log "cannot open the writer lock $writer_lock (or $writer_lock.probe)"
+        exit 1
+    }
+    exec 9>>"$writer_lock" 8>>"$writer_lock.probe"
 fi
 start_writer || log "the registry is not answering yet"
 log "serving pushes (garbage collection: $gc_schedule, delete untagged: $gc_delete_untagged)"

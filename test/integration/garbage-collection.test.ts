@@ -9,11 +9,11 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { GC_REFUSAL_WARNING } from "../../components/registry";
+import { GC_REFUSAL_WARNING, WRITER_LOCK_FILE } from "../../components/registry";
 import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
 import { startPushSupervisor } from "./harness/push-supervisor";
-import { freePort, runCommand, waitFor } from "./harness/procs";
+import { freePort, runCommand, startProcess, waitFor } from "./harness/procs";
 import { basicAuth, type RegistryHandle } from "./harness/registry";
 import { skopeoCopy } from "./harness/skopeo";
 import { describeIntegration } from "./describe-integration";
@@ -289,12 +289,12 @@ describeIntegration("garbage collection in the hosted registry's push container,
      * A rollout's surge pod on the same node: its push container over the same volume (a directory
      * linked to this pod's), on 127.0.0.1 (in the certificate) and a port of its own.
      */
-    async function startSurgePush(name: string): Promise<RegistryHandle> {
+    async function startSurgePush(name: string, o: { without?: string[]; lockWaitSeconds?: number } = {}): Promise<RegistryHandle> {
         const root = path.join(cluster.work, name);
         fs.mkdirSync(path.join(root, "var", "lib"), { recursive: true });
         if (!fs.existsSync(path.join(root, "var", "lib", "registry"))) fs.symlinkSync(storage(), path.join(root, "var", "lib", "registry"));
         const deployment = cluster.cloud.one("kubernetes:apps/v1:Deployment", "hosted");
-        return startPushSupervisor({ cloud: cluster.cloud, deployment, root, listen: `127.0.0.1:${await freePort()}`, caFile: cluster.client.caFile });
+        return startPushSupervisor({ cloud: cluster.cloud, deployment, root, listen: `127.0.0.1:${await freePort()}`, caFile: cluster.client.caFile, ...o });
     }
 
     const pushStatus = (base: string) =>
@@ -303,7 +303,7 @@ describeIntegration("garbage collection in the hosted registry's push container,
             () => undefined,
         );
 
-    test("two writers on the volume (a rollout's surge pod): a collection asked for meanwhile is postponed, never run beside the other writer, and runs once it is gone", async () => {
+    test("two writers on the volume (a rollout's surge pod): a collection asked for meanwhile is postponed without stopping this writer, never run beside the other writer, and runs once it is gone", async () => {
         const surge = await startSurgePush("surge-pod");
         try {
             await waitFor(() => surge.proc.log().includes("serving pushes"), 20_000, "the surge pod's writer", { proc: surge.proc });
@@ -323,7 +323,11 @@ describeIntegration("garbage collection in the hosted registry's push container,
             expect(pushed.code, pushed.stderr).toBe(0);
             // Tried again every four looks while the surge writer lives: never collected beside it.
             await new Promise((r) => setTimeout(r, 6000));
-            expect(cluster.hostedPush.proc.log().slice(seen)).not.toContain("running registry garbage-collect");
+            const meanwhile = cluster.hostedPush.proc.log().slice(seen);
+            expect(meanwhile).not.toContain("running registry garbage-collect");
+            // Found before this writer was touched, at every try: its pushes never cut.
+            expect(meanwhile.split("this writer was not stopped").length - 1).toBeGreaterThanOrEqual(2);
+            expect(meanwhile).not.toContain("stopping the writer");
             expect((await pushStatus(pushBase()))?.status).toBe(202);
             await surge.stop();
             await waitFor(() => cluster.hostedPush.proc.log().slice(seen).includes("garbage collection: done"), 30_000, "the postponed collection");
@@ -353,6 +357,31 @@ describeIntegration("garbage collection in the hosted registry's push container,
             expect((await pushStatus(surge.url))?.status).toBe(202);
         } finally {
             await surge.stop();
+        }
+    });
+
+    test("a push image without flock exits at start (status 1) saying so, instead of waiting for a lock it cannot take", async () => {
+        await expect(startSurgePush("no-flock-pod", { without: ["flock"] })).rejects.toThrow(/exited \(code 1\)[\s\S]*push-supervisor: no flock in this image/);
+    });
+
+    test("a writer that never gets the writer lock says it waits, and exits 1 after the bound for kubelet to restart it", async () => {
+        await cluster.hostedPush.stop();
+        // Held exclusively by one process (no child keeps it once it is stopped), as a collection holds it.
+        const held = `exec 9>>"$1" && flock -x 9 && printf 'he%sd\n' ld && exec sleep 120`;
+        const holder = startProcess("sh", ["-c", held, "sh", path.join(storage(), WRITER_LOCK_FILE)], { logFile: path.join(cluster.work, "lock-holder.log") });
+        try {
+            await waitFor(() => holder.log().includes("held"), 10_000, "the lock held", { proc: holder });
+            const stuck = await startSurgePush("stuck-pod", { lockWaitSeconds: 5 });
+            try {
+                expect(await stuck.proc.exited).toBe(1);
+                expect(stuck.proc.log()).toContain("waiting: another pod collects garbage");
+                expect(stuck.proc.log()).toMatch(/gave up after \d+ s waiting for the writer lock \S+push-writers\.lock/);
+            } finally {
+                await stuck.stop();
+            }
+        } finally {
+            await holder.stop();
+            await cluster.startHosted();
         }
     });
 

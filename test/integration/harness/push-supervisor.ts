@@ -35,6 +35,10 @@ export interface PushSupervisorOptions {
     wrap?: (argv: string[]) => string[];
     /** Settings-file values replaced (e.g. a shorter `gc_holdoff_seconds`), by key. */
     settings?: Record<string, string>;
+    /** Tools left off the container's PATH (e.g. `flock`, as in an image without it). */
+    without?: string[];
+    /** How long a writer waits for the writer lock before it exits; the script's default is 7200. */
+    lockWaitSeconds?: number;
 }
 
 /** Starts the push container's supervisor; resolves once the push port answers over TLS. */
@@ -45,7 +49,7 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
     const [ip, port] = o.listen.split(":");
     const work = path.join(o.root, `push-${port}`);
     fs.mkdirSync(work, { recursive: true });
-    const bin = binDir(path.join(work, "bin"), o.clock);
+    const bin = binDir(path.join(work, "bin"), o.clock, o.without ?? []);
 
     // The settings' paths rebased; the configs they name rebased into files of their own.
     let debugAddr = "";
@@ -83,6 +87,7 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
             REGISTRY_HTTP_ADDR: o.listen,
             REGISTRY_HTTP_DEBUG_ADDR: debugAddr,
             PUSH_SUPERVISOR_TICK_SECONDS: String(o.tickSeconds ?? 1),
+            ...(o.lockWaitSeconds === undefined ? {} : { PUSH_SUPERVISOR_LOCK_WAIT_SECONDS: String(o.lockWaitSeconds) }),
         },
         cwd: work,
         logFile: path.join(work, "push.log"),
@@ -101,11 +106,11 @@ export async function startPushSupervisor(o: PushSupervisorOptions): Promise<Reg
  * busybox applets and `registry`; the registry is started under setpriv's parent-death signal, so a
  * supervisor killed by a failing test leaves no registry behind. `clock` replaces `date -u +%H:%M`.
  */
-function binDir(bin: string, clock?: string): string {
+function binDir(bin: string, clock: string | undefined, without: string[]): string {
     fs.rmSync(bin, { recursive: true, force: true });
     fs.mkdirSync(bin, { recursive: true });
     for (const applet of APPLETS) fs.symlinkSync("/bin/busybox", path.join(bin, applet));
-    for (const tool of UTIL_LINUX) {
+    for (const tool of UTIL_LINUX.filter((t) => !without.includes(t))) {
         const found = which(tool, "/usr/bin:/bin");
         if (!found) throw new Error(`${tool} (util-linux) is not installed: the push supervisor needs it`);
         fs.symlinkSync(found, path.join(bin, tool));
