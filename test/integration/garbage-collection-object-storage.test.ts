@@ -4,13 +4,14 @@
  * script, busybox sh), over one bucket of versitygw; distribution's own `registry garbage-collect`
  * sweeps the bucket while the read replicas serve pulls.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { request, uploadBlob } from "./harness/blobs";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
+import { pullsDuring, pullVerified } from "./harness/pull-loop";
 import { runCommand, waitFor } from "./harness/procs";
 import { basicAuth, RegistryHandle } from "./harness/registry";
 import { describeWithObjectStore } from "./describe-integration";
@@ -129,30 +130,10 @@ describeWithObjectStore("garbage collection on object storage, with the real reg
         expect(await blobStatus(cached.url, "gc/app", swept, "GET")).toBe(200);
         for (const d of oldLayers) expect(fs.existsSync(blobObject(d)), d).toBe(true);
 
-        const results: Array<{ ok: boolean; at: number; error?: string }> = [];
-        let running = true;
-        const loop = (async () => {
-            while (running) {
-                try {
-                    await pullOverHttps("gc/app", "current");
-                    results.push({ ok: true, at: Date.now() });
-                } catch (e) {
-                    results.push({ ok: false, at: Date.now(), error: e instanceof Error ? e.message : String(e) });
-                }
-            }
-        })();
-        await new Promise((r) => setTimeout(r, 500));
-        const started = Date.now();
-        await collect();
-        const ended = Date.now();
-        await new Promise((r) => setTimeout(r, 500));
-        running = false;
-        await loop;
-        expect(results.filter((r) => !r.ok)).toEqual([]);
-        expect(results.filter((r) => r.at > started && r.at < ended).length).toBeGreaterThan(0);
-        console.info(
-            `pulls through the read replicas: ${results.length}, ${results.filter((r) => r.at > started && r.at < ended).length} during the ${ended - started} ms collection`,
-        );
+        const pulls = await pullsDuring(() => pullOverHttps("gc/app", "current"), collect);
+        expect(pulls.failed).toEqual([]);
+        expect(pulls.within).toBeGreaterThan(0);
+        console.info(`pulls through the read replicas: ${pulls.total}, ${pulls.within} during the ${pulls.windowMs} ms collection`);
 
         for (const d of oldLayers) expect(fs.existsSync(blobObject(d)), d).toBe(false);
         for (const l of versions[2].layers) expect(fs.existsSync(blobObject(l.digest)), l.digest).toBe(true);
@@ -170,18 +151,12 @@ describeWithObjectStore("garbage collection on object storage, with the real reg
         await cached.stop();
     }, 240_000);
 
-    /** One pull as a node makes it: the manifest by tag, then every blob, each checked against its digest. */
-    async function pullOverHttps(repo: string, tag: string): Promise<void> {
+    /** One pull as a node makes it, through the Service (the read replicas). */
+    function pullOverHttps(repo: string, tag: string): Promise<void> {
         const base = `https://${HOSTED_IP}:${cluster.port}`;
-        const headers = { Authorization: pullAuth(), Accept: "application/vnd.oci.image.manifest.v1+json" };
-        const manifest = await request(`${base}/v2/${repo}/manifests/${tag}`, { caFile: cluster.client.caFile, headers });
-        if (manifest.status !== 200) throw new Error(`manifest: ${manifest.status}`);
-        const m = JSON.parse(manifest.body.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
-        for (const d of [m.config.digest, ...m.layers.map((l) => l.digest)]) {
-            const blob = await request(`${base}/v2/${repo}/blobs/${d}`, { caFile: cluster.client.caFile, headers: { Authorization: pullAuth() } });
-            if (blob.status !== 200) throw new Error(`blob ${d}: ${blob.status}`);
-            if (`sha256:${createHash("sha256").update(blob.body).digest("hex")}` !== d) throw new Error(`blob ${d}: wrong bytes`);
-        }
+        const get = (p: string, accept?: string) =>
+            request(`${base}${p}`, { caFile: cluster.client.caFile, headers: { Authorization: pullAuth(), ...(accept ? { Accept: accept } : {}) } });
+        return pullVerified(get, repo, tag);
     }
 
     test("a push racing a collection on the bucket either completes with every blob intact or is refused and leaves no tag", async () => {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { GC_REFUSAL_WARNING, WRITER_LOCK_FILE } from "../../components/registry";
 import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
+import { pullsDuring, pullVerified } from "./harness/pull-loop";
 import { startPushSupervisor } from "./harness/push-supervisor";
 import { freePort, runCommand, startProcess, waitFor } from "./harness/procs";
 import { basicAuth, type RegistryHandle } from "./harness/registry";
@@ -166,39 +167,14 @@ describeIntegration("garbage collection in the hosted registry's push container,
     test("pulls in a loop through the pull port during a collection: none fails", async () => {
         // Many orphans make the sweep, and so the window, long enough to pull through.
         writeOrphanBlobs(3000);
-        const results: Array<{ ok: boolean; at: number; error?: string }> = [];
-        let running = true;
-        const loop = (async () => {
-            while (running) {
-                try {
-                    await pullOverHttps("gc/app", "current");
-                    results.push({ ok: true, at: Date.now() });
-                } catch (e) {
-                    results.push({ ok: false, at: Date.now(), error: e instanceof Error ? e.message : String(e) });
-                }
-            }
-        })();
-        await new Promise((r) => setTimeout(r, 500));
-        const started = Date.now();
-        await collect();
-        const ended = Date.now();
-        await new Promise((r) => setTimeout(r, 500));
-        running = false;
-        await loop;
-        expect(results.filter((r) => !r.ok)).toEqual([]);
-        expect(results.filter((r) => r.at > started && r.at < ended).length).toBeGreaterThan(3);
+        const pulls = await pullsDuring(() => pullOverHttps("gc/app", "current"), collect);
+        expect(pulls.failed).toEqual([]);
+        expect(pulls.within).toBeGreaterThan(3);
     });
 
-    /** One pull as a node makes it: the manifest by tag, then every blob, each checked against its digest. */
-    async function pullOverHttps(repo: string, tag: string): Promise<void> {
-        const manifest = await request(`${pullBase()}/v2/${repo}/manifests/${tag}`, { auth: pullAuth(), accept: "application/vnd.oci.image.manifest.v1+json" });
-        if (manifest.status !== 200) throw new Error(`manifest: ${manifest.status}`);
-        const m = JSON.parse(manifest.body.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
-        for (const d of [m.config.digest, ...m.layers.map((l) => l.digest)]) {
-            const blob = await request(`${pullBase()}/v2/${repo}/blobs/${d}`, { auth: pullAuth() });
-            if (blob.status !== 200) throw new Error(`blob ${d}: ${blob.status}`);
-            if (`sha256:${createHash("sha256").update(blob.body).digest("hex")}` !== d) throw new Error(`blob ${d}: wrong bytes`);
-        }
+    /** One pull as a node makes it, on the pull port. */
+    function pullOverHttps(repo: string, tag: string): Promise<void> {
+        return pullVerified((p, accept) => request(`${pullBase()}${p}`, { auth: pullAuth(), ...(accept ? { accept } : {}) }), repo, tag);
     }
 
     test("a push during the window is refused with 405 and a Warning saying why; afterwards the push port takes pushes again", async () => {
