@@ -252,12 +252,17 @@ describeIntegration("a tenant filling a cache", () => {
         expect(upstreamBlobGets(cluster.upstream!.registry, "library/unrelated")).toBeGreaterThanOrEqual(2);
     }, 600_000);
 
-    test("a tenant filling a cache never cuts a blob mid-stream: one being served from the cache when its data is deleted, and one still being fetched from the upstream meanwhile, both arrive whole", async () => {
+    /** The node identity's Basic header for the cache, from the credentials nodes get (k3sRegistriesYaml). */
+    function nodeAuthorization(): string {
         const configs = (
             YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
         ).configs;
         const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
-        const authorization = `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+        return `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+    }
+
+    test("a tenant filling a cache never cuts a blob mid-stream: one being served from the cache when its data is deleted, and one still being fetched from the upstream meanwhile, both arrive whole", async () => {
+        const authorization = nodeAuthorization();
         const ca = fs.readFileSync(cluster.client.caFile);
         const blobUrl = (repo: string, image: BuiltOciImage) => `https://${CACHE_IP}:${cluster.port}/v2/library/${repo}/blobs/${image.layers[0].digest}`;
         // Cached first (a whole download), then open again, as a node pulls it.
@@ -295,11 +300,7 @@ describeIntegration("a tenant filling a cache", () => {
     // Eviction deletes a blob's data and leaves its repository links: the registry fetches such a blob
     // again; so it does when the link goes by other means (a person, a full disk).
     test("a cache whose blob data or repository link is gone fetches that blob again from the upstream and serves it whole", async () => {
-        const configs = (
-            YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
-        ).configs;
-        const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
-        const authorization = `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+        const authorization = nodeAuthorization();
         const ca = fs.readFileSync(cluster.client.caFile);
         const digest = warm.layers[0].digest;
         const hex = digest.split(":")[1];
@@ -326,11 +327,7 @@ describeIntegration("a tenant filling a cache", () => {
     }, 120_000);
 
     test("a cache whose manifest data is evicted serves that manifest again, by tag and by digest, fetched from the upstream", async () => {
-        const configs = (
-            YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
-        ).configs;
-        const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
-        const authorization = `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+        const authorization = nodeAuthorization();
         const ca = fs.readFileSync(cluster.client.caFile);
         const accept = { Accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json" };
         const get = async (reference: string) => {
@@ -363,11 +360,7 @@ describeIntegration("a tenant filling a cache", () => {
     // of 5403 GETs by 4 clients while its data was deleted every 20 ms, a 500 or an empty body): the
     // registry stats the file, then opens it. So what is read is not what the loop deletes.
     test("a blob being read all the time is not what a full cache deletes while it holds others: clients reading it through evictions all get it whole, and the upstream sends it once", async () => {
-        const configs = (
-            YAML.parse(cluster.dep.outputs.k3sRegistriesYaml as string) as { configs: Record<string, { auth: { username: string; password: string } }> }
-        ).configs;
-        const node = configs[`${CACHE_IP}:${cluster.port}`].auth;
-        const authorization = `Basic ${Buffer.from(`${node.username}:${node.password}`).toString("base64")}`;
+        const authorization = nodeAuthorization();
         const ca = fs.readFileSync(cluster.client.caFile);
         // What earlier tests left goes first (as an operator might delete it), so that the cache holds
         // only the hot blob and the tenant's, which take it past its limit (39 MiB) but not its hard mark.

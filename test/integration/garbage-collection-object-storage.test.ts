@@ -12,7 +12,8 @@ import { renderDockerConfigJson } from "../../components/render/docker-config";
 import { request, uploadBlob } from "./harness/blobs";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
 import { pullsDuring, pullVerified } from "./harness/pull-loop";
-import { runCommand, waitFor } from "./harness/procs";
+import { waitFor } from "./harness/procs";
+import { skopeoPull } from "./harness/skopeo";
 import { basicAuth, RegistryHandle } from "./harness/registry";
 import { describeWithObjectStore } from "./describe-integration";
 import { PULL_IPS, PUSH_IPS, ReplicatedHosted } from "./replicated";
@@ -69,23 +70,14 @@ describeWithObjectStore("garbage collection on object storage, with the real reg
         await waitFor(() => collections() > before, 90_000, "garbage collection done", { proc: writer.proc });
     }
 
-    /** Pulls every blob through the pull Service with skopeo (which checks every digest); resolves with the manifest digest. */
-    async function pull(ref: string): Promise<{ code: number | null; stderr: string; digest?: string }> {
-        const dest = path.join(cluster.work, `pulled-${randomBytes(4).toString("hex")}`);
-        const r = await runCommand("skopeo", [
-            "--insecure-policy",
-            "copy",
-            "--src-authfile",
-            pullAuthfile,
-            "--src-cert-dir",
-            cluster.client.certDir,
-            `docker://${HOSTED_IP}:${cluster.port}/${ref}`,
-            `oci:${dest}:x`,
-        ]);
-        if (r.code !== 0) return r;
-        const index = JSON.parse(fs.readFileSync(path.join(dest, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
-        fs.rmSync(dest, { recursive: true, force: true });
-        return { ...r, digest: index.manifests[0].digest };
+    /** Pulls every blob through the pull Service with skopeo (which checks every digest); resolves with the manifest digest pulled. */
+    function pull(ref: string): Promise<{ code: number | null; stderr: string; digest?: string }> {
+        return skopeoPull({
+            authfile: pullAuthfile,
+            certDir: cluster.client.certDir,
+            image: `docker://${HOSTED_IP}:${cluster.port}/${ref}`,
+            work: cluster.work,
+        });
     }
 
     const blobStatus = async (base: string, repo: string, digest: string, method = "HEAD") =>

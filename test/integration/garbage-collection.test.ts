@@ -16,7 +16,7 @@ import { pullsDuring, pullVerified } from "./harness/pull-loop";
 import { startPushSupervisor } from "./harness/push-supervisor";
 import { freePort, runCommand, startProcess, waitFor } from "./harness/procs";
 import { basicAuth, type RegistryHandle } from "./harness/registry";
-import { skopeoCopy } from "./harness/skopeo";
+import { skopeoCopy, skopeoPull } from "./harness/skopeo";
 import { describeIntegration } from "./describe-integration";
 import { HOSTED_IP, LoopbackCluster } from "./support";
 
@@ -93,22 +93,13 @@ describeIntegration("garbage collection in the hosted registry's push container,
         skopeoCopy({ src: image.ref, dest: `docker://${HOSTED_IP}:${cluster.pushPort}/${repoTag}`, authfile: pushAuthfile, certDir: cluster.client.certDir });
 
     /** Pulls every blob through the pull port with skopeo (which checks every digest); resolves with the manifest digest pulled. */
-    async function pull(ref: string): Promise<{ code: number | null; stderr: string; digest?: string }> {
-        const dest = path.join(cluster.work, `pulled-${randomBytes(4).toString("hex")}`);
-        const r = await runCommand("skopeo", [
-            "--insecure-policy",
-            "copy",
-            "--src-authfile",
-            pullAuthfile,
-            "--src-cert-dir",
-            cluster.client.certDir,
-            `docker://${HOSTED_IP}:${cluster.port}/${ref}`,
-            `oci:${dest}:x`,
-        ]);
-        if (r.code !== 0) return r;
-        const index = JSON.parse(fs.readFileSync(path.join(dest, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
-        fs.rmSync(dest, { recursive: true, force: true });
-        return { ...r, digest: index.manifests[0].digest };
+    function pull(ref: string): Promise<{ code: number | null; stderr: string; digest?: string }> {
+        return skopeoPull({
+            authfile: pullAuthfile,
+            certDir: cluster.client.certDir,
+            image: `docker://${HOSTED_IP}:${cluster.port}/${ref}`,
+            work: cluster.work,
+        });
     }
 
     /** Blobs an aborted push leaves behind: in the volume, referenced by no manifest. */

@@ -37,3 +37,19 @@ export async function skopeoInspect(o: SkopeoAuth & { image: string }): Promise<
     const r = await runSkopeo([...args, o.image]);
     return r.code === 0 ? { ...r, json: JSON.parse(r.stdout) as unknown } : r;
 }
+
+/** `skopeo copy docker://IMAGE oci:...` into a scratch layout under `work` (skopeo checks every digest), then gone; with the manifest digest pulled when it succeeds. */
+export async function skopeoPull(o: SkopeoAuth & { image: string; work: string }): Promise<CommandResult & { digest?: string }> {
+    const dest = fs.mkdtempSync(path.join(o.work, "pulled-"));
+    try {
+        const args = ["copy"];
+        if (o.authfile !== undefined) args.push("--src-authfile", o.authfile);
+        if (o.certDir !== undefined) args.push("--src-cert-dir", o.certDir);
+        const r = await runSkopeo([...args, o.image, `oci:${dest}:x`]);
+        if (r.code !== 0) return r;
+        const index = JSON.parse(fs.readFileSync(path.join(dest, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+        return { ...r, digest: index.manifests[0].digest };
+    } finally {
+        fs.rmSync(dest, { recursive: true, force: true });
+    }
+}
