@@ -108,20 +108,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         const nodeConfig = this.nodeAgent(name, s, ca, nodeRegistries);
         if (s.localRegistryHosting) this.discovery(name, s, hosted);
 
-        const mirrors: pulumi.Output<MirrorEntry[]> = pulumi.all(
-            nodeRegistries.map((r) =>
-                pulumi
-                    .all([r.host, r.overridePath ? hosted.endpoint : r.endpoint, nodeAuth, pulumi.all(r.fallbacks ?? [])])
-                    .apply(([host, endpoint, auth, fallbacks]) => ({
-                        host,
-                        endpoint,
-                        auth,
-                        fallbacks,
-                        // A preloaded upstream without a cache: the hosted registry under the upstream's prefix.
-                        ...(r.overridePath ? { preloadedPrefix: preloadPrefix(host) } : {}),
-                    })),
-            ),
-        );
+        const mirrors = mirrorsOf(nodeRegistries, hosted, nodeAuth);
         const kindCacheMount = s.cacheHostPath ? { hostDir: KIND_CACHE_HOST_DIR, nodeDir: s.cacheHostPath } : undefined;
         this.kindClusterConfig = pulumi.output(renderKindClusterConfig(s.certsDir, kindCacheMount));
         // Both carry the node identity: secret.
@@ -146,13 +133,7 @@ export class ClusterRegistry extends pulumi.ComponentResource {
         this.pullSecretName = pulumi.output(pullSecret.secretName);
         this.certsDir = pulumi.output(nodeConfig.certsDir);
         this.caches = pulumi.all(caches.map((c) => c.registry.endpoint.apply((e) => [c.host, e] as const))).apply((pairs) => Object.fromEntries(pairs));
-        const registries: Array<[string, Registry]> = [
-            [s.serviceName, hosted],
-            ...caches.flatMap((c) => [c.registry, ...c.others].map((r, i): [string, Registry] => [c.serviceNames[i], r])),
-        ];
-        this.certificateExpiry = pulumi
-            .all([ca.expiresAt, ...registries.map(([, r]) => r.certExpiresAt)])
-            .apply(([caExpiry, ...ends]): Record<string, string> => ({ ca: caExpiry, ...Object.fromEntries(registries.map(([svc], i) => [svc, ends[i]])) }));
+        this.certificateExpiry = certificateExpiryOf(ca, [[s.serviceName, hosted], ...caches.flatMap(serviceRegistries)]);
         this.registerOutputs({
             host: this.host,
             pushEndpoint: this.pushEndpoint,
@@ -440,6 +421,35 @@ export function keptNamespace(
         { metadata: { name: namespace, labels, annotations: { [FIELD_MANAGER_ANNOTATION]: fieldManager } } },
         { ...opts, retainOnDelete: true, aliases: [{ type: "kubernetes:core/v1:Namespace" }] },
     );
+}
+
+/** What nodes are told for each registry (k3s, Bottlerocket): a preloaded upstream without a cache is the hosted registry under the upstream's prefix. */
+function mirrorsOf(nodeRegistries: NodeRegistry[], hosted: Registry, nodeAuth: pulumi.Output<MirrorEntry["auth"]> | undefined): pulumi.Output<MirrorEntry[]> {
+    return pulumi.all(
+        nodeRegistries.map((r) =>
+            pulumi
+                .all([r.host, r.overridePath ? hosted.endpoint : r.endpoint, nodeAuth, pulumi.all(r.fallbacks ?? [])])
+                .apply(([host, endpoint, auth, fallbacks]) => ({
+                    host,
+                    endpoint,
+                    auth,
+                    fallbacks,
+                    ...(r.overridePath ? { preloadedPrefix: preloadPrefix(host) } : {}),
+                })),
+        ),
+    );
+}
+
+/** A cache's replicas by Service name, the first replica's first. */
+function serviceRegistries(c: BuiltCache): Array<[string, Registry]> {
+    return [c.registry, ...c.others].map((r, i) => [c.serviceNames[i], r]);
+}
+
+/** When each certificate expires: `ca`, then each registry's server certificate by its Service name. */
+function certificateExpiryOf(ca: CertificateAuthority, registries: Array<[string, Registry]>): pulumi.Output<Record<string, string>> {
+    return pulumi
+        .all([ca.expiresAt, ...registries.map(([, r]) => r.certExpiresAt)])
+        .apply(([caExpiry, ...ends]): Record<string, string> => ({ ca: caExpiry, ...Object.fromEntries(registries.map(([svc], i) => [svc, ends[i]])) }));
 }
 
 /** The hosted registry and each cache as nodes see them. */

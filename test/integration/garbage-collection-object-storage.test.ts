@@ -13,6 +13,7 @@ import { request, uploadBlob } from "./harness/blobs";
 import { buildOciImage, BuiltOciImage } from "./harness/oci";
 import { pullsDuring, pullVerified } from "./harness/pull-loop";
 import { waitFor } from "./harness/procs";
+import { expectPushesRacingCollections } from "./gc-race";
 import { skopeoPull } from "./harness/skopeo";
 import { basicAuth, RegistryHandle } from "./harness/registry";
 import { describeWithObjectStore } from "./describe-integration";
@@ -152,27 +153,15 @@ describeWithObjectStore("garbage collection on object storage, with the real reg
     }
 
     test("a push racing a collection on the bucket either completes with every blob intact or is refused and leaves no tag", async () => {
-        const outcomes: string[] = [];
-        for (const [i, delayMs] of [0, 400, 1200].entries()) {
-            const image = await buildOciImage(path.join(cluster.work, `oci-race-${i}`), { tag: `race-${i}`, layers: [{ randomBytes: 3 << 20 }] });
-            const before = collections();
-            const pushing = cluster.push(image, `gc/race:${i}`);
-            await new Promise((r) => setTimeout(r, delayMs));
-            process.kill(writer.proc.pid, "SIGUSR1");
-            const pushed = await pushing;
-            await waitFor(() => collections() > before, 90_000, "garbage collection done", { proc: writer.proc });
-            const pulled = await pull(`gc/race:${i}`);
-            if (pushed.code === 0) {
-                expect(pulled.code, pulled.stderr).toBe(0);
-                expect(pulled.digest).toBe(image.manifestDigest);
-                outcomes.push("completed");
-            } else {
-                expect(pushed.stderr).toMatch(/405|Method Not Allowed|connection refused|EOF|reset/i);
-                expect(pulled.code).not.toBe(0);
-                expect(pulled.stderr).toMatch(/manifest unknown|not found/i);
-                outcomes.push(`refused (${pushed.stderr.trim().split("\n").pop()?.slice(0, 200)})`);
-            }
-        }
+        const outcomes = await expectPushesRacingCollections({
+            work: cluster.work,
+            push: (image, repoTag) => cluster.push(image, repoTag),
+            pull,
+            collect: () => process.kill(writer.proc.pid, "SIGUSR1"),
+            collections,
+            timeoutMs: 90_000,
+            proc: writer.proc,
+        });
         console.info(`pushes racing a collection on the bucket: ${outcomes.join(", ")}`);
     }, 120_000);
 

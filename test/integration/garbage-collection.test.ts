@@ -18,6 +18,7 @@ import { freePort, runCommand, startProcess, waitFor } from "./harness/procs";
 import { basicAuth, type RegistryHandle } from "./harness/registry";
 import { skopeoCopy, skopeoPull } from "./harness/skopeo";
 import { describeIntegration } from "./describe-integration";
+import { expectPushesRacingCollections } from "./gc-race";
 import { HOSTED_IP, LoopbackCluster } from "./support";
 
 /** What the push container's clock says: the schedule test sets gcSchedule to it. */
@@ -227,28 +228,14 @@ describeIntegration("garbage collection in the hosted registry's push container,
     }
 
     test("a push racing a collection either completes with every blob intact or is refused and leaves no tag", async () => {
-        const outcomes: string[] = [];
-        for (const [i, delayMs] of [0, 400, 1200].entries()) {
-            const image = await buildOciImage(path.join(cluster.work, `oci-race-${i}`), { tag: `race-${i}`, layers: [{ randomBytes: 3 << 20 }] });
-            const before = collections();
-            const pushing = push(image, `gc/race:${i}`);
-            await new Promise((r) => setTimeout(r, delayMs));
-            process.kill(cluster.hostedPush.proc.pid, "SIGUSR1");
-            const pushed = await pushing;
-            await waitFor(() => collections() > before, 60_000, "garbage collection done");
-            const pulled = await pull(`gc/race:${i}`);
-            if (pushed.code === 0) {
-                // Completed: the tag and every blob it names survived the sweep.
-                expect(pulled.code, pulled.stderr).toBe(0);
-                expect(pulled.digest).toBe(image.manifestDigest);
-                outcomes.push("completed");
-            } else {
-                expect(pushed.stderr).toMatch(/405|Method Not Allowed|connection refused|EOF|reset/i);
-                expect(pulled.code).not.toBe(0);
-                expect(pulled.stderr).toMatch(/manifest unknown|not found/i);
-                outcomes.push(`refused (${pushed.stderr.trim().split("\n").pop()?.slice(0, 200)})`);
-            }
-        }
+        const outcomes = await expectPushesRacingCollections({
+            work: cluster.work,
+            push,
+            pull,
+            collect: () => process.kill(cluster.hostedPush.proc.pid, "SIGUSR1"),
+            collections,
+            timeoutMs: 60_000,
+        });
         console.info(`pushes racing a collection: ${outcomes.join(", ")}`);
     });
 
